@@ -1,0 +1,17 @@
+"""One exception hierarchy: every error a user can meet names the bad value and the fix."""
+
+
+class CgddiError(Exception):
+    """Base of every toolkit error; the CLI prints its message and exits 2."""
+
+
+class ConfigError(CgddiError):
+    """Bad configuration: raised before any data or GPU work starts."""
+
+
+class SourceError(CgddiError):
+    """A source folder cannot be read at all (bad rows become rejections instead)."""
+
+
+class BuildError(CgddiError):
+    """A build step failed as a whole (e.g. the output does not load back)."""

@@ -1,0 +1,230 @@
+"""The one record schema every stage reads and writes: typed lineage columns, defined once."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+TOOLKIT_VERSION = "0.1.0"
+
+KINDS = ("real", "healthy", "lesion_mapped", "semantic")
+SKIN_TONES = ("light", "medium", "dark")
+MALIGNANCY = ("benign", "malignant")
+SPLITS = ("train", "validation", "test")
+
+# DDI skin_tone groups (Fitzpatrick I-II, III-IV, V-VI) -> tone names.
+DDI_TONE_TO_NAME = {12: "light", 34: "medium", 56: "dark"}
+TONE_NAME_TO_DDI = {v: k for k, v in DDI_TONE_TO_NAME.items()}
+
+# sDDI label-map values; every mask in the toolkit is converted to this form.
+LABEL_BACKGROUND, LABEL_LESION, LABEL_MARKER, LABEL_RULER, LABEL_SKIN = 0, 1, 2, 3, 4
+LABEL_VALUES = (0, 1, 2, 3, 4)
+
+HEALTHY_DISEASE = "healthy"
+
+# Column order of the published table (and of `Record.to_row`).
+COLUMNS = (
+    "sample_id", "image", "kind", "split", "skin_tone", "fitzpatrick", "malignant",
+    "disease", "disease_raw", "source_ids", "base_id", "donor_id", "prompt", "seed",
+    "generator", "params", "toolkit_version",
+)
+
+
+def fitzpatrick_to_tone(fitzpatrick: int) -> str:
+    """Fitzpatrick type 1-6 -> DDI tone group name (1-2 light, 3-4 medium, 5-6 dark)."""
+    if fitzpatrick not in (1, 2, 3, 4, 5, 6):
+        raise ValueError(f"fitzpatrick must be 1-6, got {fitzpatrick!r}")
+    return SKIN_TONES[(fitzpatrick - 1) // 2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+    """What produced a synthetic image: backend, model id, pinned revision, adapter files."""
+
+    backend: str
+    model_id: str | None = None
+    revision: str | None = None
+    adapters: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "model_id": self.model_id,
+                "revision": self.revision, "adapters": list(self.adapters)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "Generator | None":
+        if d is None:
+            return None
+        return cls(d["backend"], d.get("model_id"), d.get("revision"), tuple(d.get("adapters") or ()))
+
+
+@dataclasses.dataclass
+class Record:
+    """One image and its lineage. `image_path` points at PNG bytes inside a stage store."""
+
+    sample_id: str
+    kind: str
+    skin_tone: str
+    malignant: bool
+    disease: str
+    source_ids: list[str]
+    image_path: str | None = None
+    split: str | None = None
+    fitzpatrick: int | None = None
+    disease_raw: str | None = None
+    base_id: str | None = None
+    donor_id: str | None = None
+    prompt: str | None = None
+    seed: int | None = None
+    generator: Generator | None = None
+    params: dict[str, Any] | None = None
+    toolkit_version: str = TOOLKIT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind={self.kind!r} is not one of {KINDS}")
+        if self.skin_tone not in SKIN_TONES:
+            raise ValueError(f"skin_tone={self.skin_tone!r} is not one of {SKIN_TONES}")
+        if self.split is not None and self.split not in SPLITS:
+            raise ValueError(f"split={self.split!r} is not one of {SPLITS}")
+        if not self.source_ids:
+            raise ValueError(f"{self.sample_id}: source_ids is empty; every image derives from a real one")
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["generator"] = self.generator.to_dict() if self.generator else None
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Record":
+        d = dict(d)
+        d["generator"] = Generator.from_dict(d.get("generator"))
+        d["source_ids"] = list(d["source_ids"])
+        return cls(**d)
+
+    def to_row(self, image_bytes: bytes) -> dict[str, Any]:
+        """The published row: ClassLabels as ints, params as canonical JSON, image as bytes."""
+        return {
+            "sample_id": self.sample_id,
+            "image": {"bytes": image_bytes, "path": f"{self.sample_id}.png"},
+            "kind": KINDS.index(self.kind),
+            "split": self.split,
+            "skin_tone": SKIN_TONES.index(self.skin_tone),
+            "fitzpatrick": self.fitzpatrick,
+            "malignant": int(bool(self.malignant)),
+            "disease": self.disease,
+            "disease_raw": self.disease_raw,
+            "source_ids": list(self.source_ids),
+            "base_id": self.base_id,
+            "donor_id": self.donor_id,
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "generator": self.generator.to_dict() if self.generator else None,
+            "params": canonical_json(self.params) if self.params is not None else None,
+            "toolkit_version": self.toolkit_version,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    """An input that did not make it, with a snake_case reason and a human-readable detail."""
+
+    stage: str
+    item_id: str
+    reason: str
+    detail: str
+    path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def make_sample_id(kind: str, content_digest: str, lineage: dict[str, Any]) -> str:
+    """Stable id from content and lineage: `<kind>-<16 hex>`; same inputs, same id, any machine."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not one of {KINDS}")
+    h = hashlib.blake2b(digest_size=8)
+    h.update(kind.encode())
+    h.update(content_digest.encode())
+    h.update(canonical_json(lineage).encode())
+    return f"{kind}-{h.hexdigest()}"
+
+
+def sample_seed(sample_id: str, base_seed: int = 0) -> int:
+    """Per-sample seed derived from its id (house style: no shared RNG streams)."""
+    h = hashlib.blake2b(f"{base_seed}:{sample_id}".encode(), digest_size=4)
+    return int.from_bytes(h.digest(), "little") & 0x7FFFFFFF
+
+
+def arrow_schema():
+    """The pyarrow schema of published shards, with the `huggingface` features metadata."""
+    import pyarrow as pa
+
+    generator = pa.struct([("backend", pa.string()), ("model_id", pa.string()),
+                           ("revision", pa.string()), ("adapters", pa.list_(pa.string()))])
+    fields = [
+        ("sample_id", pa.string()),
+        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+        ("kind", pa.int64()),
+        ("split", pa.string()),
+        ("skin_tone", pa.int64()),
+        ("fitzpatrick", pa.int8()),
+        ("malignant", pa.int64()),
+        ("disease", pa.string()),
+        ("disease_raw", pa.string()),
+        ("source_ids", pa.list_(pa.string())),
+        ("base_id", pa.string()),
+        ("donor_id", pa.string()),
+        ("prompt", pa.string()),
+        ("seed", pa.int64()),
+        ("generator", generator),
+        ("params", pa.string()),
+        ("toolkit_version", pa.string()),
+    ]
+    meta = {b"huggingface": json.dumps({"info": {"features": features_dict()}}).encode()}
+    return pa.schema(fields, metadata=meta)
+
+
+def features_dict() -> dict[str, Any]:
+    """`datasets.Features` in its serialized form (what goes into Parquet metadata and the card)."""
+    def v(dtype: str) -> dict[str, Any]:
+        return {"dtype": dtype, "_type": "Value"}
+
+    def cl(names: tuple[str, ...]) -> dict[str, Any]:
+        return {"names": list(names), "_type": "ClassLabel"}
+
+    return {
+        "sample_id": v("string"),
+        "image": {"_type": "Image"},
+        "kind": cl(KINDS),
+        "split": v("string"),
+        "skin_tone": cl(SKIN_TONES),
+        "fitzpatrick": v("int8"),
+        "malignant": cl(MALIGNANCY),
+        "disease": v("string"),
+        "disease_raw": v("string"),
+        "source_ids": {"feature": v("string"), "_type": "List"},
+        "base_id": v("string"),
+        "donor_id": v("string"),
+        "prompt": v("string"),
+        "seed": v("int64"),
+        "generator": {"backend": v("string"), "model_id": v("string"), "revision": v("string"),
+                      "adapters": {"feature": v("string"), "_type": "List"}},
+        "params": v("string"),
+        "toolkit_version": v("string"),
+    }
+
+
+def features():
+    """The same schema as `datasets.Features` (imports `datasets` lazily)."""
+    import datasets
+
+    return datasets.Features.from_dict(features_dict())

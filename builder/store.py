@@ -1,0 +1,131 @@
+"""Stage store: a folder of PNG images, label maps and per-shard record files that stages hand on.
+
+Layout of a store folder::
+
+    images/<sample_id>.png      image bytes (never re-encoded downstream)
+    masks/<sample_id>.png       uint8 label map, same size, values 0-4 (sDDI convention)
+    records/<shard>.jsonl       one Record per line, written atomically when the shard is done
+    rejections/<shard>.jsonl    one Rejection per line, written with its shard
+
+A shard's `records/<shard>.jsonl` is its completion marker: a rerun skips shards that have one,
+so an interrupted run resumes without redoing finished work (img2dataset's model).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from builder.schema import LABEL_VALUES, Record, Rejection
+
+
+class StageStore:
+    """Reads and writes one stage's outputs under `root`."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    # -- paths -------------------------------------------------------------------------
+    def image_path(self, sample_id: str) -> Path:
+        return self.root / "images" / f"{sample_id}.png"
+
+    def mask_path(self, sample_id: str) -> Path:
+        return self.root / "masks" / f"{sample_id}.png"
+
+    def _shard_file(self, kind: str, shard: str) -> Path:
+        return self.root / kind / f"{shard}.jsonl"
+
+    # -- writing -----------------------------------------------------------------------
+    def put_image(self, sample_id: str, png_bytes: bytes) -> str:
+        """Write PNG bytes atomically; returns the path relative to the store root."""
+        if not png_bytes.startswith(b"\x89PNG"):
+            raise ValueError(f"{sample_id}: image bytes are not PNG; encode with encode_png first")
+        _atomic_write(self.image_path(sample_id), png_bytes)
+        return f"images/{sample_id}.png"
+
+    def put_mask(self, sample_id: str, label_map: np.ndarray) -> None:
+        _atomic_write(self.mask_path(sample_id), encode_label_map(label_map))
+
+    def shard_done(self, shard: str) -> bool:
+        return self._shard_file("records", shard).exists()
+
+    def finish_shard(self, shard: str, records: Iterable[Record], rejections: Iterable[Rejection]) -> None:
+        """Write the shard's rejections, then its records (the completion marker), atomically."""
+        rej = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in rejections)
+        _atomic_write(self._shard_file("rejections", shard), rej.encode())
+        recs = sorted(records, key=lambda r: r.sample_id)
+        body = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in recs)
+        _atomic_write(self._shard_file("records", shard), body.encode())
+
+    # -- reading -----------------------------------------------------------------------
+    def records(self) -> list[Record]:
+        """All finished records, sorted by sample_id."""
+        out = [Record.from_json(d) for d in self._read_jsonl("records")]
+        return sorted(out, key=lambda r: r.sample_id)
+
+    def rejections(self) -> list[Rejection]:
+        out = [Rejection(**d) for d in self._read_jsonl("rejections")]
+        return sorted(out, key=lambda r: (r.stage, r.item_id, r.reason))
+
+    def read_image_bytes(self, record: Record) -> bytes:
+        return (self.root / (record.image_path or f"images/{record.sample_id}.png")).read_bytes()
+
+    def read_image(self, sample_id: str) -> np.ndarray:
+        """RGB uint8 array (H, W, 3)."""
+        return decode_rgb(self.image_path(sample_id).read_bytes())
+
+    def read_mask(self, sample_id: str) -> np.ndarray:
+        return decode_label_map(self.mask_path(sample_id).read_bytes())
+
+    def _read_jsonl(self, kind: str) -> list[dict]:
+        folder = self.root / kind
+        if not folder.is_dir():
+            return []
+        rows = []
+        for f in sorted(folder.glob("*.jsonl")):
+            rows.extend(json.loads(line) for line in f.read_text().splitlines() if line)
+        return rows
+
+
+def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
+    """Deterministic PNG encoding (no timestamps or text chunks)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def encode_label_map(label_map: np.ndarray) -> bytes:
+    lm = np.asarray(label_map)
+    if lm.ndim != 2:
+        raise ValueError(f"label map must be 2-D, got shape {lm.shape}")
+    bad = np.setdiff1d(np.unique(lm), LABEL_VALUES)
+    if bad.size:
+        raise ValueError(f"label map has values {bad.tolist()} outside {LABEL_VALUES}")
+    return encode_png(lm.astype(np.uint8), compress_level=1)
+
+
+def decode_label_map(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

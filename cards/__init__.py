@@ -1,0 +1,1 @@
+"""Dataset card, plots and Croissant metadata for a built version."""

@@ -1,0 +1,1 @@
+"""Curation: ingest and validation, de-duplication, lineage-grouped splits, leakage removal."""

@@ -1,0 +1,1 @@
+"""Generation stages: healthy (inpainting), lesion-mapped and semantic synthetics."""
