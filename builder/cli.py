@@ -1,0 +1,66 @@
+"""Command-line surface: `build`, `generate <step>`, `curate`, `push`, `audit`, `export`.
+
+Each command lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`;
+those modules import only light things at top level so `--help` answers fast (no torch).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from builder.errors import CgddiError
+
+# (command, module, one-line help). A module is imported only to build its parser.
+COMMANDS = [
+    ("build", "builder.build_cli", "build a dataset version end to end"),
+]
+GENERATE_COMMANDS = [
+]
+
+
+def _add(sub, name: str, module: str, help_text: str) -> None:
+    mod = importlib.import_module(module)
+    p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    mod.add_arguments(p)
+    p.set_defaults(_run=mod.run)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m builder",
+        description="cgDDI toolkit: build, curate, publish and audit skin-tone-balanced "
+                    "synthetic dermatology datasets.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        _add(sub, name, module, help_text)
+    if GENERATE_COMMANDS:
+        gen = sub.add_parser("generate", help="run one generation step on its own",
+                             description="Run one generation step on its own.")
+        gsub = gen.add_subparsers(dest="step", metavar="STEP", required=True)
+        for name, module, help_text in GENERATE_COMMANDS:
+            _add(gsub, name, module, help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.quiet:
+        from builder.progress import set_progress
+
+        set_progress(False)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except CgddiError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
