@@ -1,0 +1,79 @@
+"""Tiny random-weight Stable Diffusion pipelines built from configs: offline tests and benchmarks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def tiny_tokenizer():
+    """A byte-level CLIP tokenizer that needs no files (no merges: every byte is a token)."""
+    from transformers import CLIPTokenizer
+
+    chars = _byte_chars()
+    vocab = {}
+    for c in chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]:
+        vocab.setdefault(c, len(vocab))
+    tok = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    if len(tok) <= 2:
+        raise RuntimeError("tiny tokenizer came out empty; transformers' CLIPTokenizer API changed")
+    return tok
+
+
+def _byte_chars() -> list[str]:
+    """GPT-2's printable stand-in character for each of the 256 bytes (CLIP's byte-level alphabet)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+def tiny_components(in_channels: int = 4, seed: int = 0) -> dict:
+    """UNet, VAE, CLIP text encoder, tokenizer and DDIM scheduler at the diffusers test sizes."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=in_channels,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+                        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4)
+    tokenizer = tiny_tokenizer()
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, hidden_size=32, intermediate_size=37,
+        layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2,
+        vocab_size=len(tokenizer)))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "scheduler": scheduler}
+
+
+def tiny_text2img_pipeline(seed: int = 0):
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(**tiny_components(4, seed), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+def tiny_inpaint_pipeline(seed: int = 0):
+    from diffusers import StableDiffusionInpaintPipeline
+
+    return StableDiffusionInpaintPipeline(**tiny_components(9, seed), safety_checker=None,
+                                          feature_extractor=None, requires_safety_checker=False)
+
+
+def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:
+    """Save a tiny `inpaint` or `text2img` pipeline as a local model folder (loads with from_pretrained)."""
+    pipe = {"inpaint": tiny_inpaint_pipeline, "text2img": tiny_text2img_pipeline}[kind](seed)
+    folder = Path(folder)
+    pipe.save_pretrained(folder)
+    return folder
