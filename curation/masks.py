@@ -1,0 +1,78 @@
+"""Mask readers: sDDI `.npy` label maps and binary lesion/non-skin PNGs, both to one uint8 label map."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from builder.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_SKIN, LABEL_VALUES
+
+
+class MaskError(ValueError):
+    """A mask that cannot be used; `reason` is the snake_case rejection reason."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def resize_nearest(label_map: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize (label values must never blend)."""
+    import cv2
+
+    if label_map.shape == (height, width):
+        return label_map
+    return cv2.resize(label_map, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def read_sddi_mask(path: str | Path, height: int, width: int) -> np.ndarray:
+    """An sDDI label map (int 0-4, usually 256x256) resized to the photo's (height, width)."""
+    path = Path(path)
+    try:
+        raw = np.load(path, allow_pickle=False)
+    except Exception as e:  # numpy raises several types for a corrupt file
+        raise MaskError("unreadable_mask", f"{path}: cannot read as .npy ({e})") from e
+    if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.integer):
+        raise MaskError("bad_mask_shape", f"{path}: expected a 2-D integer label map, got "
+                                          f"shape {raw.shape} dtype {raw.dtype}")
+    bad = np.setdiff1d(np.unique(raw), LABEL_VALUES)
+    if bad.size:
+        raise MaskError("unknown_label_values", f"{path}: label values {bad.tolist()} are not sDDI "
+                                                f"labels {list(LABEL_VALUES)}")
+    return _check_lesion(path, resize_nearest(raw.astype(np.uint8), height, width))
+
+
+def read_binary_masks(lesions: str | Path, nonskin: str | Path | None, height: int, width: int) -> np.ndarray:
+    """Binary PNG masks (0/255; `<id>_lesions.png` and optional `<id>_nonskin.png`) -> label map.
+
+    Lesion pixels become 1, non-skin 0, everything else skin (4). A lesion pixel marked non-skin
+    stays lesion: annotators drew lesions deliberately, non-skin regions coarsely.
+    """
+    les = _read_binary(Path(lesions), height, width)
+    out = np.full((height, width), LABEL_SKIN, np.uint8)
+    if nonskin is not None and Path(nonskin).exists():
+        out[_read_binary(Path(nonskin), height, width)] = LABEL_BACKGROUND
+    out[les] = LABEL_LESION
+    return _check_lesion(Path(lesions), out)
+
+
+def _read_binary(path: Path, height: int, width: int) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L"))
+    except Exception as e:
+        raise MaskError("unreadable_mask", f"{path}: cannot read as an image ({e})") from e
+    bad = np.setdiff1d(np.unique(arr), (0, 255))
+    if bad.size:
+        raise MaskError("unknown_label_values", f"{path}: binary mask has values {bad[:5].tolist()}..., "
+                                                "expected only 0 and 255")
+    return resize_nearest((arr > 127).astype(np.uint8), height, width).astype(bool)
+
+
+def _check_lesion(path: Path, label_map: np.ndarray) -> np.ndarray:
+    if not (label_map == LABEL_LESION).any():
+        raise MaskError("empty_lesion", f"{path}: the mask has no lesion pixels (label {LABEL_LESION})")
+    return label_map
