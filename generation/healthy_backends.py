@@ -70,7 +70,7 @@ class DiffusersBackend:
     name = "diffusers"
 
     def __init__(self, cfg: HealthyConfig, device: str):
-        self.model_id, self.revision = cfg.model_id, cfg.revision
+        self.model_id, self.revision = cfg.model_id, cfg.revision or local_revision(cfg.model_id)
         self.size, self.steps, self.guidance = cfg.crop_size, cfg.steps, cfg.guidance
         self.device = device
         self.dtype_name = resolve_dtype(cfg.dtype, device)
@@ -132,7 +132,7 @@ def load_inpaint_pipeline(model_id: str, revision: str | None, dtype_name: str, 
     try:
         # The SD safety checker blanks close-ups of skin as NSFW: clinical photos are not its domain.
         pipe = AutoPipelineForInpainting.from_pretrained(
-            model_id, revision=revision, torch_dtype=getattr(torch, dtype_name),
+            model_id, revision=revision, dtype=getattr(torch, dtype_name),
             safety_checker=None, requires_safety_checker=False)
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load inpainting model {model_id!r} (revision {revision!r}): {e}. "
@@ -146,6 +146,26 @@ def load_inpaint_pipeline(model_id: str, revision: str | None, dtype_name: str, 
                           "tokenizer/ folder or point --model at a complete local copy")
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def local_revision(model_id: str) -> str | None:
+    """A local model folder has no commit: pin its content instead (`local-<digest of every file>`)."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(model_id)
+    if not folder.is_dir():
+        log.warning("model %s has no pinned revision: outputs are not reproducible once the Hub "
+                    "repo changes; pass --revision <commit>", model_id)
+        return None
+
+    h = hashlib.blake2b(digest_size=8)
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        h.update(f.relative_to(folder).as_posix().encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                h.update(chunk)
+    return f"local-{h.hexdigest()}"
 
 
 def make_backend(cfg: HealthyConfig, device: str):

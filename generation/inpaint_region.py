@@ -29,6 +29,9 @@ def inpaint_region(label_map: np.ndarray, *, include_marker: bool, dilate_px: in
                    feather_px: int) -> Region | None:
     """The region to inpaint: lesion (and marker ink), dilated into skin; None when it is empty.
 
+    The alpha is 1 on the lesion and ramps down over the dilated ring, so the seam with the
+    untouched skin is soft.
+
     Dilation grows only into skin (label 4): it exists to cover a lesion's halo, and growing into
     background or a ruler would paint skin over them and break the new label map's non-skin parts.
     """
@@ -46,7 +49,11 @@ def inpaint_region(label_map: np.ndarray, *, include_marker: bool, dilate_px: in
         mask = target | (grown & (label_map == LABEL_SKIN))
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return Region(mask=mask, alpha=feather_alpha(mask, feather_px), box=box)
+    alpha = feather_alpha(mask, feather_px)
+    # The lesion itself is always fully replaced: where it touches background (no ring to
+    # feather over) a ramp would leave a ghost of the lesion.
+    alpha[target] = 1.0
+    return Region(mask=mask, alpha=alpha, box=box)
 
 
 def feather_alpha(mask: np.ndarray, feather_px: int) -> np.ndarray:
