@@ -146,37 +146,38 @@ def run_shard(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, na
 
 def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepared | Rejection:
     """Read and check one real record; every way it can be unusable is a named rejection."""
-    def reject(reason: str, detail: str, path=None) -> Rejection:
-        return Rejection(STAGE, rec.sample_id, reason, detail, str(path) if path else None)
+    # Paths relative to the real store: rejections are the same bytes wherever --out lies.
+    img_rel, mask_rel = rec.image_path or f"images/{rec.sample_id}.png", f"masks/{rec.sample_id}.png"
+    who = f"{rec.sample_id} ({', '.join(rec.source_ids)})"
+
+    def reject(reason: str, detail: str, rel: str) -> Rejection:
+        return Rejection(STAGE, rec.sample_id, reason, f"{who}: {rel}: {detail}", rel)
 
     if rec.kind != "real":
-        return reject("not_real", f"{rec.sample_id}: kind {rec.kind!r}, healthy inpaints real photos only")
-    img_path, mask_path = real.root / (rec.image_path or f"images/{rec.sample_id}.png"), real.mask_path(rec.sample_id)
-    if not img_path.is_file():
-        return reject("missing_image", f"{img_path} does not exist", img_path)
-    if not mask_path.is_file():
-        return reject("missing_mask", f"{mask_path} does not exist: no label map for this photo", mask_path)
-    img_bytes, mask_bytes = img_path.read_bytes(), mask_path.read_bytes()
+        return reject("not_real", f"kind {rec.kind!r}; healthy inpaints real photos only", img_rel)
+    if not (real.root / img_rel).is_file():
+        return reject("missing_image", "the image file does not exist", img_rel)
+    if not (real.root / mask_rel).is_file():
+        return reject("missing_mask", "no label map for this photo", mask_rel)
+    img_bytes, mask_bytes = (real.root / img_rel).read_bytes(), (real.root / mask_rel).read_bytes()
     try:
         image = decode_rgb(img_bytes)
     except Exception as e:  # PIL raises several types for corrupt files
-        return reject("unreadable_image", f"{img_path}: {e}", img_path)
+        return reject("unreadable_image", str(e), img_rel)
     try:
         label_map = decode_label_map(mask_bytes)
     except Exception as e:
-        return reject("unreadable_mask", f"{mask_path}: {e}", mask_path)
+        return reject("unreadable_mask", str(e), mask_rel)
     if label_map.shape != image.shape[:2]:
-        return reject("mask_size_mismatch", f"{mask_path}: label map {label_map.shape} vs image "
-                                            f"{image.shape[:2]}", mask_path)
+        return reject("mask_size_mismatch", f"label map {label_map.shape} vs image {image.shape[:2]}", mask_rel)
     bad = np.setdiff1d(np.unique(label_map), LABEL_VALUES)
     if bad.size:
-        return reject("unknown_label_values", f"{mask_path}: values {bad.tolist()} outside {LABEL_VALUES}",
-                      mask_path)
+        return reject("unknown_label_values", f"values {bad.tolist()} outside {LABEL_VALUES}", mask_rel)
     region = inpaint_region(label_map, include_marker=cfg.include_marker, dilate_px=cfg.dilate_px,
                             feather_px=cfg.feather_px)
     if region is None:
         what = "lesion or marker" if cfg.include_marker else "lesion"
-        return reject("empty_region", f"{mask_path}: no {what} pixels to inpaint", mask_path)
+        return reject("empty_region", f"no {what} pixels to inpaint", mask_rel)
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
     prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.name == "diffusers" else None
