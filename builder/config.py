@@ -34,6 +34,7 @@ class HealthyConfig:
     dtype: str = "auto"          # auto (fp16 on CUDA, fp32 on CPU) | float32 | float16 | bfloat16
     crop_size: int = 512         # model window around the region; large photos are not downscaled
     opencv_radius: int = 5       # cv2.inpaint neighbourhood (opencv backend)
+    opencv_grain: float = 1.0    # seeded skin grain over the Telea fill (0 = smooth fill)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -81,6 +81,8 @@ def check_inputs(cfg: HealthyConfig, device: str, batch_size: int, rank: int, wo
     if cfg.crop_size < 64 or cfg.crop_size % 8:
         raise ConfigError(f"healthy.crop_size={cfg.crop_size} must be a multiple of 8 and >= 64 "
                           "(SD latents are 1/8 of the image size); e.g. 512")
+    if cfg.opencv_grain < 0:
+        raise ConfigError(f"healthy.opencv_grain={cfg.opencv_grain} must be >= 0 (0 = smooth fill)")
     if cfg.steps < 1 or cfg.opencv_radius < 1:
         raise ConfigError(f"healthy.steps={cfg.steps} and healthy.opencv_radius={cfg.opencv_radius} "
                           "must be >= 1")
@@ -191,8 +193,15 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
          "include_marker": cfg.include_marker, "dilate_px": cfg.dilate_px,
          "feather_px": cfg.feather_px, **backend.params()}
     if backend.name == "diffusers":
-        d.update(prompt=cfg.prompt.format(tone=rec.skin_tone), seed=cfg.seed)
+        d["prompt"] = cfg.prompt.format(tone=rec.skin_tone)
+    if uses_seed(cfg):
+        d["seed"] = cfg.seed
     return d
+
+
+def uses_seed(cfg: HealthyConfig) -> bool:
+    """Whether the output depends on the per-sample seed (a smooth Telea fill does not)."""
+    return cfg.backend == "diffusers" or cfg.opencv_grain > 0
 
 
 def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
@@ -214,5 +223,5 @@ def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
         sample_id=item.sample_id, kind="healthy", skin_tone=rec.skin_tone, malignant=False,
         disease=HEALTHY_DISEASE, source_ids=list(rec.source_ids), image_path=image_path,
         split=rec.split, fitzpatrick=rec.fitzpatrick, disease_raw=None, base_id=None,
-        donor_id=None, prompt=job.prompt, seed=job.seed if backend.name == "diffusers" else None,
+        donor_id=None, prompt=job.prompt, seed=job.seed if uses_seed(cfg) else None,
         generator=Generator(backend.name, backend.model_id, backend.revision, ()), params=params)
