@@ -108,8 +108,9 @@ class DiffusersBackend:
         return crop_window(job.region.box, h, w, self.size)
 
     def params(self) -> dict:
+        # The device type changes pixels (kernels differ); its index does not (ranks on cuda:0, cuda:1).
         return {"steps": self.steps, "guidance": self.guidance, "crop_size": self.size,
-                "dtype": self.dtype_name}
+                "dtype": self.dtype_name, "device": self.device.split(":")[0]}
 
     def generate(self, jobs: list[Job]) -> list[np.ndarray]:
         """1. crop and resize each window to the model size; 2. run the batch; 3. resize back."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
-import numpy as np
 import pytest
 
 from builder.config import HealthyConfig
@@ -53,7 +52,7 @@ def test_records_name_model_prompt_seed_and_window(healed, cfg, tiny_model):
         assert rec.prompt == f"An image of healthy skin on a {tones[rec.params['real_id']]}-skinned individual"
         assert rec.generator.backend == "diffusers" and rec.generator.model_id == str(tiny_model)
         assert rec.generator.revision.startswith("local-")  # a local folder is pinned by content
-        assert rec.params["steps"] == 2 and rec.params["dtype"] == "float32"
+        assert rec.params["steps"] == 2 and rec.params["dtype"] == "float32" and rec.params["device"] == "cpu"
         x0, y0, x1, y1 = rec.params["window"]
         assert (x1 - x0, y1 - y0) == (64, 64)  # model-sized crop, photo not downscaled
         seeds.add(rec.seed)
