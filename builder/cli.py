@@ -18,6 +18,7 @@ COMMANDS = [
 ]
 GENERATE_COMMANDS = [
     ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),
+    ("lesion-map", "generation.lesion_map_cli", "move real lesions onto healthy skin of other tones"),
 ]
 
 
