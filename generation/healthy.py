@@ -189,7 +189,7 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
 def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
     """Everything the healthy image depends on (its id's fingerprint); no setting it ignores."""
     d = {"real_id": rec.sample_id, "source_ids": list(rec.source_ids), "mask": mask_digest,
-         "backend": backend.name, "model_id": backend.model_id, "revision": backend.revision,
+         "backend": backend.name, "model": backend.identity, "revision": backend.revision,
          "include_marker": cfg.include_marker, "dilate_px": cfg.dilate_px,
          "feather_px": cfg.feather_px, **backend.params()}
     if backend.name == "diffusers":

@@ -35,8 +35,7 @@ class OpenCVBackend:
     """Telea fast-marching inpainting on a window around the region, plus seeded skin grain; no weights."""
 
     name = "opencv"
-    model_id = None
-    revision = None
+    model_id = revision = identity = None
 
     def __init__(self, cfg: HealthyConfig):
         self.radius, self.grain = cfg.opencv_radius, cfg.opencv_grain
@@ -98,6 +97,9 @@ class DiffusersBackend:
 
     def __init__(self, cfg: HealthyConfig, device: str):
         self.model_id, self.revision = cfg.model_id, cfg.revision or local_revision(cfg.model_id)
+        # A local folder is identified by its content (revision), not by where it lies on disk,
+        # so ids agree across machines and checkouts.
+        self.identity = self.revision if self.revision and self.revision.startswith("local-") else self.model_id
         self.size, self.steps, self.guidance = cfg.crop_size, cfg.steps, cfg.guidance
         self.device = device
         self.dtype_name = resolve_dtype(cfg.dtype, device)
