@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from builder.config import HealthyConfig
-from builder.errors import ConfigError
+from builder.errors import BuildError, CgddiError, ConfigError
 from builder.progress import StageSummary, progress
 from builder.schema import (HEALTHY_DISEASE, LABEL_VALUES, Generator, Record, Rejection,
                             canonical_json, digest, make_sample_id, sample_seed)
@@ -60,7 +60,7 @@ def run_healthy(real: StageStore, out: StageStore, cfg: HealthyConfig, *, device
         backend = make_backend(cfg, device)  # loaded once per process, only when there is work
         ticks = iter(progress(range(sum(len(r) for _, r in todo)), desc=f"healthy[{rank}]"))
         for name, recs in todo:
-            run_shard(real, out, cfg, backend, name, recs, batch_size, summary, ticks)
+            run_shard_retrying(real, out, cfg, backend, name, recs, batch_size, summary, ticks)
     log.info(summary.stop().line())
     return summary
 
@@ -122,6 +122,28 @@ def write_plan(out: StageStore, cfg: HealthyConfig, shard_size: int, batch_size:
                               f"(see {path}); rerun with the same settings to resume, or use a new --out")
         return
     _atomic_write(path, (canonical_json(plan) + "\n").encode())
+
+
+def run_shard_retrying(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, name: str,
+                       recs: list[Record], batch_size: int, summary: StageSummary, ticks: Iterator,
+                       attempts: int = 2) -> None:
+    """A failed shard is retried once, then reported; finished shards stay, so a rerun resumes."""
+    for attempt in range(1, attempts + 1):
+        partial = StageSummary(STAGE)  # counts only land once the shard is finished
+        try:
+            run_shard(real, out, cfg, backend, name, recs, batch_size, partial, ticks)
+        except CgddiError:
+            raise
+        except Exception as e:  # noqa: BLE001 (any failure of a shard gets the same treatment)
+            log.warning("healthy %s failed (attempt %d of %d): %r", name, attempt, attempts, e)
+            if attempt == attempts:
+                raise BuildError(f"healthy {name} of {out.root} failed {attempts} times, last with {e!r}; "
+                                 "finished shards are kept: fix the cause and rerun the same command "
+                                 "to resume") from e
+            continue
+        summary.done += partial.done
+        summary.rejected.update(partial.rejected)
+        return
 
 
 def run_shard(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, name: str,

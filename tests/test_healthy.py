@@ -233,6 +233,18 @@ def test_unusable_records_become_rejections_and_the_run_goes_on(sddi):
     assert len(out.records()) + len(rej) == len(real.records())
 
 
+def test_failing_shard_is_retried_then_reported_with_the_fix(sddi):
+    from builder.errors import BuildError
+
+    real, tmp = sddi
+    out = StageStore(tmp / "out")
+    out.root.mkdir()
+    (out.root / "images").write_text("a file where the images folder should be")
+    with pytest.raises(BuildError, match="failed 2 times.*rerun the same command to resume"):
+        run_healthy(real, out, CFG, shard_size=2)
+    assert not (out.root / "records").exists()
+
+
 def test_bad_configuration_fails_before_any_work(sddi):
     real, tmp = sddi
     out = StageStore(tmp / "never")
