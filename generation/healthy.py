@@ -61,7 +61,7 @@ def run_healthy(real: StageStore, out: StageStore, cfg: HealthyConfig, *, device
         ticks = iter(progress(range(sum(len(r) for _, r in todo)), desc=f"healthy[{rank}]"))
         for name, recs in todo:
             run_shard_retrying(real, out, cfg, backend, name, recs, batch_size, summary, ticks)
-    log.info(summary.stop().line())
+    log.debug(summary.stop().line())  # the caller prints it (CLI, build table)
     return summary
 
 
