@@ -162,9 +162,16 @@ def run_shard(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, na
     for start in range(0, len(ready), batch_size):
         batch = ready[start:start + batch_size]
         for item, patch in zip(batch, backend.generate([p.job for p in batch])):
+            next(ticks, None)
+            if patch is None:
+                rejections.append(Rejection(
+                    STAGE, item.real.sample_id, "non_finite_output",
+                    f"{item.real.sample_id}: the model returned NaN/inf pixels; use healthy.dtype "
+                    "float32 or bfloat16 (fp16 VAEs can overflow)", None))
+                summary.reject("non_finite_output")
+                continue
             records.append(write_healthy(out, cfg, backend, item, patch))
             summary.done += 1
-            next(ticks, None)
     out.finish_shard(name, records, rejections)
 
 

@@ -114,8 +114,10 @@ class DiffusersBackend:
         return {"steps": self.steps, "guidance": self.guidance, "crop_size": self.size,
                 "dtype": self.dtype_name, "device": self.device.split(":")[0]}
 
-    def generate(self, jobs: list[Job]) -> list[np.ndarray]:
-        """1. crop and resize each window to the model size; 2. run the batch; 3. resize back."""
+    def generate(self, jobs: list[Job]) -> list[np.ndarray | None]:
+        """1. crop and resize each window to the model size; 2. run the batch; 3. resize back.
+
+        None for a job whose output is not finite."""
         import torch
         from PIL import Image
 
@@ -135,6 +137,9 @@ class DiffusersBackend:
                                guidance_scale=self.guidance, generator=gens, output_type="np")
         out = []
         for arr, (x0, y0, x1, y1) in zip(result.images, windows):
+            if not np.isfinite(arr).all():
+                out.append(None)  # fp16 VAEs can overflow to NaN: a black patch must not pass as skin
+                continue
             rgb = np.clip(np.rint(np.asarray(arr, np.float32) * 255.0), 0, 255).astype(np.uint8)
             out.append(_resize(rgb, y1 - y0, x1 - x0))
         return out

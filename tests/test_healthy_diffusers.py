@@ -114,6 +114,21 @@ def test_model_with_empty_tokenizer_fails_clearly(tiny_model, tmp_path, cfg, sha
         run_healthy(real, StageStore(tmp_path / "out"), dataclasses.replace(cfg, model_id=str(broken)))
 
 
+def test_nan_output_becomes_a_rejection_not_a_black_patch(healed, cfg, tiny_model, tmp_path):
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline
+
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(tiny_model)
+    with torch.no_grad():
+        pipe.vae.post_quant_conv.weight.fill_(float("nan"))  # what an overflowing fp16 VAE yields
+    pipe.save_pretrained(tmp_path / "nan-vae")
+    real, _, _, _ = healed
+    out = StageStore(tmp_path / "out")
+    summary = run_healthy(real, out, dataclasses.replace(cfg, model_id=str(tmp_path / "nan-vae")))
+    assert summary.done == 0 and dict(summary.rejected) == {"non_finite_output": len(STEMS)}
+    assert not (out.root / "images").exists()
+
+
 def test_missing_model_fails_clearly(tmp_path, cfg, shared_data):
     real = StageStore(tmp_path / "real")
     sddi_real_store(shared_data, real, STEMS[:1], size=(80, 80))
