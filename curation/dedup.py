@@ -251,18 +251,18 @@ def _near_greedy(ranked: list[ImageHash], radius: int, group_of: dict[str, str])
     return [Duplicate(ranked[j].sample_id, ranked[i].sample_id, "near", d) for j, (i, d) in dropped.items()]
 
 
+def similar_pairs(hashes: Sequence[ImageHash], radius: int) -> list[tuple[str, str, int]]:
+    """(id_a, id_b, distance), id_a < id_b, for every pair within `radius` (exact copies included:
+    equal pixels give equal pHashes), sorted."""
+    ordered = sorted(hashes, key=lambda h: h.sample_id)
+    codes = np.array([h.phash for h in ordered], dtype=np.uint64)
+    return [(ordered[i].sample_id, ordered[j].sample_id, d) for i, j, d in near_pairs(codes, radius).tolist()]
+
+
 def cross_group_pairs(hashes: Sequence[ImageHash], radius: int,
                       group_of: dict[str, str]) -> list[tuple[str, str, int]]:
     """(id_a, id_b, distance) for near or exact duplicates in different groups, sorted.
 
     Across splits these are leakage, not duplicates: the caller decides which side leaves.
     """
-    ordered = sorted(hashes, key=lambda h: h.sample_id)
-    codes = np.array([h.phash for h in ordered], dtype=np.uint64)
-    out = []
-    for i, j, d in near_pairs(codes, radius).tolist():
-        a, b = ordered[i].sample_id, ordered[j].sample_id
-        if group_of.get(a) != group_of.get(b):
-            out.append((a, b, d))
-    # Same pixels with pHashes further apart cannot happen (pHash is a function of the pixels).
-    return out
+    return [(a, b, d) for a, b, d in similar_pairs(hashes, radius) if group_of.get(a) != group_of.get(b)]

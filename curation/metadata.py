@@ -13,7 +13,7 @@ from builder.errors import SourceError
 from builder.schema import DDI_TONE_TO_NAME, Rejection, fitzpatrick_to_tone
 
 STAGE = "ingest"
-DISEASE_MAP = Path(__file__).with_name("ddi_disease_map.csv")
+DISEASE_MAP = Path(__file__).resolve().parents[1] / "builder" / "data" / "ddi_disease_map.csv"
 DDI_TABLE, FITZ_TABLES = "ddi_metadata.csv", ("metadata.csv", "fitzpatrick17k.csv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
@@ -69,9 +69,15 @@ def find_table(source: Path) -> tuple[str, Path]:
                       f"{', '.join(FITZ_TABLES)} (Fitzpatrick17k layout) in that folder")
 
 
-def read_source_table(source: str | Path, masks: str | Path | None = None,
+def read_source_table(source: str | Path, masks: str | Path | None = None, *,
+                      source_name: str | None = None, limit: int | None = None,
                       disease_map: dict[str, str] | None = None) -> SourceTable:
-    """Validate a source folder's metadata and locate its images and masks."""
+    """Validate a source folder's metadata and locate its images and masks.
+
+    Ids are `<source_name>:<stem>` (default name: the layout, `ddi` or `fitz17k`). Masks default to
+    `<source>/masks`. `limit` keeps the first rows only (quick runs); orphan files are then not
+    checked, since most would be orphans of the rows left out.
+    """
     import polars as pl
 
     source = Path(source).resolve()
@@ -80,15 +86,17 @@ def read_source_table(source: str | Path, masks: str | Path | None = None,
                           f"{DDI_TABLE} (DDI) or metadata.csv (Fitzpatrick17k)")
     layout, table = find_table(source)
     # Strings only: we validate every value ourselves instead of trusting type inference.
-    df = pl.scan_csv(table, infer_schema=False).with_row_index("line", offset=2).collect()
+    lazy = pl.scan_csv(table, infer_schema=False).with_row_index("line", offset=2)
+    df = (lazy.head(limit) if limit is not None else lazy).collect()
+    masks = Path(masks).resolve() if masks else source / "masks"
     check = _check_ddi if layout == "ddi" else _check_fitz
-    rows, rejections = check(df, table, source, Path(masks).resolve() if masks else None,
+    rows, rejections = check(df, table, source, masks, source_name or layout,
                              disease_map if disease_map is not None else load_disease_map())
     rejections += _duplicate_ids(rows, table)
     dup = {r.item_id for r in rejections if r.reason == "duplicate_id"}
     rows = [r for r in rows if r.source_id not in dup or r.line == _first_line(rows, r.source_id)]
     rows.sort(key=lambda r: r.source_id)
-    orphans = _orphan_files(layout, df, table, source, Path(masks).resolve() if masks else None)
+    orphans = _orphan_files(layout, df, table, source, masks) if limit is None else []
     return SourceTable(layout, table, df.height + len(orphans), rows,
                        sorted(rejections + orphans, key=_rej_key))
 
@@ -97,19 +105,19 @@ def _orphan_files(layout: str, df, table: Path, source: Path, masks: Path | None
     """Masks and images that no table row names: inputs too, so they are rejected, not ignored."""
     if layout == "ddi":
         named = {Path(f or "").stem for f in df["DDI_file"].to_list()}
-        mask_files = sorted(masks.glob("*.npy")) if masks else []
+        mask_files = sorted(masks.glob("*.npy"))
         stem = lambda p: p.stem  # noqa: E731
     else:
         named = {(m or "").strip() for m in df["md5hash"].to_list()}
-        mask_files = sorted((masks or source / "masks").glob("*_lesions.png"))
+        mask_files = sorted(masks.glob("*_lesions.png"))
         stem = lambda p: p.name[: -len("_lesions.png")]  # noqa: E731
-    image_dir = source if layout == "ddi" else source / "images"
+    image_dirs = [source, source / "images"] if layout == "ddi" else [source / "images"]
     out = [Rejection(STAGE, f"mask:{p.name}", "mask_without_image",
                      f"{p}: no row of {table.name} names image {stem(p)!r}; add the row (and image) "
                      "or remove the mask", str(p)) for p in mask_files if stem(p) not in named]
     out += [Rejection(STAGE, f"image:{p.name}", "image_without_metadata",
                       f"{p}: no row of {table.name} names this image; add its row or remove the file",
-                      str(p)) for p in sorted(image_dir.glob("*"))
+                      str(p)) for d in image_dirs for p in sorted(d.glob("*"))
             if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in named]
     return out
 
@@ -134,7 +142,7 @@ def _reject(table: Path, line: int, item: str, reason: str, column: str, value, 
                      f"{table.name} line {line}, column {column}: value {value!r} {why}; {fix}", str(table))
 
 
-def _check_ddi(df, table: Path, source: Path, masks: Path | None, dmap: dict[str, str]):
+def _check_ddi(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str]):
     _require(df, table, ["DDI_ID", "DDI_file", "skin_tone", "disease"])
     mal_col = "malignant" if "malignant" in df.columns else "malignancy(malig=1)"
     _require(df, table, [mal_col], " (DDI: 'malignant' True/False, or the older 'malignancy(malig=1)' 1/0)")
@@ -142,14 +150,15 @@ def _check_ddi(df, table: Path, source: Path, masks: Path | None, dmap: dict[str
     rows, rej = [], []
     for d in df.iter_rows(named=True):
         line, raw_id = d["line"], (d["DDI_ID"] or "").strip()
-        item = f"ddi:{int(raw_id):06d}" if raw_id.isdigit() else f"ddi:line{line}"
+        stem = Path((d["DDI_file"] or "").strip()).stem
+        item = f"{name}:{stem}" if stem else f"{name}:line{line}"
         problem = _ddi_problem(d, table, source, item, mal_col, dmap)
         if problem:
             rej.append(problem)
             continue
-        image = _inside(source, d["DDI_file"])
-        mask = masks / f"{image.stem}.npy" if masks else None
-        rows.append(SourceRow(item, line, image, mask if mask and mask.is_file() else None, None,
+        image = _inside(source, _ddi_image(source, d["DDI_file"]))
+        mask = masks / f"{image.stem}.npy"
+        rows.append(SourceRow(item, line, image, mask if mask.is_file() else None, None,
                               DDI_TONE_TO_NAME[int(d["skin_tone"])], None,
                               d[mal_col].strip().lower() in _TRUE, dmap[d["disease"].strip()],
                               d["disease"].strip(), _str_or_none(d.get(patient_col))))
@@ -172,7 +181,13 @@ def _ddi_problem(d: dict, table: Path, source: Path, item: str, mal_col: str, dm
     if d["disease"].strip() not in dmap:
         return R("unmapped_disease", "disease", "is not in the raw -> joined disease map",
                  f"add a row '{d['disease'].strip()},<joined name>' to the map ({DISEASE_MAP.name})")
-    return _file_problem(R, source, d["DDI_file"], "DDI_file")
+    return _file_problem(R, source, _ddi_image(source, d["DDI_file"]), "DDI_file")
+
+
+def _ddi_image(source: Path, name: str) -> str:
+    """DDI photos sit beside the table or in `images/` (the demo source's layout)."""
+    name = name.strip()
+    return name if (source / name).is_file() or not (source / "images" / name).is_file() else f"images/{name}"
 
 
 def _file_problem(R, source: Path, rel: str, col: str) -> Rejection | None:
@@ -196,20 +211,19 @@ def _str_or_none(v) -> str | None:
     return v.strip() if isinstance(v, str) and v.strip() else None
 
 
-def _check_fitz(df, table: Path, source: Path, masks: Path | None, dmap: dict[str, str]):
+def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str]):
     _require(df, table, ["md5hash", "fitzpatrick_scale", "label", "three_partition_label"])
     rows, rej = [], []
-    mask_dir = masks or source / "masks"
     for d in df.iter_rows(named=True):
         line, md5 = d["line"], (d["md5hash"] or "").strip()
-        item = f"fitz17k:{md5}" if md5 else f"fitz17k:line{line}"
+        item = f"{name}:{md5}" if md5 else f"{name}:line{line}"
         problem = _fitz_problem(d, table, source, item)
         if problem:
             rej.append(problem)
             continue
         image = _inside(source, _fitz_image(source, d))
         fitz = int(d["fitzpatrick_scale"])
-        lesion, nonskin = mask_dir / f"{md5}_lesions.png", mask_dir / f"{md5}_nonskin.png"
+        lesion, nonskin = masks / f"{md5}_lesions.png", masks / f"{md5}_nonskin.png"
         label = d["label"].strip()
         rows.append(SourceRow(item, line, image, lesion if lesion.is_file() else None,
                               nonskin if nonskin.is_file() else None, fitzpatrick_to_tone(fitz), fitz,

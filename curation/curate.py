@@ -1,0 +1,137 @@
+"""Curation end to end: hash, split real images by lineage, apply the leakage rule, de-duplicate.
+
+1. Hash every real image (pixels + pHash, in parallel); near-duplicate reals are linked so they
+   share a lineage group, then `assign_splits` places whole groups.
+2. Inside each split, extra copies of a real image are dropped (`dup_of` names the kept one).
+3. Synthetics take their sources' most held-out split (`apply_splits`); cross-split
+   near-duplicates leave the less held-out side; inside a split one copy is kept.
+Counts reconcile at every step: in = kept + rejected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+
+from builder.config import CurationConfig
+from builder.errors import BuildError, ConfigError
+from builder.schema import Record, Rejection
+from builder.store import StageStore
+from curation.dedup import (Duplicate, ImageHash, cross_group_pairs, find_duplicates, hash_images,
+                            similar_pairs)
+from curation.leakage import apply_splits, remove_cross_split_duplicates
+from curation.splits import assign_splits
+
+STAGE = "curate"
+
+
+@dataclasses.dataclass
+class RealSplit:
+    split_of: dict[str, str]  # source_id -> split
+    hashes: dict[str, ImageHash]  # sample_id -> hashes
+    duplicates: list[Duplicate]  # real copies dropped inside a split
+    rejections: list[Rejection]  # unreadable images
+
+    def kept(self, real: list[Record]) -> list[Record]:
+        gone = {d.sample_id for d in self.duplicates} | {r.item_id for r in self.rejections}
+        return [r for r in real if r.sample_id not in gone]
+
+
+@dataclasses.dataclass
+class Curated:
+    records: list[Record]
+    rejections: list[Rejection]
+    report: list[dict]  # leakage report rows
+    duplicates: list[Duplicate]
+    counts: dict
+
+
+def hash_records(records: list[Record], store: StageStore, workers: int | None = None,
+                 desc: str = "hashing") -> tuple[dict[str, ImageHash], list[Rejection]]:
+    items = [(r.sample_id, store.root / (r.image_path or f"images/{r.sample_id}.png")) for r in records]
+    hashes, rejected = hash_images(items, workers, desc=desc)
+    return {h.sample_id: h for h in hashes}, [dataclasses.replace(r, stage=STAGE) for r in rejected]
+
+
+def split_real(real: list[Record], store: StageStore, cfg: CurationConfig, *, workers: int | None = None,
+               test_ids: list[str] | None = None) -> RealSplit:
+    """Splits over real images, near-duplicates grouped together, then de-duplicated per split."""
+    hashes, rejected = hash_records(real, store, workers, desc="hashing real")
+    by_sample = {r.sample_id: r for r in real}
+    ordered = sorted(hashes.values(), key=lambda h: h.sample_id)
+    # Linking every near pair (no split yet) keeps copies out of different splits: no leak to remove.
+    links = [(by_sample[a].source_ids[0], by_sample[b].source_ids[0])
+             for a, b, _ in similar_pairs(ordered, cfg.phash_hamming)]
+    split_of = assign_splits(real, cfg, links=links, test_ids=test_ids)
+    group = {r.sample_id: split_of[r.source_ids[0]] for r in real}
+    dups = find_duplicates(ordered, cfg.phash_hamming, group_of=group)
+    return RealSplit(split_of, hashes, dups, rejected)
+
+
+def curate_records(candidates: list[Record], stores: dict[str, StageStore], real: list[Record],
+                   real_split: RealSplit, cfg: CurationConfig, *, workers: int | None = None,
+                   training_manifests: dict[str, list[str]] | None = None) -> Curated:
+    """Splits for synthetics (and reals when published), leakage removal, per-split de-duplication.
+
+    `stores` maps a record kind to the store holding its images.
+    """
+    recs, report, rejections = apply_splits(candidates, real_split.split_of, reference=real,
+                                            training_manifests=training_manifests)
+    hashes: dict[str, ImageHash] = {}
+    for kind in sorted({r.kind for r in recs}):
+        if kind not in stores:
+            raise ConfigError(f"no store given for {kind} records; pass the stage store that holds their images")
+        h, bad = hash_records([r for r in recs if r.kind == kind], stores[kind], workers, desc=f"hashing {kind}")
+        hashes.update(h)
+        rejections += bad
+    bad_ids = {r.item_id for r in rejections}
+    recs = [r for r in recs if r.sample_id not in bad_ids]
+    split_of_sample = {r.sample_id: r.split for r in recs}
+    real_hashes = {sid: h for sid, h in real_split.hashes.items() if sid not in split_of_sample}
+    split_of_sample.update({r.sample_id: real_split.split_of[r.source_ids[0]] for r in real
+                            if r.sample_id in real_hashes})
+    pairs = cross_group_pairs(list(hashes.values()) + list(real_hashes.values()), cfg.phash_hamming,
+                              split_of_sample)
+    recs, rep2, rej2 = remove_cross_split_duplicates(recs, pairs, split_of_sample)
+    report += rep2
+    rejections += rej2
+    dups = find_duplicates([hashes[r.sample_id] for r in recs], cfg.phash_hamming,
+                           group_of={r.sample_id: r.split for r in recs})
+    dropped = {d.sample_id for d in dups}
+    rejections += [d.to_rejection(STAGE) for d in dups]
+    recs = [r for r in recs if r.sample_id not in dropped]
+    counts = reconcile("curate", len(candidates), recs, rejections)
+    return Curated(sorted(recs, key=lambda r: r.sample_id), sorted(rejections, key=_key), report, dups, counts)
+
+
+def _key(r: Rejection) -> tuple:
+    return (r.stage, r.item_id, r.reason)
+
+
+def reconcile(stage: str, n_in: int, kept: list, rejections: list[Rejection]) -> dict:
+    """Counts of a step; in != kept + rejected is a bug, so it raises rather than publish."""
+    if n_in != len(kept) + len(rejections):
+        raise BuildError(f"{stage} lost inputs: {n_in} in, {len(kept)} kept + {len(rejections)} rejected")
+    return {"in": n_in, "kept": len(kept), "rejected": len(rejections),
+            "by_reason": dict(sorted(Counter(r.reason for r in rejections).items()))}
+
+
+def read_training_manifests(paths: list[Path]) -> dict[str, list[str]]:
+    """Model/adapter id -> source ids it saw. Each JSON file is `{"model": id, "source_ids": [...]}`
+    or a mapping `{id: [source ids]}`."""
+    out: dict[str, list[str]] = {}
+    for p in paths:
+        try:
+            data = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"training manifest {p}: cannot read as JSON ({e}); expected "
+                              '{"model": "<id>", "source_ids": ["ddi:000001", ...]}') from e
+        if isinstance(data, dict) and "source_ids" in data and "model" in data:
+            data = {data["model"]: data["source_ids"]}
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            raise ConfigError(f"training manifest {p}: expected {{'model': id, 'source_ids': [...]}} "
+                              "or {id: [source ids]}")
+        for k, v in data.items():
+            out.setdefault(k, []).extend(v)
+    return out
