@@ -29,6 +29,7 @@ STAGE = "curate"
 @dataclasses.dataclass
 class RealSplit:
     split_of: dict[str, str]  # source_id -> split
+    sample_split: dict[str, str]  # real sample_id -> split (dropped copies included)
     hashes: dict[str, ImageHash]  # sample_id -> hashes
     duplicates: list[Duplicate]  # real copies dropped inside a split
     rejections: list[Rejection]  # unreadable images
@@ -66,7 +67,7 @@ def split_real(real: list[Record], store: StageStore, cfg: CurationConfig, *, wo
     split_of = assign_splits(real, cfg, links=links, test_ids=test_ids)
     group = {r.sample_id: split_of[r.source_ids[0]] for r in real}
     dups = find_duplicates(ordered, cfg.phash_hamming, group_of=group)
-    return RealSplit(split_of, hashes, dups, rejected)
+    return RealSplit(split_of, group, hashes, dups, rejected)
 
 
 def curate_records(candidates: list[Record], stores: dict[str, StageStore], real: list[Record],
@@ -88,9 +89,9 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     bad_ids = {r.item_id for r in rejections}
     recs = [r for r in recs if r.sample_id not in bad_ids]
     split_of_sample = {r.sample_id: r.split for r in recs}
+    # Every real image counts, dropped copies too: a synthetic near any of them is a leak.
     real_hashes = {sid: h for sid, h in real_split.hashes.items() if sid not in split_of_sample}
-    split_of_sample.update({r.sample_id: real_split.split_of[r.source_ids[0]] for r in real
-                            if r.sample_id in real_hashes})
+    split_of_sample.update({sid: real_split.sample_split[sid] for sid in real_hashes})
     pairs = cross_group_pairs(list(hashes.values()) + list(real_hashes.values()), cfg.phash_hamming,
                               split_of_sample)
     recs, rep2, rej2 = remove_cross_split_duplicates(recs, pairs, split_of_sample)

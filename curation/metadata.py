@@ -7,6 +7,7 @@ ends up in `SourceTable.rows` or `SourceTable.rejections` (`n_in == kept + rejec
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from builder.errors import SourceError
@@ -133,7 +134,7 @@ def _first_line(rows: list[SourceRow], source_id: str) -> int:
 def _require(df, table: Path, needed: list[str], hint: str = "") -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise SourceError(f"{table}: missing columns {missing} (found {[c for c in df.columns if c]}); "
+        raise SourceError(f"{table}: missing columns {missing} (found {[c for c in df.columns if c != 'line']}); "
                           f"expected {needed}{hint}")
 
 
@@ -144,8 +145,9 @@ def _reject(table: Path, line: int, item: str, reason: str, column: str, value, 
 
 def _check_ddi(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str]):
     _require(df, table, ["DDI_ID", "DDI_file", "skin_tone", "disease"])
-    mal_col = "malignant" if "malignant" in df.columns else "malignancy(malig=1)"
-    _require(df, table, [mal_col], " (DDI: 'malignant' True/False, or the older 'malignancy(malig=1)' 1/0)")
+    mal_col = "malignancy(malig=1)" if "malignancy(malig=1)" in df.columns and "malignant" not in df.columns \
+        else "malignant"
+    _require(df, table, [mal_col], " (or the older 'malignancy(malig=1)' with 1/0)")
     patient_col = next((c for c in ("patient_id", "patient") if c in df.columns), None)
     rows, rej = [], []
     for d in df.iter_rows(named=True):
@@ -202,8 +204,9 @@ def _file_problem(R, source: Path, rel: str, col: str) -> Rejection | None:
 
 
 def _inside(source: Path, rel: str) -> Path | None:
-    """`rel` resolved under `source`, or None when it escapes (absolute path, `..`, symlink out)."""
-    path = (source / rel.strip()).resolve()
+    """`rel` under `source`, or None when it escapes (absolute path, `..`). Checked on the names,
+    not the resolved path: a symlinked images folder is the user's choice, `../x` in a table is not."""
+    path = Path(os.path.normpath(source / rel.strip()))
     return path if path.is_relative_to(source) else None
 
 

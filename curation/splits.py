@@ -4,8 +4,9 @@ Everything sharing a lineage root lands in one split: roots are connected compon
 records' `source_ids`, joined further by known patient ids and by extra links (near-duplicate
 pairs). Methods (`curation.split_method`):
 
-- `stratified`: groups ordered by a seeded hash inside each skin tone x malignancy stratum, each
-  placed where its stratum's quota is least filled; depends only on ids, seed and ratios.
+- `stratified`: inside each skin tone x malignancy stratum, groups (largest first, then by a
+  seeded hash of the root id) go where the stratum's quota is least filled; the result depends
+  only on ids, seed and ratios.
 - `test_ids`: the ids in a file (one per line, or a CSV with a `source_id` column) form test, with
   their whole groups; the rest is split stratified into train/validation.
 - `patchalign24`: PatchAlign24's DDI holdout, `train_test_split(df, test_size=0.2,
@@ -102,7 +103,8 @@ def _stratified(real: list[Record], root: dict[str, str], ratios: dict[str, floa
         strata[_stratum(members)].append((g, len(members)))
     group_split: dict[str, str] = {}
     for key in sorted(strata):
-        groups = sorted(strata[key], key=lambda gs: _rank(seed, gs[0]))
+        # Big groups first, singletons last: the singletons then fill each quota exactly.
+        groups = sorted(strata[key], key=lambda gs: (-gs[1], _rank(seed, gs[0])))
         need = _counts(sum(n for _, n in groups), ratios)
         for g, n in groups:
             # The split with the most unfilled quota; ties to the held-out side (test first).
