@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -32,8 +33,12 @@ def detect_layout(source: Path) -> str:
 
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
-                  limit: int | None = None, disease_map: dict[str, str] | None = None) -> StageSummary:
-    """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons."""
+                  limit: int | None = None, disease_map: dict[str, str] | None = None,
+                  workers: int | None = None) -> StageSummary:
+    """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
+
+    Images are decoded, re-encoded and written over `workers` processes (default: all cores).
+    """
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
@@ -44,9 +49,9 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
         return summary.stop()
     table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
     records, rejections = [], list(table.rejections)
-    for row in progress(table.rows, desc="ingest"):
-        rec = _ingest_one(row, out)
+    for rec in _map(_ingest_one, [(row, out) for row in table.rows], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
+    rejections.sort(key=lambda r: (r.item_id, r.reason, r.detail))
     for r in rejections:
         summary.reject(r.reason)
     summary.done = len(records)
@@ -69,7 +74,19 @@ def _reconcile(n_in: int, records: list[Record], rejections: list[Rejection], ta
             "rejected": len(rejections), "by_reason": dict(sorted(Counter(r.reason for r in rejections).items()))}
 
 
-def _ingest_one(row: SourceRow, out: StageStore) -> Record | Rejection:
+def _map(fn, items: list, workers: int | None):
+    """`fn` over items in order, in processes when worth it (PNG encoding dominates ingest time)."""
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(items) < 2 * workers:
+        return list(progress((fn(x) for x in items), desc="ingest", total=len(items)))
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
+
+
+def _ingest_one(item: tuple[SourceRow, StageStore]) -> Record | Rejection:
+    row, out = item
     def reject(reason: str, detail: str) -> Rejection:
         return Rejection("ingest", row.source_id, reason, f"line {row.line}: {detail}", str(row.image))
 

@@ -149,12 +149,15 @@ def _check_ddi(df, table: Path, source: Path, masks: Path, name: str, dmap: dict
         else "malignant"
     _require(df, table, [mal_col], " (or the older 'malignancy(malig=1)' with 1/0)")
     patient_col = next((c for c in ("patient_id", "patient") if c in df.columns), None)
-    rows, rej = [], []
+    rows, rej, seen_id = [], [], {}
     for d in df.iter_rows(named=True):
         line, raw_id = d["line"], (d["DDI_ID"] or "").strip()
         stem = Path((d["DDI_file"] or "").strip()).stem
         item = f"{name}:{stem}" if stem else f"{name}:line{line}"
         problem = _ddi_problem(d, table, source, item, mal_col, dmap)
+        if problem is None and seen_id.setdefault(raw_id, line) != line:
+            problem = _reject(table, line, item, "duplicate_id", "DDI_ID", raw_id,
+                              f"repeats line {seen_id[raw_id]}", "give each photo its own DDI_ID")
         if problem:
             rej.append(problem)
             continue

@@ -85,12 +85,13 @@ def _bad_table(src: Path, shared_data: Path) -> dict[str, str]:
         (8, "000001.png", 34, "FALSE", "melanocytic-nevi"),       # duplicate id (same file)
         (9, "000009.png", "", "FALSE", "melanocytic-nevi"),       # missing value
         (10, "000010.png", 34, "FALSE", "melanocytic-nevi"),      # mask with bad label values
+        (1, "000012.png", 34, "FALSE", "melanocytic-nevi"),       # duplicate DDI_ID (other file)
     ]
     lines = [",DDI_ID,DDI_file,skin_tone,malignant,disease"]
     lines += [f"{i},{a},{b},{c},{d},{e}" for i, (a, b, c, d, e) in enumerate(rows)]
     (src / "ddi_metadata.csv").write_text("\n".join(lines) + "\n")
     photos = _photos(shared_data)
-    for stem, p in zip(("000001", "000002", "000003", "000004", "000009", "000010", "000099"), photos):
+    for stem, p in zip(("000001", "000002", "000003", "000004", "000009", "000010", "000099", "000012"), photos):
         _write_photo(p, src / f"{stem}.png")
     (src / "000006.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     _write_photo(photos[0], src.parent / "outside.png")
@@ -102,7 +103,7 @@ def _bad_table(src: Path, shared_data: Path) -> dict[str, str]:
     return {"ddi:000002": "unknown_skin_tone", "ddi:000003": "bad_malignancy", "ddi:000004": "unmapped_disease",
             "ddi:000005": "missing_image", "ddi:000006": "unreadable_image", "ddi:outside": "path_escapes_root",
             "ddi:000001": "duplicate_id", "ddi:000009": "missing_value", "ddi:000010": "unknown_label_values",
-            "mask:000500.npy": "mask_without_image", "image:000099.png": "image_without_metadata"}
+            "ddi:000012": "duplicate_id", "mask:000500.npy": "mask_without_image", "image:000099.png": "image_without_metadata"}
 
 
 def test_crafted_bad_inputs_each_with_its_reason(tmp_path, shared_data):
@@ -115,12 +116,14 @@ def test_crafted_bad_inputs_each_with_its_reason(tmp_path, shared_data):
     assert got == set(want.items())
     assert [r.source_ids for r in store.records()] == [["ddi:000001"]]
     counts = read_counts(store)
-    assert counts["in"] == 10 + 2 == counts["kept"] + counts["rejected"]
+    assert counts["in"] == 11 + 2 == counts["kept"] + counts["rejected"]
     detail = {r.reason: r.detail for r in store.rejections()}
     assert detail["unknown_skin_tone"].startswith("ddi_metadata.csv line 3, column skin_tone: value '99'")
     assert "12, 34 or 56" in detail["unknown_skin_tone"]
     assert "'made-up-disease,<joined name>'" in detail["unmapped_disease"]
-    assert "repeats line 2" in detail["duplicate_id"]
+    assert {r.detail.split(": ", 1)[0] for r in store.rejections() if r.reason == "duplicate_id"} == {
+        "ddi_metadata.csv line 9", "ddi_metadata.csv line 12, column DDI_ID"}
+    assert all("repeats line 2" in r.detail for r in store.rejections() if r.reason == "duplicate_id")
     assert "outside the source folder" in detail["path_escapes_root"]
 
 
