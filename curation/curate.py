@@ -48,6 +48,18 @@ class Curated:
     counts: dict
 
 
+def check_config(cfg: CurationConfig) -> None:
+    """Bad curation settings fail before any image is read."""
+    if not isinstance(cfg.phash_hamming, int) or not 0 <= cfg.phash_hamming <= 16:
+        raise ConfigError(f"curation.phash_hamming={cfg.phash_hamming!r}: expected an int of bits in 0-16 "
+                          "(64-bit pHash; 6 finds re-encodes and resizes, above ~12 unrelated photos match)")
+    from curation.splits import METHODS, check_ratios
+
+    check_ratios(dict(cfg.ratios))
+    if cfg.split_method not in METHODS:
+        raise ConfigError(f"curation.split_method={cfg.split_method!r}: expected one of {', '.join(METHODS)}")
+
+
 def hash_records(records: list[Record], store: StageStore, workers: int | None = None,
                  desc: str = "hashing") -> tuple[dict[str, ImageHash], list[Rejection]]:
     items = [(r.sample_id, store.root / (r.image_path or f"images/{r.sample_id}.png")) for r in records]
@@ -58,6 +70,7 @@ def hash_records(records: list[Record], store: StageStore, workers: int | None =
 def split_real(real: list[Record], store: StageStore, cfg: CurationConfig, *, workers: int | None = None,
                test_ids: list[str] | None = None) -> RealSplit:
     """Splits over real images, near-duplicates grouped together, then de-duplicated per split."""
+    check_config(cfg)
     hashes, rejected = hash_records(real, store, workers, desc="hashing real")
     by_sample = {r.sample_id: r for r in real}
     ordered = sorted(hashes.values(), key=lambda h: h.sample_id)

@@ -10,7 +10,7 @@ from builder.config import CurationConfig
 from builder.errors import BuildError
 from builder.schema import Record, Rejection
 from builder.store import StageStore
-from curation.curate import curate_records, read_training_manifests, reconcile, split_real
+from curation.curate import check_config, curate_records, read_training_manifests, reconcile, split_real
 from curation.ingest import ingest_source, read_counts
 from curation.splits import split_table
 
@@ -31,6 +31,7 @@ class CurateOptions:
 
 def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
     """Run curation into `opts.out`; returns the printable summary."""
+    check_config(cfg)
     out = Path(opts.out)
     manifests = read_training_manifests(opts.manifests)  # bad inputs fail before any work
     real_store = StageStore(out / "real")

@@ -172,3 +172,16 @@ def test_curate_help_is_fast_and_bad_synthetic_named():
     proc = subprocess.run([sys.executable, "-m", "builder", "curate", "--source", ".", "--out", "/tmp/x",
                            "--synthetic", "bogus=/nope"], capture_output=True, text=True, cwd=root, timeout=60)
     assert proc.returncode == 2 and "--synthetic 'bogus=/nope'" in proc.stderr
+
+
+def test_bad_threshold_fails_before_work(tmp_path):
+    import dataclasses
+
+    from builder.config import CurationConfig
+    from builder.errors import ConfigError
+    from curation.curate_run import CurateOptions, curate_source
+
+    cfg = dataclasses.replace(CurationConfig(), phash_hamming=40)
+    with pytest.raises(ConfigError, match="phash_hamming=40"):
+        curate_source(cfg, CurateOptions(source=tmp_path, out=tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
