@@ -20,7 +20,7 @@ from builder.schema import Record, Rejection
 from builder.store import StageStore
 from curation.dedup import (Duplicate, ImageHash, cross_group_pairs, find_duplicates, hash_images,
                             similar_pairs)
-from curation.leakage import apply_splits, remove_cross_split_duplicates
+from curation.leakage import apply_splits, record_sources, remove_cross_split_duplicates
 from curation.splits import assign_splits
 
 STAGE = "curate"
@@ -29,10 +29,14 @@ STAGE = "curate"
 @dataclasses.dataclass
 class RealSplit:
     split_of: dict[str, str]  # source_id -> split
-    sample_split: dict[str, str]  # real sample_id -> split (dropped copies included)
+    source_of: dict[str, str]  # real sample_id -> its source id (dropped copies included)
     hashes: dict[str, ImageHash]  # sample_id -> hashes
     duplicates: list[Duplicate]  # real copies dropped inside a split
     rejections: list[Rejection]  # unreadable images
+
+    @property
+    def sample_split(self) -> dict[str, str]:
+        return {sid: self.split_of[src] for sid, src in self.source_of.items()}
 
     def kept(self, real: list[Record]) -> list[Record]:
         gone = {d.sample_id for d in self.duplicates} | {r.item_id for r in self.rejections}
@@ -80,7 +84,7 @@ def split_real(real: list[Record], store: StageStore, cfg: CurationConfig, *, wo
     split_of = assign_splits(real, cfg, links=links, test_ids=test_ids)
     group = {r.sample_id: split_of[r.source_ids[0]] for r in real}
     dups = find_duplicates(ordered, cfg.phash_hamming, group_of=group)
-    return RealSplit(split_of, group, hashes, dups, rejected)
+    return RealSplit(split_of, {r.sample_id: r.source_ids[0] for r in real}, hashes, dups, rejected)
 
 
 def curate_records(candidates: list[Record], stores: dict[str, StageStore], real: list[Record],
@@ -92,22 +96,13 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     """
     recs, report, rejections = apply_splits(candidates, real_split.split_of, reference=real,
                                             training_manifests=training_manifests)
-    hashes: dict[str, ImageHash] = {}
-    for kind in sorted({r.kind for r in recs}):
-        if kind not in stores:
-            raise ConfigError(f"no store given for {kind} records; pass the stage store that holds their images")
-        h, bad = hash_records([r for r in recs if r.kind == kind], stores[kind], workers, desc=f"hashing {kind}")
-        hashes.update(h)
-        rejections += bad
-    bad_ids = {r.item_id for r in rejections}
+    hashes, bad = _hash_by_kind(recs, stores, workers)
+    rejections += bad
+    bad_ids = {r.item_id for r in bad}
     recs = [r for r in recs if r.sample_id not in bad_ids]
-    split_of_sample = {r.sample_id: r.split for r in recs}
-    # Every real image counts, dropped copies too: a synthetic near any of them is a leak.
-    real_hashes = {sid: h for sid, h in real_split.hashes.items() if sid not in split_of_sample}
-    split_of_sample.update({sid: real_split.sample_split[sid] for sid in real_hashes})
-    pairs = cross_group_pairs(list(hashes.values()) + list(real_hashes.values()), cfg.phash_hamming,
-                              split_of_sample)
-    recs, rep2, rej2 = remove_cross_split_duplicates(recs, pairs, split_of_sample)
+    by_id = {r.sample_id: r for r in (*real, *recs)}
+    lineage = {r.sample_id: set(record_sources(r, by_id, training_manifests or {})) for r in recs}
+    recs, rep2, rej2, n_related = _cross_split(recs, hashes, lineage, real_split, cfg.phash_hamming)
     report += rep2
     rejections += rej2
     dups = find_duplicates([hashes[r.sample_id] for r in recs], cfg.phash_hamming,
@@ -116,7 +111,37 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     rejections += [d.to_rejection(STAGE) for d in dups]
     recs = [r for r in recs if r.sample_id not in dropped]
     counts = reconcile("curate", len(candidates), recs, rejections)
+    counts["cross_split_pairs_shared_lineage"] = n_related  # kept: derivation, placed by the leakage rule
     return Curated(sorted(recs, key=lambda r: r.sample_id), sorted(rejections, key=_key), report, dups, counts)
+
+
+def _hash_by_kind(recs: list[Record], stores: dict[str, StageStore], workers: int | None):
+    hashes: dict[str, ImageHash] = {}
+    rejections: list[Rejection] = []
+    for kind in sorted({r.kind for r in recs}):
+        if kind not in stores:
+            raise ConfigError(f"no store given for {kind} records; pass the stage store that holds their images")
+        h, bad = hash_records([r for r in recs if r.kind == kind], stores[kind], workers, desc=f"hashing {kind}")
+        hashes.update(h)
+        rejections += bad
+    return hashes, rejections
+
+
+def _cross_split(recs: list[Record], hashes: dict[str, ImageHash], lineage: dict[str, set[str]],
+                 real_split: RealSplit, radius: int):
+    """Near-duplicates across splits, among the records and every real image (dropped copies too).
+
+    A pair that shares a source is derivation, not leakage: a lesion-mapped image in test (its
+    donor is a test image) looks like its train base; the leakage rule already placed it.
+    """
+    split_of_sample = {r.sample_id: r.split for r in recs}
+    real_hashes = {sid: h for sid, h in real_split.hashes.items() if sid not in split_of_sample}
+    split_of_sample.update({sid: real_split.sample_split[sid] for sid in real_hashes})
+    lineage = {**{sid: {real_split.source_of[sid]} for sid in real_hashes}, **lineage}
+    pairs = cross_group_pairs([*hashes.values(), *real_hashes.values()], radius, split_of_sample)
+    unrelated = [(a, b, d) for a, b, d in pairs if not lineage[a] & lineage[b]]
+    recs, report, rejections = remove_cross_split_duplicates(recs, unrelated, split_of_sample)
+    return recs, report, rejections, len(pairs) - len(unrelated)
 
 
 def _key(r: Rejection) -> tuple:

@@ -79,6 +79,9 @@ def workspace(tmp_path_factory, shared_data):
     (src / "ddi_metadata.csv").write_text("\n".join(rows) + "\n")
     (root / "test_ids.txt").write_text("ddi:000004\nddi:000005\n")
     mirrored = np.ascontiguousarray(photos[6][:, ::-1])
+    base = np.ascontiguousarray(photos[9][::-1, ::-1])
+    with_lesion = base.copy()
+    with_lesion[100:116, 150:166] = (90, 40, 30)  # a pasted lesion: still a near copy of its base
     healthy = StageStore(root / "healthy")
     stores = {"healthy": healthy, "lesion_mapped": StageStore(root / "lm"), "semantic": StageStore(root / "sem")}
     planted = {  # sample id -> (store, pixels, record fields)
@@ -88,6 +91,10 @@ def workspace(tmp_path_factory, shared_data):
         "lesion_mapped-01": ("lesion_mapped", photos[7][::-1].copy(),
                              dict(kind="lesion_mapped", sources=["ddi:000006"], base_id="healthy-01",
                                   donor_id="ddi:000004")),
+        "healthy-04": ("healthy", base, dict(sources=["ddi:000008"])),
+        "lesion_mapped-02": ("lesion_mapped", with_lesion,
+                             dict(kind="lesion_mapped", sources=["ddi:000008", "ddi:000005"],
+                                  base_id="healthy-04", donor_id="ddi:000005")),
         "semantic-01": ("semantic", photos[8][:, ::-1].copy(),
                         dict(kind="semantic", sources=["ddi:000007"],
                              generator=Generator("diffusers", "sd", "r", ("lora-mel",)))),
@@ -142,8 +149,10 @@ def test_planted_leaks_and_synthetic_duplicates(workspace):
     for step in ("ingest", "real_dedup", "synthetic"):
         s = summary[step]
         assert s["in"] == s["kept"] + s["rejected"], step
-    assert summary["synthetic"] == {"in": 5, "kept": 3, "rejected": 2,
+    assert summary["synthetic"] == {"in": 7, "kept": 5, "rejected": 2, "cross_split_pairs_shared_lineage": 1,
                                     "by_reason": {"exact_duplicate": 1, "near_duplicate_of_test": 1}}
+    # A lesion-mapped image in test (test donor) looks like its base; the base stays in its split.
+    assert recs["lesion_mapped-02"]["split"] == "test" and recs["healthy-04"]["split"] in ("train", "validation")
     assert "real dedup in=12 kept=10 rejected=2" in stdout
 
 
