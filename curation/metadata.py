@@ -260,7 +260,9 @@ def _fitz_problem(d: dict, table: Path, source: Path, item: str) -> Rejection | 
     if d["three_partition_label"].strip() not in ("malignant", "benign", "non-neoplastic"):
         return R("bad_malignancy", "three_partition_label", "is not malignant/benign/non-neoplastic",
                  "fix the value")
-    return _file_problem(R, source, _fitz_image(source, d), "image_file")
+    # The published table names no file: then the md5hash is what points at images/<md5>.<ext>.
+    col = "image_file" if (d.get("image_file") or "").strip() else "md5hash"
+    return _file_problem(R, source, _fitz_image(source, d), col)
 
 
 def _duplicate_ids(rows: list[SourceRow], table: Path) -> list[Rejection]:

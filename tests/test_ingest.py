@@ -163,3 +163,5 @@ def test_fitzpatrick17k_published_table(shared_data, tmp_path):
     assert by["unknown_skin_tone"] == 565
     assert len(t.rows) == 39 and t.n_in == 16577 == len(t.rows) + len(t.rejections)
     assert all(r.mask is None for r in t.rows)  # no masks folder: real images without masks
+    missing = next(r for r in t.rejections if r.reason == "missing_image")
+    assert ", column md5hash: value '" in missing.detail and "images/" in missing.detail
