@@ -105,8 +105,11 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     recs, rep2, rej2, n_related = _cross_split(recs, hashes, lineage, real_split, cfg.phash_hamming)
     report += rep2
     rejections += rej2
+    # Semantic samples share their model's whole training set: look-alikes among them are copies
+    # (memorisation, mode collapse), so only image-derived kinds get the variant exemption.
+    variants = {r.sample_id: lineage[r.sample_id] for r in recs if r.kind != "semantic"}
     dups = find_duplicates([hashes[r.sample_id] for r in recs], cfg.phash_hamming,
-                           group_of={r.sample_id: r.split for r in recs})
+                           group_of={r.sample_id: r.split for r in recs}, lineage=variants)
     dropped = {d.sample_id for d in dups}
     rejections += [d.to_rejection(STAGE) for d in dups]
     recs = [r for r in recs if r.sample_id not in dropped]

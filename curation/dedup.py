@@ -210,13 +210,15 @@ def _priority(h: ImageHash) -> tuple:
     return (-h.pixels, h.sample_id)
 
 
-def find_duplicates(hashes: Sequence[ImageHash], radius: int,
-                    group_of: dict[str, str] | None = None) -> list[Duplicate]:
+def find_duplicates(hashes: Sequence[ImageHash], radius: int, group_of: dict[str, str] | None = None,
+                    lineage: dict[str, set[str]] | None = None) -> list[Duplicate]:
     """Copies to drop inside each group (e.g. split); one kept per exact or near cluster.
 
     Exact copies (same pixel hash) go first. Near: greedy in keep-priority order, an image is
     dropped when it lies within `radius` of an already kept one, and `dup_of` names that image
-    (so every `dup_of` is a true near-duplicate, never a chain). Sorted by sample_id.
+    (so every `dup_of` is a true near-duplicate, never a chain). With `lineage` (sample_id ->
+    source ids), near pairs sharing a source are variants by design (two lesions mapped onto one
+    base), not copies, and both stay. Sorted by sample_id.
     """
     group_of = group_of or {}
     ranked = sorted(hashes, key=_priority)
@@ -230,17 +232,19 @@ def find_duplicates(hashes: Sequence[ImageHash], radius: int,
         else:
             first[key] = h.sample_id
             unique.append(h)
-    dups.extend(_near_greedy(unique, radius, group_of))
+    dups.extend(_near_greedy(unique, radius, group_of, lineage or {}))
     return sorted(dups, key=lambda d: d.sample_id)
 
 
-def _near_greedy(ranked: list[ImageHash], radius: int, group_of: dict[str, str]) -> list[Duplicate]:
+def _near_greedy(ranked: list[ImageHash], radius: int, group_of: dict[str, str],
+                 lineage: dict[str, set[str]]) -> list[Duplicate]:
     codes = np.array([h.phash for h in ranked], dtype=np.uint64)
     pairs = near_pairs(codes, radius)
     groups = [group_of.get(h.sample_id) for h in ranked]
     nbrs: dict[int, list[tuple[int, int]]] = {}
     for i, j, d in pairs.tolist():  # i < j: i has priority (ranked order)
-        if groups[i] == groups[j]:
+        a, b = ranked[i].sample_id, ranked[j].sample_id
+        if groups[i] == groups[j] and not lineage.get(a, set()) & lineage.get(b, set()):
             nbrs.setdefault(i, []).append((j, d))
     dropped: dict[int, tuple[int, int]] = {}
     for i in sorted(nbrs):

@@ -82,6 +82,9 @@ def workspace(tmp_path_factory, shared_data):
     base = np.ascontiguousarray(photos[9][::-1, ::-1])
     with_lesion = base.copy()
     with_lesion[100:116, 150:166] = (90, 40, 30)  # a pasted lesion: still a near copy of its base
+    other_lesion = base.copy()
+    other_lesion[180:194, 60:74] = (60, 30, 25)  # another lesion on the same base: a variant, not a copy
+    sem = np.ascontiguousarray(photos[8][:, ::-1])
     healthy = StageStore(root / "healthy")
     stores = {"healthy": healthy, "lesion_mapped": StageStore(root / "lm"), "semantic": StageStore(root / "sem")}
     planted = {  # sample id -> (store, pixels, record fields)
@@ -95,9 +98,13 @@ def workspace(tmp_path_factory, shared_data):
         "lesion_mapped-02": ("lesion_mapped", with_lesion,
                              dict(kind="lesion_mapped", sources=["ddi:000008", "ddi:000005"],
                                   base_id="healthy-04", donor_id="ddi:000005")),
-        "semantic-01": ("semantic", photos[8][:, ::-1].copy(),
-                        dict(kind="semantic", sources=["ddi:000007"],
-                             generator=Generator("diffusers", "sd", "r", ("lora-mel",)))),
+        "lesion_mapped-03": ("lesion_mapped", other_lesion,
+                             dict(kind="lesion_mapped", sources=["ddi:000008", "ddi:000005"],
+                                  base_id="healthy-04", donor_id="ddi:000005")),
+        "semantic-01": ("semantic", sem, dict(kind="semantic", sources=["ddi:000007"],
+                                              generator=Generator("diffusers", "sd", "r", ("lora-mel",)))),
+        "semantic-02": ("semantic", _jpeg_roundtrip(sem), dict(kind="semantic", sources=["ddi:000007"],
+                        generator=Generator("diffusers", "sd", "r", ("lora-mel",)))),  # a look-alike
     }
     by_store: dict[str, list] = {k: [] for k in stores}
     for sid, (store, rgb, kw) in planted.items():
@@ -149,8 +156,10 @@ def test_planted_leaks_and_synthetic_duplicates(workspace):
     for step in ("ingest", "real_dedup", "synthetic"):
         s = summary[step]
         assert s["in"] == s["kept"] + s["rejected"], step
-    assert summary["synthetic"] == {"in": 7, "kept": 5, "rejected": 2, "cross_split_pairs_shared_lineage": 1,
-                                    "by_reason": {"exact_duplicate": 1, "near_duplicate_of_test": 1}}
+    assert summary["synthetic"] == {"in": 9, "kept": 6, "rejected": 3, "cross_split_pairs_shared_lineage": 2,
+                                    "by_reason": {"exact_duplicate": 1, "near_duplicate": 1,
+                                                  "near_duplicate_of_test": 1}}
+    assert "lesion_mapped-03" in recs and len({"semantic-01", "semantic-02"} & set(recs)) == 1
     # A lesion-mapped image in test (test donor) looks like its base; the base stays in its split.
     assert recs["lesion_mapped-02"]["split"] == "test" and recs["healthy-04"]["split"] in ("train", "validation")
     assert "real dedup in=12 kept=10 rejected=2" in stdout

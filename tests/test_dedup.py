@@ -110,3 +110,12 @@ def test_parallel_hashing_matches_serial_and_rejects_unreadable(shared_data, tmp
     assert [(r.item_id, r.reason) for r in rej1] == [("zz-broken", "unreadable_image")] == \
            [(r.item_id, r.reason) for r in rej2]
     assert str(bad) in rej1[0].detail
+
+
+def test_variants_sharing_a_source_are_not_duplicates():
+    # Two lesions mapped onto one base are near each other by design; an unrelated look-alike is a copy.
+    hashes = [ImageHash("lm-1", "p1", 0b0, 100), ImageHash("lm-2", "p2", 0b11, 100),
+              ImageHash("other", "p3", 0b111, 100), ImageHash("lm-3", "p1", 0b0, 100)]
+    lineage = {"lm-1": {"ddi:1", "ddi:7"}, "lm-2": {"ddi:1", "ddi:9"}, "other": {"ddi:5"}, "lm-3": {"ddi:1"}}
+    got = {(d.sample_id, d.dup_of, d.kind) for d in find_duplicates(hashes, 6, lineage=lineage)}
+    assert got == {("lm-3", "lm-1", "exact"), ("other", "lm-1", "near")}
