@@ -81,8 +81,8 @@ def brute_time(codes: np.ndarray, radius: int, max_queries: int) -> tuple[float,
         _, s = _time(lambda: brute_force_pairs(codes, radius))
         return s, False
     q = codes[:max_queries]
-    _, s = _time(lambda: [np.bitwise_count(q[i:i + 1024, None] ^ codes[None, :]) <= radius
-                          for i in range(0, len(q), 1024)])
+    _, s = _time(lambda: [np.flatnonzero(np.bitwise_count(q[i:i + 256, None] ^ codes[None, :]) <= radius)
+                          for i in range(0, len(q), 256)])
     return s * n / max_queries / 2, True  # i < j: half the pairs
 
 

@@ -92,7 +92,8 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
                    training_manifests: dict[str, list[str]] | None = None) -> Curated:
     """Splits for synthetics (and reals when published), leakage removal, per-split de-duplication.
 
-    `stores` maps a record kind to the store holding its images.
+    `stores` maps a record kind to the store holding its images; `real` is every ingested real
+    record (dropped copies too), used to resolve base and donor ids.
     """
     recs, report, rejections = apply_splits(candidates, real_split.split_of, reference=real,
                                             training_manifests=training_manifests)

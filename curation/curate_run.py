@@ -48,7 +48,7 @@ def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
                             rs.rejections + [d.to_rejection("curate") for d in rs.duplicates])
     stores = {kind: StageStore(p) for kind, p in opts.synthetic.items()}
     candidates = [r for kind in sorted(stores) for r in stores[kind].records()]
-    cur = curate_records(candidates, stores, real_kept, rs, cfg, workers=opts.workers,
+    cur = curate_records(candidates, stores, real, rs, cfg, workers=opts.workers,
                          training_manifests=manifests)
     _write_jsonl(out / "records.jsonl", cur.records)
     all_rej = real_store.rejections() + rs.rejections + [d.to_rejection("curate") for d in rs.duplicates] \
