@@ -58,6 +58,9 @@ class CurationConfig:
     split_method: str = "stratified"
     test_ids_file: str | None = None
     patchalign24_csv: str | None = None
+    embedding_model: str | None = None
+    embedding_revision: str | None = None
+    embedding_min_cosine: float = 0.95
 
 
 @dataclasses.dataclass(frozen=True)

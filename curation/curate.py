@@ -33,6 +33,8 @@ class RealSplit:
     hashes: dict[str, ImageHash]  # sample_id -> hashes
     duplicates: list[Duplicate]  # real copies dropped inside a split
     rejections: list[Rejection]  # unreadable images
+    paths: dict[str, Path] = dataclasses.field(default_factory=dict)  # sample_id -> image file
+    look_alikes: int = 0  # embedding pairs that joined lineage groups
 
     @property
     def sample_split(self) -> dict[str, str]:
@@ -60,14 +62,19 @@ def check_config(cfg: CurationConfig) -> None:
     from curation.splits import METHODS, check_ratios
 
     check_ratios(dict(cfg.ratios))
+    if cfg.embedding_model and not 0 < cfg.embedding_min_cosine <= 1:
+        raise ConfigError(f"curation.embedding_min_cosine={cfg.embedding_min_cosine!r}: expected a cosine in (0, 1]")
     if cfg.split_method not in METHODS:
         raise ConfigError(f"curation.split_method={cfg.split_method!r}: expected one of {', '.join(METHODS)}")
 
 
+def _paths(records: list[Record], store: StageStore) -> dict[str, Path]:
+    return {r.sample_id: store.root / (r.image_path or f"images/{r.sample_id}.png") for r in records}
+
+
 def hash_records(records: list[Record], store: StageStore, workers: int | None = None,
                  desc: str = "hashing") -> tuple[dict[str, ImageHash], list[Rejection]]:
-    items = [(r.sample_id, store.root / (r.image_path or f"images/{r.sample_id}.png")) for r in records]
-    hashes, rejected = hash_images(items, workers, desc=desc)
+    hashes, rejected = hash_images(_paths(records, store).items(), workers, desc=desc)
     return {h.sample_id: h for h in hashes}, [dataclasses.replace(r, stage=STAGE) for r in rejected]
 
 
@@ -79,12 +86,25 @@ def split_real(real: list[Record], store: StageStore, cfg: CurationConfig, *, wo
     by_sample = {r.sample_id: r for r in real}
     ordered = sorted(hashes.values(), key=lambda h: h.sample_id)
     # Linking every near pair (no split yet) keeps copies out of different splits: no leak to remove.
-    links = [(by_sample[a].source_ids[0], by_sample[b].source_ids[0])
-             for a, b, _ in similar_pairs(ordered, cfg.phash_hamming)]
+    pairs = [(a, b) for a, b, _ in similar_pairs(ordered, cfg.phash_hamming)]
+    paths = _paths(real, store)
+    alike = _look_alikes(cfg, {sid: paths[sid] for sid in hashes})  # same lesion, other photo
+    links = [(by_sample[a].source_ids[0], by_sample[b].source_ids[0]) for a, b in pairs + alike]
     split_of = assign_splits(real, cfg, links=links, test_ids=test_ids)
     group = {r.sample_id: split_of[r.source_ids[0]] for r in real}
     dups = find_duplicates(ordered, cfg.phash_hamming, group_of=group)
-    return RealSplit(split_of, {r.sample_id: r.source_ids[0] for r in real}, hashes, dups, rejected)
+    return RealSplit(split_of, {r.sample_id: r.source_ids[0] for r in real}, hashes, dups, rejected,
+                     paths, len(alike))
+
+
+def _look_alikes(cfg: CurationConfig, paths: dict[str, Path]) -> list[tuple[str, str]]:
+    """Embedding look-alike pairs (sample ids) when a model is configured, else none."""
+    if not cfg.embedding_model:
+        return []
+    from curation.embed import look_alikes
+
+    return [(a, b) for a, b, _ in look_alikes(sorted(paths.items()), cfg.embedding_model,
+                                              cfg.embedding_revision, cfg.embedding_min_cosine)]
 
 
 def curate_records(candidates: list[Record], stores: dict[str, StageStore], real: list[Record],
@@ -103,7 +123,9 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     recs = [r for r in recs if r.sample_id not in bad_ids]
     by_id = {r.sample_id: r for r in (*real, *recs)}
     lineage = {r.sample_id: set(record_sources(r, by_id, training_manifests or {})) for r in recs}
-    recs, rep2, rej2, n_related = _cross_split(recs, hashes, lineage, real_split, cfg.phash_hamming)
+    paths = {sid: p for kind, st in stores.items()
+             for sid, p in _paths([r for r in recs if r.kind == kind], st).items()}
+    recs, rep2, rej2, n_related = _cross_split(recs, hashes, lineage, real_split, cfg, paths)
     report += rep2
     rejections += rej2
     # Semantic samples share their model's whole training set: look-alikes among them are copies
@@ -132,7 +154,7 @@ def _hash_by_kind(recs: list[Record], stores: dict[str, StageStore], workers: in
 
 
 def _cross_split(recs: list[Record], hashes: dict[str, ImageHash], lineage: dict[str, set[str]],
-                 real_split: RealSplit, radius: int):
+                 real_split: RealSplit, cfg: CurationConfig, paths: dict[str, Path]):
     """Near-duplicates across splits, among the records and every real image (dropped copies too).
 
     A pair that shares a source is derivation, not leakage: a lesion-mapped image in test (its
@@ -142,7 +164,9 @@ def _cross_split(recs: list[Record], hashes: dict[str, ImageHash], lineage: dict
     real_hashes = {sid: h for sid, h in real_split.hashes.items() if sid not in split_of_sample}
     split_of_sample.update({sid: real_split.sample_split[sid] for sid in real_hashes})
     lineage = {**{sid: {real_split.source_of[sid]} for sid in real_hashes}, **lineage}
-    pairs = cross_group_pairs([*hashes.values(), *real_hashes.values()], radius, split_of_sample)
+    pairs = cross_group_pairs([*hashes.values(), *real_hashes.values()], cfg.phash_hamming, split_of_sample)
+    alike = _look_alikes(cfg, {**{sid: real_split.paths[sid] for sid in real_hashes}, **paths})
+    pairs += [(a, b, -1) for a, b in alike if split_of_sample[a] != split_of_sample[b]]  # -1: embedding
     unrelated = [(a, b, d) for a, b, d in pairs if not lineage[a] & lineage[b]]
     recs, report, rejections = remove_cross_split_duplicates(recs, unrelated, split_of_sample)
     return recs, report, rejections, len(pairs) - len(unrelated)

@@ -75,7 +75,7 @@ def remove_cross_split_duplicates(records: list[Record], pairs: list[tuple[str, 
                                   split_of_sample: dict[str, str]) -> tuple[list[Record], list[dict], list[Rejection]]:
     """Drop the less held-out side of each cross-split near-duplicate pair (train first).
 
-    `pairs` are (sample_a, sample_b, hamming) from `curation.dedup.cross_group_pairs`, over the
+    `pairs` are (sample_a, sample_b, hamming; -1 for an embedding look-alike), over the
     records and any reference images (reals); `split_of_sample` gives every one's split. Only
     records can be removed: when the less held-out side is a reference image, the report says so.
     """
@@ -90,12 +90,14 @@ def remove_cross_split_duplicates(records: list[Record], pairs: list[tuple[str, 
         else:
             report.append({"sample_id": lo, "kind": "reference", "action": "kept", "split": split_of_sample[lo],
                            "reason": f"near_duplicate_of_{split_of_sample[hi]}_not_removable",
-                           "source_ids": [], "source_splits": [], "dup_of": hi, "hamming": d})
+                           "source_ids": [], "source_splits": [], "dup_of": hi, "hamming": d if d >= 0 else None})
     rejections = []
     for sid, (other, d) in sorted(drop.items()):
         r = mine[sid]
-        reason = f"near_duplicate_of_{split_of_sample[other]}"
-        report.append(_row(r, "removed", None, reason, r.source_ids, [split_of_sample[sid]], other, d))
-        rejections.append(Rejection(STAGE, sid, reason, f"{split_of_sample[sid]} image within {d} bits "
-                                    f"(pHash) of {split_of_sample[other]} image {other}: dup_of={other}"))
+        reason = f"{'look_alike' if d < 0 else 'near_duplicate'}_of_{split_of_sample[other]}"
+        how = "an image-embedding look-alike" if d < 0 else f"within {d} bits (pHash)"
+        report.append(_row(r, "removed", None, reason, r.source_ids, [split_of_sample[sid]], other,
+                           d if d >= 0 else None))
+        rejections.append(Rejection(STAGE, sid, reason, f"{split_of_sample[sid]} image {how} of "
+                                    f"{split_of_sample[other]} image {other}: dup_of={other}"))
     return [r for r in records if r.sample_id not in drop], report, rejections
