@@ -18,6 +18,8 @@ COMMANDS = [
     ("curate", "curation.curate_cli", "ingest, split, de-duplicate and remove leakage"),
 ]
 GENERATE_COMMANDS = [
+    ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),
+    ("lesion-map", "generation.lesion_map_cli", "move real lesions onto healthy skin of other tones"),
 ]
 
 
