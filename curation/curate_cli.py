@@ -17,8 +17,10 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", type=Path, required=True,
-                   help="source folder: ddi_metadata.csv + images (DDI) or metadata.csv + images/ + masks/")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--source", type=Path,
+                     help="source folder: ddi_metadata.csv + images (DDI) or metadata.csv + images/ + masks/")
+    src.add_argument("--real", type=Path, help="an already ingested real store, e.g. out/.work/1.1/real")
     p.add_argument("--masks", type=Path, help="mask folder (default: <source>/masks)")
     p.add_argument("--source-name", help="prefix of source ids (default: ddi or fitz17k by layout)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, split_method="test_ids", test_ids_file=str(args.test_ids))
     elif args.split_method:
         cfg = dataclasses.replace(cfg, split_method=args.split_method)
-    opts = CurateOptions(source=args.source, masks=args.masks, source_name=args.source_name, out=args.out,
+    opts = CurateOptions(source=args.source, real=args.real, masks=args.masks, source_name=args.source_name, out=args.out,
                          synthetic=_parse_synthetic(args.synthetic), manifests=list(args.training_manifest),
                          workers=args.workers, limit=args.limit)
     summary = curate_source(cfg, opts)

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from builder.config import CurationConfig
-from builder.errors import BuildError
+from builder.errors import BuildError, ConfigError
 from builder.schema import Record, Rejection
 from builder.store import StageStore
 from curation.curate import check_config, curate_records, read_training_manifests, reconcile, split_real
@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class CurateOptions:
-    source: Path
+    source: Path | None
     out: Path
+    real: Path | None = None  # an already ingested real store (instead of `source`)
     masks: Path | None = None
     source_name: str | None = None
     synthetic: dict[str, Path] = dataclasses.field(default_factory=dict)
@@ -34,12 +35,11 @@ def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
     check_config(cfg)
     out = Path(opts.out)
     manifests = read_training_manifests(opts.manifests)  # bad inputs fail before any work
-    real_store = StageStore(out / "real")
-    ing = ingest_source(opts.source, opts.masks, real_store, source_name=opts.source_name, limit=opts.limit)
-    log.info(ing.line())
+    real_store = _real_store(opts)
     real = real_store.records()
     if not real:
-        raise BuildError(f"no usable real image in {opts.source}; see {out / 'rejections.csv'} for the reasons")
+        raise BuildError(f"no usable real image in {opts.source or opts.real}; see {out / 'rejections.csv'} "
+                         "for the reasons")
     _write_rejections(out / "rejections.csv", real_store.rejections())  # early: useful even if a later step fails
     rs = split_real(real, real_store, cfg, workers=opts.workers)
     _write_csv(out / "splits.csv", ["source_id", "split"], sorted(rs.split_of.items()))
@@ -65,9 +65,26 @@ def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
     return _summary_text(summary, out)
 
 
+def _real_store(opts: CurateOptions) -> StageStore:
+    """Ingest `opts.source` into `<out>/real` (resumes), or use the ingested store `opts.real`."""
+    if (opts.source is None) == (opts.real is None):
+        raise ConfigError("give exactly one of --source DIR (ingest it) or --real STORE (already ingested)")
+    if opts.real is not None:
+        store = StageStore(opts.real)
+        if not store.shard_done("ingest"):
+            raise ConfigError(f"--real {opts.real}: no finished ingest there (records/ingest.jsonl); "
+                              "pass the real store of a build (out/.work/<version>/real) or use --source")
+        return store
+    store = StageStore(Path(opts.out) / "real")
+    log.info(ingest_source(opts.source, opts.masks, store, source_name=opts.source_name, limit=opts.limit,
+                           workers=opts.workers).line())
+    return store
+
+
 def _summary_text(s: dict, out: Path) -> str:
     ing, rd, syn = s["ingest"], s["real_dedup"], s["synthetic"]
-    lines = [f"ingest     in={ing['in']} kept={ing['kept']} rejected={ing['rejected']} {ing['by_reason'] or ''}",
+    lines = [f"ingest     in={ing.get('in')} kept={ing.get('kept')} rejected={ing.get('rejected')} "
+             f"{ing.get('by_reason') or ''}",
              f"real dedup in={rd['in']} kept={rd['kept']} rejected={rd['rejected']} {rd['by_reason'] or ''}",
              f"synthetic  in={syn['in']} kept={syn['kept']} rejected={syn['rejected']} {syn['by_reason'] or ''}",
              "", f"{'split':<12}" + "".join(f"{k:>18}" for k in _strata(s["splits"])) + f"{'total':>8}"]

@@ -203,3 +203,17 @@ def test_bad_threshold_fails_before_work(tmp_path):
     with pytest.raises(ConfigError, match="phash_hamming=40"):
         curate_source(cfg, CurateOptions(source=tmp_path, out=tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_curate_an_ingested_real_store(workspace, tmp_path):
+    out, _ = workspace
+    root = Path(__file__).parents[1]
+    cmd = [sys.executable, "-m", "builder", "-q", "curate", "--real", str(out / "real"), "--out", str(tmp_path),
+           "--test-ids", str(out.parent / "test_ids.txt")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "splits.csv").read_bytes() == (out / "splits.csv").read_bytes()
+    assert not (tmp_path / "real").exists()
+    proc = subprocess.run(cmd[:5] + ["--real", str(tmp_path), "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 2 and "no finished ingest there" in proc.stderr
