@@ -81,7 +81,9 @@ def _map(fn, items: list, workers: int | None):
         return list(progress((fn(x) for x in items), desc="ingest", total=len(items)))
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers) as pool:
+    from curation.dedup import pool_context
+
+    with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
 
 
