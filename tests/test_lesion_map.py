@@ -5,6 +5,7 @@ import argparse
 import collections
 import io
 
+import cv2
 import numpy as np
 import polars as pl
 import pytest
@@ -18,14 +19,21 @@ from builder.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
 from generation import lesion_map_cli
 from generation.lesion_map import make_plan, run_lesion_map
-from generation.placement import (PlacementError, cut_patch, fit_donor, map_lesion, naive_valid_offsets, skin_distance,
-                                  valid_offsets)
+from generation.placement import (PlacementError, allowed_region, cut_patch, fit_donor, map_lesion,
+                                  naive_valid_offsets, valid_offsets, with_margin)
 
 SKIN_RGB = {"light": (224, 182, 160), "medium": (178, 126, 94), "dark": (96, 64, 48)}
 CFG = LesionMapConfig(budget=24, seed=3, pads=(10, 5, 0), rotate=True, dilate_px=1, feather=1.5)
 # A spread of real sDDI masks: all tones, common and one-off diseases, markers and rulers.
 BASE_STEMS = ["000001", "000006", "000007", "000009", "000012", "000020", "000100", "000150",
               "000221", "000300", "000400", "000500", "000600"]
+
+
+def skin_distance(label_map: np.ndarray) -> np.ndarray:
+    """Independent check of the margin: chessboard distance to the nearest non-skin pixel or the border."""
+    framed = cv2.copyMakeBorder(np.isin(label_map, (1, 2, 4)).astype(np.uint8), 1, 1, 1, 1,
+                                cv2.BORDER_CONSTANT, value=0)
+    return cv2.distanceTransform(framed, cv2.DIST_C, 3)[1:-1, 1:-1]
 
 
 def synth_photo(label_map: np.ndarray, tone: str, seed: int) -> np.ndarray:
@@ -123,9 +131,9 @@ def test_fast_placement_equals_naive_loop_on_real_masks(shared_data):
         base = np.load(shared_data / "sddi_masks" / f"{b}.npy").astype(np.uint8)
         donor = read_sddi_mask(shared_data / "sddi_masks" / f"{d}.npy", 256, 256)
         patch = cut_patch(synth_photo(donor, "dark", k), donor, 37.0 * k, 1, 1.5)
-        dist = skin_distance(base)
+        allowed = allowed_region(base)
         for pad in (10, 5, 0):
-            fast = valid_offsets(dist, patch.support, pad)
+            fast = valid_offsets(with_margin(allowed, pad), patch.support)
             slow = naive_valid_offsets(base, patch.support, pad)
             assert fast.shape == slow.shape and (fast == slow).all(), (b, d, pad)
             assert slow.any() or pad > 0
@@ -150,7 +158,7 @@ def test_every_changed_pixel_is_in_the_feathered_lesion_inside_skin_with_its_pad
         dist = skin_distance(base_map)
         assert (dist[placed] > p["pad"]).all()  # inside skin|lesion|marker with margin pad
         for earlier in CFG.pads[:CFG.pads.index(p["pad"])]:  # the recorded pad is the first that fits
-            assert not valid_offsets(dist, patch.support, earlier).any()
+            assert not naive_valid_offsets(base_map, patch.support, earlier).any()
         new_map = out.read_mask(rec.sample_id)
         lesion = np.zeros_like(placed)
         lesion[y:y + h, x:x + w] = patch.lesion
