@@ -139,6 +139,25 @@ def test_fast_placement_equals_naive_loop_on_real_masks(shared_data):
             assert slow.any() or pad > 0
 
 
+def test_fast_placement_equals_naive_loop_on_random_shapes():
+    """Odd and prime sizes (FFT padding), skin touching borders or not, holes, multi-part lesions."""
+    rng = np.random.default_rng(7)
+    counts = []
+    for k in range(12):
+        hh, ww = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+        noise = cv2.GaussianBlur(rng.random((hh, ww)).astype(np.float32), (0, 0), 6)
+        base = np.where(noise > np.quantile(noise, 0.15), LABEL_SKIN, 0).astype(np.uint8)
+        base[rng.random((hh, ww)) < 0.002] = 3  # isolated ruler pixels: holes the shape must avoid
+        dh, dw = int(rng.integers(8, 20)), int(rng.integers(8, 20))
+        donor = np.where(rng.random((dh, dw)) < 0.15, LABEL_LESION, LABEL_SKIN).astype(np.uint8)
+        patch = cut_patch(synth_photo(donor, "medium", k), donor, float(rng.uniform(0, 360)), 0, 0.5 * (k % 3))
+        for pad in (3, 1, 0):
+            fast = valid_offsets(with_margin(allowed_region(base), pad), patch.support)
+            assert np.array_equal(fast, naive_valid_offsets(base, patch.support, pad)), (k, pad)
+            counts.append(int(fast.sum()))
+    assert sum(c > 0 for c in counts) >= 18  # most cases have valid offsets to agree on
+
+
 def test_every_changed_pixel_is_in_the_feathered_lesion_inside_skin_with_its_pad(mapped, stores):
     out, summary = mapped
     bases, donors = stores
