@@ -17,6 +17,7 @@ COMMANDS = [
     ("build", "builder.build_cli", "build a dataset version end to end"),
 ]
 GENERATE_COMMANDS = [
+    ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),
     ("lesion-map", "generation.lesion_map_cli", "move real lesions onto healthy skin of other tones"),
 ]
 

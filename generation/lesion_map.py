@@ -44,7 +44,7 @@ def check_config(cfg: LesionMapConfig, rank: int = 0, world_size: int = 1, shard
 
 def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
                     budget: int | None = None, seed: int | None = None,
-                    shard_size: int = 64) -> "polars.DataFrame":
+                    shard_size: int = 64, split_of: dict[str, str] | None = None) -> "polars.DataFrame":
     """Make the plan and write it to `out.root / plan.parquet` and `plan.csv` (inspect before mapping).
 
     A rerun into the same folder must ask for the same plan and settings, or finished shards of
@@ -53,23 +53,26 @@ def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg:
     check_config(cfg, shard_size=shard_size)
     budget = cfg.budget if budget is None else budget
     seed = cfg.seed if seed is None else seed
-    plan = make_plan(_records(bases, "healthy", "--bases"), _records(donors, "real", "--donors"), budget, seed)
+    donor_recs = [r for r in _records(donors, "real", "--donors") if donors.mask_path(r.sample_id).exists()]
+    plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of)
     settings = {**dataclasses.asdict(cfg), "budget": budget, "seed": seed, "shard_size": shard_size,
-                "pads": list(cfg.pads)}
+                "pads": list(cfg.pads), "split_aware": bool(split_of)}
     _write_plan(out, plan, settings)
     return plan
 
 
 def run_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
                    budget: int | None = None, seed: int | None = None, rank: int = 0,
-                   world_size: int = 1, shard_size: int = 64) -> StageSummary:
+                   world_size: int = 1, shard_size: int = 64,
+                   split_of: dict[str, str] | None = None) -> StageSummary:
     """Plan (written to out.root / 'plan.parquet' and .csv) then map every pair into `out`.
 
     Shard i (plan rows [i * shard_size, (i + 1) * shard_size)) is this worker's iff
     i % world_size == rank; a shard with a records file is done and skipped (resume).
     """
     check_config(cfg, rank, world_size, shard_size)
-    plan = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed, shard_size=shard_size)
+    plan = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed, shard_size=shard_size,
+                           split_of=split_of)
     summary = StageSummary(STAGE)
     base_recs = {r.sample_id: r for r in bases.records()}
     donor_recs = {r.sample_id: r for r in donors.records()}

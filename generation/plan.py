@@ -18,7 +18,47 @@ PLAN_COLUMNS = ("row", "base_id", "base_skin_tone", "base_source_ids", "donor_id
                 "donor_source_ids", "disease", "disease_raw", "malignant", "seed")
 
 
-def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int) -> "polars.DataFrame":
+def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
+              split_of: dict[str, str] | None = None) -> "polars.DataFrame":
+    """Deterministic (base, donor) pairs; with `split_of` (source id -> split) only within one split.
+
+    Pairing across splits would put a train base and a test donor into one image, which the
+    leakage rule then has to hold out: pairing within a split keeps every image usable where
+    its sources are. The budget is apportioned to splits by their share of bases.
+    """
+    import polars as pl
+
+    if not split_of:
+        return _plan_one(bases, donors, budget, seed).with_columns(pl.lit(None, pl.String).alias("split"))
+    _check(bases, donors, budget)
+    split = lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=_HELD_OUT.index)  # noqa: E731
+    groups = sorted({split(b) for b in bases} & {split(d) for d in donors}, key=_HELD_OUT.index)
+    sizes = {g: sum(split(b) == g for b in bases) for g in groups}
+    parts, start = [], 0
+    for g, n in _apportion(budget, sizes).items():
+        part = _plan_one([b for b in bases if split(b) == g], [d for d in donors if split(d) == g], n,
+                         sample_seed(g, seed))
+        parts.append(part.with_columns(pl.col("row") + start, pl.lit(g).alias("split")))
+        start += n
+    return pl.concat(parts) if parts else _plan_one([], [], 0, seed).with_columns(pl.lit(None, pl.String).alias("split"))
+
+
+_HELD_OUT = ("train", "validation", "test")
+
+
+def _apportion(budget: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Largest-remainder split of `budget` proportional to `sizes` (deterministic)."""
+    total = sum(sizes.values())
+    if not total:
+        return {}
+    exact = {g: budget * n / total for g, n in sizes.items()}
+    out = {g: int(v) for g, v in exact.items()}
+    for g in sorted(exact, key=lambda g: (out[g] - exact[g], g))[:budget - sum(out.values())]:
+        out[g] += 1
+    return out
+
+
+def _plan_one(bases: list[Record], donors: list[Record], budget: int, seed: int) -> "polars.DataFrame":
     """Deterministic (base, donor) pairs balanced over base tone x donor disease x donor tone.
 
     Every cell (base tone, disease, donor tone) that the inputs can fill gets the same number of
