@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="build config version or YAML path whose lesion_map section is used (default: 1.1)")
     p.add_argument("--budget", type=int, default=None, metavar="N", help="images to plan (default: config)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="plan seed (default: config)")
+    p.add_argument("--splits", metavar="CSV", default=None,
+                   help="source_id,split table (the build's splits.csv): pair bases and donors only "
+                        "within one split, so no image mixes a train and a test source")
     p.add_argument("--plan-only", action="store_true", help="write and summarize the plan, map nothing")
     p.add_argument("--rank", type=int, default=0, help="this worker's index (default: 0)")
     p.add_argument("--world-size", type=int, default=1, help="number of workers (default: 1)")
@@ -41,12 +44,34 @@ def run(args: argparse.Namespace) -> int:
 
             raise ConfigError(f"{flag} {store.root}: not a stage store (no records/ folder); pass the "
                               "output folder of an earlier stage")
-    plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size)
+    split_of = read_splits(args.splits) if args.splits else None
+    plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size,
+                           split_of=split_of)
     print(plan_summary(plan))
     print(f"plan written to {stores[2].root / 'plan.csv'}")
     if args.plan_only:
         return 0
     summary = run_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, rank=args.rank,
-                             world_size=args.world_size, shard_size=args.shard_size)
+                             world_size=args.world_size, shard_size=args.shard_size, split_of=split_of)
     print(summary.line())
     return 0
+
+
+def read_splits(path: str) -> dict[str, str]:
+    """`source_id,split` CSV -> {source_id: split}, every split one of the schema's."""
+    import csv
+
+    from builder.errors import ConfigError
+    from builder.schema import SPLITS
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise ConfigError(f"--splits {path}: cannot read ({e}); pass the build's splits.csv") from e
+    if not rows or not {"source_id", "split"} <= set(rows[0]):
+        raise ConfigError(f"--splits {path}: expected a CSV with columns source_id,split (the build's splits.csv)")
+    bad = sorted({r["split"] for r in rows} - set(SPLITS))
+    if bad:
+        raise ConfigError(f"--splits {path}: split values {bad} are not one of {list(SPLITS)}")
+    return {r["source_id"]: r["split"] for r in rows}

@@ -1,7 +1,6 @@
 """Lesion mapping on the real sDDI masks and Fitzpatrick17k photos: placement rule, plans, lineage, CLI."""
 from __future__ import annotations
 
-import argparse
 import collections
 import io
 
@@ -17,7 +16,7 @@ from builder.schema import (DDI_TONE_TO_NAME, LABEL_LESION, LABEL_SKIN, Record, 
                             make_sample_id)
 from builder.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
-from generation import lesion_map_cli
+from builder.cli import main as cli_main
 from generation.lesion_map import make_plan, run_lesion_map
 from generation.placement import (PlacementError, allowed_region, cut_patch, fit_donor, map_lesion,
                                   naive_valid_offsets, valid_offsets, with_margin)
@@ -319,9 +318,7 @@ def test_plan_is_deterministic_and_seeded(shared_data):
 
 # -- command ---------------------------------------------------------------------------------------
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    lesion_map_cli.add_arguments(parser)
-    return lesion_map_cli.run(parser.parse_args(list(argv)))
+    return cli_main(["-q", "generate", "lesion-map", *argv])
 
 
 def test_command_plans_then_maps(stores, tmp_path, capsys):
@@ -334,8 +331,28 @@ def test_command_plans_then_maps(stores, tmp_path, capsys):
     assert _cli(*args) == 0
     assert "[lesion_map] done=" in capsys.readouterr().out
     assert len(StageStore(tmp_path / "o").records()) + len(StageStore(tmp_path / "o").rejections()) == 6
-    with pytest.raises(ConfigError, match="kind 'healthy'"):
-        _cli("--bases", str(stores[1].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "p"))
+    bad = ["--bases", str(stores[1].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "p")]
+    assert _cli(*bad) == 2  # a user error: message, exit 2, no traceback
+    assert "kind 'healthy'" in capsys.readouterr().err
+
+
+def test_command_with_splits_pairs_within_a_split(stores, tmp_path, capsys):
+    sources = sorted({s for st in stores for r in st.records() for s in r.source_ids})
+    splits = tmp_path / "splits.csv"
+    splits.write_text("source_id,split\n" + "".join(f"{s},{('train', 'test')[i % 2]}\n"
+                                                    for i, s in enumerate(sources)))
+    args = ["--bases", str(stores[0].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "o"),
+            "--budget", "10", "--splits", str(splits)]
+    assert _cli(*args) == 0
+    split_of = dict(zip(sources, [("train", "test")[i % 2] for i in range(len(sources))]))
+    plan = pl.read_parquet(tmp_path / "o" / "plan.parquet")
+    assert plan.height == 10 and set(plan["split"]) == {"train", "test"}
+    for row in plan.iter_rows(named=True):
+        assert split_of[row["base_source_ids"]] == split_of[row["donor_source_ids"]] == row["split"]
+    splits.write_text("source_id,split\nddi:000001,holdout\n")
+    assert _cli("--bases", str(stores[0].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "p"),
+                "--splits", str(splits)) == 2
+    assert "holdout" in capsys.readouterr().err
 
 
 def test_config_section_is_validated():
