@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from typing import TYPE_CHECKING, Iterator
 
 from builder.config import LesionMapConfig
@@ -53,7 +54,11 @@ def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg:
     check_config(cfg, shard_size=shard_size)
     budget = cfg.budget if budget is None else budget
     seed = cfg.seed if seed is None else seed
-    donor_recs = [r for r in _records(donors, "real", "--donors") if donors.mask_path(r.sample_id).exists()]
+    real = _records(donors, "real", "--donors")
+    donor_recs = [r for r in real if donors.mask_path(r.sample_id).exists()]
+    if len(donor_recs) < len(real):  # no label map, no lesion to move: they stay real images only
+        log.info("%d of %d real images have no label map and cannot donate a lesion",
+                 len(real) - len(donor_recs), len(real))
     plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of)
     settings = {**dataclasses.asdict(cfg), "budget": budget, "seed": seed, "shard_size": shard_size,
                 "pads": list(cfg.pads), "split_aware": bool(split_of)}
@@ -171,8 +176,14 @@ def _write_plan(out: StageStore, plan: "polars.DataFrame", settings: dict) -> No
                               f"({old_settings} vs {settings}); use a new --out folder or delete that one")
         return
     out.root.mkdir(parents=True, exist_ok=True)
-    tmp = out.root / f".{PLAN_FILE}.tmp"
-    plan.write_parquet(tmp)
-    plan.write_csv(out.root / "plan.csv")
-    settings_path.write_text(json.dumps(settings, sort_keys=True, indent=1) + "\n")
-    tmp.replace(path)  # the parquet file last: it marks a complete plan
+    # Workers of one run may all get here: each writes the same bytes through its own temp file.
+    tag = f"{os.getpid()}.tmp"
+    for name, write in (("plan.csv", plan.write_csv), (SETTINGS_FILE, _settings_writer(settings)),
+                        (PLAN_FILE, plan.write_parquet)):  # the parquet file last: it marks a complete plan
+        tmp = out.root / f".{name}.{tag}"
+        write(tmp)
+        os.replace(tmp, out.root / name)
+
+
+def _settings_writer(settings: dict):
+    return lambda path: path.write_text(json.dumps(settings, sort_keys=True, indent=1) + "\n")

@@ -166,15 +166,20 @@ _WS = threading.local()
 
 
 def _workspace(size: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """This thread's FFT buffers for `size` (the returned `hits` is overwritten by the next call)."""
-    bufs = _WS.__dict__.setdefault("buffers", {})
-    if size not in bufs:
-        if len(bufs) >= 8:  # a few base sizes per run; do not grow without bound
-            bufs.clear()
-        m, n = size
-        bufs[size] = (np.empty(size), np.empty(size), np.empty((m, n // 2 + 1), complex),
-                      np.empty((m, n // 2 + 1), complex), np.empty(size))
-    return bufs[size]
+    """This thread's FFT buffers shaped for `size`: views into flat arrays that only ever grow.
+
+    Crops differ in size from base to base; views of one allocation avoid fresh page faults on
+    every call. The returned `hits` is overwritten by the next call.
+    """
+    m, n = size
+    real, spec = m * n, m * (n // 2 + 1)
+    flat = getattr(_WS, "flat", None)
+    if flat is None or flat[0].size < real or flat[2].size < spec:
+        grow = max(real, flat[0].size if flat else 0)
+        grow_spec = max(spec, flat[2].size if flat else 0)
+        flat = _WS.flat = (np.empty(grow), np.empty(grow), np.empty(grow_spec, complex),
+                           np.empty(grow_spec, complex), np.empty(grow))
+    return tuple(f[:k].reshape(m, -1) for f, k in zip(flat, (real, real, spec, spec, real)))
 
 
 def _fast_len(n: int) -> int:
