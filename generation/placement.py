@@ -37,8 +37,8 @@ class PlacementError(ValueError):
 class LesionPatch:
     """A donor lesion cut out (and rotated): pixels, feathered alpha, lesion label and support."""
 
-    rgb: np.ndarray      # (h, w, 3) float32 donor pixels
-    alpha: np.ndarray    # (h, w) float32 in [0, 1]; 0 outside `support`
+    rgb: np.ndarray      # (h, w, 3) float64 donor pixels (integer values)
+    alpha: np.ndarray    # (h, w) float64 in [0, 1], multiples of 2^-2n; 0 outside `support`
     lesion: np.ndarray   # (h, w) bool, the (dilated) lesion: label 1 in the output map
     support: np.ndarray  # (h, w) bool, alpha > 0: the footprint that must fit inside skin
 
@@ -88,7 +88,8 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
     ys, xs = ys + by, xs + bx
     # An integer centre makes angle 0 a pure integer shift: an exact copy of donor pixels.
     cy, cx = int(round(float(ys.mean()))), int(round(float(xs.mean())))
-    r_feather = int(math.ceil(3 * feather)) if feather > 0 else 0
+    kernel = feather_kernel(feather)
+    r_feather = kernel.size // 2
     reach = math.sqrt(float(((ys - cy) ** 2 + (xs - cx) ** 2).max()))
     half = int(math.ceil(reach)) + dilate_px + r_feather + 2  # room for rotation, dilation and feather
     side = 2 * half + 1
@@ -100,16 +101,25 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
     if dilate_px > 0:  # the method's 3x3 dilation, `dilate_px` times
         les = cv2.dilate(les, np.ones((3, 3), np.uint8), iterations=dilate_px)
     les = (les > 0).astype(np.uint8)
-    alpha = les.astype(np.float32)
-    if feather > 0:
-        k = 2 * r_feather + 1
-        alpha = cv2.GaussianBlur(alpha, (k, k), feather, borderType=cv2.BORDER_CONSTANT)
+    alpha = les.astype(np.float64)
+    if kernel.size > 1:
+        # Integer weights summed in float64 are exact whatever the summation order, and the
+        # scale is a power of two: alpha, and so every output byte, is the same on any machine.
+        alpha = cv2.sepFilter2D(alpha, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
+        alpha *= 1.0 / float(kernel.sum()) ** 2
         alpha[alpha < ALPHA_EPS] = 0
     support = alpha > 0
     sy, sx = np.nonzero(support)
     crop = np.s_[sy.min():sy.max() + 1, sx.min():sx.max() + 1]
-    return LesionPatch(rgb=pix[crop].astype(np.float32), alpha=alpha[crop], lesion=les[crop] > 0,
+    return LesionPatch(rgb=pix[crop].astype(np.float64), alpha=alpha[crop], lesion=les[crop] > 0,
                        support=support[crop])
+
+
+def feather_kernel(feather: float) -> np.ndarray:
+    """Binomial weights approximating a Gaussian of sigma `feather` px (order n = 2 round(2 sigma^2),
+    variance n / 4); [1] when feather is 0. Integers, summing to 2^n."""
+    n = 2 * max(1, int(round(2 * feather * feather))) if feather > 0 else 0
+    return np.array([math.comb(n, k) for k in range(n + 1)], np.float64)
 
 
 def valid_offsets(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
@@ -232,8 +242,9 @@ def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
     y, x = offset
     h, w = patch.alpha.shape
     rgb = base_rgb.copy()
-    region = rgb[y:y + h, x:x + w].astype(np.float32)
-    # base + a * (donor - base): exactly the base where alpha is 0, so nothing outside moves.
+    region = rgb[y:y + h, x:x + w].astype(np.float64)
+    # base + a * (donor - base): exactly the base where alpha is 0, so nothing outside moves; with
+    # dyadic alpha and integer pixels every step is exact in float64 (bit-identical anywhere).
     blended = region + patch.alpha[..., None] * (patch.rgb - region)
     rgb[y:y + h, x:x + w] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     label_map = base_map.copy()

@@ -18,7 +18,7 @@ from builder.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
 from builder.cli import main as cli_main
 from generation.lesion_map import make_plan, run_lesion_map
-from generation.placement import (PlacementError, allowed_region, cut_patch, fit_donor, map_lesion,
+from generation.placement import (PlacementError, allowed_region, cut_patch, feather_kernel, fit_donor, map_lesion,
                                   naive_valid_offsets, valid_offsets, with_margin)
 
 SKIN_RGB = {"light": (224, 182, 160), "medium": (178, 126, 94), "dark": (96, 64, 48)}
@@ -198,6 +198,18 @@ def test_angle_zero_copies_donor_pixels_exactly(shared_data):
     patch = cut_patch(rgb, lm, 0.0, 0, 0.0)
     ys, xs = np.nonzero(lm == LABEL_LESION)
     np.testing.assert_array_equal(patch.rgb[patch.lesion], rgb[lm == LABEL_LESION][np.lexsort((xs, ys))])
+
+
+def test_feather_is_exact_dyadic_so_bytes_do_not_depend_on_the_machine(shared_data):
+    lm = np.load(shared_data / "sddi_masks" / "000006.npy").astype(np.uint8)
+    for feather in (0.5, 1.5, 2.0):
+        kernel = feather_kernel(feather)
+        scale = float(kernel.sum()) ** 2
+        assert kernel.sum() == 2 ** (kernel.size - 1) and abs(np.sqrt(kernel.size - 1) / 2 - feather) < 0.3
+        patch = cut_patch(synth_photo(lm, "dark", 0), lm, 21.0, 1, feather)
+        assert np.array_equal(patch.alpha * scale, np.round(patch.alpha * scale))
+        assert patch.alpha.max() == 1.0 and (patch.alpha[~patch.support] == 0).all()
+        assert patch.lesion.sum() < patch.support.sum()  # the feather reaches past the lesion
 
 
 # -- rejections and accounting --------------------------------------------------------------------
