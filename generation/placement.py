@@ -109,8 +109,8 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
         alpha *= 1.0 / float(kernel.sum()) ** 2
         alpha[alpha < ALPHA_EPS] = 0
     support = alpha > 0
-    sy, sx = np.nonzero(support)
-    crop = np.s_[sy.min():sy.max() + 1, sx.min():sx.max() + 1]
+    y0, x0, sh, sw = _bbox(support.view(np.uint8))
+    crop = np.s_[y0:y0 + sh, x0:x0 + sw]
     return LesionPatch(rgb=pix[crop].astype(np.float64), alpha=alpha[crop], lesion=les[crop] > 0,
                        support=support[crop])
 
