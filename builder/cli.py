@@ -15,6 +15,7 @@ from builder.errors import CgddiError
 # (command, module, one-line help). A module is imported only to build its parser.
 COMMANDS = [
     ("build", "builder.build_cli", "build a dataset version end to end"),
+    ("curate", "curation.curate_cli", "ingest, split, de-duplicate and remove leakage"),
 ]
 GENERATE_COMMANDS = [
     ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),
