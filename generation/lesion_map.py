@@ -18,7 +18,7 @@ from generation.plan import make_plan, plan_summary
 if TYPE_CHECKING:
     import polars
 
-__all__ = ["make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "STAGE"]
+__all__ = ["make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "run_lesion_map_pool", "STAGE"]
 
 log = logging.getLogger(__name__)
 STAGE = "lesion_map"
@@ -96,6 +96,36 @@ def run_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: 
         _map_row(row, bases, donors, out, cfg, base_recs, donor_recs, records, rejections, summary)
         if last:
             out.finish_shard(name, *pending.pop(name))
+    return summary.stop()
+
+
+def run_lesion_map_pool(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
+                        workers: int | None = None, budget: int | None = None, seed: int | None = None,
+                        shard_size: int = 64, split_of: dict[str, str] | None = None) -> StageSummary:
+    """`run_lesion_map` over `workers` processes (default: all cores), one rank each.
+
+    The plan is written first, once; shards do not depend on the worker count, so the output is
+    byte-identical to a one-process run (and a rerun with another count resumes it).
+    """
+    summary = StageSummary(STAGE)
+    plan = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed, shard_size=shard_size,
+                           split_of=split_of)
+    workers = min(max(1, workers or os.cpu_count() or 1), max(1, -(-plan.height // shard_size)))
+    kw = dict(budget=budget, seed=seed, world_size=workers, shard_size=shard_size, split_of=split_of)
+    if workers == 1:
+        parts = [run_lesion_map(bases, donors, out, cfg, rank=0, **kw)]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from curation.dedup import pool_context
+
+        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+            futures = [pool.submit(run_lesion_map, bases, donors, out, cfg, rank=r, **kw) for r in range(workers)]
+            parts = [f.result() for f in futures]
+    for part in parts:
+        summary.done += part.done
+        summary.skipped += part.skipped
+        summary.rejected.update(part.rejected)
     return summary.stop()
 
 

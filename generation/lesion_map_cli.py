@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="source_id,split table (the build's splits.csv): pair bases and donors only "
                         "within one split, so no image mixes a train and a test source")
     p.add_argument("--plan-only", action="store_true", help="write and summarize the plan, map nothing")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes on this machine, same bytes as one (default: 1; 0 = all cores)")
     p.add_argument("--rank", type=int, default=0, help="this worker's index (default: 0)")
     p.add_argument("--world-size", type=int, default=1, help="number of workers (default: 1)")
     p.add_argument("--shard-size", type=int, default=64, help="plan rows per shard (default: 64)")
@@ -51,8 +53,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"plan written to {stores[2].root / 'plan.csv'}")
     if args.plan_only:
         return 0
-    summary = run_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, rank=args.rank,
-                             world_size=args.world_size, shard_size=args.shard_size, split_of=split_of)
+    if args.workers != 1:
+        if args.world_size != 1:
+            from builder.errors import ConfigError
+
+            raise ConfigError(f"--workers {args.workers} with --world-size {args.world_size}: use --workers on "
+                              "one machine, or --rank/--world-size to split a run across machines, not both")
+        from generation.lesion_map import run_lesion_map_pool
+
+        summary = run_lesion_map_pool(*stores, cfg, workers=args.workers or None, budget=args.budget,
+                                      seed=args.seed, shard_size=args.shard_size, split_of=split_of)
+    else:
+        summary = run_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, rank=args.rank,
+                                 world_size=args.world_size, shard_size=args.shard_size, split_of=split_of)
     print(summary.line())
     return 0
 

@@ -17,7 +17,7 @@ from builder.schema import (DDI_TONE_TO_NAME, LABEL_LESION, LABEL_SKIN, Record, 
 from builder.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
 from builder.cli import main as cli_main
-from generation.lesion_map import make_plan, run_lesion_map
+from generation.lesion_map import make_plan, run_lesion_map, run_lesion_map_pool
 from generation.placement import (PlacementError, allowed_region, cut_patch, feather_kernel, fit_donor, map_lesion,
                                   naive_valid_offsets, valid_offsets, with_margin)
 
@@ -279,6 +279,14 @@ def test_same_seed_same_bytes_and_sharded_runs_agree(mapped, stores, tmp_path):
     assert {r.sample_id for r in other.records()}.isdisjoint(r.sample_id for r in out.records())
 
 
+def test_worker_pool_gives_the_same_bytes(mapped, stores, tmp_path):
+    out, summary = mapped
+    pooled = StageStore(tmp_path / "pooled")
+    result = run_lesion_map_pool(*stores, pooled, CFG, workers=2, shard_size=10)
+    assert _files(pooled) == _files(out)
+    assert (result.done, dict(result.rejected)) == (summary.done, dict(summary.rejected))
+
+
 def test_rerun_resumes_and_refuses_other_settings(mapped, stores):
     out, _ = mapped
     rerun = run_lesion_map(*stores, out, CFG, shard_size=10)
@@ -335,14 +343,16 @@ def _cli(*argv: str) -> int:
 
 def test_command_plans_then_maps(stores, tmp_path, capsys):
     args = ["--bases", str(stores[0].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "o"),
-            "--budget", "6", "--seed", "2"]
+            "--budget", "6", "--seed", "2", "--shard-size", "2"]
     assert _cli(*args, "--plan-only") == 0
     text = capsys.readouterr().out
     assert "plan: 6 rows" in text and not (tmp_path / "o" / "records").exists()
     assert pl.read_csv(tmp_path / "o" / "plan.csv").height == 6
-    assert _cli(*args) == 0
+    assert _cli(*args, "--workers", "2") == 0
     assert "[lesion_map] done=" in capsys.readouterr().out
     assert len(StageStore(tmp_path / "o").records()) + len(StageStore(tmp_path / "o").rejections()) == 6
+    assert _cli(*args, "--workers", "2", "--world-size", "2") == 2
+    assert "not both" in capsys.readouterr().err
     bad = ["--bases", str(stores[1].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "p")]
     assert _cli(*bad) == 2  # a user error: message, exit 2, no traceback
     assert "kind 'healthy'" in capsys.readouterr().err
