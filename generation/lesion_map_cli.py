@@ -8,6 +8,7 @@ Pairs where nothing fits become rejections (OUT/rejections/). Rerun the same com
 examples:
   python -m builder generate lesion-map --bases work/healthy --donors work/real --out work/lesion_map --plan-only
   python -m builder generate lesion-map --bases work/healthy --donors work/real --out work/lesion_map --budget 600
+  python -m builder generate lesion-map ... --splits work/splits.csv --workers 0   # within splits, all cores
 """
 from __future__ import annotations
 
