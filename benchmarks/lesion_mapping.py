@@ -1,6 +1,6 @@
 """Lesion-mapping throughput on the real sDDI masks: exact FFT placement vs the original Python loop.
 
-Run: python benchmarks/lesion_mapping.py [--pairs 120] [--naive-pairs 16] [--sizes 256 512]
+Run: python benchmarks/lesion_mapping.py [--pairs 120] [--naive-pairs 24] [--sizes 256 512]
 
 Both sides apply the same rule (the lesion's feathered footprint inside skin|lesion|marker with
 margin pad, pads 10, 5, 0) to the same (base, donor) pairs and must produce identical images; the
@@ -133,7 +133,7 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=Path(os.environ.get("CGDDI_SHARED_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--pairs", type=int, default=120, help="pairs mapped by the fast path per size")
-    p.add_argument("--naive-pairs", type=int, default=16, help="of those, pairs also run by the naive loop")
+    p.add_argument("--naive-pairs", type=int, default=24, help="of those, pairs also run by the naive loop")
     args = p.parse_args()
     import cv2
 
