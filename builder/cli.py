@@ -17,6 +17,9 @@ COMMANDS = [
     ("build", "builder.build_cli", "build a dataset version end to end"),
 ]
 GENERATE_COMMANDS = [
+    ("train-ti", "generation.semantic.train_ti_cli", "train textual-inversion disease tokens"),
+    ("train-lora", "generation.semantic.train_lora_cli", "train per-disease LoRA with prior preservation"),
+    ("sample", "generation.semantic.sample_cli", "sample semantic synthetics (disease x skin tone)"),
 ]
 
 
