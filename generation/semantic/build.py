@@ -77,14 +77,17 @@ def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg:
         ensure_ti(real, splits, d, cfg, work_dir, device=device)
         ensure_lora(real, splits, d, cfg, work_dir, healthy=healthy, device=device)
     models = {d: load_model(Path(work_dir), d) for d in diseases}
-    rank, world = process_slot()
+    rank, world = process_slot(device)
     return sample(out, models, make_plan(diseases, budget=cfg.budget), cfg, device=device,
                   rank=rank, world_size=world)
 
 
-def process_slot() -> tuple[int, int]:
-    """(rank, world size) from accelerate's launcher; (0, 1) in a plain process."""
+def process_slot(device: str | None = None) -> tuple[int, int]:
+    """(rank, world size) from accelerate's launcher; (0, 1) in a plain process.
+
+    `cpu=True` matters: without it accelerate ignores a torchrun world on a machine with no CUDA.
+    """
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=T._resolve_device(device) == "cpu")
     return state.process_index, state.num_processes

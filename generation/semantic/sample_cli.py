@@ -37,7 +37,7 @@ def run(args) -> int:
     if budget is not None and budget < 1:
         raise ConfigError(f"sampling budget is {budget}; pass --budget N or --per-cell N (N >= 1)")
     plan = make_plan(diseases, budget=budget, per_cell=args.per_cell)
-    rank, world = process_slot()
+    rank, world = process_slot(args.device)
     summary = sample(StageStore(args.out), models, plan, cfg, device=args.device, rank=rank, world_size=world)
     print(f"{summary.line()} (process {rank + 1}/{world})")
     return 0
