@@ -27,6 +27,17 @@ TINY = {"mixed_precision": "no", "diseases": ["melanoma"], "ti_steps": 2, "ti_ba
         "sample_batch": 2, "shard_size": 3, "budget": 6}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and torchrun workers run one each: match them (same floats)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, shared_data):
     """A real store of small copies of real photos, a split table (one melanoma held out), healthy stand-ins."""
@@ -197,16 +208,8 @@ def test_sampling_records_have_complete_lineage_and_resume(env, trained, capsys)
 
 
 def test_two_processes_give_the_same_set_as_one(env, trained):
-    import torch
-
     one, two = env["root"] / "one", env["root"] / "two"
-    # torchrun gives each worker one CPU thread; float sums differ by thread count, so match it here.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert cli(_args(env, "sample", "--out", str(one))) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert cli(_args(env, "sample", "--out", str(one))) == 0  # one thread (fixture), like each torchrun worker
     # `--cpu --num_processes 2` starts ONE process in accelerate 1.15 (its simple launcher); the torchrun
     # launcher behind `--multi_gpu` starts two and falls back to gloo on a machine without CUDA.
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -228,3 +231,15 @@ def test_help_is_fast_and_imports_no_torch():
             "assert not {'torch', 'diffusers', 'transformers'} & set(sys.modules), sorted(sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_training_commands_skip_finished_models(env, trained, capsys):
+    """Same inputs, same fingerprint: the commands find the finished models and do not retrain."""
+    before = {k: sha256_file(env["work"] / "melanoma" / k / "manifest.json") for k in ("ti", "lora")}
+    common = ["--real", str(env["real"].root), "--splits", str(env["root"] / "splits.csv")]
+    assert cli(_args(env, "train-ti") + common) == 0
+    assert cli(_args(env, "train-lora") + common + ["--healthy", str(env["healthy"].root)]) == 0
+    out = capsys.readouterr().out
+    assert "[train-ti] melanoma: <melanoma-class> from 2 images" in out
+    assert "[train-lora] melanoma: 2 instance" in out
+    assert before == {k: sha256_file(env["work"] / "melanoma" / k / "manifest.json") for k in ("ti", "lora")}
