@@ -243,3 +243,31 @@ def test_training_commands_skip_finished_models(env, trained, capsys):
     assert "[train-ti] melanoma: <melanoma-class> from 2 images" in out
     assert "[train-lora] melanoma: 2 instance" in out
     assert before == {k: sha256_file(env["work"] / "melanoma" / k / "manifest.json") for k in ("ti", "lora")}
+
+
+def test_run_semantic_samples_the_budget_with_finished_models(env, trained):
+    import dataclasses
+
+    from generation.semantic.build import run_semantic
+
+    out = StageStore(env["root"] / "build_out")
+    zero = run_semantic(env["real"], env["splits"], out, dataclasses.replace(env["cfg"], budget=0), device="cpu",
+                        work_dir=env["work"], healthy=env["healthy"])
+    assert zero.done == 0 and not out.root.exists()
+    summary = run_semantic(env["real"], env["splits"], out, dataclasses.replace(env["cfg"], budget=4), device="cpu",
+                           work_dir=env["work"], healthy=env["healthy"])
+    assert summary.done == 4 and not summary.rejected and len(out.records()) == 4
+    assert [r.skin_tone for r in out.records()].count("light") in (1, 2)
+
+
+def test_base_model_priors_stand_in_when_no_healthy_image_has_the_tone(env, tmp_path):
+    """DreamBooth's fallback: class images from the base model, derived from no real image, cached."""
+    from generation.semantic.lora import generate_prior_images
+    from generation.semantic.training_set import manifest_source_ids
+
+    priors = generate_prior_images(env["cfg"], ["dark"], 3, tmp_path, "cpu")
+    assert [(p.sample_id, p.skin_tone, p.source_ids) for p in priors] == [("prior-dark-0000", "dark", ())]
+    stamp = (tmp_path / "dark-0000.png").stat().st_mtime_ns
+    assert generate_prior_images(env["cfg"], ["dark"], 3, tmp_path, "cpu") == priors
+    assert (tmp_path / "dark-0000.png").stat().st_mtime_ns == stamp
+    assert manifest_source_ids({"images": [], "class_images": [p.to_json() for p in priors]}) == []

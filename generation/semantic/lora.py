@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from builder.config import SemanticConfig
+from builder.errors import BuildError
 from builder.schema import SKIN_TONES, TOOLKIT_VERSION, sample_seed
 from builder.store import decode_rgb, encode_png
 from generation.semantic import trainer as T
@@ -51,6 +52,9 @@ def generate_prior_images(cfg: SemanticConfig, tones: list[str], n: int, folder:
             images = generate_batch(pipe, [class_prompt(t) for t, _ in batch],
                                     [sample_seed(f"prior:{t}:{i}", cfg.seed) for t, i in batch], gcfg)
             for tk, rgb in zip(batch, images):
+                if rgb is None:
+                    raise BuildError(f"prior class image {tk} came out non-finite; set "
+                                     "semantic.mixed_precision to bf16 or no, or pass --healthy")
                 paths[tk].write_bytes(encode_png(rgb))
     out = []
     for t, k in want:

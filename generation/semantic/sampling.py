@@ -13,7 +13,7 @@ import numpy as np
 from builder.config import SemanticConfig
 from builder.errors import ConfigError
 from builder.progress import StageSummary, progress
-from builder.schema import SKIN_TONES, Generator, Record, canonical_json, make_sample_id, sample_seed
+from builder.schema import SKIN_TONES, Generator, Record, Rejection, canonical_json, make_sample_id, sample_seed
 from builder.store import StageStore, encode_png
 from generation.semantic.training_set import (disease_slug, manifest_source_ids, prompt_for, read_manifest,
                                               sha256_file)
@@ -116,8 +116,11 @@ def shard_jobs(jobs: list[Job], shard_size: int) -> list[tuple[str, list[Job]]]:
     return shards
 
 
-def generate_batch(pipe, prompts: list[str], seeds: list[int], cfg: SemanticConfig) -> list[np.ndarray]:
-    """One pipeline call; CPU generators so a seed gives the same noise on any device."""
+def generate_batch(pipe, prompts: list[str], seeds: list[int], cfg: SemanticConfig) -> list[np.ndarray | None]:
+    """One pipeline call; CPU generators so a seed gives the same noise on any device.
+
+    An image with non-finite pixels (fp16 overflow) comes back as None for the caller to reject.
+    """
     import torch
 
     gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
@@ -126,7 +129,8 @@ def generate_batch(pipe, prompts: list[str], seeds: list[int], cfg: SemanticConf
         out = pipe(prompt=prompts, negative_prompt=neg, num_inference_steps=cfg.sample_steps,
                    guidance_scale=cfg.guidance, height=cfg.sample_resolution, width=cfg.sample_resolution,
                    generator=gens, output_type="np").images
-    return [np.clip(np.round(im * 255), 0, 255).astype(np.uint8) for im in out]
+    return [np.clip(np.round(im * 255), 0, 255).astype(np.uint8) if np.isfinite(im).all() else None
+            for im in out]
 
 
 def _check_plan_file(out: StageStore, jobs: list[Job], is_main: bool) -> None:
@@ -170,29 +174,47 @@ def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem
         if loaded != disease:
             if loaded is not None:
                 pipe.unload_lora_weights()
-            pipe.load_lora_weights(str(models[disease].lora_path.parent),
-                                   weight_name=models[disease].lora_path.name)
+            _load_lora(pipe, models[disease].lora_path)
             loaded = disease
-        records = _run_shard(pipe, out, js, models[disease], cfg)
-        out.finish_shard(name, records, [])
+        records, rejections = _run_shard(pipe, out, js, models[disease], cfg)
+        out.finish_shard(name, records, rejections)
         summary.done += len(records)
+        for r in rejections:
+            summary.reject(r.reason)
     return summary.stop()
 
 
-def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel, cfg: SemanticConfig) -> list[Record]:
+def _load_lora(pipe, path: Path) -> None:
+    """Load a UNet-only LoRA, without diffusers' warning that it has no text-encoder keys."""
+    quiet = logging.getLogger("diffusers.loaders.lora_base")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+    finally:
+        quiet.setLevel(level)
+
+
+def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel,
+               cfg: SemanticConfig) -> tuple[list[Record], list[Rejection]]:
     gen = Generator("diffusers", cfg.model_id, cfg.revision,
                     tuple(f"{name}@sha256:{h}" for name, h in sorted(model.adapters.items())))
-    records = []
+    records, rejections = [], []
     for k in range(0, len(jobs), cfg.sample_batch):
         batch = jobs[k:k + cfg.sample_batch]
         images = generate_batch(pipe, [j.prompt for j in batch], [j.seed for j in batch], cfg)
         for j, rgb in zip(batch, images):
+            if rgb is None:
+                rejections.append(Rejection("semantic", j.sample_id, "non_finite_output",
+                                            f"seed {j.seed}: the pipeline returned NaN/inf pixels "
+                                            "(fp16 overflow?); try mixed_precision bf16 or no"))
+                continue
             path = out.put_image(j.sample_id, encode_png(rgb))
             records.append(Record(
                 sample_id=j.sample_id, kind="semantic", skin_tone=j.item.tone, malignant=model.malignant,
                 disease=j.item.disease, source_ids=list(model.source_ids), image_path=path,
                 fitzpatrick=None, prompt=j.prompt, seed=j.seed, generator=gen, params=j.params))
-    return records
+    return records, rejections
 
 
 def _cuda() -> bool:
