@@ -18,7 +18,8 @@ from builder.schema import SKIN_TONES, Record, fitzpatrick_to_tone, sample_seed
 from builder.store import StageStore, encode_png
 from generation.semantic.sampling import generate_batch, make_plan
 from generation.semantic.training_set import (LeakageError, disease_token, manifest_source_ids, prompt_for,
-                                              read_manifest, read_splits, sha256_file)
+                                              read_manifest, read_splits, select_class_images,
+                                              sha256_file)
 
 DISEASES = ("melanoma", "squamous cell carcinoma", "basal cell carcinoma")
 TINY = {"mixed_precision": "no", "diseases": ["melanoma"], "ti_steps": 2, "ti_batch": 2, "ti_grad_accum": 1,
@@ -40,9 +41,14 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, shared_data):
-    """A real store of small copies of real photos, a split table (one melanoma held out), healthy stand-ins."""
-    from generation.tiny import save_tiny
+    """A real store of small copies of real photos and masks, a split table (one melanoma held out), and
+    healthy synthetics of every real image (opencv backend) as class images."""
     from PIL import Image
+
+    from builder.config import HealthyConfig
+    from curation.masks import read_binary_masks
+    from generation.healthy import run_healthy
+    from generation.tiny import save_tiny
 
     root = tmp_path_factory.mktemp("semantic")
     real, healthy = StageStore(root / "real"), StageStore(root / "healthy")
@@ -56,6 +62,7 @@ def env(tmp_path_factory, shared_data):
             im.thumbnail((64, 64))
             rgb = np.asarray(im)
         sid, source = f"real-{r['md5hash'][:12]}", f"fitz17k:{r['md5hash']}"
+        real.put_mask(sid, read_binary_masks(src / r["mask_lesions"], src / r["mask_nonskin"], *rgb.shape[:2]))
         fitz = int(r["fitzpatrick_scale"])
         recs.append(Record(sid, "real", fitzpatrick_to_tone(fitz), True, r["label"], [source],
                            image_path=real.put_image(sid, encode_png(rgb)), fitzpatrick=fitz))
@@ -64,13 +71,8 @@ def env(tmp_path_factory, shared_data):
     held_out = [r for r in recs if r.disease == "melanoma" and r.skin_tone == "dark"][0]
     splits[held_out.source_ids[0]] = "test"
     (root / "splits.csv").write_text("source_id,split\n" + "".join(f"{k},{v}\n" for k, v in sorted(splits.items())))
-    hrecs = []
-    for r in recs:  # stand-ins in the healthy stage's format; the held-out one must never be a class image
-        hid = f"healthy-{r.sample_id[5:]}"
-        rgb = np.full((48, 48, 3), (200, 150, 110), np.uint8) // (1 + SKIN_TONES.index(r.skin_tone))
-        hrecs.append(Record(hid, "healthy", r.skin_tone, False, "healthy", list(r.source_ids),
-                            image_path=healthy.put_image(hid, encode_png(rgb))))
-    healthy.finish_shard("healthy", hrecs, [])
+    # The held-out image gets a healthy synthetic too: it must never become a class image.
+    assert run_healthy(real, healthy, HealthyConfig(backend="opencv")).done == len(recs)
     raw = yaml.safe_load((Path(__file__).parents[1] / "builder/configs/1.1.yaml").read_text())
     model = save_tiny("text2img", root / "tiny")
     raw["semantic"].update(TINY, model_id=str(model), revision=None)
@@ -135,6 +137,9 @@ def test_training_manifest_lists_exactly_the_train_images(env, trained):
     assert {c["skin_tone"] for c in classes} >= {"medium"}
     assert all(env["splits"][s] == "train" for c in classes for s in c["source_ids"])
     assert (env["work"] / "melanoma/lora/checkpoints").is_dir()
+    pool = select_class_images(env["healthy"], env["splits"])
+    assert len(pool) == len(env["healthy"].records()) - 1
+    assert all(env["held_out"].source_ids[0] not in c.source_ids for c in pool)
 
 
 def test_lora_save_load_reproduces_the_same_image(env, trained):
