@@ -18,7 +18,7 @@ from builder.schema import SKIN_TONES, Record, fitzpatrick_to_tone, sample_seed
 from builder.store import StageStore, encode_png
 from generation.semantic.sampling import generate_batch, make_plan
 from generation.semantic.training_set import (LeakageError, disease_token, manifest_source_ids, prompt_for,
-                                              read_manifest, read_splits, select_class_images,
+                                              read_splits, select_class_images,
                                               sha256_file)
 
 DISEASES = ("melanoma", "squamous cell carcinoma", "basal cell carcinoma")

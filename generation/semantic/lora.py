@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 
 from builder.config import SemanticConfig
@@ -55,7 +56,9 @@ def generate_prior_images(cfg: SemanticConfig, tones: list[str], n: int, folder:
                 if rgb is None:
                     raise BuildError(f"prior class image {tk} came out non-finite; set "
                                      "semantic.mixed_precision to bf16 or no, or pass --healthy")
-                paths[tk].write_bytes(encode_png(rgb))
+                tmp = paths[tk].with_name(f".{paths[tk].name}.{os.getpid()}.tmp")
+                tmp.write_bytes(encode_png(rgb))  # every process may make it: same seed, same bytes
+                os.replace(tmp, paths[tk])
     out = []
     for t, k in want:
         data = paths[(t, k)].read_bytes()
@@ -77,7 +80,6 @@ def train_lora(instances: list[TrainingImage], read_instance, classes: list[Trai
     and, with prior_weight > 0, class images of the same tones. Returns (manifest, pipeline or None).
     """
     import torch
-    from peft import LoraConfig
 
     out_dir = Path(out_dir)
     settings = T.settings_for(cfg, "lora")
@@ -97,11 +99,7 @@ def train_lora(instances: list[TrainingImage], read_instance, classes: list[Trai
     dtype = T.weight_dtype(cfg.mixed_precision)
     for m in (unet, vae, te):
         T.place(m, acc.device, dtype)
-    unet.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_rank, init_lora_weights="gaussian",
-                                target_modules=TARGETS))
-    params = [p for p in unet.parameters() if p.requires_grad]
-    for p in params:  # LoRA weights train in fp32 even when the frozen UNet is fp16
-        p.data = p.data.float()
+    params = _add_lora(unet, cfg.lora_rank)
     inst = T.encode_images(vae, instances, read_instance, cfg.lora_resolution, acc.device, dtype)
     cls = T.encode_images(vae, classes, read_class, cfg.lora_resolution, acc.device, dtype) if classes else None
     opt = torch.optim.AdamW(params, lr=cfg.lora_lr)
@@ -136,6 +134,17 @@ def train_lora(instances: list[TrainingImage], read_instance, classes: list[Trai
         manifest = _save(out_dir, unet, instances, classes, disease, settings, fp, losses, cfg, ti_path)
     acc.wait_for_everyone()
     return manifest or read_manifest(out_dir), pipe
+
+
+def _add_lora(unet, rank: int) -> list:
+    """peft LoRA on the UNet attention projections; its weights train in fp32 even on an fp16 UNet."""
+    from peft import LoraConfig
+
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGETS))
+    params = [p for p in unet.parameters() if p.requires_grad]
+    for p in params:
+        p.data = p.data.float()
+    return params
 
 
 def _lora_state(unet) -> dict:

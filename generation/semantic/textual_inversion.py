@@ -66,11 +66,7 @@ def train_textual_inversion(images: list[TrainingImage], read_rgb, disease: str,
     token_id = add_token(tok, te, token, cfg.init_word)
     for m in (te, unet, vae):
         m.requires_grad_(False)
-    emb = te.get_input_embeddings().weight
-    emb.requires_grad_(True)
-    keep = torch.ones(emb.shape[0], dtype=torch.bool)
-    keep[token_id] = False
-    emb.register_hook(lambda g: g.masked_fill(keep[:, None].to(g.device), 0.0))
+    emb, keep = _train_only_row(te, token_id)
     dtype = T.weight_dtype(cfg.mixed_precision)
     T.place(unet, acc.device, dtype)
     T.place(vae, acc.device, dtype)
@@ -104,6 +100,18 @@ def train_textual_inversion(images: list[TrainingImage], read_rgb, disease: str,
         manifest = _save(out_dir, token, emb[token_id], images, disease, settings, fp, losses, cfg)
     acc.wait_for_everyone()
     return manifest or read_manifest(out_dir), acc.unwrap_model(te_p)
+
+
+def _train_only_row(text_encoder, token_id: int):
+    """Make the embedding matrix trainable with every row but `token_id` masked out of the gradient."""
+    import torch
+
+    emb = text_encoder.get_input_embeddings().weight
+    emb.requires_grad_(True)
+    keep = torch.ones(emb.shape[0], dtype=torch.bool)
+    keep[token_id] = False
+    emb.register_hook(lambda g: g.masked_fill(keep[:, None].to(g.device), 0.0))
+    return emb, keep
 
 
 def _resume(out_dir: Path, fp: str, emb, token_id: int) -> int:

@@ -203,7 +203,7 @@ def run_loop(accelerator, model, optimizer, steps: int, start: int, seed: int,
         after_step(step)
         losses.append(total)
         done = step + 1
-        if done % log_every == 0 or done == steps:
+        if (done % log_every == 0 or done == steps) and accelerator.is_main_process:
             rate = (done - logged) / max(time.perf_counter() - t0, 1e-9)
             log.info("%s step %d/%d loss %.4f %.2f steps/s", desc, done, steps, total, rate)
             t0, logged = time.perf_counter(), done
