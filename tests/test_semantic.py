@@ -276,3 +276,38 @@ def test_base_model_priors_stand_in_when_no_healthy_image_has_the_tone(env, tmp_
     assert generate_prior_images(env["cfg"], ["dark"], 3, tmp_path, "cpu") == priors
     assert (tmp_path / "dark-0000.png").stat().st_mtime_ns == stamp
     assert manifest_source_ids({"images": [], "class_images": [p.to_json() for p in priors]}) == []
+
+
+def test_lora_resumes_from_its_checkpoint_to_the_same_weights(env, trained, tmp_path, caplog):
+    """A run killed after its step-1 checkpoint (no manifest, no weights) finishes with the same adapter."""
+    import logging
+    import shutil
+
+    from generation.semantic.build import ensure_lora
+
+    work = tmp_path / "work"
+    shutil.copytree(env["work"] / "melanoma", work / "melanoma")
+    (work / "melanoma/lora/manifest.json").unlink()
+    (work / "melanoma/lora/pytorch_lora_weights.safetensors").unlink()
+    assert [p.name for p in (work / "melanoma/lora/checkpoints").iterdir()] == ["step-0000001.pt"]
+    with caplog.at_level(logging.INFO, logger="generation.semantic.lora"):
+        manifest, _ = ensure_lora(env["real"], env["splits"], "melanoma", env["cfg"], work, healthy=env["healthy"],
+                                  device="cpu")
+    assert "resuming LoRA from" in caplog.text
+    assert manifest["adapter"]["sha256"] == trained["lora"]["adapter"]["sha256"]
+
+
+def test_ti_resumes_from_its_checkpoint_to_the_same_embedding(env, trained, tmp_path, caplog):
+    import logging
+    import shutil
+
+    from generation.semantic.build import ensure_ti
+
+    work = tmp_path / "work"
+    shutil.copytree(env["work"] / "melanoma/ti", work / "melanoma/ti")
+    (work / "melanoma/ti/manifest.json").unlink()
+    (work / "melanoma/ti/learned_embeds.safetensors").unlink()
+    with caplog.at_level(logging.INFO, logger="generation.semantic.textual_inversion"):
+        manifest, _ = ensure_ti(env["real"], env["splits"], "melanoma", env["cfg"], work, device="cpu")
+    assert "resuming textual inversion from" in caplog.text
+    assert manifest["adapter"]["sha256"] == trained["ti"]["adapter"]["sha256"]

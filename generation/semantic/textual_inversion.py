@@ -77,7 +77,7 @@ def train_textual_inversion(images: list[TrainingImage], read_rgb, disease: str,
     opt = torch.optim.AdamW([emb], lr=lr, weight_decay=0.0)
     te_p, opt = acc.prepare(te, opt)
     orig = emb.detach().clone()
-    start = _resume(out_dir, fp, emb, token_id)
+    start = _resume(out_dir, fp, emb, token_id, opt)
     sched, scaling = T.training_scheduler(pipe), vae.config.scaling_factor
 
     def micro_step(rng, gen):
@@ -91,7 +91,10 @@ def train_textual_inversion(images: list[TrainingImage], read_rgb, disease: str,
             emb[keep] = orig[keep].to(emb.dtype)
 
     def checkpoint(step):
-        T.save_checkpoint(out_dir, step, {"fingerprint": fp, "row": emb[token_id].detach().cpu()})
+        moments = opt.state.get(emb, {})
+        T.save_checkpoint(out_dir, step, {"fingerprint": fp, "row": emb[token_id].detach().cpu(),
+                                          "adam": {k: (v[token_id] if v.dim() else v).detach().cpu()
+                                                   for k, v in moments.items()}})
 
     losses = T.run_loop(acc, te_p, opt, cfg.ti_steps, start, cfg.seed, micro_step, after_step,
                         checkpoint, cfg.checkpoint_every, f"ti {disease}")
@@ -114,8 +117,12 @@ def _train_only_row(text_encoder, token_id: int):
     return emb, keep
 
 
-def _resume(out_dir: Path, fp: str, emb, token_id: int) -> int:
-    """Restore the token row from the newest checkpoint of the same inputs (Adam moments restart)."""
+def _resume(out_dir: Path, fp: str, emb, token_id: int, opt) -> int:
+    """Restore the token row and its Adam moments from the newest checkpoint of the same inputs.
+
+    Every other row has had zero gradients and no weight decay, so its moments are exactly zero:
+    the token's row of each moment is the whole optimizer state.
+    """
     import torch
 
     ckpt = T.latest_checkpoint(out_dir)
@@ -127,6 +134,14 @@ def _resume(out_dir: Path, fp: str, emb, token_id: int) -> int:
         return 0
     with torch.no_grad():
         emb[token_id] = state["row"].to(emb.device, emb.dtype)
+    moments = {}
+    for k, v in state["adam"].items():
+        if v.dim() == 0:
+            moments[k] = v.clone()
+        else:
+            moments[k] = torch.zeros_like(emb, dtype=v.dtype)
+            moments[k][token_id] = v.to(emb.device)
+    opt.state[emb] = moments
     log.info("resuming textual inversion from %s", ckpt)
     return int(state["step"])
 
