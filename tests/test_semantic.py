@@ -179,6 +179,10 @@ def test_config_is_checked_before_any_model_loads(env, tmp_path):
         check_config(dataclasses.replace(env["cfg"], mixed_precision="fp16"), "cpu")
     with pytest.raises(ConfigError, match="multiple of 8"):
         check_config(dataclasses.replace(env["cfg"], sample_resolution=30), "cpu")
+    from generation.semantic.training_set import check_distinct_slugs
+
+    with pytest.raises(ConfigError, match="share the folder name"):
+        check_distinct_slugs(["basal cell carcinoma", "basal-cell carcinoma"])
     plan = make_plan(["b", "a"], budget=8)
     assert [(p.disease, p.tone) for p in plan][:3] == [("a", "light")] * 2 + [("a", "medium")]
     assert len(plan) == 8 and len(make_plan(["a"], per_cell=2)) == 6

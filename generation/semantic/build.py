@@ -13,7 +13,7 @@ from generation.semantic.lora import (choose_class_images, class_reader, generat
                                       train_lora)
 from generation.semantic.sampling import load_model, make_plan, sample
 from generation.semantic.textual_inversion import EMBEDS, train_textual_inversion
-from generation.semantic.training_set import (allowed_splits, disease_slug, select_class_images,
+from generation.semantic.training_set import (allowed_splits, check_distinct_slugs, disease_slug, select_class_images,
                                               select_instances, tones_present)
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,13 @@ log = logging.getLogger(__name__)
 def trainable_diseases(real: StageStore, splits: dict[str, str], cfg: SemanticConfig) -> list[str]:
     """The config's diseases, or every joined disease with at least one image in an allowed split."""
     if cfg.diseases:
-        return sorted(cfg.diseases)
-    allowed = allowed_splits(cfg.include_validation)
-    return sorted({r.disease for r in real.records() if r.kind == "real"
-                   and all(splits.get(s) in allowed for s in r.source_ids)})
+        diseases = sorted(cfg.diseases)
+    else:
+        allowed = allowed_splits(cfg.include_validation)
+        diseases = sorted({r.disease for r in real.records() if r.kind == "real"
+                           and all(splits.get(s) in allowed for s in r.source_ids)})
+    check_distinct_slugs(diseases)
+    return diseases
 
 
 def ensure_ti(real: StageStore, splits: dict[str, str], disease: str, cfg: SemanticConfig, work_dir: Path,

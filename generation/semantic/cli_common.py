@@ -11,6 +11,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                         "content setting (default: 1.1)")
     p.add_argument("--work-dir", required=True, type=Path,
                    help="folder of trained models: <disease>/ti, <disease>/lora (manifests, checkpoints)")
+    p.add_argument("--model", default=None, help="base model: Hub id or local folder (default: the config's)")
+    p.add_argument("--revision", default=None, help="pinned revision of --model (default: the config's)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: accelerate's choice)")
     p.add_argument("--disease", action="append", default=None, metavar="NAME",
                    help="joined disease name (repeatable; default: the config's list, else every "
@@ -29,9 +31,17 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_semantic_config(args):
+    """The config's semantic section; --model/--revision replace the base model (recorded in manifests)."""
+    import dataclasses
+
     from builder.config import load_config
 
-    return load_config(args.config).semantic
+    cfg = load_config(args.config).semantic
+    if args.model:
+        cfg = dataclasses.replace(cfg, model_id=args.model, revision=args.revision)
+    elif args.revision:
+        cfg = dataclasses.replace(cfg, revision=args.revision)
+    return cfg
 
 
 def training_inputs(args):
@@ -40,13 +50,14 @@ def training_inputs(args):
     from builder.store import StageStore
     from generation.semantic.build import trainable_diseases
     from generation.semantic.trainer import check_config
-    from generation.semantic.training_set import read_splits
+    from generation.semantic.training_set import check_distinct_slugs, read_splits
 
     cfg = load_semantic_config(args)
     check_config(cfg, args.device)
     real = StageStore(args.real)
     splits = read_splits(args.splits)
     diseases = sorted(args.disease) if args.disease else trainable_diseases(real, splits, cfg)
+    check_distinct_slugs(diseases)
     if args.images is not None and len(diseases) != 1:
         raise ConfigError(f"--images needs exactly one --disease, got {diseases}")
     if not diseases:

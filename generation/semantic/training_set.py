@@ -33,6 +33,16 @@ def disease_slug(disease: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in disease.strip().lower())
 
 
+def check_distinct_slugs(diseases: list[str]) -> None:
+    """Two names that share a folder would overwrite each other's models."""
+    seen: dict[str, str] = {}
+    for d in diseases:
+        other = seen.setdefault(disease_slug(d), d)
+        if other != d:
+            raise ConfigError(f"diseases {other!r} and {d!r} share the folder name {disease_slug(d)!r}; "
+                              "join them in the disease map or rename one")
+
+
 def prompt_for(disease: str, tone: str) -> str:
     return TEMPLATE.format(token=disease_token(disease), tone=tone)
 
