@@ -20,6 +20,9 @@ COMMANDS = [
 GENERATE_COMMANDS = [
     ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),
     ("lesion-map", "generation.lesion_map_cli", "move real lesions onto healthy skin of other tones"),
+    ("train-ti", "generation.semantic.train_ti_cli", "train textual-inversion disease tokens"),
+    ("train-lora", "generation.semantic.train_lora_cli", "train per-disease LoRA with prior preservation"),
+    ("sample", "generation.semantic.sample_cli", "sample semantic synthetics (disease x skin tone)"),
 ]
 
 

@@ -52,6 +52,32 @@ class SemanticConfig:
     budget: int = 0
     model_id: str = "stabilityai/stable-diffusion-2-1-base"
     revision: str | None = None
+    diseases: tuple[str, ...] = ()  # empty: every joined disease with training images
+    include_validation: bool = False
+    seed: int = 0
+    mixed_precision: str = "fp16"
+    init_word: str = "skin"
+    ti_steps: int = 500
+    ti_lr: float = 5e-4
+    ti_scale_lr: bool = True
+    ti_resolution: int = 512
+    ti_batch: int = 4
+    ti_grad_accum: int = 4
+    lora_steps: int = 750
+    lora_lr: float = 5e-6
+    lora_resolution: int = 256
+    lora_batch: int = 1
+    lora_grad_accum: int = 1
+    lora_rank: int = 8
+    prior_weight: float = 1.0
+    class_images: int = 96
+    checkpoint_every: int = 100
+    sample_steps: int = 50
+    guidance: float = 7.5
+    negative_prompt: str = ""
+    sample_resolution: int = 512
+    sample_batch: int = 8
+    shard_size: int = 64
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,223 @@
+"""Sampling plan (disease x tone x count), per-sample seeds and lineage, sharded and resumable generation."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from builder.config import SemanticConfig
+from builder.errors import ConfigError
+from builder.progress import StageSummary, progress
+from builder.schema import SKIN_TONES, Generator, Record, Rejection, canonical_json, make_sample_id, sample_seed
+from builder.store import StageStore, encode_png
+from generation.semantic.training_set import (disease_slug, manifest_source_ids, prompt_for, read_manifest,
+                                              sha256_file)
+
+log = logging.getLogger(__name__)
+PLAN_FILE = "semantic_plan.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DiseaseModel:
+    """One disease's trained adapters, their hashes and the real images they saw."""
+
+    disease: str
+    ti_path: Path
+    lora_path: Path
+    adapters: dict[str, str]  # file name (relative to the work dir) -> sha256
+    manifests: dict[str, str]  # ti/lora -> manifest sha256
+    source_ids: tuple[str, ...]
+    malignant: bool
+
+
+def load_model(work_dir: Path, disease: str) -> DiseaseModel:
+    """Read a disease's TI and LoRA manifests and check the adapter files still match their hashes."""
+    base = Path(work_dir) / disease_slug(disease)
+    adapters, manifests, ids, paths = {}, {}, set(), {}
+    for kind in ("ti", "lora"):
+        m = read_manifest(base / kind)
+        if m is None:
+            raise ConfigError(f"no trained {kind} model for {disease!r} in {base / kind}; run "
+                              f"`python -m builder generate train-{kind}` first")
+        path = base / kind / m["adapter"]["file"]
+        if not path.is_file() or sha256_file(path) != m["adapter"]["sha256"]:
+            raise ConfigError(f"{path} is missing or does not match the sha256 in its manifest; retrain it")
+        rel = f"{disease_slug(disease)}/{kind}/{m['adapter']['file']}"
+        adapters[rel] = m["adapter"]["sha256"]
+        manifests[kind] = sha256_file(base / kind / "manifest.json")
+        ids |= set(manifest_source_ids(m))
+        paths[kind] = path
+        malignant = m["malignant"]  # the LoRA manifest (read last) decides; both see the same images
+    return DiseaseModel(disease, paths["ti"], paths["lora"], adapters, manifests, tuple(sorted(ids)), malignant)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanItem:
+    disease: str
+    tone: str
+    index: int
+
+
+def make_plan(diseases: list[str], budget: int | None = None, per_cell: int | None = None) -> list[PlanItem]:
+    """Every disease x tone cell gets `per_cell` images, or `budget` split as evenly as possible.
+
+    With a budget, the remainder goes one image each to the first cells in (disease, tone) order.
+    """
+    cells = [(d, t) for d in sorted(diseases) for t in SKIN_TONES]
+    if (budget is None) == (per_cell is None):
+        raise ConfigError("give exactly one of a budget or a per-cell count for the sampling plan")
+    if not cells:
+        raise ConfigError("the sampling plan has no diseases; train at least one disease model first")
+    counts = [per_cell] * len(cells) if per_cell is not None else [
+        budget // len(cells) + (1 if i < budget % len(cells) else 0) for i in range(len(cells))]
+    return [PlanItem(d, t, k) for (d, t), n in zip(cells, counts) for k in range(n)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A planned sample with its id, seed and lineage, known before any pixel is generated."""
+
+    item: PlanItem
+    sample_id: str
+    seed: int
+    prompt: str
+    params: dict
+
+
+def plan_jobs(plan: list[PlanItem], models: dict[str, DiseaseModel], cfg: SemanticConfig,
+              scheduler: str) -> list[Job]:
+    jobs = []
+    for it in plan:
+        m = models[it.disease]
+        params = {"negative_prompt": cfg.negative_prompt, "steps": cfg.sample_steps,
+                  "guidance": cfg.guidance, "scheduler": scheduler, "resolution": cfg.sample_resolution,
+                  "adapter_sha256": m.adapters, "manifest_sha256": m.manifests}
+        prompt = prompt_for(it.disease, it.tone)
+        lineage = {"disease": it.disease, "tone": it.tone, "index": it.index, "model_id": cfg.model_id,
+                   "revision": cfg.revision, "prompt": prompt, "params": params}
+        # The id hashes the adapters (not the pixels): it and its seed exist before generation.
+        sid = make_sample_id("semantic", "+".join(sorted(m.adapters.values())), lineage)
+        jobs.append(Job(it, sid, sample_seed(sid, cfg.seed), prompt, params))
+    return jobs
+
+
+def shard_jobs(jobs: list[Job], shard_size: int) -> list[tuple[str, list[Job]]]:
+    """Consecutive jobs of one disease, `shard_size` at a time: fixed shards, independent of process count."""
+    shards = []
+    for disease in sorted({j.item.disease for j in jobs}):
+        mine = [j for j in jobs if j.item.disease == disease]
+        for k in range(0, len(mine), shard_size):
+            shards.append((f"{disease_slug(disease)}-{k // shard_size:05d}", mine[k:k + shard_size]))
+    return shards
+
+
+def generate_batch(pipe, prompts: list[str], seeds: list[int], cfg: SemanticConfig) -> list[np.ndarray | None]:
+    """One pipeline call; CPU generators so a seed gives the same noise on any device.
+
+    An image with non-finite pixels (fp16 overflow) comes back as None for the caller to reject.
+    """
+    import torch
+
+    gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    neg = [cfg.negative_prompt] * len(prompts) if cfg.negative_prompt else None
+    with torch.inference_mode():
+        out = pipe(prompt=prompts, negative_prompt=neg, num_inference_steps=cfg.sample_steps,
+                   guidance_scale=cfg.guidance, height=cfg.sample_resolution, width=cfg.sample_resolution,
+                   generator=gens, output_type="np").images
+    return [np.clip(np.round(im * 255), 0, 255).astype(np.uint8) if np.isfinite(im).all() else None
+            for im in out]
+
+
+def _check_plan_file(out: StageStore, jobs: list[Job], is_main: bool) -> None:
+    """An out store holds one plan: a different plan there would mix old and new shards silently."""
+    body = canonical_json([[j.sample_id, j.item.disease, j.item.tone] for j in jobs])
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    path = out.root / PLAN_FILE
+    if path.is_file():
+        old = json.loads(path.read_text())["sha256"]
+        if old != digest:
+            raise ConfigError(f"{out.root} already holds a different semantic plan ({old[:12]} vs "
+                              f"{digest[:12]}: budget, settings or adapters changed); use a new --out "
+                              "or delete that folder")
+    elif is_main:
+        out.root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{PLAN_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"sha256": digest, "samples": len(jobs)}) + "\n")
+        os.replace(tmp, path)
+
+
+def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem], cfg: SemanticConfig,
+           *, device: str | None = None, rank: int = 0, world_size: int = 1) -> StageSummary:
+    """Generate this process's shards (shard i iff i % world_size == rank); done shards are skipped."""
+    from generation.semantic import trainer as T
+
+    summary = StageSummary("semantic")
+    T.check_config(cfg, device)
+    dev = device or ("cuda" if _cuda() else "cpu")
+    pipe = T.load_pipeline(cfg, T.weight_dtype(cfg.mixed_precision) if dev != "cpu" else None).to(dev)
+    jobs = plan_jobs(plan, models, cfg, type(pipe.scheduler).__name__)
+    _check_plan_file(out, jobs, rank == 0)
+    shards = shard_jobs(jobs, cfg.shard_size)
+    mine = [s for i, s in enumerate(shards) if i % world_size == rank]
+    todo = [s for s in mine if not out.shard_done(s[0])]
+    summary.skipped = sum(len(js) for name, js in mine if out.shard_done(name))
+    for d in sorted({j.item.disease for _, js in todo for j in js}):
+        pipe.load_textual_inversion(str(models[d].ti_path))
+    loaded = None
+    for name, js in progress(todo, desc="semantic shards", unit="shard"):
+        disease = js[0].item.disease
+        if loaded != disease:
+            if loaded is not None:
+                pipe.unload_lora_weights()
+            _load_lora(pipe, models[disease].lora_path)
+            loaded = disease
+        records, rejections = _run_shard(pipe, out, js, models[disease], cfg)
+        out.finish_shard(name, records, rejections)
+        summary.done += len(records)
+        for r in rejections:
+            summary.reject(r.reason)
+    return summary.stop()
+
+
+def _load_lora(pipe, path: Path) -> None:
+    """Load a UNet-only LoRA, without diffusers' warning that it has no text-encoder keys."""
+    quiet = logging.getLogger("diffusers.loaders.lora_base")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+    finally:
+        quiet.setLevel(level)
+
+
+def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel,
+               cfg: SemanticConfig) -> tuple[list[Record], list[Rejection]]:
+    gen = Generator("diffusers", cfg.model_id, cfg.revision,
+                    tuple(f"{name}@sha256:{h}" for name, h in sorted(model.adapters.items())))
+    records, rejections = [], []
+    for k in range(0, len(jobs), cfg.sample_batch):
+        batch = jobs[k:k + cfg.sample_batch]
+        images = generate_batch(pipe, [j.prompt for j in batch], [j.seed for j in batch], cfg)
+        for j, rgb in zip(batch, images):
+            if rgb is None:
+                rejections.append(Rejection("semantic", j.sample_id, "non_finite_output",
+                                            f"seed {j.seed}: the pipeline returned NaN/inf pixels "
+                                            "(fp16 overflow?); try mixed_precision bf16 or no"))
+                continue
+            path = out.put_image(j.sample_id, encode_png(rgb))
+            records.append(Record(
+                sample_id=j.sample_id, kind="semantic", skin_tone=j.item.tone, malignant=model.malignant,
+                disease=j.item.disease, source_ids=list(model.source_ids), image_path=path,
+                fitzpatrick=None, prompt=j.prompt, seed=j.seed, generator=gen, params=j.params))
+    return records, rejections
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
