@@ -185,7 +185,8 @@ def push_version(folder: Path, version: str, repo_id: str, private: bool = False
         return plan
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    if not plan.repo_exists:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     ops = [CommitOperationAdd(f["path"], str(folder / f["path"])) for f in files]
     ops += [CommitOperationDelete(p) for p in plan.deletions]
     info = api.create_commit(repo_id, ops, repo_type="dataset", parent_commit=plan.head_commit,

@@ -234,7 +234,7 @@ class _Api:
             raise HubError(400, f"repo id {rid!r} needs a namespace (ORG/NAME)")
         url = f"{self.hub.url}/{_PREFIX[rtype]}{rid}"
         if (rtype, rid) in self.hub.repos:
-            raise HubError(409, f"You already created this {rtype} repo: {url}")
+            return _json({"error": f"You already created this {rtype} repo", "url": url}, status=409)
         repo = Repo(rid, rtype, bool(p.get("private") or p.get("visibility") == "private"))
         first = repo.add_commit(None, "initial commit", {".gitattributes": GITATTRIBUTES})
         repo.branches["main"] = first.oid

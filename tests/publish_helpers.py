@@ -146,7 +146,7 @@ def build_version(store: StageStore, out: Path, version: str = "1.1") -> Path:
             data = (folder / rel).read_bytes()
             files.append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": len(part)})
             splits.append({"name": split, "num_examples": len(part), "num_bytes": len(data)})
-        cfgs.append({"config_name": config, "data_files": [{"split": s["name"], "path": f"data/{config}/{s['name']}-*"} for s in splits]})
+        cfgs.append({"config_name": config, **({"default": True} if config == "all" else {}), "data_files": [{"split": s["name"], "path": f"data/{config}/{s['name']}-*"} for s in splits]})
         infos.append({"config_name": config, "splits": splits})
     front = yaml.safe_dump({"configs": cfgs, "dataset_info": infos}, sort_keys=False)
     (folder / "README.md").write_text(f"---\n{front}---\n# cgDDI {version}\n")
