@@ -1,0 +1,193 @@
+"""The build: source -> healthy -> lesion-mapped (+ semantic) -> curation -> shards + card + manifest -> load-back check."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from builder.config import BuildConfig
+from builder.errors import BuildError, ConfigError
+from builder.schema import KINDS, SKIN_TONES, SPLITS, Record
+from builder.store import StageStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """Operational settings only (content lives in the versioned config)."""
+
+    out: Path = Path("out")
+    source: Path | None = None
+    masks: Path | None = None
+    device: str = "cpu"
+    workers: int = 1
+    overwrite: bool = False
+    limit: int | None = None
+
+
+@dataclasses.dataclass
+class BuildResult:
+    out_dir: Path
+    records: list[Record]
+    files: list[dict]
+    stages: list[dict]
+
+    def table(self) -> str:
+        """Rows per kind x split x skin tone, as a fixed-width text table."""
+        counts = Counter((r.kind, r.split, r.skin_tone) for r in self.records)
+        head = f"{'kind':<14}{'split':<12}" + "".join(f"{t:>8}" for t in SKIN_TONES) + f"{'total':>8}"
+        lines = [head, "-" * len(head)]
+        for kind in KINDS:
+            for split in SPLITS:
+                row = [counts[(kind, split, t)] for t in SKIN_TONES]
+                if any(row):
+                    lines.append(f"{kind:<14}{split:<12}" + "".join(f"{n:>8}" for n in row) + f"{sum(row):>8}")
+        lines.append(f"{'total':<26}" + "".join(
+            f"{sum(v for (k, s, t), v in counts.items() if t == tone):>8}" for tone in SKIN_TONES)
+            + f"{len(self.records):>8}")
+        return "\n".join(lines)
+
+
+def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
+    """Fail on bad configuration before any work starts."""
+    if opts.device not in ("cpu", "cuda") and not opts.device.startswith("cuda:"):
+        raise ConfigError(f"--device {opts.device!r}: expected cpu, cuda or cuda:N")
+    if opts.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {opts.device} asked for, but torch sees no CUDA device; use --device cpu")
+    if opts.source is None and cfg.source.name != "demo":
+        raise ConfigError(f"version {cfg.version} uses source {cfg.source.name!r}: pass --source DIR (and --masks DIR)")
+    if opts.source is not None and not Path(opts.source).is_dir():
+        raise ConfigError(f"--source {opts.source} is not a folder")
+    if cfg.healthy.backend not in ("opencv", "diffusers"):
+        raise ConfigError(f"healthy.backend={cfg.healthy.backend!r}: expected opencv or diffusers")
+    if cfg.healthy.backend == "diffusers" and not cfg.healthy.model_id:
+        raise ConfigError("healthy.backend=diffusers needs healthy.model_id (a Hub id with revision, or a folder)")
+
+
+def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
+    """Run every stage of a version into `<out>/<version>/` (publishable) and `<out>/.work/<version>/` (stages)."""
+    check_inputs(cfg, opts)
+    out_dir = Path(opts.out) / cfg.version
+    work = Path(opts.out) / ".work" / cfg.version
+    _guard_existing(out_dir, work, cfg, opts.overwrite)
+    stages: list[dict] = []
+
+    # 1. Source -> real store (validated; bad rows become rejections).
+    source, masks = _source(cfg, opts, work)
+    from curation.ingest import ingest_source
+
+    real = StageStore(work / "real")
+    stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit)))
+    real_records = real.records()
+    if not real_records:
+        raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
+
+    # 2. Splits over real images, decided before any generation (semantic training reads them).
+    from curation.splits import assign_splits
+
+    split_of = assign_splits(real_records, cfg.curation)
+    _write_splits(work / "splits.csv", split_of)
+
+    # 3. Healthy synthetics, then lesion-mapped synthetics onto them.
+    from generation.healthy import run_healthy
+
+    healthy = StageStore(work / "healthy")
+    stages.append(_log(run_healthy(real, healthy, cfg.healthy, device=opts.device)))
+    from generation.lesion_map import run_lesion_map
+
+    mapped = StageStore(work / "lesion_mapped")
+    stages.append(_log(run_lesion_map(healthy, real, mapped, cfg.lesion_map, split_of=split_of)))
+    stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
+
+    # 4. Curation: splits for synthetics by the leakage rule.
+    from curation.leakage import apply_splits
+
+    candidates = healthy.records() + mapped.records() + (real_records if cfg.publish.include_real else [])
+    records, report, rejected = apply_splits(candidates, split_of)
+    (work / "leakage_report.json").write_text(json.dumps(report, indent=1))
+    stages.append({"stage": "curate", "done": len(records), "rejected": dict(Counter(r.reason for r in rejected)),
+                   "moved_to_held_out": len(report)})
+
+    # 5. Shards, card, manifest; then prove the output loads.
+    files = _publish(out_dir, cfg, records, stores, stages)
+    verify_load(out_dir, files)
+    return BuildResult(out_dir, records, files, stages)
+
+
+def _publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict]) -> list[dict]:
+    from builder.manifest import write_manifest
+    from builder.shards import write_shards
+    from cards.card import write_card
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    files = []
+    for kind in KINDS:
+        mine = [r for r in records if r.kind == kind]
+        if mine:
+            files += write_shards(mine, stores, out_dir, kind, cfg.publish.shard_mb)
+    write_card(out_dir, cfg, files, records)
+    write_manifest(out_dir, cfg, files, stages)
+    return files
+
+
+def verify_load(out_dir: Path, files: list[dict]) -> None:
+    """Load the folder with `datasets.load_dataset` (every config) and compare row counts with the shards."""
+    import tempfile
+
+    import datasets
+
+    expected: dict[tuple[str, str], int] = Counter()
+    for f in files:
+        expected[("all", f["split"])] += f["rows"]
+        expected[(f["config"], f["split"])] += f["rows"]
+    with tempfile.TemporaryDirectory(prefix="cgddi-verify-") as cache:
+        for config in sorted({c for c, _ in expected}):
+            ds = datasets.load_dataset(str(out_dir), name=config, cache_dir=cache)
+            got = {s: ds[s].num_rows for s in ds}
+            want = {s: n for (c, s), n in expected.items() if c == config}
+            if got != want:
+                raise BuildError(f"{out_dir}: config {config!r} loads back as {got}, expected {want}")
+
+
+def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Path | None]:
+    if opts.source is not None:
+        return Path(opts.source), (Path(opts.masks) if opts.masks else None)
+    from builder.demo_source import write_demo_source
+
+    folder = write_demo_source(work / "demo_source", cfg.source.demo_count, cfg.source.demo_seed)
+    return folder, folder / "masks"
+
+
+def _guard_existing(out_dir: Path, work: Path, cfg: BuildConfig, overwrite: bool) -> None:
+    """A version is immutable: rebuilding it with other content needs --overwrite."""
+    manifest = out_dir / "manifest.json"
+    if manifest.exists():
+        old = json.loads(manifest.read_text()).get("config_hash")
+        if old != cfg.config_hash() and not overwrite:
+            raise BuildError(f"{out_dir} holds version {cfg.version} built from another config "
+                             f"(hash {old}, now {cfg.config_hash()}); pass --overwrite to replace it")
+    if overwrite and work.exists():
+        shutil.rmtree(work)
+
+
+def _write_splits(path: Path, split_of: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["source_id", "split"])
+        wr.writerows(sorted(split_of.items()))
+
+
+def _log(summary) -> dict:
+    log.info(summary.line())
+    return summary.to_json()

@@ -1,0 +1,87 @@
+"""The walking skeleton: `build --version 1.1` on the demo source, loaded back with `datasets`."""
+import json
+import subprocess
+import sys
+
+import datasets
+import pytest
+
+from builder.build import BuildOptions, build
+from builder.config import load_config
+from builder.errors import BuildError, ConfigError
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    cfg = load_config("1.1")
+    return cfg, build(cfg, BuildOptions(out=out))
+
+
+def test_build_writes_hub_layout(built):
+    cfg, result = built
+    out = result.out_dir
+    assert (out / "README.md").is_file() and (out / "manifest.json").is_file()
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
+    assert names and all(n.startswith("data/") for n in names)
+    for n in names:
+        config, fname = n.split("/")[1:]
+        assert config in ("healthy", "lesion_mapped", "semantic")
+        split, rest = fname.split("-", 1)
+        assert split in ("train", "validation", "test") and rest.endswith("-of-00001.parquet")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config_hash"] == cfg.config_hash()
+    assert sum(f["rows"] for f in manifest["files"]) == len(result.records)
+
+
+def test_load_dataset_gives_splits_and_classlabels(built):
+    _, result = built
+    ds = datasets.load_dataset(str(result.out_dir))
+    assert set(ds) == {"train", "validation", "test"}
+    assert sum(d.num_rows for d in ds.values()) == len(result.records)
+    f = ds["train"].features
+    for col in ("skin_tone", "malignant", "kind"):
+        assert isinstance(f[col], datasets.ClassLabel), col
+    assert isinstance(f["image"], datasets.Image)
+    row = ds["train"][0]
+    assert row["image"].mode == "RGB" and row["image"].size[0] >= 256
+    kinds = {f["kind"].int2str(k) for d in ds.values() for k in d["kind"]}
+    assert kinds == {"healthy", "lesion_mapped"}
+    assert all(d["split"] == [s] * d.num_rows for s, d in ds.items())
+
+
+def test_no_real_image_and_every_row_has_lineage(built):
+    _, result = built
+    assert result.records and all(r.kind != "real" for r in result.records)
+    for r in result.records:
+        assert r.source_ids and all(s.startswith("demo:") for s in r.source_ids)
+        if r.kind == "lesion_mapped":
+            assert r.base_id and r.donor_id and len(r.source_ids) >= 1
+
+
+def test_rebuild_is_byte_identical_and_other_content_refused(built, tmp_path):
+    cfg, result = built
+    again = build(cfg, BuildOptions(out=tmp_path))
+    assert [f["sha256"] for f in again.files] == [f["sha256"] for f in result.files]
+    other = load_config("1.1")
+    import dataclasses
+
+    other = dataclasses.replace(other, curation=dataclasses.replace(other.curation, split_seed=1))
+    with pytest.raises(BuildError, match="--overwrite"):
+        build(other, BuildOptions(out=tmp_path))
+
+
+def test_bad_options_fail_before_work(tmp_path):
+    cfg = load_config("1.1")
+    with pytest.raises(ConfigError, match="--device 'tpu'"):
+        build(cfg, BuildOptions(out=tmp_path, device="tpu"))
+    with pytest.raises(ConfigError, match="no build config for version '9.9'"):
+        load_config("9.9")
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_build_prints_summary_table(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "builder", "-q", "build", "--version", "1.1", "--out", str(tmp_path),
+                           "--limit", "12"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "kind" in proc.stdout and "light" in proc.stdout and str(tmp_path / "1.1") in proc.stdout
