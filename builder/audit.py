@@ -136,21 +136,20 @@ def check_schema(folder: Path, path: str, expected_rows: int | None, report: Aud
     return True
 
 
-def card_split_sizes(folder: Path) -> dict[tuple[str, str], int]:
-    """(config, split) -> num_examples from README.md's `dataset_info`."""
+def read_card_yaml(folder: Path) -> dict:
+    """README.md front matter (empty when there is none)."""
     import yaml
 
     readme = folder / "README.md"
-    if not readme.is_file():
+    if not readme.is_file() or not readme.read_text().startswith("---"):
         return {}
-    text = readme.read_text()
-    if not text.startswith("---"):
-        return {}
-    meta = yaml.safe_load(text.split("---", 2)[1]) or {}
-    infos = meta.get("dataset_info") or []
-    infos = [infos] if isinstance(infos, dict) else infos
-    return {(i.get("config_name", "default"), s["name"]): int(s["num_examples"])
-            for i in infos for s in i.get("splits") or []}
+    return yaml.safe_load(readme.read_text().split("---", 2)[1]) or {}
+
+
+def collect_shards(folder: Path) -> list[str]:
+    """Every shard path of the Hub layout under `folder`, sorted."""
+    paths = (str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
+    return sorted(p for p in paths if SHARD_RE.match(p))
 
 
 # -- 2. reading rows ------------------------------------------------------------------------
@@ -342,33 +341,59 @@ def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: 
     shards = check_manifest(folder, report)
     rows_by_path = {}
     if (folder / "manifest.json").is_file():
-        rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(json.loads((folder / "manifest.json").read_text()))}
+        manifest = json.loads((folder / "manifest.json").read_text())
+        rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)}
     readable = [p for p in shards if check_schema(folder, p, rows_by_path.get(p), report)]
-    rows = collect_rows(folder, readable, report)
-    report.rows = len(rows)
     _check_card_sizes(folder, readable, report)
+    return _leakage(folder, readable, test_ids, report)
+
+
+def audit_data(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
+               target: str | None = None) -> AuditReport:
+    """Leakage and balance only, on the shards under `folder` (the build runs this before the card)."""
+    report = AuditReport(target=target or str(folder), phash_hamming=phash_hamming,
+                         test_ids_source="file" if test_ids is not None else "inferred")
+    return _leakage(folder, collect_shards(folder), test_ids, report)
+
+
+def _leakage(folder: Path, shards: list[str], test_ids: set[str] | None, report: AuditReport) -> AuditReport:
+    rows = collect_rows(folder, shards, report)
+    report.rows = len(rows)
     lineage_leaks(rows, test_ids, report)
-    duplicate_leaks(rows, phash_hamming, report)
+    duplicate_leaks(rows, report.phash_hamming, report)
     report.leaks.sort(key=lambda i: (i["sample_id"], i["reason"]))
     report.balance = balance_tables(rows, report.leaked_ids())
     return report
 
 
 def _check_card_sizes(folder: Path, shards: list[str], report: AuditReport) -> None:
+    """Each config's `dataset_info` split sizes equal the rows of the files its `data_files` match."""
+    import fnmatch
+
     import pyarrow.parquet as pq
 
-    want = card_split_sizes(folder)
-    have = collections.Counter()
-    for p in shards:
-        m = SHARD_RE.match(p)
-        have[(m.group("config"), m.group("split"))] += pq.read_metadata(folder / p).num_rows
-    for key, n in sorted(want.items()):
-        if have.get(key, 0) != n:
-            report.integrity.append({"problem": "card_split_size_mismatch", "path": f"data/{key[0]}/{key[1]}",
-                                     "detail": f"README.md says {n} rows, shards hold {have.get(key, 0)}"})
+    meta = read_card_yaml(folder)
+    rows = {p: pq.read_metadata(folder / p).num_rows for p in shards}
+    files_of = {}
+    for c in meta.get("configs") or []:
+        for df in c.get("data_files") or []:
+            pats = [df["path"]] if isinstance(df["path"], str) else df["path"]
+            files_of[(c["config_name"], df["split"])] = [p for p in shards if any(fnmatch.fnmatch(p, x) for x in pats)]
+    infos = meta.get("dataset_info") or []
+    for info in [infos] if isinstance(infos, dict) else infos:
+        for sp in info.get("splits") or []:
+            key = (info.get("config_name", "default"), sp["name"])
+            have = sum(rows[p] for p in files_of.get(key, []))
+            if have != int(sp["num_examples"]):
+                report.integrity.append({"problem": "card_split_size_mismatch", "path": f"{key[0]}/{key[1]}",
+                                         "detail": f"README.md says {sp['num_examples']} rows, files hold {have}"})
 
 
 def read_test_ids(path: Path) -> set[str]:
-    """Source ids, one per line (`ddi:000123`); blank lines and `#` comments ignored."""
-    ids = {line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines()}
-    return {i for i in ids if i}
+    """Test source ids: one per line (`ddi:000123`, `#` comments), or a `source_id,split` CSV (the
+    build's `splits.csv`), of which the `test` rows count."""
+    lines = [line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines()]
+    lines = [line for line in lines if line]
+    if lines and lines[0].replace(" ", "") == "source_id,split":
+        return {sid for sid, split in (line.split(",")[:2] for line in lines[1:]) if split.strip() == "test"}
+    return set(lines)

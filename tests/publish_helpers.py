@@ -116,41 +116,16 @@ def plant_near_duplicate(store: StageStore, exact: bool = False) -> str:
     return sid
 
 
-def build_version(store: StageStore, out: Path, version: str = "1.1") -> Path:
-    """Publish `store` as `<out>/<version>` (shards, README.md card, manifest.json)."""
-    import hashlib
-    import json
+def build_version(store: StageStore, out: Path, version: str = "1.1", overwrite: bool = False, **publish) -> Path:
+    """Publish `store` as `<out>/<version>` with the build's own publish step (shards, card, manifest)."""
+    import dataclasses
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import yaml
+    from builder.build import publish as publish_version
+    from builder.config import load_config
+    from builder.schema import KINDS
 
-    from builder.schema import arrow_schema, features_dict
-
-    folder = out / version
-    records = [r for r in store.records()]
-    configs = {"all": records}
-    for kind in ("healthy", "lesion_mapped", "semantic"):
-        configs[kind] = [r for r in records if r.kind == kind]
-    files, infos, cfgs = [], [], []
-    for config, recs in configs.items():
-        splits = []
-        for split in ("train", "validation", "test"):
-            part = [r for r in recs if r.split == split]
-            if not part:
-                continue
-            rel = f"data/{config}/{split}-00000-of-00001.parquet"
-            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            t = pa.Table.from_pylist([r.to_row(store.read_image_bytes(r)) for r in part], schema=arrow_schema())
-            pq.write_table(t, folder / rel)
-            data = (folder / rel).read_bytes()
-            files.append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": len(part)})
-            splits.append({"name": split, "num_examples": len(part), "num_bytes": len(data)})
-        cfgs.append({"config_name": config, **({"default": True} if config == "all" else {}), "data_files": [{"split": s["name"], "path": f"data/{config}/{s['name']}-*"} for s in splits]})
-        infos.append({"config_name": config, "splits": splits})
-    front = yaml.safe_dump({"configs": cfgs, "dataset_info": infos}, sort_keys=False)
-    (folder / "README.md").write_text(f"---\n{front}---\n# cgDDI {version}\n")
-    data = (folder / "README.md").read_bytes()
-    files.append({"path": "README.md", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-    (folder / "manifest.json").write_text(json.dumps({"version": version, "files": files}, indent=2))
-    return folder
+    cfg = load_config("1.1")
+    cfg = dataclasses.replace(cfg, version=version, publish=dataclasses.replace(cfg.publish, **publish))
+    stages = [{"stage": "fixture", "done": len(store.records()), "rejected": {}}]
+    publish_version(out / version, cfg, store.records(), {k: store for k in KINDS}, stages, overwrite=overwrite)
+    return out / version

@@ -65,15 +65,15 @@ def test_tampered_shard_fails_audit_and_load(store, tmp_path):
     import datasets
 
     folder = build_version(store, tmp_path / "out")
-    shard = folder / "data" / "all" / "train-00000-of-00001.parquet"
+    shard = folder / "data" / "lesion_mapped" / "train-00000-of-00001.parquet"
     table = pq.read_table(shard)
     pq.write_table(table.slice(1), shard)  # a valid Parquet file, one row short
     report = audit_folder(folder)
     problems = {(p["problem"], p["path"]) for p in report.integrity}
-    rel = "data/all/train-00000-of-00001.parquet"
+    rel = "data/lesion_mapped/train-00000-of-00001.parquet"
     assert {("sha256_mismatch", rel)} <= problems and not report.ok
     with pytest.raises(Exception, match="(?i)split|examples|size"):
-        datasets.load_dataset(str(folder), name="all", cache_dir=str(tmp_path / "cache"))
+        datasets.load_dataset(str(folder), name="lesion_mapped", cache_dir=str(tmp_path / "cache"))
 
 
 def test_corrupt_bytes_are_reported_not_crashed(store, tmp_path):
