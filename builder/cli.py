@@ -17,6 +17,7 @@ COMMANDS = [
     ("build", "builder.build_cli", "build a dataset version end to end"),
     ("push", "builder.push_cli", "push a built version to the Hub as one commit + tag"),
     ("audit", "builder.audit_cli", "audit a version for leakage and integrity (exit 1 on failure)"),
+    ("export", "builder.export_cli", "export a version for a downstream trainer (patchalign)"),
 ]
 GENERATE_COMMANDS = [
 ]
