@@ -23,6 +23,9 @@ COMPRESSION = {**{c: "zstd" for c in COLUMNS if c not in ("image", "source_ids",
                "generator.backend": "zstd", "generator.model_id": "zstd", "generator.revision": "zstd",
                "generator.adapters.list.element": "zstd"}
 
+DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw", "prompt",
+              "generator.backend", "generator.model_id", "generator.revision", "toolkit_version"]
+
 
 def _size(r: Record, store_of: dict[str, StageStore]) -> int:
     return os.path.getsize(store_of[r.kind].root / (r.image_path or f"images/{r.sample_id}.png"))
@@ -77,7 +80,9 @@ def _write_one(group: list[Record], store_of: dict[str, StageStore], path: Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     sizes = [_size(r, store_of) for r in group]
-    with pq.ParquetWriter(tmp, schema, compression=COMPRESSION, write_statistics=["sample_id", "split"]) as writer:
+    # no dictionary for image bytes: every PNG is unique, a dictionary would only cost hashing and RAM
+    with pq.ParquetWriter(tmp, schema, compression=COMPRESSION, use_dictionary=DICTIONARY,
+                          write_statistics=["sample_id", "split"]) as writer:
         for chunk in cut_by_size(group, sizes, ROW_GROUP_MB * 1e6, ROW_GROUP_ROWS):
             rows = [r.to_row(store_of[r.kind].read_image_bytes(r)) for r in chunk]
             writer.write_table(pa.Table.from_pylist(rows, schema=schema), row_group_size=len(rows))
