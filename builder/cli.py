@@ -20,6 +20,8 @@ COMMANDS = [
     ("export", "builder.export_cli", "export a version for a downstream trainer (patchalign)"),
 ]
 GENERATE_COMMANDS = [
+    ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),
+    ("lesion-map", "generation.lesion_map_cli", "move real lesions onto healthy skin of other tones"),
 ]
 
 

@@ -31,6 +31,9 @@ class HealthyConfig:
     steps: int = 30
     guidance: float = 7.5
     seed: int = 0
+    dtype: str = "auto"          # auto (fp16 on CUDA, fp32 on CPU) | float32 | float16 | bfloat16
+    crop_size: int = 512         # model window around the region; large photos are not downscaled
+    opencv_radius: int = 5       # cv2.inpaint neighbourhood (opencv backend)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -91,8 +91,9 @@ def _lesion(rng, img, labels, rgb, tone: int, rel: float) -> tuple[int, int]:
     pts = np.stack([cx + radii * np.cos(angles), cy + 0.8 * radii * np.sin(angles)], 1).astype(np.int32)
     blob = np.zeros((h, w), np.uint8)
     cv2.fillPoly(blob, [pts], 1)
-    inside = blob.astype(bool) & (labels == LABEL_SKIN)
     soft = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), 2.0)[..., None]
+    # The label covers the whole visible blob, soft edge included, as an annotator would draw it.
+    inside = (soft[..., 0] > 0.02) & (labels == LABEL_SKIN)
     scale = {12: 1.1, 34: 1.0, 56: 0.7}[tone]
     colour = np.clip(np.array(rgb, np.float32) * scale + rng.normal(0, 6, (h, w, 3)), 0, 255)
     img[:] = (img * (1 - soft) + colour * soft).astype(np.uint8)

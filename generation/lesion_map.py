@@ -1,0 +1,178 @@
+"""Lesion-mapped synthetics stage (method section 2): plan (base, donor) pairs, then map each into a store."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import TYPE_CHECKING, Iterator
+
+from builder.config import LesionMapConfig
+from builder.errors import ConfigError
+from builder.progress import StageSummary, progress
+from builder.schema import Generator, Record, Rejection, digest, make_sample_id
+from builder.store import StageStore, encode_png
+from generation.placement import PlacementError, map_lesion
+from generation.plan import make_plan, plan_summary
+
+if TYPE_CHECKING:
+    import polars
+
+__all__ = ["make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "STAGE"]
+
+log = logging.getLogger(__name__)
+STAGE = "lesion_map"
+PLAN_FILE = "plan.parquet"
+SETTINGS_FILE = "lesion_map_settings.json"
+
+
+def check_config(cfg: LesionMapConfig, rank: int = 0, world_size: int = 1, shard_size: int = 64) -> None:
+    """Fail before any work on settings that cannot make sense."""
+    pads = list(cfg.pads)
+    if not pads or any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in pads):
+        raise ConfigError(f"lesion_map.pads={pads!r}: expected a non-empty list of integers >= 0, "
+                          "tried in order (the method uses [10, 5, 0])")
+    if not isinstance(cfg.dilate_px, int) or cfg.dilate_px < 0:
+        raise ConfigError(f"lesion_map.dilate_px={cfg.dilate_px!r}: expected an integer >= 0 (3x3 dilations)")
+    if not isinstance(cfg.feather, (int, float)) or not 0 <= cfg.feather <= 10:
+        raise ConfigError(f"lesion_map.feather={cfg.feather!r}: expected a Gaussian sigma in pixels, 0-10 "
+                          "(the method uses 1-2)")
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank={rank} must be in [0, world_size={world_size})")
+    if shard_size < 1:
+        raise ConfigError(f"shard_size={shard_size} must be >= 1")
+
+
+def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
+                    budget: int | None = None, seed: int | None = None,
+                    shard_size: int = 64, split_of: dict[str, str] | None = None) -> "polars.DataFrame":
+    """Make the plan and write it to `out.root / plan.parquet` and `plan.csv` (inspect before mapping).
+
+    A rerun into the same folder must ask for the same plan and settings, or finished shards of
+    the old plan would be mixed with new ones: a mismatch is an error naming both.
+    """
+    check_config(cfg, shard_size=shard_size)
+    budget = cfg.budget if budget is None else budget
+    seed = cfg.seed if seed is None else seed
+    donor_recs = [r for r in _records(donors, "real", "--donors") if donors.mask_path(r.sample_id).exists()]
+    plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of)
+    settings = {**dataclasses.asdict(cfg), "budget": budget, "seed": seed, "shard_size": shard_size,
+                "pads": list(cfg.pads), "split_aware": bool(split_of)}
+    _write_plan(out, plan, settings)
+    return plan
+
+
+def run_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
+                   budget: int | None = None, seed: int | None = None, rank: int = 0,
+                   world_size: int = 1, shard_size: int = 64,
+                   split_of: dict[str, str] | None = None) -> StageSummary:
+    """Plan (written to out.root / 'plan.parquet' and .csv) then map every pair into `out`.
+
+    Shard i (plan rows [i * shard_size, (i + 1) * shard_size)) is this worker's iff
+    i % world_size == rank; a shard with a records file is done and skipped (resume).
+    """
+    check_config(cfg, rank, world_size, shard_size)
+    plan = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed, shard_size=shard_size,
+                           split_of=split_of)
+    summary = StageSummary(STAGE)
+    base_recs = {r.sample_id: r for r in bases.records()}
+    donor_recs = {r.sample_id: r for r in donors.records()}
+    mine = []
+    for i in range(0, plan.height, shard_size):
+        shard, name = plan.slice(i, shard_size), f"{STAGE}-{i // shard_size:05d}"
+        if (i // shard_size) % world_size != rank:
+            continue
+        if out.shard_done(name):
+            summary.skipped += shard.height
+        else:
+            mine.append((name, shard))
+    pending = {name: ([], []) for name, _ in mine}
+    for name, row, last in progress(_flat(mine), desc="lesion-map", total=sum(s.height for _, s in mine)):
+        records, rejections = pending[name]
+        _map_row(row, bases, donors, out, cfg, base_recs, donor_recs, records, rejections, summary)
+        if last:
+            out.finish_shard(name, *pending.pop(name))
+    return summary.stop()
+
+
+def _flat(mine: list) -> Iterator[tuple[str, dict, bool]]:
+    """(shard name, plan row, is the shard's last row): one progress bar over every row of this worker."""
+    for name, shard in mine:
+        for i, row in enumerate(shard.iter_rows(named=True)):
+            yield name, row, i == shard.height - 1
+
+
+def _map_row(row: dict, bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig,
+             base_recs: dict, donor_recs: dict, records: list, rejections: list, summary: StageSummary) -> None:
+    """Map one plan row into `out`: a record on success, a rejection with its reason otherwise."""
+    item = f"plan-row-{row['row']:06d}"
+    who = f"base={row['base_id']} donor={row['donor_id']}"
+    try:
+        base, donor = base_recs[row["base_id"]], donor_recs[row["donor_id"]]
+        pixels = [_read(store, rec.sample_id, role) for store, rec, role in
+                  ((bases, base, "base"), (donors, donor, "donor"))]
+        mapped = map_lesion(*pixels[0], *pixels[1], pads=tuple(cfg.pads), rotate=cfg.rotate,
+                            dilate_px=cfg.dilate_px, feather=float(cfg.feather), seed=row["seed"])
+    except PlacementError as e:
+        rejections.append(Rejection(STAGE, item, e.reason, f"{who}: {e.detail}"))
+        summary.reject(e.reason)
+        return
+    png = encode_png(mapped.rgb)
+    lineage = {"base_id": base.sample_id, "donor_id": donor.sample_id, "plan_row": row["row"], "seed": row["seed"]}
+    sample_id = make_sample_id("lesion_mapped", digest(png), lineage)
+    path = out.put_image(sample_id, png)
+    out.put_mask(sample_id, mapped.label_map)
+    records.append(_record(sample_id, path, base, donor, mapped, row, cfg))
+    summary.done += 1
+
+
+def _read(store: StageStore, sample_id: str, role: str) -> tuple:
+    try:
+        return store.read_image(sample_id), store.read_mask(sample_id)
+    except FileNotFoundError as e:
+        raise PlacementError(f"{role}_files_missing", f"{role} image or label map missing in {store.root}: "
+                                                      f"{e.filename}") from e
+
+
+def _record(sample_id: str, path: str, base: Record, donor: Record, mapped, row: dict,
+            cfg: LesionMapConfig) -> Record:
+    params = {
+        "pad": mapped.pad, "offset": list(mapped.offset), "angle": mapped.angle, "patch_hw": list(mapped.patch_hw),
+        "pads": list(cfg.pads), "dilate": cfg.dilate_px, "feather": cfg.feather,
+        "donor_skin_tone": donor.skin_tone, "base_skin_tone": base.skin_tone,
+        "donor_fitzpatrick": donor.fitzpatrick, "plan_row": row["row"],
+        "base_source_ids": sorted(base.source_ids), "donor_source_ids": sorted(donor.source_ids),
+    }
+    return Record(
+        sample_id=sample_id, kind="lesion_mapped", skin_tone=base.skin_tone, malignant=bool(donor.malignant),
+        disease=donor.disease, source_ids=sorted(set(base.source_ids) | set(donor.source_ids)),
+        image_path=path, fitzpatrick=base.fitzpatrick, disease_raw=donor.disease_raw,
+        base_id=base.sample_id, donor_id=donor.sample_id, seed=row["seed"],
+        generator=Generator("lesion_map"), params=params)
+
+
+def _records(store: StageStore, kind: str, flag: str) -> list[Record]:
+    recs = store.records()
+    keep = [r for r in recs if r.kind == kind]
+    if recs and not keep:
+        found = sorted({r.kind for r in recs})
+        raise ConfigError(f"{flag} {store.root}: no records of kind {kind!r} (found {found}); pass the "
+                          f"{'healthy stage output' if kind == 'healthy' else 'real source store'} instead")
+    return keep
+
+
+def _write_plan(out: StageStore, plan: "polars.DataFrame", settings: dict) -> None:
+    import polars as pl
+
+    path, settings_path = out.root / PLAN_FILE, out.root / SETTINGS_FILE
+    if path.exists():
+        old_settings = json.loads(settings_path.read_text()) if settings_path.exists() else None
+        if old_settings != settings or not pl.read_parquet(path).equals(plan):
+            raise ConfigError(f"{out.root} holds a lesion-map run with other settings or inputs "
+                              f"({old_settings} vs {settings}); use a new --out folder or delete that one")
+        return
+    out.root.mkdir(parents=True, exist_ok=True)
+    tmp = out.root / f".{PLAN_FILE}.tmp"
+    plan.write_parquet(tmp)
+    plan.write_csv(out.root / "plan.csv")
+    settings_path.write_text(json.dumps(settings, sort_keys=True, indent=1) + "\n")
+    tmp.replace(path)  # the parquet file last: it marks a complete plan

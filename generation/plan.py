@@ -1,0 +1,167 @@
+"""Lesion-map plans: deterministic (base, donor) pairs balanced over base tone x donor disease x donor tone."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from builder.errors import ConfigError
+from builder.schema import SKIN_TONES, Record, sample_seed
+
+if TYPE_CHECKING:
+    import polars
+
+log = logging.getLogger(__name__)
+
+PLAN_COLUMNS = ("row", "base_id", "base_skin_tone", "base_source_ids", "donor_id", "donor_skin_tone",
+                "donor_source_ids", "disease", "disease_raw", "malignant", "seed")
+
+
+def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
+              split_of: dict[str, str] | None = None) -> "polars.DataFrame":
+    """Deterministic (base, donor) pairs; with `split_of` (source id -> split) only within one split.
+
+    Pairing across splits would put a train base and a test donor into one image, which the
+    leakage rule then has to hold out: pairing within a split keeps every image usable where
+    its sources are. The budget is apportioned to splits by their share of bases.
+    """
+    import polars as pl
+
+    if not split_of:
+        return _plan_one(bases, donors, budget, seed).with_columns(pl.lit(None, pl.String).alias("split"))
+    _check(bases, donors, budget)
+    split = lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=_HELD_OUT.index)  # noqa: E731
+    groups = sorted({split(b) for b in bases} & {split(d) for d in donors}, key=_HELD_OUT.index)
+    sizes = {g: sum(split(b) == g for b in bases) for g in groups}
+    parts, start = [], 0
+    for g, n in _apportion(budget, sizes).items():
+        part = _plan_one([b for b in bases if split(b) == g], [d for d in donors if split(d) == g], n,
+                         sample_seed(g, seed))
+        parts.append(part.with_columns(pl.col("row") + start, pl.lit(g).alias("split")))
+        start += n
+    return pl.concat(parts) if parts else _plan_one([], [], 0, seed).with_columns(pl.lit(None, pl.String).alias("split"))
+
+
+_HELD_OUT = ("train", "validation", "test")
+
+
+def _apportion(budget: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Largest-remainder split of `budget` proportional to `sizes` (deterministic)."""
+    total = sum(sizes.values())
+    if not total:
+        return {}
+    exact = {g: budget * n / total for g, n in sizes.items()}
+    out = {g: int(v) for g, v in exact.items()}
+    for g in sorted(exact, key=lambda g: (out[g] - exact[g], g))[:budget - sum(out.values())]:
+        out[g] += 1
+    return out
+
+
+def _plan_one(bases: list[Record], donors: list[Record], budget: int, seed: int) -> "polars.DataFrame":
+    """Deterministic (base, donor) pairs balanced over base tone x donor disease x donor tone.
+
+    Every cell (base tone, disease, donor tone) that the inputs can fill gets the same number of
+    rows (+-1), so a disease with one donor gets as many images per cell as melanoma: rare diseases
+    are included by construction. Within each round the cells are ordered to cover every disease
+    first, then balance base and donor tones, so even a budget smaller than the cell count is as
+    balanced as it can be. Bases and donors are used round-robin in a seeded order; a base made
+    from the donor's own photo is skipped when another base of that tone exists.
+    """
+    import polars as pl
+
+    _check(bases, donors, budget)
+    rng = np.random.default_rng(seed)
+    base_pools = _pools(bases, lambda r: r.skin_tone, rng)
+    donor_pools = _pools(donors, lambda r: (r.disease, r.skin_tone), rng)
+    missing = [t for t in SKIN_TONES if t not in base_pools]
+    if missing:
+        log.warning("no bases of skin tone %s: the plan cannot cover them", ", ".join(missing))
+    cells = [(bt, dis, dt) for bt in sorted(base_pools) for (dis, dt) in sorted(donor_pools)]
+    order = _round_order(cells, rng)
+    base_next = {k: 0 for k in base_pools}
+    donor_next = {k: 0 for k in donor_pools}
+    rows = []
+    for row in range(budget):
+        bt, dis, dt = cells[order[row % len(cells)]]
+        donor = _take(donor_pools[(dis, dt)], donor_next, (dis, dt))
+        base = _take(base_pools[bt], base_next, bt, avoid=set(donor.source_ids))
+        rows.append(_plan_row(row, base, donor, seed))
+    schema = {"row": pl.Int64, "malignant": pl.Boolean, "seed": pl.Int64,
+              **{c: pl.String for c in PLAN_COLUMNS if c not in ("row", "malignant", "seed")}}
+    return pl.DataFrame(rows, schema=schema).select(PLAN_COLUMNS)
+
+
+def _check(bases: list[Record], donors: list[Record], budget: int) -> None:
+    if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 0:
+        raise ConfigError(f"lesion_map budget={budget!r} must be a non-negative integer (images to make)")
+    if budget and not bases:
+        raise ConfigError("no bases to plan over: pass a store of healthy synthetics (kind 'healthy')")
+    if budget and not donors:
+        raise ConfigError("no donors to plan over: pass a store of real images (kind 'real') with lesion masks")
+
+
+def _pools(records: list[Record], key, rng: np.random.Generator) -> dict:
+    """Records grouped by `key`, each group in a seeded order (input sorted by id first: order-proof)."""
+    groups: dict = {}
+    for r in sorted(records, key=lambda r: r.sample_id):
+        groups.setdefault(key(r), []).append(r)
+    return {k: [g[i] for i in rng.permutation(len(g))] for k, g in sorted(groups.items())}
+
+
+def _round_order(cells: list[tuple[str, str, str]], rng: np.random.Generator) -> list[int]:
+    """One round over all cells, greedily: least-used disease, then base tone, then donor tone."""
+    counts = {"dis": {}, "bt": {}, "dt": {}}
+    tiebreak = rng.permutation(len(cells))
+    left = set(range(len(cells)))
+    order = []
+    while left:
+        def key(i: int) -> tuple:
+            bt, dis, dt = cells[i]
+            return (counts["dis"].get(dis, 0), counts["bt"].get(bt, 0), counts["dt"].get(dt, 0), tiebreak[i])
+
+        best = min(left, key=key)
+        left.remove(best)
+        order.append(best)
+        bt, dis, dt = cells[best]
+        for name, value in (("dis", dis), ("bt", bt), ("dt", dt)):
+            counts[name][value] = counts[name].get(value, 0) + 1
+    return order
+
+
+def _take(pool: list[Record], cursor: dict, key, avoid: set[str] = frozenset()) -> Record:
+    """Next record of a round-robin pool, skipping ones that share a real source with `avoid`."""
+    for _ in range(len(pool)):
+        rec = pool[cursor[key] % len(pool)]
+        cursor[key] += 1
+        if not avoid.intersection(rec.source_ids):
+            return rec
+    return rec  # every candidate shares the source: keep the last rather than drop the cell
+
+
+def _plan_row(row: int, base: Record, donor: Record, seed: int) -> dict:
+    return {
+        "row": row, "base_id": base.sample_id, "base_skin_tone": base.skin_tone,
+        "base_source_ids": ";".join(sorted(base.source_ids)), "donor_id": donor.sample_id,
+        "donor_skin_tone": donor.skin_tone, "donor_source_ids": ";".join(sorted(donor.source_ids)),
+        "disease": donor.disease, "disease_raw": donor.disease_raw, "malignant": bool(donor.malignant),
+        "seed": sample_seed(f"lesion_map:{row}:{base.sample_id}:{donor.sample_id}", seed),
+    }
+
+
+def plan_summary(plan: "polars.DataFrame") -> str:
+    """A short inspectable view: rows per base tone x donor tone, and the spread over cells."""
+    import polars as pl
+
+    if plan.height == 0:
+        return "plan: 0 rows"
+    tones = plan.group_by("base_skin_tone", "donor_skin_tone").len().sort("base_skin_tone", "donor_skin_tone")
+    cells = plan.group_by("base_skin_tone", "disease", "donor_skin_tone").len()
+    lines = [f"plan: {plan.height} rows, {plan['disease'].n_unique()} diseases, {cells.height} cells "
+             f"(base tone x disease x donor tone), {cells['len'].min()}-{cells['len'].max()} rows per cell, "
+             f"{plan['base_id'].n_unique()} bases, {plan['donor_id'].n_unique()} donors"]
+    lines += [f"  base {r['base_skin_tone']:>6} <- donor {r['donor_skin_tone']:>6}: {r['len']}"
+              for r in tones.iter_rows(named=True)]
+    lines.append(f"  malignant: {plan.filter(pl.col('malignant')).height}, "
+                 f"benign: {plan.filter(~pl.col('malignant')).height}")
+    return "\n".join(lines)
