@@ -129,7 +129,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     from builder.audit import audit_data
     from builder.manifest import file_entry, install_version, write_manifest
     from builder.shards import write_shards
-    from cards.card import write_card
+    from cards.card import write_card, write_license
     from cards.croissant import write_croissant
     from cards.plots import write_plots
 
@@ -150,7 +150,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
     write_card(staging, cfg, files, records, plots=plots, audit=audit)
-    extras.append("README.md")
+    extras += ["README.md", write_license(staging)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,

@@ -48,7 +48,7 @@ def card_yaml(files: list[dict], cfg: BuildConfig):
         infos[name] = DatasetInfo(features=features(), splits=split_dict, config_name=name)
     rows = sum(f["rows"] for f in shards)
     data = DatasetCardData(
-        license="other", license_name="cgddi-research-use",
+        license="other", license_name="cgddi-research-use", license_link="LICENSE.md",
         pretty_name=f"cgDDI v{cfg.version}", configs=out_configs, language=["en"],
         task_categories=["image-classification", "text-to-image"], size_categories=[size_category(rows)],
         source_datasets=["extended|ddi", "extended|sddi"],
@@ -68,6 +68,12 @@ def write_card(out_dir: Path, cfg: BuildConfig, files: list[dict], records: list
     path = out_dir / "README.md"
     path.write_text(str(card) + ("" if str(card).endswith("\n") else "\n"))
     return path
+
+
+def write_license(out_dir: Path) -> str:
+    """LICENSE.md, the file the card's `license_link` points at; returns its relative path."""
+    (out_dir / "LICENSE.md").write_text(text.LICENSE)
+    return "LICENSE.md"
 
 
 def prose(cfg: BuildConfig, records: list[Record], plots: list[str], audit: dict | None,

@@ -167,3 +167,16 @@ CITATIONS = """## Citations
   note   = {https://github.com/hectorcarrion/FEDD}
 }
 ```"""
+
+LICENSE = """# cgDDI terms of use (cgddi-research-use)
+
+This dataset is synthetic imagery derived from the Stanford Diverse Dermatology Images (DDI)
+dataset and related research sources, and inherits their research-use terms:
+
+1. Use it for non-commercial research and education only.
+2. Do not attempt to identify any patient, and do not combine it with data that could.
+3. Do not use it for clinical decisions or in a medical device.
+4. Cite cgDDI, DDI and the other sources named in the dataset card.
+5. No original DDI image is included. Requests for the original images go to the DDI authors
+   under their own terms.
+"""

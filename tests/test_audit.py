@@ -92,3 +92,14 @@ def test_near_pairs_threshold_is_inclusive():
     b = np.array([0b111111, 0b1111111, 0xFFFF], dtype=np.uint64)  # 6, 7 and 16 bits away
     assert near_pairs(a, b, 6) == [(0, 0, 6)]
     assert near_pairs(a, b, 7) == [(0, 0, 6), (0, 1, 7)]
+
+
+def test_test_ids_read_lists_and_the_builds_splits_csv(tmp_path):
+    from builder.audit import read_test_ids
+
+    listing = tmp_path / "ids.txt"
+    listing.write_text("ddi:000001  # held out\n\nddi:000002\n")
+    splits = tmp_path / "splits.csv"
+    splits.write_text("source_id,split\nddi:000001,test\nddi:000002,train\nddi:000003,test\n")
+    assert read_test_ids(listing) == {"ddi:000001", "ddi:000002"}
+    assert read_test_ids(splits) == {"ddi:000001", "ddi:000003"}

@@ -62,6 +62,7 @@ def test_card_yaml_and_sections(store, built, tmp_path):
     front = _front(built)
     for key in ("license", "task_categories", "tags", "size_categories", "pretty_name", "source_datasets"):
         assert front.get(key), key
+    assert (built / front["license_link"]).is_file()
     configs = {c["config_name"]: c for c in front["configs"]}
     assert set(configs) == {"all", "healthy", "lesion_mapped", "semantic"} and configs["all"]["default"]
     records = store.records()
