@@ -142,7 +142,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
         mine = [r for r in records if r.kind == kind]
         if mine:
             files += write_shards(mine, stores, staging, kind, cfg.publish.shard_mb)
-    audit = audit_data(staging, target=f"build of v{cfg.version}").to_json()
+    audit = audit_data(staging, phash_hamming=cfg.curation.phash_hamming,
+                       target=f"build of v{cfg.version}").to_json()
     if audit["leakage"]["rows"]:
         log.warning("leakage audit: %s leaked rows (%s); see the card", audit["leakage"]["rows"],
                     audit["leakage"]["by_reason"])

@@ -42,7 +42,8 @@ class PushPlan:
         """Human-readable planned operations (what --dry-run prints)."""
         lines = []
         if self.repo_exists is None:
-            lines.append(f"remote state of {self.repo_id}: unknown (Hub not reachable); assuming a new repo")
+            lines.append(f"remote state of {self.repo_id}: not read (no token, or the Hub is unreachable); "
+                         "planning as for a new repo")
         if not self.repo_exists:
             lines.append(f"create dataset repo {self.repo_id} ({'private' if private else 'public'})")
         if self.tag_commit:

@@ -31,7 +31,8 @@ def _size(r: Record, store_of: dict[str, StageStore]) -> int:
     return os.path.getsize(store_of[r.kind].root / (r.image_path or f"images/{r.sample_id}.png"))
 
 
-def cut_by_size(records: list[Record], sizes: list[int], limit_bytes: float, max_rows: int | None = None) -> list[list[Record]]:
+def cut_by_size(records: list[Record], sizes: list[int], limit_bytes: float,
+                max_rows: int | None = None) -> list[list[Record]]:
     """Consecutive groups of about `limit_bytes` (and at most `max_rows`), each with >= 1 row."""
     groups: list[list[Record]] = [[]]
     size = 0

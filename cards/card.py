@@ -34,7 +34,8 @@ def card_yaml(files: list[dict], cfg: BuildConfig):
     for name in ["all"] + configs:
         mine = [f for f in shards if name == "all" or f["config"] == name]
         splits = [s for s in SPLITS if any(f["split"] == s for f in mine)]
-        data_files = [{"split": s, "path": sorted({f"data/{f['config']}/{s}-*.parquet" for f in mine if f["split"] == s})}
+        data_files = [{"split": s, "path": sorted({f"data/{f['config']}/{s}-*.parquet"
+                                                   for f in mine if f["split"] == s})}
                       for s in splits]
         entry = {"config_name": name, "data_files": data_files}
         if name == "all":

@@ -77,7 +77,7 @@ def _save(fig, path: Path) -> None:
 
 def _sample_grid(out_dir: Path, kind: str, records: list[Record], store) -> str:
     """Rows = skin tones, columns = the first PER_CELL samples by id (blank where a tone has fewer)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageOps
 
     label_w = 70
     grid = Image.new("RGB", (label_w + PER_CELL * THUMB, len(SKIN_TONES) * THUMB), "white")
@@ -87,7 +87,7 @@ def _sample_grid(out_dir: Path, kind: str, records: list[Record], store) -> str:
         cell = sorted((r for r in records if r.skin_tone == tone), key=lambda r: r.sample_id)[:PER_CELL]
         for col, r in enumerate(cell):
             with Image.open(io.BytesIO(store.read_image_bytes(r))) as im:
-                thumb = im.convert("RGB").resize((THUMB, THUMB), Image.BILINEAR)
+                thumb = ImageOps.fit(im.convert("RGB"), (THUMB, THUMB), Image.BILINEAR)  # keep aspect: crop
             grid.paste(thumb, (label_w + col * THUMB, row * THUMB))
     rel = f"plots/samples_{kind}.png"
     buf = io.BytesIO()

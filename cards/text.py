@@ -51,8 +51,7 @@ the full config, library versions and per-file sha256 are in `manifest.json`).
   back with a {cfg.healthy.feather_px} px feather.
 - Lesion mapping: pads {list(cfg.lesion_map.pads)} px tried in order, rotation {cfg.lesion_map.rotate},
   donor mask dilated {cfg.lesion_map.dilate_px} px, feather {cfg.lesion_map.feather}.
-- Semantic: `{cfg.semantic.model_id}` at `{cfg.semantic.revision}`, prompts
-  `An image of <disease-class> on the skin of a {{tone}}-skinned individual`; budget {cfg.semantic.budget}.
+- {_semantic_line(cfg)}
 - Splits: seeded ({cfg.curation.split_seed}) over real images, stratified by tone x malignancy,
   ratios {cfg.curation.ratios}; a synthetic takes its sources' most held-out split.
 
@@ -62,6 +61,14 @@ the full config, library versions and per-file sha256 are in `manifest.json`).
 {params}
 ```
 </details>"""
+
+
+def _semantic_line(cfg: BuildConfig) -> str:
+    if not cfg.semantic.budget:
+        return "Semantic: none in this version (`semantic.budget: 0`)."
+    return (f"Semantic: `{cfg.semantic.model_id}` at `{cfg.semantic.revision}` with textual-inversion "
+            "tokens and LoRA, prompts `An image of <disease-class> on the skin of a {tone}-skinned "
+            f"individual`; budget {cfg.semantic.budget}.")
 
 
 STRUCTURE = """## Structure
