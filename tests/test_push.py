@@ -131,3 +131,13 @@ def test_audit_a_pushed_revision(hub, store, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     doc = json.loads(report.read_text())
     assert doc["ok"] and doc["target"] == f"{REPO}@v1.1" and doc["rows"] == len(store.records())
+
+
+def test_push_interrupted_before_the_tag_resumes_without_a_new_commit(hub, store, tmp_path):
+    folder = build_version(store, tmp_path / "out")
+    assert _push(hub, tmp_path, folder).returncode == 0
+    head = hub.repo(REPO).branches["main"]
+    hub.repo(REPO).tags.clear()  # as if the run died between the commit and the tag
+    p = _push(hub, tmp_path, folder)
+    assert p.returncode == 0, p.stderr
+    assert hub.repo(REPO).branches["main"] == head and hub.repo(REPO).tags == {"v1.1": head}
