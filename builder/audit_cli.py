@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="file of real test source ids, one per line (default: inferred from the data)")
     p.add_argument("--phash-hamming", type=int, default=6,
                    help="near-duplicate threshold in bits of a 64-bit pHash (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="processes for decoding + pHash (default: %(default)s)")
     p.add_argument("--report", type=Path, default=Path("audit_report.json"),
                    help="where to write the JSON report (default: %(default)s)")
 
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     folder = resolve_target(args.target, args.revision)
     test_ids = read_test_ids(args.test_ids) if args.test_ids else None
     target = f"{args.target}@{args.revision}" if args.revision else args.target
-    report = audit_folder(folder, test_ids=test_ids, phash_hamming=args.phash_hamming, target=target)
+    report = audit_folder(folder, test_ids=test_ids, phash_hamming=args.phash_hamming, target=target,
+                          workers=args.workers)
     doc = report.to_json()
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")

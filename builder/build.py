@@ -117,13 +117,13 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
                    "moved_to_held_out": len(report)})
 
     # 5. Shards, card, manifest; then prove the output loads.
-    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite)
+    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
-            overwrite: bool = False) -> list[dict]:
+            overwrite: bool = False, workers: int = 1) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`)."""
     from builder.audit import audit_data
@@ -143,7 +143,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
         if mine:
             files += write_shards(mine, stores, staging, kind, cfg.publish.shard_mb)
     audit = audit_data(staging, phash_hamming=cfg.curation.phash_hamming,
-                       target=f"build of v{cfg.version}").to_json()
+                       target=f"build of v{cfg.version}", workers=workers).to_json()
     if audit["leakage"]["rows"]:
         log.warning("leakage audit: %s leaked rows (%s); see the card", audit["leakage"]["rows"],
                     audit["leakage"]["by_reason"])

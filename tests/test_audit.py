@@ -103,3 +103,10 @@ def test_test_ids_read_lists_and_the_builds_splits_csv(tmp_path):
     splits.write_text("source_id,split\nddi:000001,test\nddi:000002,train\nddi:000003,test\n")
     assert read_test_ids(listing) == {"ddi:000001", "ddi:000002"}
     assert read_test_ids(splits) == {"ddi:000001", "ddi:000003"}
+
+
+def test_workers_give_the_same_report(store, tmp_path):
+    plant_near_duplicate(store)
+    folder = build_version(store, tmp_path / "out", shard_mb=0.05)
+    one, two = audit_folder(folder).to_json(), audit_folder(folder, workers=2).to_json()
+    assert one == two and one["leakage"]["rows"] == 1
