@@ -19,7 +19,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-LFS_MIN_BYTES = 1024  # like the Hub: big or binary files go through LFS, small text files inline
+LFS_MIN_BYTES = 10 * 1024 * 1024  # like the Hub: binaries (by .gitattributes) and files >= 10 MB go through LFS
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.png filter=lfs diff=lfs merge=lfs -text\n"
 
 
