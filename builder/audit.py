@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Iterator
@@ -185,15 +186,18 @@ def _fingerprint_shard(folder: Path, path: str) -> list[tuple[str, RowInfo]]:
     return [(split, fingerprint(row["sample_id"], row, img)) for split, row, img in iter_rows(folder, [path])]
 
 
-def _fingerprints(folder: Path, shards: list[str], workers: int) -> Iterator[tuple[str, RowInfo]]:
+def _fingerprints(folder: Path, shards: list[str], workers: int | None) -> Iterator[tuple[str, RowInfo]]:
     """Shard by shard, in order; decoding + pHash (~10 ms an image) spread over `workers` processes."""
-    if workers <= 1:
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(shards) < 2:
         for path in shards:
             yield from _fingerprint_shard(folder, path)
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers) as pool:
+    from curation.dedup import pool_context  # forkserver: forking after polars/torch threads can deadlock
+
+    with ProcessPoolExecutor(min(workers, len(shards)), mp_context=pool_context()) as pool:
         for rows in pool.map(_fingerprint_shard, [folder] * len(shards), shards):
             yield from rows
 

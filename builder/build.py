@@ -25,7 +25,7 @@ class BuildOptions:
     source: Path | None = None
     masks: Path | None = None
     device: str = "cpu"
-    workers: int = 1
+    workers: int | None = None  # None: all cores
     overwrite: bool = False
     limit: int | None = None
 
@@ -85,15 +85,19 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     from curation.ingest import ingest_source
 
     real = StageStore(work / "real")
-    stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit)))
+    stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit,
+                                     workers=opts.workers)))
     real_records = real.records()
     if not real_records:
         raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
 
-    # 2. Splits over real images, decided before any generation (semantic training reads them).
-    from curation.splits import assign_splits
+    # 2. Splits over real images (lineage groups, near-duplicates linked), decided before any
+    #    generation: semantic training must know the test split.
+    from curation.curate import check_config, curate_records, split_real
 
-    split_of = assign_splits(real_records, cfg.curation)
+    check_config(cfg.curation)
+    real_split = split_real(real_records, real, cfg.curation, workers=opts.workers)
+    split_of = real_split.split_of
     _write_splits(work / "splits.csv", split_of)
 
     # 3. Healthy synthetics, then lesion-mapped synthetics onto them.
@@ -107,14 +111,14 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     stages.append(_log(run_lesion_map(healthy, real, mapped, cfg.lesion_map, split_of=split_of)))
     stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
 
-    # 4. Curation: splits for synthetics by the leakage rule.
-    from curation.leakage import apply_splits
-
-    candidates = healthy.records() + mapped.records() + (real_records if cfg.publish.include_real else [])
-    records, report, rejected = apply_splits(candidates, split_of)
-    (work / "leakage_report.json").write_text(json.dumps(report, indent=1))
-    stages.append({"stage": "curate", "done": len(records), "rejected": dict(Counter(r.reason for r in rejected)),
-                   "moved_to_held_out": len(report)})
+    # 4. Curation: the leakage rule, cross-split near-duplicates, one copy per split.
+    candidates = healthy.records() + mapped.records() + (real_split.kept(real_records) if cfg.publish.include_real else [])
+    cur = curate_records(candidates, stores, real_records, real_split, cfg.curation, workers=opts.workers)
+    records = cur.records
+    (work / "leakage_report.json").write_text(json.dumps(cur.report, indent=1, default=str))
+    StageStore(work / "curate").finish_shard("curate", [], cur.rejections)
+    stages.append({"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
+                   "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
 
     # 5. Shards, card, manifest; then prove the output loads.
     files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers)
@@ -123,7 +127,7 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
-            overwrite: bool = False, workers: int = 1) -> list[dict]:
+            overwrite: bool = False, workers: int | None = 1) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`)."""
     from builder.audit import audit_data
@@ -207,7 +211,7 @@ def _guard_existing(out_dir: Path, work: Path, cfg: BuildConfig, overwrite: bool
 def _write_splits(path: Path, split_of: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        wr = csv.writer(f)
+        wr = csv.writer(f, lineterminator="\n")
         wr.writerow(["source_id", "split"])
         wr.writerows(sorted(split_of.items()))
 

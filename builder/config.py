@@ -58,6 +58,12 @@ class CurationConfig:
     split_seed: int = 12140420
     ratios: dict = dataclasses.field(default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2})
     phash_hamming: int = 6
+    split_method: str = "stratified"
+    test_ids_file: str | None = None
+    patchalign24_csv: str | None = None
+    embedding_model: str | None = None
+    embedding_revision: str | None = None
+    embedding_min_cosine: float = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
