@@ -307,6 +307,7 @@ def duplicate_leaks(rows: list[RowInfo], hamming: int, report: AuditReport) -> N
 
 def near_pairs(a, b, hamming: int) -> list[tuple[int, int, int]]:
     """(i, j, distance) for 64-bit hashes a[i], b[j] within `hamming` bits (faiss binary range search)."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise on the CLI
     import faiss
 
     index = faiss.IndexBinaryFlat(64)
