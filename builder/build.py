@@ -121,27 +121,51 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
                    "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
 
     # 5. Shards, card, manifest; then prove the output loads.
-    files = _publish(out_dir, cfg, records, stores, stages)
+    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
 
 
-def _publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict]) -> list[dict]:
-    from builder.manifest import write_manifest
+def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
+            overwrite: bool = False, workers: int | None = 1) -> list[dict]:
+    """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
+    installed as `out_dir` (an existing version with other content is refused unless `overwrite`)."""
+    from builder.audit import audit_data
+    from builder.manifest import file_entry, install_version, write_manifest
     from builder.shards import write_shards
-    from cards.card import write_card
+    from cards.card import write_card, write_license
+    from cards.croissant import write_croissant
+    from cards.plots import write_plots
 
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    staging = out_dir.parent / ".staging" / out_dir.name
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     files = []
     for kind in KINDS:
         mine = [r for r in records if r.kind == kind]
         if mine:
-            files += write_shards(mine, stores, out_dir, kind, cfg.publish.shard_mb)
-    write_card(out_dir, cfg, files, records)
-    write_manifest(out_dir, cfg, files, stages)
+            files += write_shards(mine, stores, staging, kind, cfg.publish.shard_mb)
+    audit = audit_data(staging, phash_hamming=cfg.curation.phash_hamming,
+                       target=f"build of v{cfg.version}", workers=workers).to_json()
+    if audit["leakage"]["rows"]:
+        log.warning("leakage audit: %s leaked rows (%s); see the card", audit["leakage"]["rows"],
+                    audit["leakage"]["by_reason"])
+    plots = write_plots(staging, records, stores)
+    configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
+    extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
+    write_card(staging, cfg, files, records, plots=plots, audit=audit)
+    extras += ["README.md", write_license(staging)]
+    audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
+    audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
+    write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
+                   extra={"audit": audit_summary})
+    install_version(staging, out_dir, overwrite)
     return files
+
+
+def _hub_url(cfg: BuildConfig) -> str | None:
+    return f"https://huggingface.co/datasets/{cfg.publish.repo_id}" if cfg.publish.repo_id else None
 
 
 def verify_load(out_dir: Path, files: list[dict]) -> None:

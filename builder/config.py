@@ -97,6 +97,7 @@ class CurationConfig:
 class PublishConfig:
     shard_mb: float = 500
     include_real: bool = False
+    repo_id: str | None = None  # Hub repo named in the card's usage snippet (push --repo-id decides the target)
 
 
 @dataclasses.dataclass(frozen=True)
