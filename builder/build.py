@@ -110,9 +110,16 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     mapped = StageStore(work / "lesion_mapped")
     stages.append(_log(run_lesion_map(healthy, real, mapped, cfg.lesion_map, split_of=split_of)))
     stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
+    if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
+        from generation.semantic.build import run_semantic
+
+        stores["semantic"] = StageStore(work / "semantic")
+        stages.append(_log(run_semantic(real, split_of, stores["semantic"], cfg.semantic, device=opts.device,
+                                        work_dir=work / "models", healthy=healthy)))
 
     # 4. Curation: the leakage rule, cross-split near-duplicates, one copy per split.
-    candidates = healthy.records() + mapped.records() + (real_split.kept(real_records) if cfg.publish.include_real else [])
+    candidates = [r for kind in ("healthy", "lesion_mapped", "semantic") if kind in stores
+                  for r in stores[kind].records()] + (real_split.kept(real_records) if cfg.publish.include_real else [])
     cur = curate_records(candidates, stores, real_records, real_split, cfg.curation, workers=opts.workers)
     records = cur.records
     (work / "leakage_report.json").write_text(json.dumps(cur.report, indent=1, default=str))
