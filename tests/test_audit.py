@@ -110,3 +110,19 @@ def test_workers_give_the_same_report(store, tmp_path):
     folder = build_version(store, tmp_path / "out", shard_mb=0.05)
     one, two = audit_folder(folder).to_json(), audit_folder(folder, workers=2).to_json()
     assert one == two and one["leakage"]["rows"] == 1
+
+
+def test_near_duplicates_sharing_a_source_are_derivation_not_leaks(store, tmp_path):
+    records = store.records()
+    test = next(r for r in records if r.kind == "healthy" and r.split == "test")
+    copy = plant_near_duplicate(store)
+    records = store.records()
+    for r in records:
+        if r.sample_id == copy:
+            r.source_ids = sorted(set(test.source_ids) | {"fitz17k:train-base"})
+    # a train row sharing a test source is still a lineage leak; the near duplicate itself is not double-counted
+    (store.root / "records" / "00000.jsonl").unlink()
+    store.finish_shard("00000", records, [])
+    report = audit_folder(build_version(store, tmp_path / "out"))
+    reasons = {i["reason"] for i in report.leaks if i["sample_id"] == copy}
+    assert reasons == {"semantic_model_saw_test_source"} and report.derivation_pairs >= 1
