@@ -134,9 +134,12 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
-            overwrite: bool = False, workers: int | None = 1) -> list[dict]:
+            overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
-    installed as `out_dir` (an existing version with other content is refused unless `overwrite`)."""
+    installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
+
+    Curation has already removed leakage, so an audit finding at this point is a bug: the build
+    stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks)."""
     from builder.audit import audit_data
     from builder.manifest import file_entry, install_version, write_manifest
     from builder.shards import write_shards
@@ -156,8 +159,12 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     audit = audit_data(staging, phash_hamming=cfg.curation.phash_hamming,
                        target=f"build of v{cfg.version}", workers=workers).to_json()
     if audit["leakage"]["rows"]:
-        log.warning("leakage audit: %s leaked rows (%s); see the card", audit["leakage"]["rows"],
-                    audit["leakage"]["by_reason"])
+        msg = (f"leakage audit of the staged v{cfg.version} found {audit['leakage']['rows']} leaked rows "
+               f"({audit['leakage']['by_reason']}) after curation")
+        if refuse_leaks:
+            raise BuildError(f"{msg}; nothing was published. Inspect {staging} with "
+                             f"`python -m builder audit {staging}` and report it: curation should have removed them")
+        log.warning("%s; see the card", msg)
     plots = write_plots(staging, records, stores)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]

@@ -127,5 +127,6 @@ def build_version(store: StageStore, out: Path, version: str = "1.1", overwrite:
     cfg = load_config("1.1")
     cfg = dataclasses.replace(cfg, version=version, publish=dataclasses.replace(cfg.publish, **publish))
     stages = [{"stage": "fixture", "done": len(store.records()), "rejected": {}}]
-    publish_version(out / version, cfg, store.records(), {k: store for k in KINDS}, stages, overwrite=overwrite)
+    publish_version(out / version, cfg, store.records(), {k: store for k in KINDS}, stages, overwrite=overwrite,
+                    refuse_leaks=False)
     return out / version
