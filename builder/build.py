@@ -105,10 +105,11 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
     healthy = StageStore(work / "healthy")
     stages.append(_log(run_healthy(real, healthy, cfg.healthy, device=opts.device)))
-    from generation.lesion_map import run_lesion_map
+    from generation.lesion_map import run_lesion_map_pool
 
     mapped = StageStore(work / "lesion_mapped")
-    stages.append(_log(run_lesion_map(healthy, real, mapped, cfg.lesion_map, split_of=split_of)))
+    stages.append(_log(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of,
+                                           workers=opts.workers)))
     stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
     if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
         from generation.semantic.build import run_semantic
