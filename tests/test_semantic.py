@@ -245,7 +245,8 @@ def test_help_is_fast_and_imports_no_torch():
 def test_training_commands_skip_finished_models(env, trained, capsys):
     """Same inputs, same fingerprint: the commands find the finished models and do not retrain."""
     before = {k: sha256_file(env["work"] / "melanoma" / k / "manifest.json") for k in ("ti", "lora")}
-    common = ["--real", str(env["real"].root), "--splits", str(env["root"] / "splits.csv"), "--model", str(env["model"])]
+    common = ["--real", str(env["real"].root), "--splits", str(env["root"] / "splits.csv"),
+              "--model", str(env["model"])]
     assert cli(_args(env, "train-ti") + common) == 0
     assert cli(_args(env, "train-lora") + common + ["--healthy", str(env["healthy"].root)]) == 0
     out = capsys.readouterr().out
