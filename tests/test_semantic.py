@@ -316,3 +316,18 @@ def test_ti_resumes_from_its_checkpoint_to_the_same_embedding(env, trained, tmp_
         manifest, _ = ensure_ti(env["real"], env["splits"], "melanoma", env["cfg"], work, device="cpu")
     assert "resuming textual inversion from" in caplog.text
     assert manifest["adapter"]["sha256"] == trained["ti"]["adapter"]["sha256"]
+
+
+@pytest.mark.gpu
+def test_fp16_training_and_sampling_on_cuda(env, tmp_path):
+    """The GPU path end to end: fp16 frozen weights, fp32 trainable rows/LoRA, fp16 sampling."""
+    import dataclasses
+
+    from generation.semantic.build import run_semantic
+
+    cfg = dataclasses.replace(env["cfg"], mixed_precision="fp16", budget=3)
+    out = StageStore(tmp_path / "out")
+    summary = run_semantic(env["real"], env["splits"], out, cfg, device="cuda", work_dir=tmp_path / "work",
+                           healthy=env["healthy"])
+    assert summary.done + sum(summary.rejected.values()) == 3
+    assert all(r.params["resolution"] == cfg.sample_resolution for r in out.records())
