@@ -173,10 +173,15 @@ def test_training_refuses_a_test_split_image(env, trained, capsys):
 def test_config_is_checked_before_any_model_loads(env, tmp_path):
     import dataclasses
 
+    import torch
+
     from generation.semantic.trainer import check_config
 
     with pytest.raises(ConfigError, match="fp16"):
         check_config(dataclasses.replace(env["cfg"], mixed_precision="fp16"), "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            check_config(env["cfg"], "cuda")
     with pytest.raises(ConfigError, match="multiple of 8"):
         check_config(dataclasses.replace(env["cfg"], sample_resolution=30), "cpu")
     from generation.semantic.training_set import check_distinct_slugs
