@@ -25,7 +25,7 @@ class BuildOptions:
     source: Path | None = None
     masks: Path | None = None
     device: str = "cpu"
-    workers: int = 1
+    workers: int | None = None  # None: all cores
     overwrite: bool = False
     limit: int | None = None
 
@@ -85,15 +85,19 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     from curation.ingest import ingest_source
 
     real = StageStore(work / "real")
-    stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit)))
+    stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit,
+                                     workers=opts.workers)))
     real_records = real.records()
     if not real_records:
         raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
 
-    # 2. Splits over real images, decided before any generation (semantic training reads them).
-    from curation.splits import assign_splits
+    # 2. Splits over real images (lineage groups, near-duplicates linked), decided before any
+    #    generation: semantic training must know the test split.
+    from curation.curate import check_config, curate_records, split_real
 
-    split_of = assign_splits(real_records, cfg.curation)
+    check_config(cfg.curation)
+    real_split = split_real(real_records, real, cfg.curation, workers=opts.workers)
+    split_of = real_split.split_of
     _write_splits(work / "splits.csv", split_of)
 
     # 3. Healthy synthetics, then lesion-mapped synthetics onto them.
@@ -106,38 +110,76 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     mapped = StageStore(work / "lesion_mapped")
     stages.append(_log(run_lesion_map(healthy, real, mapped, cfg.lesion_map, split_of=split_of)))
     stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
+    if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
+        from generation.semantic.build import run_semantic
 
-    # 4. Curation: splits for synthetics by the leakage rule.
-    from curation.leakage import apply_splits
+        stores["semantic"] = StageStore(work / "semantic")
+        stages.append(_log(run_semantic(real, split_of, stores["semantic"], cfg.semantic, device=opts.device,
+                                        work_dir=work / "models", healthy=healthy)))
 
-    candidates = healthy.records() + mapped.records() + (real_records if cfg.publish.include_real else [])
-    records, report, rejected = apply_splits(candidates, split_of)
-    (work / "leakage_report.json").write_text(json.dumps(report, indent=1))
-    stages.append({"stage": "curate", "done": len(records), "rejected": dict(Counter(r.reason for r in rejected)),
-                   "moved_to_held_out": len(report)})
+    # 4. Curation: the leakage rule, cross-split near-duplicates, one copy per split.
+    candidates = [r for kind in ("healthy", "lesion_mapped", "semantic") if kind in stores
+                  for r in stores[kind].records()] + (real_split.kept(real_records) if cfg.publish.include_real else [])
+    cur = curate_records(candidates, stores, real_records, real_split, cfg.curation, workers=opts.workers)
+    records = cur.records
+    (work / "leakage_report.json").write_text(json.dumps(cur.report, indent=1, default=str))
+    StageStore(work / "curate").finish_shard("curate", [], cur.rejections)
+    stages.append({"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
+                   "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
 
     # 5. Shards, card, manifest; then prove the output loads.
-    files = _publish(out_dir, cfg, records, stores, stages)
+    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
 
 
-def _publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict]) -> list[dict]:
-    from builder.manifest import write_manifest
-    from builder.shards import write_shards
-    from cards.card import write_card
+def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
+            overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True) -> list[dict]:
+    """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
+    installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    Curation has already removed leakage, so an audit finding at this point is a bug: the build
+    stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks)."""
+    from builder.audit import audit_data
+    from builder.manifest import file_entry, install_version, write_manifest
+    from builder.shards import write_shards
+    from cards.card import write_card, write_license
+    from cards.croissant import write_croissant
+    from cards.plots import write_plots
+
+    staging = out_dir.parent / ".staging" / out_dir.name
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     files = []
     for kind in KINDS:
         mine = [r for r in records if r.kind == kind]
         if mine:
-            files += write_shards(mine, stores, out_dir, kind, cfg.publish.shard_mb)
-    write_card(out_dir, cfg, files, records)
-    write_manifest(out_dir, cfg, files, stages)
+            files += write_shards(mine, stores, staging, kind, cfg.publish.shard_mb)
+    audit = audit_data(staging, phash_hamming=cfg.curation.phash_hamming,
+                       target=f"build of v{cfg.version}", workers=workers).to_json()
+    if audit["leakage"]["rows"]:
+        msg = (f"leakage audit of the staged v{cfg.version} found {audit['leakage']['rows']} leaked rows "
+               f"({audit['leakage']['by_reason']}) after curation")
+        if refuse_leaks:
+            raise BuildError(f"{msg}; nothing was published. Inspect {staging} with "
+                             f"`python -m builder audit {staging}` and report it: curation should have removed them")
+        log.warning("%s; see the card", msg)
+    plots = write_plots(staging, records, stores)
+    configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
+    extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
+    write_card(staging, cfg, files, records, plots=plots, audit=audit)
+    extras += ["README.md", write_license(staging)]
+    audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
+    audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
+    write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
+                   extra={"audit": audit_summary})
+    install_version(staging, out_dir, overwrite)
     return files
+
+
+def _hub_url(cfg: BuildConfig) -> str | None:
+    return f"https://huggingface.co/datasets/{cfg.publish.repo_id}" if cfg.publish.repo_id else None
 
 
 def verify_load(out_dir: Path, files: list[dict]) -> None:
@@ -183,7 +225,7 @@ def _guard_existing(out_dir: Path, work: Path, cfg: BuildConfig, overwrite: bool
 def _write_splits(path: Path, split_of: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        wr = csv.writer(f)
+        wr = csv.writer(f, lineterminator="\n")
         wr.writerow(["source_id", "split"])
         wr.writerows(sorted(split_of.items()))
 

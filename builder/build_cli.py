@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", type=Path, help="folder of sDDI masks <stem>.npy (default: <source>/masks)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output root; the version lands in <out>/<version>/ (default: out)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--workers", type=int, default=1, help="CPU worker processes for hashing and mapping (default: 1)")
+    p.add_argument("--workers", type=int, help="CPU worker processes for ingest and hashing (default: all cores)")
     p.add_argument("--limit", type=int, help="ingest only the first N source rows (smoke runs)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", default=True, help="reuse finished stage shards (default)")

@@ -15,6 +15,10 @@ from builder.errors import CgddiError
 # (command, module, one-line help). A module is imported only to build its parser.
 COMMANDS = [
     ("build", "builder.build_cli", "build a dataset version end to end"),
+    ("curate", "curation.curate_cli", "ingest, split, de-duplicate and remove leakage"),
+    ("push", "builder.push_cli", "push a built version to the Hub as one commit + tag"),
+    ("audit", "builder.audit_cli", "audit a version for leakage and integrity (exit 1 on failure)"),
+    ("export", "builder.export_cli", "export a version for a downstream trainer (patchalign)"),
 ]
 GENERATE_COMMANDS = [
     ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),

@@ -34,6 +34,7 @@ class HealthyConfig:
     dtype: str = "auto"          # auto (fp16 on CUDA, fp32 on CPU) | float32 | float16 | bfloat16
     crop_size: int = 512         # model window around the region; large photos are not downscaled
     opencv_radius: int = 5       # cv2.inpaint neighbourhood (opencv backend)
+    opencv_grain: float = 1.0    # seeded skin grain over the Telea fill (0 = smooth fill)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,12 +85,19 @@ class CurationConfig:
     split_seed: int = 12140420
     ratios: dict = dataclasses.field(default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2})
     phash_hamming: int = 6
+    split_method: str = "stratified"
+    test_ids_file: str | None = None
+    patchalign24_csv: str | None = None
+    embedding_model: str | None = None
+    embedding_revision: str | None = None
+    embedding_min_cosine: float = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
 class PublishConfig:
     shard_mb: float = 500
     include_real: bool = False
+    repo_id: str | None = None  # Hub repo named in the card's usage snippet (push --repo-id decides the target)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,12 +1,16 @@
 """manifest.json: what a built version contains (files with sha256), how it was made, counts per stage."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
+import shutil
 from importlib import metadata
 from pathlib import Path
 
 from builder.config import BuildConfig
+from builder.errors import BuildError
 from builder.schema import TOOLKIT_VERSION
 
 LIBRARIES = ("datasets", "huggingface_hub", "pyarrow", "polars", "pillow", "numpy", "opencv-python-headless",
@@ -34,7 +38,9 @@ def write_manifest(out_dir: Path, cfg: BuildConfig, files: list[dict], stages: l
         "python": platform.python_version(),
         "libraries": library_versions(),
         "files": sorted(files, key=lambda f: f["path"]),
-        "stages": stages,
+        "counts": _counts(files),
+        # timings vary run to run; the manifest must not (same config -> same bytes)
+        "stages": [{k: v for k, v in st.items() if k != "seconds"} for st in stages],
         **(extra or {}),
     }
     path = out_dir / "manifest.json"
@@ -44,3 +50,43 @@ def write_manifest(out_dir: Path, cfg: BuildConfig, files: list[dict], stages: l
 
 def read_manifest(out_dir: Path) -> dict:
     return json.loads((Path(out_dir) / "manifest.json").read_text())
+
+
+def _counts(files: list[dict]) -> dict:
+    """Rows per config and split, from the shard entries (`all` = every config)."""
+    out: dict[str, dict[str, int]] = {}
+    for f in files:
+        if "config" not in f:
+            continue
+        for config in ("all", f["config"]):
+            out.setdefault(config, {}).setdefault(f["split"], 0)
+            out[config][f["split"]] += f["rows"]
+    return out
+
+
+def file_entry(root: Path, rel: str, **extra) -> dict:
+    """Manifest entry of one file: path, bytes, sha256 (streamed: shards can be 500 MB)."""
+    h = hashlib.sha256()
+    with open(root / rel, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return {"path": rel, "bytes": (root / rel).stat().st_size, "sha256": h.hexdigest(), **extra}
+
+
+def install_version(staging: Path, out_dir: Path, overwrite: bool) -> None:
+    """Move a finished staging folder to `out_dir`. A version is immutable: an existing one with other
+    file content is refused unless `overwrite` (identical content is simply replaced)."""
+    old_manifest = out_dir / "manifest.json"
+    if old_manifest.is_file() and not overwrite:
+        old = {f["path"]: f["sha256"] for f in read_manifest(out_dir)["files"]}
+        new = {f["path"]: f["sha256"] for f in read_manifest(staging)["files"]}
+        differ = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+        if differ:
+            shutil.rmtree(staging)
+            raise BuildError(f"{out_dir} already holds version {out_dir.name} with other content "
+                             f"({len(differ)} files differ, e.g. {differ[:3]}); published versions are "
+                             "immutable: pass --overwrite to replace it, or build a new version")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, out_dir)

@@ -1,24 +1,44 @@
-"""Parquet shards in the Hub layout `data/<config>/<split>-XXXXX-of-YYYYY.parquet`, streamed, PNG bytes as-is."""
+"""Parquet shards in the Hub layout `data/<config>/<split>-XXXXX-of-YYYYY.parquet`, streamed, PNG bytes as-is.
+
+Memory stays bounded by one row group: records carry only paths, image bytes are read from the stage
+store a row group at a time and written straight out (never decoded or re-encoded). Shards are cut
+by image bytes to about `publish.shard_mb` MB; row groups hold at most ROW_GROUP_ROWS rows and about
+ROW_GROUP_MB MB, so a streaming reader (`load_dataset(..., streaming=True)`, the dataset viewer)
+fetches a few tens of MB at a time (datasets caps row groups at 100 MB: `config.MAX_ROW_GROUP_SIZE`).
+The image column is stored uncompressed (PNG is already compressed; zstd would only burn CPU),
+the small lineage columns with zstd. Same records and bytes -> byte-identical files.
+"""
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from builder.schema import SPLITS, Record, arrow_schema
+from builder.schema import COLUMNS, SPLITS, Record, arrow_schema
 from builder.store import StageStore
 
-ROWS_PER_GROUP = 64  # small row groups: streaming readers fetch little at a time
+ROW_GROUP_ROWS = 100
+ROW_GROUP_MB = 32.0
+COMPRESSION = {**{c: "zstd" for c in COLUMNS if c not in ("image", "source_ids", "generator")},
+               "image.bytes": "NONE", "image.path": "zstd", "source_ids.list.element": "zstd",
+               "generator.backend": "zstd", "generator.model_id": "zstd", "generator.revision": "zstd",
+               "generator.adapters.list.element": "zstd"}
+
+DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw", "prompt",
+              "generator.backend", "generator.model_id", "generator.revision", "toolkit_version"]
 
 
-def plan_shards(records: list[Record], store_of: dict[str, StageStore], shard_mb: float) -> list[list[Record]]:
-    """Cut sorted records into consecutive groups of about `shard_mb` MB of image bytes (>= 1 row each)."""
-    limit = shard_mb * 1e6
+def _size(r: Record, store_of: dict[str, StageStore]) -> int:
+    return os.path.getsize(store_of[r.kind].root / (r.image_path or f"images/{r.sample_id}.png"))
+
+
+def cut_by_size(records: list[Record], sizes: list[int], limit_bytes: float,
+                max_rows: int | None = None) -> list[list[Record]]:
+    """Consecutive groups of about `limit_bytes` (and at most `max_rows`), each with >= 1 row."""
     groups: list[list[Record]] = [[]]
     size = 0
-    for r in sorted(records, key=lambda r: r.sample_id):
-        n = os.path.getsize(store_of[r.kind].root / r.image_path)
-        if groups[-1] and size + n > limit:
+    for r, n in zip(records, sizes):
+        full = size + n > limit_bytes or (max_rows is not None and len(groups[-1]) >= max_rows)
+        if groups[-1] and full:
             groups.append([])
             size = 0
         groups[-1].append(r)
@@ -26,9 +46,19 @@ def plan_shards(records: list[Record], store_of: dict[str, StageStore], shard_mb
     return [g for g in groups if g]
 
 
+def plan_shards(records: list[Record], store_of: dict[str, StageStore], shard_mb: float) -> list[list[Record]]:
+    """Cut sorted records into consecutive groups of about `shard_mb` MB of image bytes (>= 1 row each)."""
+    if shard_mb <= 0:
+        raise ValueError(f"publish.shard_mb={shard_mb!r} must be > 0 (default 500)")
+    rows = sorted(records, key=lambda r: r.sample_id)
+    return cut_by_size(rows, [_size(r, store_of) for r in rows], shard_mb * 1e6)
+
+
 def write_shards(records: list[Record], store_of: dict[str, StageStore], out_dir: Path, config: str,
                  shard_mb: float) -> list[dict]:
     """Write one config's shards for every split; returns one file entry per shard (path, rows, bytes, sha256)."""
+    from builder.manifest import file_entry
+
     entries = []
     for split in SPLITS:
         rows = [r for r in records if r.split == split]
@@ -38,26 +68,23 @@ def write_shards(records: list[Record], store_of: dict[str, StageStore], out_dir
         for i, group in enumerate(groups):
             rel = f"data/{config}/{split}-{i:05d}-of-{len(groups):05d}.parquet"
             _write_one(group, store_of, out_dir / rel)
-            entries.append(_entry(out_dir, rel, config, split, len(group)))
+            entries.append(file_entry(out_dir, rel, config=config, split=split, rows=len(group)))
     return entries
 
 
 def _write_one(group: list[Record], store_of: dict[str, StageStore], path: Path) -> None:
+    """One shard, one row group at a time; written to a temp name and renamed (no half files)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = arrow_schema()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=True) as writer:
-        for start in range(0, len(group), ROWS_PER_GROUP):
-            chunk = group[start:start + ROWS_PER_GROUP]
+    sizes = [_size(r, store_of) for r in group]
+    # no dictionary for image bytes: every PNG is unique, a dictionary would only cost hashing and RAM
+    with pq.ParquetWriter(tmp, schema, compression=COMPRESSION, use_dictionary=DICTIONARY,
+                          write_statistics=["sample_id", "split"]) as writer:
+        for chunk in cut_by_size(group, sizes, ROW_GROUP_MB * 1e6, ROW_GROUP_ROWS):
             rows = [r.to_row(store_of[r.kind].read_image_bytes(r)) for r in chunk]
-            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema), row_group_size=len(rows))
     os.replace(tmp, path)
-
-
-def _entry(out_dir: Path, rel: str, config: str, split: str, rows: int) -> dict:
-    data = (out_dir / rel).read_bytes()
-    return {"path": rel, "config": config, "split": split, "rows": rows, "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest()}

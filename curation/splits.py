@@ -1,12 +1,32 @@
-"""Train/validation/test splits over real source images: stratified by tone x malignancy, seeded."""
+"""Train/validation/test splits over real source images: grouped by lineage, stratified, seeded.
+
+Everything sharing a lineage root lands in one split: roots are connected components over the
+records' `source_ids`, joined further by known patient ids and by extra links (near-duplicate
+pairs). Methods (`curation.split_method`):
+
+- `stratified`: inside each skin tone x malignancy stratum, groups (largest first, then by a
+  seeded hash of the root id) go where the stratum's quota is least filled; the result depends
+  only on ids, seed and ratios.
+- `test_ids`: the ids in a file (one per line, or a CSV with a `source_id` column) form test, with
+  their whole groups; the rest is split stratified into train/validation.
+- `patchalign24`: PatchAlign24's DDI holdout, `train_test_split(df, test_size=0.2,
+  random_state=12140420)` on its CSV row order (needs scikit-learn); the rest as `test_ids`.
+"""
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Iterable
 
 from builder.config import CurationConfig
 from builder.errors import ConfigError
 from builder.schema import SPLITS, Record
+
+log = logging.getLogger(__name__)
+METHODS = ("stratified", "test_ids", "patchalign24")
+PATCHALIGN_SEED, PATCHALIGN_TEST_SIZE = 12140420, 0.2
 
 
 def check_ratios(ratios: dict) -> dict[str, float]:
@@ -15,23 +35,156 @@ def check_ratios(ratios: dict) -> dict[str, float]:
     return {k: float(ratios[k]) for k in SPLITS}
 
 
-def assign_splits(real: list[Record], cfg: CurationConfig) -> dict[str, str]:
-    """source_id -> split. Each stratum (tone, malignant) is ordered by a seeded hash of the id and cut
-    by largest-remainder counts, so the result depends only on the ids, the seed and the ratios."""
+def assign_splits(real: list[Record], cfg: CurationConfig, *, links: Iterable[tuple[str, str]] = (),
+                  test_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """source_id -> split for every source id of `real`, whole lineage groups together.
+
+    `links` are extra (source_id, source_id) pairs that must share a split (near-duplicates);
+    `test_ids` overrides the configured test-ids file.
+    """
     ratios = check_ratios(dict(cfg.ratios))
-    strata: dict[tuple, list[str]] = defaultdict(list)
+    method = getattr(cfg, "split_method", "stratified")
+    if method not in METHODS:
+        raise ConfigError(f"curation.split_method={method!r}: expected one of {', '.join(METHODS)}")
+    root = lineage_roots(real, links)
+    if test_ids is None and method == "test_ids":
+        test_ids = read_test_ids(getattr(cfg, "test_ids_file", None))
+    if test_ids is None and method == "patchalign24":
+        test_ids = patchalign24_test_ids(real, getattr(cfg, "patchalign24_csv", None))
+    if test_ids is None:
+        return _stratified(real, root, ratios, cfg.split_seed)
+    return _with_fixed_test(real, root, set(test_ids), ratios, cfg.split_seed)
+
+
+def lineage_roots(records: list[Record], links: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
+    """source_id -> its group's root (the smallest id of the connected component)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]  # path halving
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)  # smallest id is the root: order-free
+
+    by_patient: dict[str, str] = {}
+    for r in records:
+        for s in r.source_ids:
+            union(r.source_ids[0], s)
+        patient = (r.params or {}).get("patient_id")
+        if patient:
+            union(by_patient.setdefault(patient, r.source_ids[0]), r.source_ids[0])
+    for a, b in links:
+        union(a, b)
+    return {s: find(s) for s in sorted(parent)}
+
+
+def _groups(real: list[Record], root: dict[str, str]) -> dict[str, list[Record]]:
+    groups: dict[str, list[Record]] = defaultdict(list)
     for r in real:
-        strata[(r.skin_tone, bool(r.malignant))].extend(r.source_ids)
-    out: dict[str, str] = {}
+        groups[root[r.source_ids[0]]].append(r)
+    return groups
+
+
+def _stratum(members: list[Record]) -> tuple[str, bool]:
+    """A group's stratum: its most common (tone, malignant); ties by sort order (deterministic)."""
+    counts = Counter((r.skin_tone, bool(r.malignant)) for r in members)
+    return min(counts, key=lambda k: (-counts[k], k))
+
+
+def _stratified(real: list[Record], root: dict[str, str], ratios: dict[str, float], seed: int) -> dict[str, str]:
+    strata: dict[tuple, list[tuple[str, int]]] = defaultdict(list)
+    for g, members in _groups(real, root).items():
+        strata[_stratum(members)].append((g, len(members)))
+    group_split: dict[str, str] = {}
     for key in sorted(strata):
-        ids = sorted(set(strata[key]), key=lambda s: _rank(cfg.split_seed, s))
-        counts = _counts(len(ids), ratios)
-        start = 0
-        for split in ("test", "validation", "train"):
-            for sid in ids[start:start + counts[split]]:
-                out[sid] = split
-            start += counts[split]
-    return out
+        # Big groups first, singletons last: the singletons then fill each quota exactly.
+        groups = sorted(strata[key], key=lambda gs: (-gs[1], _rank(seed, gs[0])))
+        need = _counts(sum(n for _, n in groups), ratios)
+        for g, n in groups:
+            # The split with the most unfilled quota; ties to the held-out side (test first).
+            split = max(("test", "validation", "train"), key=lambda s: need[s])
+            group_split[g] = split
+            need[split] -= n
+    return {s: group_split[r] for s, r in root.items() if r in group_split}
+
+
+def _with_fixed_test(real, root, test_ids: set[str], ratios, seed: int) -> dict[str, str]:
+    unknown = sorted(test_ids - set(root))
+    if unknown:
+        raise ConfigError(f"test ids {unknown[:5]}{' ...' if len(unknown) > 5 else ''} ({len(unknown)}) are not "
+                          "among the ingested real images; check the ingest rejections for them, or "
+                          "remove them from the test-ids file")
+    test_roots = {root[s] for s in test_ids}
+    pulled = sorted(s for s, r in root.items() if r in test_roots and s not in test_ids)
+    if pulled:
+        log.info("%d source ids join test with their lineage group: %s", len(pulled), pulled[:5])
+    rest = [r for r in real if root[r.source_ids[0]] not in test_roots]
+    tv = ratios["train"] + ratios["validation"]
+    sub = {"train": ratios["train"] / tv if tv else 1.0, "validation": ratios["validation"] / tv if tv else 0.0,
+           "test": 0.0}
+    out = _stratified(rest, {s: root[s] for r in rest for s in r.source_ids}, sub, seed)
+    out.update({s: "test" for s, r in root.items() if r in test_roots})
+    return dict(sorted(out.items()))
+
+
+def read_test_ids(path: str | Path | None) -> list[str]:
+    """Test ids from a file: one per line, or a CSV with a `source_id` column; `#` starts a comment."""
+    if not path:
+        raise ConfigError("curation.split_method=test_ids needs curation.test_ids_file (or --test-ids FILE)")
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"test-ids file {path} does not exist; give a file with one source id per line")
+    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
+    lines = [ln for ln in lines if ln]
+    if lines and lines[0].split(",")[0] == "source_id":
+        lines = [ln.split(",")[0].strip() for ln in lines[1:]]
+    if not lines:
+        raise ConfigError(f"test-ids file {path} lists no ids; expected one source id (e.g. ddi:000001) per line")
+    return lines
+
+
+def patchalign24_test_ids(real: list[Record], csv_path: str | Path | None = None) -> list[str]:
+    """PatchAlign24's DDI test set: sklearn's `train_test_split(df, test_size=0.2, random_state=12140420)`.
+
+    Row order is that of PatchAlign24's CSV (its `hasher` column holds file names) when given,
+    else the published DDI order (by DDI file number). The split depends only on the row count,
+    so it reproduces theirs exactly when the rows are the same.
+    """
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError as e:
+        raise ConfigError("curation.split_method=patchalign24 needs scikit-learn: "
+                          "pip install 'cgddi-toolkit[patchalign]'") from e
+    ids = sorted({s for r in real for s in r.source_ids})
+    if csv_path:
+        ids = _patchalign_order(Path(csv_path), ids)
+    _, test = train_test_split(ids, test_size=PATCHALIGN_TEST_SIZE, random_state=PATCHALIGN_SEED)
+    return sorted(test)
+
+
+def _patchalign_order(csv_path: Path, ids: list[str]) -> list[str]:
+    import polars as pl
+
+    if not csv_path.is_file():
+        raise ConfigError(f"curation.patchalign24_csv={csv_path} does not exist")
+    df = pl.read_csv(csv_path, infer_schema=False)
+    if "hasher" not in df.columns:
+        raise ConfigError(f"{csv_path}: no 'hasher' column; expected PatchAlign24's DDI CSV")
+    by_stem = {s.split(":", 1)[1]: s for s in ids}
+    order, missing = [], []
+    for h in df["hasher"].to_list():
+        stem = Path(h or "").stem
+        (order.append(by_stem[stem]) if stem in by_stem else missing.append(h))
+    if missing:
+        raise ConfigError(f"{csv_path}: {len(missing)} rows name images not ingested (e.g. {missing[:3]}); "
+                          "the holdout would differ from PatchAlign24's. Ingest the same DDI images.")
+    return order
 
 
 def _rank(seed: int, source_id: str) -> str:
@@ -46,3 +199,11 @@ def _counts(n: int, ratios: dict[str, float]) -> dict[str, int]:
     for k in sorted(SPLITS, key=lambda k: (-(exact[k] - counts[k]), SPLITS.index(k)))[:left]:
         counts[k] += 1
     return counts
+
+
+def split_table(real: list[Record], split_of: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Counts per split x (tone, malignancy), for summaries and tests."""
+    out: dict[str, dict[str, int]] = {s: Counter() for s in SPLITS}
+    for r in real:
+        out[split_of[r.source_ids[0]]][f"{r.skin_tone}/{'malignant' if r.malignant else 'benign'}"] += 1
+    return {s: dict(sorted(c.items())) for s, c in out.items()}

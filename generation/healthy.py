@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from builder.config import HealthyConfig
-from builder.errors import ConfigError
+from builder.errors import BuildError, CgddiError, ConfigError
 from builder.progress import StageSummary, progress
 from builder.schema import (HEALTHY_DISEASE, LABEL_VALUES, Generator, Record, Rejection,
                             canonical_json, digest, make_sample_id, sample_seed)
@@ -60,8 +60,8 @@ def run_healthy(real: StageStore, out: StageStore, cfg: HealthyConfig, *, device
         backend = make_backend(cfg, device)  # loaded once per process, only when there is work
         ticks = iter(progress(range(sum(len(r) for _, r in todo)), desc=f"healthy[{rank}]"))
         for name, recs in todo:
-            run_shard(real, out, cfg, backend, name, recs, batch_size, summary, ticks)
-    log.info(summary.stop().line())
+            run_shard_retrying(real, out, cfg, backend, name, recs, batch_size, summary, ticks)
+    log.debug(summary.stop().line())  # the caller prints it (CLI, build table)
     return summary
 
 
@@ -81,6 +81,8 @@ def check_inputs(cfg: HealthyConfig, device: str, batch_size: int, rank: int, wo
     if cfg.crop_size < 64 or cfg.crop_size % 8:
         raise ConfigError(f"healthy.crop_size={cfg.crop_size} must be a multiple of 8 and >= 64 "
                           "(SD latents are 1/8 of the image size); e.g. 512")
+    if cfg.opencv_grain < 0:
+        raise ConfigError(f"healthy.opencv_grain={cfg.opencv_grain} must be >= 0 (0 = smooth fill)")
     if cfg.steps < 1 or cfg.opencv_radius < 1:
         raise ConfigError(f"healthy.steps={cfg.steps} and healthy.opencv_radius={cfg.opencv_radius} "
                           "must be >= 1")
@@ -122,6 +124,28 @@ def write_plan(out: StageStore, cfg: HealthyConfig, shard_size: int, batch_size:
     _atomic_write(path, (canonical_json(plan) + "\n").encode())
 
 
+def run_shard_retrying(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, name: str,
+                       recs: list[Record], batch_size: int, summary: StageSummary, ticks: Iterator,
+                       attempts: int = 2) -> None:
+    """A failed shard is retried once, then reported; finished shards stay, so a rerun resumes."""
+    for attempt in range(1, attempts + 1):
+        partial = StageSummary(STAGE)  # counts only land once the shard is finished
+        try:
+            run_shard(real, out, cfg, backend, name, recs, batch_size, partial, ticks)
+        except CgddiError:
+            raise
+        except Exception as e:  # noqa: BLE001 (any failure of a shard gets the same treatment)
+            log.warning("healthy %s failed (attempt %d of %d): %r", name, attempt, attempts, e)
+            if attempt == attempts:
+                raise BuildError(f"healthy {name} of {out.root} failed {attempts} times, last with {e!r}; "
+                                 "finished shards are kept: fix the cause and rerun the same command "
+                                 "to resume") from e
+            continue
+        summary.done += partial.done
+        summary.rejected.update(partial.rejected)
+        return
+
+
 def run_shard(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, name: str,
               recs: list[Record], batch_size: int, summary: StageSummary, ticks: Iterator) -> None:
     """Prepare, generate in batches, write images and masks, then the shard's records (its marker)."""
@@ -138,9 +162,16 @@ def run_shard(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, na
     for start in range(0, len(ready), batch_size):
         batch = ready[start:start + batch_size]
         for item, patch in zip(batch, backend.generate([p.job for p in batch])):
+            next(ticks, None)
+            if patch is None:
+                rejections.append(Rejection(
+                    STAGE, item.real.sample_id, "non_finite_output",
+                    f"{item.real.sample_id}: the model returned NaN/inf pixels; use healthy.dtype "
+                    "float32 or bfloat16 (fp16 VAEs can overflow)", None))
+                summary.reject("non_finite_output")
+                continue
             records.append(write_healthy(out, cfg, backend, item, patch))
             summary.done += 1
-            next(ticks, None)
     out.finish_shard(name, records, rejections)
 
 
@@ -187,12 +218,19 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
 def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
     """Everything the healthy image depends on (its id's fingerprint); no setting it ignores."""
     d = {"real_id": rec.sample_id, "source_ids": list(rec.source_ids), "mask": mask_digest,
-         "backend": backend.name, "model_id": backend.model_id, "revision": backend.revision,
+         "backend": backend.name, "model": backend.identity, "revision": backend.revision,
          "include_marker": cfg.include_marker, "dilate_px": cfg.dilate_px,
          "feather_px": cfg.feather_px, **backend.params()}
     if backend.name == "diffusers":
-        d.update(prompt=cfg.prompt.format(tone=rec.skin_tone), seed=cfg.seed)
+        d["prompt"] = cfg.prompt.format(tone=rec.skin_tone)
+    if uses_seed(cfg):
+        d["seed"] = cfg.seed
     return d
+
+
+def uses_seed(cfg: HealthyConfig) -> bool:
+    """Whether the output depends on the per-sample seed (a smooth Telea fill does not)."""
+    return cfg.backend == "diffusers" or cfg.opencv_grain > 0
 
 
 def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
@@ -214,5 +252,5 @@ def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
         sample_id=item.sample_id, kind="healthy", skin_tone=rec.skin_tone, malignant=False,
         disease=HEALTHY_DISEASE, source_ids=list(rec.source_ids), image_path=image_path,
         split=rec.split, fitzpatrick=rec.fitzpatrick, disease_raw=None, base_id=None,
-        donor_id=None, prompt=job.prompt, seed=job.seed if backend.name == "diffusers" else None,
+        donor_id=None, prompt=job.prompt, seed=job.seed if uses_seed(cfg) else None,
         generator=Generator(backend.name, backend.model_id, backend.revision, ()), params=params)

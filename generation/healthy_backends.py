@@ -32,14 +32,13 @@ class Job:
 
 
 class OpenCVBackend:
-    """Telea fast-marching inpainting on a window around the region: deterministic, no weights."""
+    """Telea fast-marching inpainting on a window around the region, plus seeded skin grain; no weights."""
 
     name = "opencv"
-    model_id = None
-    revision = None
+    model_id = revision = identity = None
 
     def __init__(self, cfg: HealthyConfig):
-        self.radius = cfg.opencv_radius
+        self.radius, self.grain = cfg.opencv_radius, cfg.opencv_grain
 
     def window(self, job: Job) -> tuple[int, int, int, int]:
         # Telea reads known pixels within `radius` of the region: a margin of 2*radius+2 is
@@ -50,7 +49,7 @@ class OpenCVBackend:
         return max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
 
     def params(self) -> dict:
-        return {"method": "telea", "radius": self.radius}
+        return {"method": "telea", "radius": self.radius, "grain": self.grain}
 
     def generate(self, jobs: list[Job]) -> list[np.ndarray]:
         import cv2
@@ -60,8 +59,35 @@ class OpenCVBackend:
             x0, y0, x1, y1 = self.window(job)
             crop = np.ascontiguousarray(job.image[y0:y1, x0:x1])
             mask = job.region.mask[y0:y1, x0:x1].astype(np.uint8) * 255
-            out.append(cv2.inpaint(crop, mask, self.radius, cv2.INPAINT_TELEA))
+            filled = cv2.inpaint(crop, mask, self.radius, cv2.INPAINT_TELEA)
+            out.append(add_grain(filled, crop, mask > 0, self.grain, job.seed) if self.grain else filled)
         return out
+
+
+def add_grain(filled: np.ndarray, crop: np.ndarray, mask: np.ndarray, strength: float,
+              seed: int) -> np.ndarray:
+    """Seeded noise inside the mask with the surrounding skin's fine-detail amplitude.
+
+    Telea leaves a smooth blob; a classifier can learn "smooth patch = healthy synthetic" as a
+    shortcut. Matching the ring's high-frequency spread (per channel) removes that tell.
+    """
+    import cv2
+
+    img = crop.astype(np.float32)
+    detail = img - cv2.GaussianBlur(img, (0, 0), 1.5)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+    ring = cv2.dilate(mask.astype(np.uint8), k).astype(bool) & ~mask
+    if ring.sum() < 16:
+        return filled
+    std = detail[ring].std(axis=0)  # (3,)
+    rng = np.random.default_rng(seed)
+    # One luminance-like field scaled per channel keeps the grain colour-neutral, as skin texture is.
+    field = cv2.GaussianBlur(rng.standard_normal(mask.shape).astype(np.float32), (0, 0), 0.7)
+    field /= max(float(field.std()), 1e-6)
+    noisy = filled.astype(np.float32) + strength * field[..., None] * std[None, None, :]
+    out = filled.copy()
+    out[mask] = np.clip(np.rint(noisy[mask]), 0, 255).astype(np.uint8)
+    return out
 
 
 class DiffusersBackend:
@@ -71,6 +97,9 @@ class DiffusersBackend:
 
     def __init__(self, cfg: HealthyConfig, device: str):
         self.model_id, self.revision = cfg.model_id, cfg.revision or local_revision(cfg.model_id)
+        # A local folder is identified by its content (revision), not by where it lies on disk,
+        # so ids agree across machines and checkouts.
+        self.identity = self.revision if self.revision and self.revision.startswith("local-") else self.model_id
         self.size, self.steps, self.guidance = cfg.crop_size, cfg.steps, cfg.guidance
         self.device = device
         self.dtype_name = resolve_dtype(cfg.dtype, device)
@@ -81,11 +110,14 @@ class DiffusersBackend:
         return crop_window(job.region.box, h, w, self.size)
 
     def params(self) -> dict:
+        # The device type changes pixels (kernels differ); its index does not (ranks on cuda:0, cuda:1).
         return {"steps": self.steps, "guidance": self.guidance, "crop_size": self.size,
-                "dtype": self.dtype_name}
+                "dtype": self.dtype_name, "device": self.device.split(":")[0]}
 
-    def generate(self, jobs: list[Job]) -> list[np.ndarray]:
-        """1. crop and resize each window to the model size; 2. run the batch; 3. resize back."""
+    def generate(self, jobs: list[Job]) -> list[np.ndarray | None]:
+        """1. crop and resize each window to the model size; 2. run the batch; 3. resize back.
+
+        None for a job whose output is not finite."""
         import torch
         from PIL import Image
 
@@ -105,6 +137,9 @@ class DiffusersBackend:
                                guidance_scale=self.guidance, generator=gens, output_type="np")
         out = []
         for arr, (x0, y0, x1, y1) in zip(result.images, windows):
+            if not np.isfinite(arr).all():
+                out.append(None)  # fp16 VAEs can overflow to NaN: a black patch must not pass as skin
+                continue
             rgb = np.clip(np.rint(np.asarray(arr, np.float32) * 255.0), 0, 255).astype(np.uint8)
             out.append(_resize(rgb, y1 - y0, x1 - x0))
         return out

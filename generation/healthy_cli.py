@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, required=True,
                    help="source folder (DDI or Fitzpatrick17k layout) or an existing real stage store")
-    p.add_argument("--masks", type=Path, default=None, help="mask folder (sDDI .npy or binary PNGs)")
+    p.add_argument("--masks", type=Path, default=None, help="sDDI .npy folder for a DDI-layout source (default SOURCE/masks; "
+                        "Fitzpatrick17k layouts carry their masks/)")
     p.add_argument("--out", type=Path, required=True, help="output folder (real/ and healthy/ go inside)")
     p.add_argument("--config", default="1.1", help="build config version or YAML path (default 1.1)")
     p.add_argument("--backend", choices=("opencv", "diffusers"), default=None,

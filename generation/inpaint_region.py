@@ -78,10 +78,13 @@ def composite(original: np.ndarray, generated: np.ndarray, region: Region) -> np
     """Blend generated pixels in through the alpha, then restore every pixel outside the hard mask."""
     if generated.shape != original.shape:
         raise ValueError(f"generated image has shape {generated.shape}, input has {original.shape}")
-    a = region.alpha[..., None]
-    out = np.rint(original.astype(np.float32) * (1.0 - a) + generated.astype(np.float32) * a)
-    out = np.clip(out, 0, 255).astype(np.uint8)
-    out[~region.mask] = original[~region.mask]  # the guarantee, independent of float rounding
+    x0, y0, x1, y1 = region.box  # the region lies inside its box: blend there only (large photos)
+    a = region.alpha[y0:y1, x0:x1, None]
+    src, gen = original[y0:y1, x0:x1].astype(np.float32), generated[y0:y1, x0:x1].astype(np.float32)
+    blended = np.clip(np.rint(src * (1.0 - a) + gen * a), 0, 255).astype(np.uint8)
+    out = original.copy()
+    inside = region.mask[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][inside] = blended[inside]  # outside the mask: the input, bit for bit
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from typing import TYPE_CHECKING, Iterator
 
 from builder.config import LesionMapConfig
@@ -17,7 +18,7 @@ from generation.plan import make_plan, plan_summary
 if TYPE_CHECKING:
     import polars
 
-__all__ = ["make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "STAGE"]
+__all__ = ["make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "run_lesion_map_pool", "STAGE"]
 
 log = logging.getLogger(__name__)
 STAGE = "lesion_map"
@@ -53,7 +54,11 @@ def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg:
     check_config(cfg, shard_size=shard_size)
     budget = cfg.budget if budget is None else budget
     seed = cfg.seed if seed is None else seed
-    donor_recs = [r for r in _records(donors, "real", "--donors") if donors.mask_path(r.sample_id).exists()]
+    real = _records(donors, "real", "--donors")
+    donor_recs = [r for r in real if donors.mask_path(r.sample_id).exists()]
+    if len(donor_recs) < len(real):  # no label map, no lesion to move: they stay real images only
+        log.info("%d of %d real images have no label map and cannot donate a lesion",
+                 len(real) - len(donor_recs), len(real))
     plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of)
     settings = {**dataclasses.asdict(cfg), "budget": budget, "seed": seed, "shard_size": shard_size,
                 "pads": list(cfg.pads), "split_aware": bool(split_of)}
@@ -91,6 +96,36 @@ def run_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: 
         _map_row(row, bases, donors, out, cfg, base_recs, donor_recs, records, rejections, summary)
         if last:
             out.finish_shard(name, *pending.pop(name))
+    return summary.stop()
+
+
+def run_lesion_map_pool(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
+                        workers: int | None = None, budget: int | None = None, seed: int | None = None,
+                        shard_size: int = 64, split_of: dict[str, str] | None = None) -> StageSummary:
+    """`run_lesion_map` over `workers` processes (default: all cores), one rank each.
+
+    The plan is written first, once; shards do not depend on the worker count, so the output is
+    byte-identical to a one-process run (and a rerun with another count resumes it).
+    """
+    summary = StageSummary(STAGE)
+    plan = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed, shard_size=shard_size,
+                           split_of=split_of)
+    workers = min(max(1, workers or os.cpu_count() or 1), max(1, -(-plan.height // shard_size)))
+    kw = dict(budget=budget, seed=seed, world_size=workers, shard_size=shard_size, split_of=split_of)
+    if workers == 1:
+        parts = [run_lesion_map(bases, donors, out, cfg, rank=0, **kw)]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from curation.dedup import pool_context
+
+        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+            futures = [pool.submit(run_lesion_map, bases, donors, out, cfg, rank=r, **kw) for r in range(workers)]
+            parts = [f.result() for f in futures]
+    for part in parts:
+        summary.done += part.done
+        summary.skipped += part.skipped
+        summary.rejected.update(part.rejected)
     return summary.stop()
 
 
@@ -171,8 +206,14 @@ def _write_plan(out: StageStore, plan: "polars.DataFrame", settings: dict) -> No
                               f"({old_settings} vs {settings}); use a new --out folder or delete that one")
         return
     out.root.mkdir(parents=True, exist_ok=True)
-    tmp = out.root / f".{PLAN_FILE}.tmp"
-    plan.write_parquet(tmp)
-    plan.write_csv(out.root / "plan.csv")
-    settings_path.write_text(json.dumps(settings, sort_keys=True, indent=1) + "\n")
-    tmp.replace(path)  # the parquet file last: it marks a complete plan
+    # Workers of one run may all get here: each writes the same bytes through its own temp file.
+    tag = f"{os.getpid()}.tmp"
+    for name, write in (("plan.csv", plan.write_csv), (SETTINGS_FILE, _settings_writer(settings)),
+                        (PLAN_FILE, plan.write_parquet)):  # the parquet file last: it marks a complete plan
+        tmp = out.root / f".{name}.{tag}"
+        write(tmp)
+        os.replace(tmp, out.root / name)
+
+
+def _settings_writer(settings: dict):
+    return lambda path: path.write_text(json.dumps(settings, sort_keys=True, indent=1) + "\n")

@@ -8,6 +8,7 @@ Pairs where nothing fits become rejections (OUT/rejections/). Rerun the same com
 examples:
   python -m builder generate lesion-map --bases work/healthy --donors work/real --out work/lesion_map --plan-only
   python -m builder generate lesion-map --bases work/healthy --donors work/real --out work/lesion_map --budget 600
+  python -m builder generate lesion-map ... --splits work/splits.csv --workers 0   # within splits, all cores
 """
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="build config version or YAML path whose lesion_map section is used (default: 1.1)")
     p.add_argument("--budget", type=int, default=None, metavar="N", help="images to plan (default: config)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="plan seed (default: config)")
+    p.add_argument("--splits", metavar="CSV", default=None,
+                   help="source_id,split table (the build's splits.csv): pair bases and donors only "
+                        "within one split, so no image mixes a train and a test source")
     p.add_argument("--plan-only", action="store_true", help="write and summarize the plan, map nothing")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes on this machine, same bytes as one (default: 1; 0 = all cores)")
     p.add_argument("--rank", type=int, default=0, help="this worker's index (default: 0)")
     p.add_argument("--world-size", type=int, default=1, help="number of workers (default: 1)")
     p.add_argument("--shard-size", type=int, default=64, help="plan rows per shard (default: 64)")
@@ -41,12 +47,45 @@ def run(args: argparse.Namespace) -> int:
 
             raise ConfigError(f"{flag} {store.root}: not a stage store (no records/ folder); pass the "
                               "output folder of an earlier stage")
-    plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size)
+    split_of = read_splits(args.splits) if args.splits else None
+    plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size,
+                           split_of=split_of)
     print(plan_summary(plan))
     print(f"plan written to {stores[2].root / 'plan.csv'}")
     if args.plan_only:
         return 0
-    summary = run_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, rank=args.rank,
-                             world_size=args.world_size, shard_size=args.shard_size)
+    if args.workers != 1:
+        if args.world_size != 1:
+            from builder.errors import ConfigError
+
+            raise ConfigError(f"--workers {args.workers} with --world-size {args.world_size}: use --workers on "
+                              "one machine, or --rank/--world-size to split a run across machines, not both")
+        from generation.lesion_map import run_lesion_map_pool
+
+        summary = run_lesion_map_pool(*stores, cfg, workers=args.workers or None, budget=args.budget,
+                                      seed=args.seed, shard_size=args.shard_size, split_of=split_of)
+    else:
+        summary = run_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, rank=args.rank,
+                                 world_size=args.world_size, shard_size=args.shard_size, split_of=split_of)
     print(summary.line())
     return 0
+
+
+def read_splits(path: str) -> dict[str, str]:
+    """`source_id,split` CSV -> {source_id: split}, every split one of the schema's."""
+    import csv
+
+    from builder.errors import ConfigError
+    from builder.schema import SPLITS
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise ConfigError(f"--splits {path}: cannot read ({e}); pass the build's splits.csv") from e
+    if not rows or not {"source_id", "split"} <= set(rows[0]):
+        raise ConfigError(f"--splits {path}: expected a CSV with columns source_id,split (the build's splits.csv)")
+    bad = sorted({r["split"] for r in rows} - set(SPLITS))
+    if bad:
+        raise ConfigError(f"--splits {path}: split values {bad} are not one of {list(SPLITS)}")
+    return {r["source_id"]: r["split"] for r in rows}

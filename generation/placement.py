@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 
 import numpy as np
 
@@ -36,8 +37,8 @@ class PlacementError(ValueError):
 class LesionPatch:
     """A donor lesion cut out (and rotated): pixels, feathered alpha, lesion label and support."""
 
-    rgb: np.ndarray      # (h, w, 3) float32 donor pixels
-    alpha: np.ndarray    # (h, w) float32 in [0, 1]; 0 outside `support`
+    rgb: np.ndarray      # (h, w, 3) float64 donor pixels (integer values)
+    alpha: np.ndarray    # (h, w) float64 in [0, 1], multiples of 2^-2n; 0 outside `support`
     lesion: np.ndarray   # (h, w) bool, the (dilated) lesion: label 1 in the output map
     support: np.ndarray  # (h, w) bool, alpha > 0: the footprint that must fit inside skin
 
@@ -55,20 +56,23 @@ class Mapped:
 
 
 def allowed_region(label_map: np.ndarray) -> np.ndarray:
-    return np.isin(label_map, ALLOWED_LABELS)
-
-
-def skin_distance(label_map: np.ndarray) -> np.ndarray:
-    """Chessboard distance of each pixel to the nearest non-allowed pixel or the image border.
-
-    A pixel with distance d has every pixel within d - 1 allowed, so "inside skin with margin pad"
-    is exactly `distance > pad` (a (2 pad + 1) square erosion, computed once for every pad).
-    """
+    """uint8 0/1: where a lesion may land (a lookup table: label maps are uint8 0-4)."""
     import cv2
 
-    allowed = allowed_region(label_map).astype(np.uint8)
-    framed = cv2.copyMakeBorder(allowed, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    return cv2.distanceTransform(framed, cv2.DIST_C, 3)[1:-1, 1:-1]
+    return cv2.LUT(np.ascontiguousarray(label_map, np.uint8), _ALLOWED_LUT)
+
+
+_ALLOWED_LUT = np.isin(np.arange(256), ALLOWED_LABELS).astype(np.uint8)
+
+
+def with_margin(allowed: np.ndarray, pad: int) -> np.ndarray:
+    """Pixels whose whole (2 pad + 1) square neighbourhood is allowed; outside the image is not."""
+    import cv2
+
+    if pad == 0:
+        return allowed
+    return cv2.erode(allowed, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8),
+                     borderType=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: int,
@@ -76,63 +80,149 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
     """The donor's lesion (label 1), rotated by `angle` degrees about its centroid, dilated, feathered."""
     import cv2
 
-    ys, xs = np.nonzero(label_map == LABEL_LESION)
-    if ys.size == 0:
+    les_full = cv2.compare(np.ascontiguousarray(label_map, np.uint8), LABEL_LESION, cv2.CMP_EQ)  # 0/255
+    bx, by, bw, bh = cv2.boundingRect(les_full)
+    if bw == 0:
         raise PlacementError("donor_has_no_lesion", "the donor's label map has no lesion pixels (label 1)")
+    ys, xs = np.nonzero(les_full[by:by + bh, bx:bx + bw])
+    ys, xs = ys + by, xs + bx
     # An integer centre makes angle 0 a pure integer shift: an exact copy of donor pixels.
     cy, cx = int(round(float(ys.mean()))), int(round(float(xs.mean())))
-    r_feather = int(math.ceil(3 * feather)) if feather > 0 else 0
+    kernel = feather_kernel(feather)
+    r_feather = kernel.size // 2
     reach = math.sqrt(float(((ys - cy) ** 2 + (xs - cx) ** 2).max()))
     half = int(math.ceil(reach)) + dilate_px + r_feather + 2  # room for rotation, dilation and feather
     side = 2 * half + 1
     m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), 1.0)
     m[:, 2] += (half - cx, half - cy)
     pix = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    les = cv2.warpAffine((label_map == LABEL_LESION).astype(np.uint8), m, (side, side),
+    les = cv2.warpAffine(les_full, m, (side, side),
                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if dilate_px > 0:  # the method's 3x3 dilation, `dilate_px` times
         les = cv2.dilate(les, np.ones((3, 3), np.uint8), iterations=dilate_px)
-    alpha = les.astype(np.float32)
-    if feather > 0:
-        k = 2 * r_feather + 1
-        alpha = cv2.GaussianBlur(alpha, (k, k), feather, borderType=cv2.BORDER_CONSTANT)
+    les = (les > 0).astype(np.uint8)
+    alpha = les.astype(np.float64)
+    if kernel.size > 1:
+        # Integer weights summed in float64 are exact whatever the summation order, and the
+        # scale is a power of two: alpha, and so every output byte, is the same on any machine.
+        alpha = cv2.sepFilter2D(alpha, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
+        alpha *= 1.0 / float(kernel.sum()) ** 2
         alpha[alpha < ALPHA_EPS] = 0
     support = alpha > 0
-    sy, sx = np.nonzero(support)
-    crop = np.s_[sy.min():sy.max() + 1, sx.min():sx.max() + 1]
-    return LesionPatch(rgb=pix[crop].astype(np.float32), alpha=alpha[crop], lesion=les[crop] > 0,
+    y0, x0, sh, sw = _bbox(support.view(np.uint8))
+    crop = np.s_[y0:y0 + sh, x0:x0 + sw]
+    return LesionPatch(rgb=pix[crop].astype(np.float64), alpha=alpha[crop], lesion=les[crop] > 0,
                        support=support[crop])
 
 
-def valid_offsets(distance: np.ndarray, support: np.ndarray, pad: int) -> np.ndarray:
-    """Bool map over top-left offsets (H - h + 1, W - w + 1): True where `support` fits with margin `pad`.
+def feather_kernel(feather: float) -> np.ndarray:
+    """Binomial weights approximating a Gaussian of sigma `feather` px (order n = 2 round(2 sigma^2),
+    variance n / 4); [1] when feather is 0. Integers, summing to 2^n."""
+    n = 2 * max(1, int(round(2 * feather * feather))) if feather > 0 else 0
+    return np.array([math.comb(n, k) for k in range(n + 1)], np.float64)
 
-    Exact: the FFT correlation counts forbidden pixels under the footprint; counts are integers and
-    float64 round-off is ~1e-10, so `< 0.5` is the exact "no forbidden pixel" test.
+
+def valid_offsets(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Bool map over top-left offsets (H - h + 1, W - w + 1): True where all of `support` is `inside`.
+
+    Exact: the FFT correlation counts outside pixels under the footprint. Counts are integers and
+    float64 FFT round-off is below log2(H W) * 1e-16 * sqrt(H W) * support area (< 1e-5 even for
+    2048 px images), so `< 0.5` is the exact "no outside pixel" test. The search is cropped to the
+    bounding box of `inside` (no valid patch can reach past it).
     """
-    big_h, big_w = distance.shape
+    big_h, big_w = inside.shape
     h, w = support.shape
-    if h > big_h or w > big_w:
-        return np.zeros((0, 0), bool)
-    forbidden = (distance <= pad).astype(np.float64)
-    # Circular correlation at the base's size: offsets that keep the patch inside never wrap.
-    spec = np.fft.rfft2(forbidden) * np.conj(np.fft.rfft2(support.astype(np.float64), s=forbidden.shape))
-    hits = np.fft.irfft2(spec, s=forbidden.shape)
-    return hits[:big_h - h + 1, :big_w - w + 1] < 0.5
+    out = np.zeros((max(big_h - h + 1, 0), max(big_w - w + 1, 0)), bool)
+    y0, x0, ch, cw = _bbox(inside)
+    if ch < h or cw < w:
+        return out
+    crop = inside[y0:y0 + ch, x0:x0 + cw]
+    hits = _correlate_outside(crop, support)
+    out[y0:y0 + ch - h + 1, x0:x0 + cw - w + 1] = hits[:ch - h + 1, :cw - w + 1] < 0.5
+    return out
+
+
+def _correlate_outside(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Circular correlation of (inside == 0) with `support` at a fast FFT size >= inside's.
+
+    Only rows [0, H - h] (the offsets that can be valid) are computed; the rest is stale.
+
+    Offsets that keep the patch inside `inside` never wrap, so the padding is never read (it is
+    zeroed anyway: stale values would add round-off). The FFT runs in reused per-thread buffers: fresh half-megabyte temporaries cost as much in
+    page faults as the transforms themselves.
+    """
+    (ch, cw), (h, w) = inside.shape, support.shape
+    size = (_fast_len(ch), _fast_len(cw))
+    real_a, real_b, spec_a, spec_b, hits = _workspace(size)
+    real_a.fill(0)
+    np.equal(inside, 0, out=real_a[:ch, :cw])
+    np.fft.rfft2(real_a, out=spec_a)
+    # The support fills only its first h rows: transform those rows, then the columns.
+    real_b[:h].fill(0)
+    real_b[:h, :w] = support
+    np.fft.rfft(real_b[:h], axis=1, out=spec_b[:h])
+    spec_b[h:] = 0
+    np.fft.fft(spec_b, axis=0, out=spec_b)
+    np.multiply(spec_a, np.conjugate(spec_b, out=spec_b), out=spec_a)
+    # Columns, then only the rows of valid offsets. (Not irfft2(out=...): numpy 2.4 returns wrong
+    # values with `out` there.)
+    np.fft.ifft(spec_a, axis=0, out=spec_a)
+    rows = ch - h + 1
+    np.fft.irfft(spec_a[:rows], n=size[1], axis=1, out=hits[:rows])
+    return hits
+
+
+_WS = threading.local()
+
+
+def _workspace(size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """This thread's FFT buffers shaped for `size`: views into flat arrays that only ever grow.
+
+    Crops differ in size from base to base; views of one allocation avoid fresh page faults on
+    every call. The returned `hits` is overwritten by the next call.
+    """
+    m, n = size
+    real, spec = m * n, m * (n // 2 + 1)
+    flat = getattr(_WS, "flat", None)
+    if flat is None or flat[0].size < real or flat[2].size < spec:
+        grow = max(real, flat[0].size if flat else 0)
+        grow_spec = max(spec, flat[2].size if flat else 0)
+        flat = _WS.flat = (np.empty(grow), np.empty(grow), np.empty(grow_spec, complex),
+                           np.empty(grow_spec, complex), np.empty(grow))
+    return tuple(f[:k].reshape(m, -1) for f, k in zip(flat, (real, real, spec, spec, real)))
+
+
+def _fast_len(n: int) -> int:
+    """Smallest m >= n with no prime factor above 7 (pocketfft is slow on large prime sizes)."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5, 7):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(y, x, height, width) of the nonzero pixels of a uint8 mask; zero size when there are none."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask, np.uint8))
+    return y, x, h, w
 
 
 def naive_valid_offsets(label_map: np.ndarray, support: np.ndarray, pad: int) -> np.ndarray:
-    """Reference: erode the skin region by `pad`, then loop over candidate corners in Python (slow)."""
-    import cv2
-
-    allowed = allowed_region(label_map).astype(np.uint8)
-    eroded = cv2.erode(allowed, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8),
-                       borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-    big_h, big_w = label_map.shape
+    """Reference, as the original research code did it: erode the skin region by `pad`, take the
+    bounding box of what is left, then loop over its candidate corners in Python (slow)."""
+    eroded = with_margin(allowed_region(label_map), pad)
+    y0, x0, bh, bw = _bbox(eroded)
+    eroded = eroded.astype(bool)
     h, w = support.shape
-    out = np.zeros((max(big_h - h + 1, 0), max(big_w - w + 1, 0)), bool)
-    for y in range(big_h - h + 1):
-        for x in range(big_w - w + 1):
+    out = np.zeros((max(label_map.shape[0] - h + 1, 0), max(label_map.shape[1] - w + 1, 0)), bool)
+    for y in range(y0, y0 + bh - h + 1):
+        for x in range(x0, x0 + bw - w + 1):
             out[y, x] = eroded[y:y + h, x:x + w][support].all()
     return out
 
@@ -152,8 +242,9 @@ def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
     y, x = offset
     h, w = patch.alpha.shape
     rgb = base_rgb.copy()
-    region = rgb[y:y + h, x:x + w].astype(np.float32)
-    # base + a * (donor - base): exactly the base where alpha is 0, so nothing outside moves.
+    region = rgb[y:y + h, x:x + w].astype(np.float64)
+    # base + a * (donor - base): exactly the base where alpha is 0, so nothing outside moves; with
+    # dyadic alpha and integer pixels every step is exact in float64 (bit-identical anywhere).
     blended = region + patch.alpha[..., None] * (patch.rgb - region)
     rgb[y:y + h, x:x + w] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     label_map = base_map.copy()
@@ -180,7 +271,7 @@ def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray
     """Move the donor's lesion onto the base: first pad in `pads` with a valid offset wins.
 
     Steps: 1. draw the angle from the pair's seed; 2. cut the patch; 3. find valid offsets per pad
-    (one distance transform, one FFT correlation per pad tried); 4. draw an offset; 5. composite.
+    (one erosion and one FFT correlation per pad tried); 4. draw an offset; 5. composite.
     Raises PlacementError (`base_has_no_skin`, `donor_has_no_lesion`, `no_placement_fits`).
     """
     check_pair(base_rgb, base_map, donor_rgb, donor_map)
@@ -189,11 +280,11 @@ def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray
     angle = round(float(rng.uniform(0.0, 360.0)), 3) if rotate else 0.0
     donor_rgb, donor_map, _ = fit_donor(donor_rgb, donor_map, base_map.shape)
     patch = cut_patch(donor_rgb, donor_map, angle, dilate_px, feather)
-    distance = skin_distance(base_map)
-    if not distance.any():
+    allowed = allowed_region(base_map)
+    if not allowed.any():
         raise PlacementError("base_has_no_skin", "the base's label map has no skin, lesion or marker pixels")
     for pad in pads:
-        offset = choose_offset(valid_offsets(distance, patch.support, pad), rng)
+        offset = choose_offset(valid_offsets(with_margin(allowed, pad), patch.support), rng)
         if offset is not None:
             rgb, label_map = composite(base_rgb, base_map, patch, offset)
             return Mapped(rgb, label_map, int(pad), offset, angle, patch.support.shape)

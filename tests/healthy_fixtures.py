@@ -5,11 +5,11 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from builder.schema import Record, digest, fitzpatrick_to_tone, make_sample_id
 from builder.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
-from PIL import Image
 
 
 def fitz17k_real_store(data: Path, out: StageStore, limit: int | None = None) -> list[Record]:

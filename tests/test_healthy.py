@@ -76,9 +76,10 @@ def test_fitz17k_records_carry_lineage(fitz):
         assert (rec.kind, rec.disease, rec.disease_raw, rec.malignant) == ("healthy", "healthy", None, False)
         assert rec.source_ids == src.source_ids and rec.skin_tone == src.skin_tone
         assert rec.fitzpatrick == src.fitzpatrick and rec.base_id is None and rec.donor_id is None
-        assert rec.prompt is None and rec.seed is None  # opencv: no prompt, no randomness
+        assert rec.prompt is None and isinstance(rec.seed, int)  # opencv: no prompt; seeded grain
         assert rec.generator.backend == "opencv"
         assert rec.params["dilate_px"] == 3 and rec.params["method"] == "telea"
+        assert rec.params["grain"] == 1.0
         assert rec.sample_id.startswith("healthy-")
 
 
@@ -144,6 +145,24 @@ def test_sddi_marker_ink_inpainted_only_when_asked(shared_data, tmp_path):
         for rec in out.records():
             has_marker = (out.read_mask(rec.sample_id) == LABEL_MARKER).any()
             assert has_marker == (not include)
+
+
+def test_smooth_fill_has_no_seed_and_grain_adds_skin_detail(sddi):
+    real, tmp = sddi
+    smooth, grainy = StageStore(tmp / "smooth"), StageStore(tmp / "grainy")
+    run_healthy(real, smooth, dataclasses.replace(CFG, opencv_grain=0.0))
+    run_healthy(real, grainy, CFG)
+    by_real = {r.params["real_id"]: r for r in smooth.records()}
+    for rec in grainy.records():
+        flat = by_real[rec.params["real_id"]]
+        assert flat.seed is None and flat.sample_id != rec.sample_id  # different settings, different id
+        region = inpaint_region(real.read_mask(rec.params["real_id"]), include_marker=True, dilate_px=3,
+                                feather_px=2)
+        inner = region.alpha == 1
+        spread = [float(np.std(np.diff(s.read_image(r.sample_id)[inner].astype(float), axis=0)))
+                  for s, r in ((smooth, flat), (grainy, rec))]
+        assert spread[1] > spread[0]  # the noisy synthetic photos' grain carries into the fill
+    assert assert_guarantee(real, grainy, CFG) == 5
 
 
 def test_same_union_for_any_world_size(sddi):
@@ -212,6 +231,18 @@ def test_unusable_records_become_rejections_and_the_run_goes_on(sddi):
     rej = out.rejections()
     assert all(r.stage == "healthy" and r.path and Path(r.path).name in r.detail for r in rej)
     assert len(out.records()) + len(rej) == len(real.records())
+
+
+def test_failing_shard_is_retried_then_reported_with_the_fix(sddi):
+    from builder.errors import BuildError
+
+    real, tmp = sddi
+    out = StageStore(tmp / "out")
+    out.root.mkdir()
+    (out.root / "images").write_text("a file where the images folder should be")
+    with pytest.raises(BuildError, match="failed 2 times.*rerun the same command to resume"):
+        run_healthy(real, out, CFG, shard_size=2)
+    assert not (out.root / "records").exists()
 
 
 def test_bad_configuration_fails_before_any_work(sddi):

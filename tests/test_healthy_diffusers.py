@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
-import numpy as np
 import pytest
 
 from builder.config import HealthyConfig
@@ -16,6 +15,19 @@ from healthy_fixtures import fitz17k_real_store, sddi_real_store
 from test_healthy import _files, assert_guarantee
 
 STEMS = ["000001", "000006", "000007", "000009", "000010"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """On a busy 2-core runner torch's default threads spin against each other: the tiny pipeline
+    ran 13x slower (23 s vs 1.7 s measured). The thread count can move a pixel by 1, so every
+    run in this module uses the same count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +65,7 @@ def test_records_name_model_prompt_seed_and_window(healed, cfg, tiny_model):
         assert rec.prompt == f"An image of healthy skin on a {tones[rec.params['real_id']]}-skinned individual"
         assert rec.generator.backend == "diffusers" and rec.generator.model_id == str(tiny_model)
         assert rec.generator.revision.startswith("local-")  # a local folder is pinned by content
-        assert rec.params["steps"] == 2 and rec.params["dtype"] == "float32"
+        assert rec.params["steps"] == 2 and rec.params["dtype"] == "float32" and rec.params["device"] == "cpu"
         x0, y0, x1, y1 = rec.params["window"]
         assert (x1 - x0, y1 - y0) == (64, 64)  # model-sized crop, photo not downscaled
         seeds.add(rec.seed)
@@ -66,6 +78,16 @@ def test_same_config_same_bytes_any_world_size(healed, cfg):
     for rank in range(2):
         run_healthy(real, again, cfg, batch_size=3, shard_size=4, rank=rank, world_size=2)
     assert _files(again) == _files(out)
+
+
+def test_model_folder_location_does_not_change_ids_or_pixels(healed, cfg, tiny_model, tmp_path):
+    real, out, _, _ = healed
+    moved = shutil.copytree(tiny_model, tmp_path / "elsewhere" / "model")
+    again = StageStore(tmp_path / "out")
+    run_healthy(real, again, dataclasses.replace(cfg, model_id=str(moved)), batch_size=3, shard_size=4)
+    images = lambda files: {k: v for k, v in files.items() if k.startswith(("images/", "masks/"))}  # noqa: E731
+    assert images(_files(again)) == images(_files(out))
+    assert {r.generator.model_id for r in again.records()} == {str(moved)}
 
 
 def test_region_larger_than_window_is_scaled_into_it(shared_data, tmp_path, cfg):
@@ -92,6 +114,21 @@ def test_model_with_empty_tokenizer_fails_clearly(tiny_model, tmp_path, cfg, sha
         run_healthy(real, StageStore(tmp_path / "out"), dataclasses.replace(cfg, model_id=str(broken)))
 
 
+def test_nan_output_becomes_a_rejection_not_a_black_patch(healed, cfg, tiny_model, tmp_path):
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline
+
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(tiny_model)
+    with torch.no_grad():
+        pipe.vae.post_quant_conv.weight.fill_(float("nan"))  # what an overflowing fp16 VAE yields
+    pipe.save_pretrained(tmp_path / "nan-vae")
+    real, _, _, _ = healed
+    out = StageStore(tmp_path / "out")
+    summary = run_healthy(real, out, dataclasses.replace(cfg, model_id=str(tmp_path / "nan-vae")))
+    assert summary.done == 0 and dict(summary.rejected) == {"non_finite_output": len(STEMS)}
+    assert not (out.root / "images").exists()
+
+
 def test_missing_model_fails_clearly(tmp_path, cfg, shared_data):
     real = StageStore(tmp_path / "real")
     sddi_real_store(shared_data, real, STEMS[:1], size=(80, 80))
@@ -105,6 +142,25 @@ def test_fp16_on_cpu_refused(tmp_path, cfg, shared_data):
     sddi_real_store(shared_data, real, STEMS[:1], size=(80, 80))
     with pytest.raises(ConfigError, match="float16"):
         run_healthy(real, StageStore(tmp_path / "out"), dataclasses.replace(cfg, dtype="float16"))
+
+
+def test_command_with_model_and_config_file(healed, tiny_model, tmp_path, capsys):
+    import yaml
+
+    from builder.cli import main
+    from builder.config import CONFIG_DIR
+
+    real, out, _, _ = healed
+    raw = yaml.safe_load((CONFIG_DIR / "1.1.yaml").read_text())
+    raw["healthy"].update(crop_size=64, steps=2)
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    argv = ["generate", "healthy", "--source", str(real.root), "--out", str(tmp_path / "o"),
+            "--config", str(cfg_path), "--model", str(tiny_model), "--batch-size", "3", "--shard-size", "4"]
+    assert main(argv) == 0
+    assert f"done={len(STEMS)}" in capsys.readouterr().out
+    # Same settings as the module's run_healthy call: the very same files.
+    assert _files(StageStore(tmp_path / "o" / "healthy")) == _files(out)
 
 
 @pytest.mark.gpu

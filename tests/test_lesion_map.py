@@ -1,10 +1,10 @@
 """Lesion mapping on the real sDDI masks and Fitzpatrick17k photos: placement rule, plans, lineage, CLI."""
 from __future__ import annotations
 
-import argparse
 import collections
 import io
 
+import cv2
 import numpy as np
 import polars as pl
 import pytest
@@ -16,16 +16,23 @@ from builder.schema import (DDI_TONE_TO_NAME, LABEL_LESION, LABEL_SKIN, Record, 
                             make_sample_id)
 from builder.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
-from generation import lesion_map_cli
-from generation.lesion_map import make_plan, run_lesion_map
-from generation.placement import (PlacementError, cut_patch, fit_donor, map_lesion, naive_valid_offsets, skin_distance,
-                                  valid_offsets)
+from builder.cli import main as cli_main
+from generation.lesion_map import make_plan, run_lesion_map, run_lesion_map_pool
+from generation.placement import (PlacementError, allowed_region, cut_patch, feather_kernel, fit_donor, map_lesion,
+                                  naive_valid_offsets, valid_offsets, with_margin)
 
 SKIN_RGB = {"light": (224, 182, 160), "medium": (178, 126, 94), "dark": (96, 64, 48)}
 CFG = LesionMapConfig(budget=24, seed=3, pads=(10, 5, 0), rotate=True, dilate_px=1, feather=1.5)
 # A spread of real sDDI masks: all tones, common and one-off diseases, markers and rulers.
 BASE_STEMS = ["000001", "000006", "000007", "000009", "000012", "000020", "000100", "000150",
               "000221", "000300", "000400", "000500", "000600"]
+
+
+def skin_distance(label_map: np.ndarray) -> np.ndarray:
+    """Independent check of the margin: chessboard distance to the nearest non-skin pixel or the border."""
+    framed = cv2.copyMakeBorder(np.isin(label_map, (1, 2, 4)).astype(np.uint8), 1, 1, 1, 1,
+                                cv2.BORDER_CONSTANT, value=0)
+    return cv2.distanceTransform(framed, cv2.DIST_C, 3)[1:-1, 1:-1]
 
 
 def synth_photo(label_map: np.ndarray, tone: str, seed: int) -> np.ndarray:
@@ -123,12 +130,31 @@ def test_fast_placement_equals_naive_loop_on_real_masks(shared_data):
         base = np.load(shared_data / "sddi_masks" / f"{b}.npy").astype(np.uint8)
         donor = read_sddi_mask(shared_data / "sddi_masks" / f"{d}.npy", 256, 256)
         patch = cut_patch(synth_photo(donor, "dark", k), donor, 37.0 * k, 1, 1.5)
-        dist = skin_distance(base)
+        allowed = allowed_region(base)
         for pad in (10, 5, 0):
-            fast = valid_offsets(dist, patch.support, pad)
+            fast = valid_offsets(with_margin(allowed, pad), patch.support)
             slow = naive_valid_offsets(base, patch.support, pad)
             assert fast.shape == slow.shape and (fast == slow).all(), (b, d, pad)
             assert slow.any() or pad > 0
+
+
+def test_fast_placement_equals_naive_loop_on_random_shapes():
+    """Odd and prime sizes (FFT padding), skin touching borders or not, holes, multi-part lesions."""
+    rng = np.random.default_rng(7)
+    counts = []
+    for k in range(12):
+        hh, ww = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+        noise = cv2.GaussianBlur(rng.random((hh, ww)).astype(np.float32), (0, 0), 6)
+        base = np.where(noise > np.quantile(noise, 0.15), LABEL_SKIN, 0).astype(np.uint8)
+        base[rng.random((hh, ww)) < 0.002] = 3  # isolated ruler pixels: holes the shape must avoid
+        dh, dw = int(rng.integers(8, 20)), int(rng.integers(8, 20))
+        donor = np.where(rng.random((dh, dw)) < 0.15, LABEL_LESION, LABEL_SKIN).astype(np.uint8)
+        patch = cut_patch(synth_photo(donor, "medium", k), donor, float(rng.uniform(0, 360)), 0, 0.5 * (k % 3))
+        for pad in (3, 1, 0):
+            fast = valid_offsets(with_margin(allowed_region(base), pad), patch.support)
+            assert np.array_equal(fast, naive_valid_offsets(base, patch.support, pad)), (k, pad)
+            counts.append(int(fast.sum()))
+    assert sum(c > 0 for c in counts) >= 18  # most cases have valid offsets to agree on
 
 
 def test_every_changed_pixel_is_in_the_feathered_lesion_inside_skin_with_its_pad(mapped, stores):
@@ -150,7 +176,7 @@ def test_every_changed_pixel_is_in_the_feathered_lesion_inside_skin_with_its_pad
         dist = skin_distance(base_map)
         assert (dist[placed] > p["pad"]).all()  # inside skin|lesion|marker with margin pad
         for earlier in CFG.pads[:CFG.pads.index(p["pad"])]:  # the recorded pad is the first that fits
-            assert not valid_offsets(dist, patch.support, earlier).any()
+            assert not naive_valid_offsets(base_map, patch.support, earlier).any()
         new_map = out.read_mask(rec.sample_id)
         lesion = np.zeros_like(placed)
         lesion[y:y + h, x:x + w] = patch.lesion
@@ -172,6 +198,18 @@ def test_angle_zero_copies_donor_pixels_exactly(shared_data):
     patch = cut_patch(rgb, lm, 0.0, 0, 0.0)
     ys, xs = np.nonzero(lm == LABEL_LESION)
     np.testing.assert_array_equal(patch.rgb[patch.lesion], rgb[lm == LABEL_LESION][np.lexsort((xs, ys))])
+
+
+def test_feather_is_exact_dyadic_so_bytes_do_not_depend_on_the_machine(shared_data):
+    lm = np.load(shared_data / "sddi_masks" / "000006.npy").astype(np.uint8)
+    for feather in (0.5, 1.5, 2.0):
+        kernel = feather_kernel(feather)
+        scale = float(kernel.sum()) ** 2
+        assert kernel.sum() == 2 ** (kernel.size - 1) and abs(np.sqrt(kernel.size - 1) / 2 - feather) < 0.3
+        patch = cut_patch(synth_photo(lm, "dark", 0), lm, 21.0, 1, feather)
+        assert np.array_equal(patch.alpha * scale, np.round(patch.alpha * scale))
+        assert patch.alpha.max() == 1.0 and (patch.alpha[~patch.support] == 0).all()
+        assert patch.lesion.sum() < patch.support.sum()  # the feather reaches past the lesion
 
 
 # -- rejections and accounting --------------------------------------------------------------------
@@ -241,6 +279,14 @@ def test_same_seed_same_bytes_and_sharded_runs_agree(mapped, stores, tmp_path):
     assert {r.sample_id for r in other.records()}.isdisjoint(r.sample_id for r in out.records())
 
 
+def test_worker_pool_gives_the_same_bytes(mapped, stores, tmp_path):
+    out, summary = mapped
+    pooled = StageStore(tmp_path / "pooled")
+    result = run_lesion_map_pool(*stores, pooled, CFG, workers=2, shard_size=10)
+    assert _files(pooled) == _files(out)
+    assert (result.done, dict(result.rejected)) == (summary.done, dict(summary.rejected))
+
+
 def test_rerun_resumes_and_refuses_other_settings(mapped, stores):
     out, _ = mapped
     rerun = run_lesion_map(*stores, out, CFG, shard_size=10)
@@ -292,23 +338,43 @@ def test_plan_is_deterministic_and_seeded(shared_data):
 
 # -- command ---------------------------------------------------------------------------------------
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    lesion_map_cli.add_arguments(parser)
-    return lesion_map_cli.run(parser.parse_args(list(argv)))
+    return cli_main(["-q", "generate", "lesion-map", *argv])
 
 
 def test_command_plans_then_maps(stores, tmp_path, capsys):
     args = ["--bases", str(stores[0].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "o"),
-            "--budget", "6", "--seed", "2"]
+            "--budget", "6", "--seed", "2", "--shard-size", "2"]
     assert _cli(*args, "--plan-only") == 0
     text = capsys.readouterr().out
     assert "plan: 6 rows" in text and not (tmp_path / "o" / "records").exists()
     assert pl.read_csv(tmp_path / "o" / "plan.csv").height == 6
-    assert _cli(*args) == 0
+    assert _cli(*args, "--workers", "2") == 0
     assert "[lesion_map] done=" in capsys.readouterr().out
     assert len(StageStore(tmp_path / "o").records()) + len(StageStore(tmp_path / "o").rejections()) == 6
-    with pytest.raises(ConfigError, match="kind 'healthy'"):
-        _cli("--bases", str(stores[1].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "p"))
+    assert _cli(*args, "--workers", "2", "--world-size", "2") == 2
+    assert "not both" in capsys.readouterr().err
+    bad = ["--bases", str(stores[1].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "p")]
+    assert _cli(*bad) == 2  # a user error: message, exit 2, no traceback
+    assert "kind 'healthy'" in capsys.readouterr().err
+
+
+def test_command_with_splits_pairs_within_a_split(stores, tmp_path, capsys):
+    sources = sorted({s for st in stores for r in st.records() for s in r.source_ids})
+    splits = tmp_path / "splits.csv"
+    splits.write_text("source_id,split\n" + "".join(f"{s},{('train', 'test')[i % 2]}\n"
+                                                    for i, s in enumerate(sources)))
+    args = ["--bases", str(stores[0].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "o"),
+            "--budget", "10", "--splits", str(splits)]
+    assert _cli(*args) == 0
+    split_of = dict(zip(sources, [("train", "test")[i % 2] for i in range(len(sources))]))
+    plan = pl.read_parquet(tmp_path / "o" / "plan.parquet")
+    assert plan.height == 10 and set(plan["split"]) == {"train", "test"}
+    for row in plan.iter_rows(named=True):
+        assert split_of[row["base_source_ids"]] == split_of[row["donor_source_ids"]] == row["split"]
+    splits.write_text("source_id,split\nddi:000001,holdout\n")
+    assert _cli("--bases", str(stores[0].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "p"),
+                "--splits", str(splits)) == 2
+    assert "holdout" in capsys.readouterr().err
 
 
 def test_config_section_is_validated():

@@ -1,0 +1,60 @@
+"""Audit a published version for leakage, from the data alone; exit 1 on leakage or integrity failure.
+
+TARGET is a built version folder or a Hub dataset repo id (downloaded at --revision). Checks:
+lineage columns against the test split (or --test-ids), exact and near (pHash) duplicates across
+splits, files against manifest.json (sha256), Parquet schema, card split sizes. Prints balance
+tables and writes a JSON report.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="version folder (e.g. out/1.1) or Hub repo id ORG/NAME")
+    p.add_argument("--revision", default=None, help="Hub revision when TARGET is a repo id, e.g. v1.1")
+    p.add_argument("--test-ids", type=Path, default=None,
+                   help="file of real test source ids, one per line (default: inferred from the data)")
+    p.add_argument("--phash-hamming", type=int, default=6,
+                   help="near-duplicate threshold in bits of a 64-bit pHash (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="processes for decoding + pHash (default: %(default)s)")
+    p.add_argument("--report", type=Path, default=Path("audit_report.json"),
+                   help="where to write the JSON report (default: %(default)s)")
+
+
+def resolve_target(target: str, revision: str | None) -> Path:
+    """A local folder as is; a repo id is downloaded (manifest, card, data) at `revision`."""
+    from builder.errors import CgddiError
+
+    path = Path(target)
+    if path.is_dir():
+        return path
+    if target.count("/") != 1:
+        raise CgddiError(f"{target!r} is neither a folder nor a Hub repo id ORG/NAME")
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(target, repo_type="dataset", revision=revision))
+
+
+def run(args: argparse.Namespace) -> int:
+    from builder.audit import audit_folder, format_balance, read_test_ids
+
+    folder = resolve_target(args.target, args.revision)
+    test_ids = read_test_ids(args.test_ids) if args.test_ids else None
+    target = f"{args.target}@{args.revision}" if args.revision else args.target
+    report = audit_folder(folder, test_ids=test_ids, phash_hamming=args.phash_hamming, target=target,
+                          workers=args.workers)
+    doc = report.to_json()
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    print(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source})")
+    print(format_balance(report.balance))
+    for p in report.integrity:
+        print(f"INTEGRITY {p['problem']}: {p['path']}: {p['detail']}")
+    for reason, n in doc["leakage"]["by_reason"].items():
+        print(f"LEAK {reason}: {n}")
+    print(f"{'CLEAN' if report.ok else 'FAILED'}: {doc['leakage']['rows']} leaked rows, "
+          f"{len(report.integrity)} integrity problems; report: {args.report}")
+    return 0 if report.ok else 1

@@ -1,0 +1,225 @@
+"""Push one built version to the Hub: one commit of exactly the manifest's files, then an immutable tag.
+
+Numbered steps (diffusers' "simple over easy"): 1. check the local folder against its manifest
+(sha256 and size of every file); 2. read the remote state (tag, head, tree); 3. refuse when the tag
+already points at other content; 4. create the repo; 5. one commit that adds the manifest's files
+and deletes anything else (so the tagged tree holds exactly this version); 6. tag `v<version>`;
+7. re-list the tagged tree and check it against the manifest. The token comes from the standard
+Hugging Face environment or login (`HF_TOKEN`, `hf auth login`) and is never printed or stored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from builder.errors import CgddiError
+
+log = logging.getLogger(__name__)
+
+KEEP_REMOTE = (".gitattributes",)  # maintained by the Hub itself, not part of a version
+
+
+class PublishError(CgddiError):
+    """Publishing was refused or failed; the message says why and what to do."""
+
+
+@dataclasses.dataclass
+class PushPlan:
+    repo_id: str
+    tag: str
+    folder: Path
+    files: list[dict]  # manifest entries + manifest.json itself: path, sha256, bytes
+    repo_exists: bool | None = None  # None: remote state unknown (dry run without a Hub)
+    tag_commit: str | None = None
+    head_commit: str | None = None
+    deletions: list[str] = dataclasses.field(default_factory=list)
+    unchanged: list[str] = dataclasses.field(default_factory=list)
+
+    def describe(self, private: bool) -> list[str]:
+        """Human-readable planned operations (what --dry-run prints)."""
+        lines = []
+        if self.repo_exists is None:
+            lines.append(f"remote state of {self.repo_id}: not read (no token, or the Hub is unreachable); "
+                         "planning as for a new repo")
+        if not self.repo_exists:
+            lines.append(f"create dataset repo {self.repo_id} ({'private' if private else 'public'})")
+        if self.tag_commit:
+            lines.append(f"tag {self.tag} already at {self.tag_commit[:12]} with this exact content: nothing to do")
+            return lines
+        total = sum(f["bytes"] for f in self.files)
+        lines.append(f"commit to main (parent {(self.head_commit or 'new repo')[:12]}): "
+                     f"{len(self.files)} files, {total / 1e6:.1f} MB, {len(self.deletions)} deletions")
+        for f in self.files:
+            state = "unchanged" if f["path"] in self.unchanged else "upload"
+            lines.append(f"  {state:9s} {f['path']}  {f['bytes']} B  sha256={f['sha256'][:16]}")
+        lines.extend(f"  delete    {p}" for p in self.deletions)
+        lines.append(f"create tag {self.tag} on that commit")
+        return lines
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_blob_oid(path: Path) -> str:
+    """The git blob id the Hub reports for small (non-LFS) files."""
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def manifest_files(manifest: dict) -> list[dict]:
+    """The manifest's file entries as a sorted list of dicts with `path`, `sha256`, `bytes`."""
+    files = manifest.get("files")
+    if isinstance(files, dict):
+        files = [{"path": p, **v} for p, v in files.items()]
+    if not isinstance(files, list) or not files:
+        raise PublishError("manifest.json has no `files` entries; rebuild the version with "
+                           "`python -m builder build`")
+    return sorted(files, key=lambda f: f["path"])
+
+
+def load_local_version(folder: Path, version: str) -> tuple[dict, list[dict]]:
+    """1. Read manifest.json and check every listed file's size and sha256 (tampering fails here)."""
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        raise PublishError(f"{mpath} not found; build the version first (`python -m builder build "
+                           f"--version {version}`) or pass the folder that holds it")
+    manifest = json.loads(mpath.read_text())
+    if str(manifest.get("version")) != str(version):
+        raise PublishError(f"{mpath} is version {manifest.get('version')!r}, not {version!r}; "
+                           "pass the matching --version")
+    files = manifest_files(manifest)
+    for f in files:
+        p = folder / f["path"]
+        if not p.is_file():
+            raise PublishError(f"{p} is listed in manifest.json but missing; rebuild the version")
+        if p.stat().st_size != f["bytes"] or sha256_file(p) != f["sha256"]:
+            raise PublishError(f"{p} does not match manifest.json (size or sha256 differs): the file was "
+                               "changed after the build; rebuild with `python -m builder build --overwrite`")
+    own = {"path": "manifest.json", "sha256": sha256_file(mpath), "bytes": mpath.stat().st_size}
+    return manifest, files + [own]
+
+
+def _remote_matches(entry, folder: Path, f: dict) -> bool:
+    """Does a remote tree entry hold the same bytes as local file `f`?"""
+    if entry is None or entry.size != f["bytes"]:
+        return False
+    if entry.lfs is not None:
+        return entry.lfs.sha256 == f["sha256"]
+    return entry.blob_id == git_blob_oid(folder / f["path"])
+
+
+def _remote_tree(api, repo_id: str, revision: str) -> dict:
+    from huggingface_hub.hf_api import RepoFile
+
+    tree = api.list_repo_tree(repo_id, repo_type="dataset", revision=revision, recursive=True)
+    return {e.path: e for e in tree if isinstance(e, RepoFile)}
+
+
+def read_remote_state(api, plan: PushPlan) -> None:
+    """2-3. Fill in what exists remotely; refuse when the tag exists with other content."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        refs = api.list_repo_refs(plan.repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:
+        plan.repo_exists = False
+        return
+    plan.repo_exists = True
+    plan.head_commit = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+    tag = next((t for t in refs.tags if t.name == plan.tag), None)
+    if tag is not None:
+        remote = _remote_tree(api, plan.repo_id, tag.target_commit)
+        differ = [f["path"] for f in plan.files if not _remote_matches(remote.get(f["path"]), plan.folder, f)]
+        extra = sorted(set(remote) - {f["path"] for f in plan.files} - set(KEEP_REMOTE))
+        if differ or extra:
+            raise PublishError(
+                f"tag {plan.tag} already exists on {plan.repo_id} at {tag.target_commit[:12]} with other "
+                f"content ({len(differ)} files differ, e.g. {(differ + extra)[:3]}); published versions are "
+                "immutable: bump the version in a new builder/configs/<version>.yaml instead")
+        plan.tag_commit = tag.target_commit
+        return
+    if plan.head_commit:
+        remote = _remote_tree(api, plan.repo_id, plan.head_commit)
+        wanted = {f["path"] for f in plan.files}
+        plan.deletions = sorted(set(remote) - wanted - set(KEEP_REMOTE))
+        plan.unchanged = [f["path"] for f in plan.files
+                          if _remote_matches(remote.get(f["path"]), plan.folder, f)]
+
+
+def make_api(token: str | None):
+    from huggingface_hub import HfApi
+
+    return HfApi(token=token)
+
+
+def resolve_token() -> str:
+    """The token from HF_TOKEN or `hf auth login`; never logged."""
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if not token:
+        raise PublishError("no Hugging Face token found: set HF_TOKEN or run `hf auth login` "
+                           "(a token with write access to the target namespace)")
+    return token
+
+
+def push_version(folder: Path, version: str, repo_id: str, private: bool = False,
+                 dry_run: bool = False) -> PushPlan:
+    """Push `folder` (a built version) as one commit + tag `v<version>`; returns the executed plan."""
+    _, files = load_local_version(folder, version)
+    plan = PushPlan(repo_id=repo_id, tag=f"v{version}", folder=folder, files=files)
+    if dry_run:
+        _dry_run_state(plan)
+        return plan
+    api = make_api(resolve_token())
+    read_remote_state(api, plan)
+    if plan.tag_commit:
+        log.info("%s already holds %s with identical content; nothing to push", repo_id, plan.tag)
+        return plan
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    if not plan.repo_exists:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    ops = [CommitOperationAdd(f["path"], str(folder / f["path"])) for f in files]
+    ops += [CommitOperationDelete(p) for p in plan.deletions]
+    info = api.create_commit(repo_id, ops, repo_type="dataset", parent_commit=plan.head_commit,
+                             commit_message=f"cgDDI {plan.tag}",
+                             commit_description=f"{len(files)} files from manifest.json")
+    api.create_tag(repo_id, tag=plan.tag, revision=info.oid, repo_type="dataset",
+                   tag_message=f"cgDDI dataset version {version}")
+    _verify_tag(api, plan)
+    plan.tag_commit = info.oid
+    return plan
+
+
+def _dry_run_state(plan: PushPlan) -> None:
+    """Best effort: read remote state when a token and the Hub are available, else plan offline."""
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if not token:
+        return
+    try:
+        read_remote_state(make_api(token), plan)
+    except PublishError:
+        raise
+    except Exception as e:  # offline or unreachable: the plan is still useful
+        log.info("could not read the remote state (%s); planning as for a new repo", type(e).__name__)
+
+
+def _verify_tag(api, plan: PushPlan) -> None:
+    """7. The tagged tree must hold exactly the manifest's files, byte for byte."""
+    remote = _remote_tree(api, plan.repo_id, plan.tag)
+    bad = [f["path"] for f in plan.files if not _remote_matches(remote.get(f["path"]), plan.folder, f)]
+    extra = sorted(set(remote) - {f["path"] for f in plan.files} - set(KEEP_REMOTE))
+    if bad or extra:
+        raise PublishError(f"after pushing, tag {plan.tag} on {plan.repo_id} does not match the manifest "
+                           f"(differs: {bad[:3]}, unexpected: {extra[:3]}); inspect the repo before retrying")

@@ -1,0 +1,189 @@
+"""The dataset card's prose sections: built from the config, the records' generators and the audit."""
+from __future__ import annotations
+
+import json
+
+from builder.config import BuildConfig
+from builder.schema import TOOLKIT_VERSION
+
+KIND_TEXT = {
+    "healthy": "healthy skin: the lesion of a real photo inpainted away, everything outside the "
+               "inpainted region pixel-identical to the photo",
+    "lesion_mapped": "lesion-mapped: a real lesion (donor) moved onto the healthy skin of a healthy "
+                     "synthetic (base), often of another skin tone; label from the donor, tone from the base",
+    "semantic": "semantic: sampled from Stable Diffusion with per-disease textual-inversion tokens and "
+                "LoRA adapters trained on real images",
+    "real": "real source photos (only when the config allows it; never for DDI)",
+}
+
+
+def summary(cfg: BuildConfig, rows: int, kinds: list[str]) -> str:
+    items = "\n".join(f"- **{k}**: {KIND_TEXT[k]}" for k in kinds)
+    return f"""# cgDDI v{cfg.version}
+
+Skin-tone-balanced synthetic dermatology images built from biopsy-confirmed photos with the
+cgDDI method (Controllable Generation of Diverse Dermatological Imagery), by cgddi-toolkit
+{TOOLKIT_VERSION}. {rows} rows; every row carries typed lineage (the real images it derives from,
+its base and donor, prompt, seed, model and revision, parameters), and the train / validation /
+test splits follow the real images' splits so that nothing derived from a test image is in
+training. No original source photo is included.
+
+Kinds in this version:
+
+{items}"""
+
+
+def how_built(cfg: BuildConfig, generators: list[tuple]) -> str:
+    gen = "\n".join(f"| {k} | {b} | `{m}` | `{r}` | {n} |" for k, b, m, r, n in generators)
+    params = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "version"}, indent=2, sort_keys=True,
+                        default=list)
+    return f"""## How it was built
+
+Built with `python -m builder build --version {cfg.version}` (config hash `{cfg.config_hash()}`;
+the full config, library versions and per-file sha256 are in `manifest.json`).
+
+| kind | backend | model | revision | rows |
+|---|---|---|---|---:|
+{gen}
+
+- Healthy prompt: `{cfg.healthy.prompt}` (`{{tone}}` in light, medium, dark); lesion mask (and
+  surgical-ink markers: {cfg.healthy.include_marker}) dilated {cfg.healthy.dilate_px} px, composited
+  back with a {cfg.healthy.feather_px} px feather.
+- Lesion mapping: pads {list(cfg.lesion_map.pads)} px tried in order, rotation {cfg.lesion_map.rotate},
+  donor mask dilated {cfg.lesion_map.dilate_px} px, feather {cfg.lesion_map.feather}.
+- {_semantic_line(cfg)}
+- Splits: seeded ({cfg.curation.split_seed}) over real images, stratified by tone x malignancy,
+  ratios {cfg.curation.ratios}; a synthetic takes its sources' most held-out split.
+
+<details><summary>All build parameters</summary>
+
+```json
+{params}
+```
+</details>"""
+
+
+def _semantic_line(cfg: BuildConfig) -> str:
+    if not cfg.semantic.budget:
+        return "Semantic: none in this version (`semantic.budget: 0`)."
+    return (f"Semantic: `{cfg.semantic.model_id}` at `{cfg.semantic.revision}` with textual-inversion "
+            "tokens and LoRA, prompts `An image of <disease-class> on the skin of a {tone}-skinned "
+            f"individual`; budget {cfg.semantic.budget}.")
+
+
+STRUCTURE = """## Structure
+
+Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic` when present);
+`all` reads the per-kind files, so nothing is stored twice. Files:
+`data/<kind>/<split>-XXXXX-of-YYYYY.parquet`, row groups of at most 100 rows for streaming.
+
+| column | type | meaning |
+|---|---|---|
+| `sample_id` | string | stable id `<kind>-<16 hex>` from content and lineage |
+| `image` | Image (PNG) | the image; PNG bytes as generated, never re-encoded |
+| `kind` | ClassLabel | real, healthy, lesion_mapped, semantic |
+| `split` | string | train, validation, test |
+| `skin_tone` | ClassLabel | light (Fitzpatrick I-II), medium (III-IV), dark (V-VI) |
+| `fitzpatrick` | int8 | Fitzpatrick type 1-6 when the source gives one |
+| `malignant` | ClassLabel | benign, malignant (biopsy-confirmed for the source lesion) |
+| `disease` | string | joined disease class (65 DDI classes) or `healthy` |
+| `disease_raw` | string | the source's own label |
+| `source_ids` | list of string | every real image the row derives from (`ddi:000123`, ...) |
+| `base_id`, `donor_id` | string | lesion mapping: healthy base and real lesion donor |
+| `prompt`, `seed` | string, int64 | generation prompt and per-sample seed |
+| `generator` | struct | backend, model id, pinned revision, adapter files |
+| `params` | string | generation parameters as canonical JSON |
+| `toolkit_version` | string | toolkit version that built the row |"""
+
+
+def lineage(audit: dict | None, version: str) -> str:
+    if audit is None:
+        result = "No audit result was recorded for this build."
+    else:
+        reasons = ", ".join(f"{k}: {v}" for k, v in audit["leakage"]["by_reason"].items()) or "none"
+        result = (f"Audit at build time: **{'clean' if audit['leakage']['rows'] == 0 else 'LEAKAGE FOUND'}**: "
+                  f"{audit['rows']} rows, {audit['test_ids']['count']} test source images, "
+                  f"{audit['leakage']['rows']} leaked rows (by reason: {reasons}); near duplicates "
+                  f"searched within {audit['phash_hamming']} bits of a 64-bit pHash.")
+    return f"""## Lineage and leakage audit
+
+Every row names the real images it derives from (`source_ids`; for semantic rows, every image
+the models saw). The rule (cgDDI): no synthetic derived from a test image may be used in training,
+and near duplicates across splits count as leakage too. Re-check it from the data alone:
+
+```bash
+python -m builder audit ORG/NAME --revision v{version} [--test-ids your_test_ids.txt]
+```
+
+{result}"""
+
+
+def usage(repo: str, version: str) -> str:
+    return f"""## Usage
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("{repo}", revision="v{version}")              # all kinds
+healthy = load_dataset("{repo}", "healthy", revision="v{version}")
+stream = load_dataset("{repo}", revision="v{version}", split="train", streaming=True)
+```
+
+Always pin `revision="v{version}"`: tags are immutable, `main` moves with new versions. For
+PatchAlign24: `python -m builder export patchalign --version {version} --out DIR`."""
+
+
+TERMS = """## Terms
+
+No original DDI image is included: every image is synthetic, and lesion-mapped images contain
+lesion pixels of real photos composited onto synthetic skin. Derived from the Stanford Diverse
+Dermatology Images (DDI) under its research-use terms: use for non-commercial research only, do
+not attempt to re-identify patients, and cite the sources below."""
+
+BIAS = """## Bias, risks and limitations
+
+- Not for clinical use. Synthetic images can look plausible and still be wrong; labels come
+  from the source lesion (lesion-mapped) or from the prompt (semantic), not from a new biopsy.
+- Skin-tone balance is by DDI's three coarse groups; within-group variation and lighting,
+  anatomy and camera biases of the source photos carry over.
+- Rare diseases rest on a few real images: lesion-mapped and semantic rows of such classes repeat
+  the same few lesions, which inflates apparent class size.
+- Generative models carry biases of their pre-training data (e.g. lighter-skinned dermatology
+  images dominate public sets), which can leak into semantic rows.
+- Evaluate on held-out real images only, with the split used to build this version."""
+
+CITATIONS = """## Citations
+
+```bibtex
+@inproceedings{cgddi2026,
+  title     = {Controllable Generation of Diverse Dermatological Imagery},
+  booktitle = {Medical Image Computing and Computer Assisted Intervention (MICCAI)},
+  year      = {2026}
+}
+@article{daneshjou2022ddi,
+  title   = {Disparities in dermatology AI performance on a diverse, curated clinical image set},
+  author  = {Daneshjou, Roxana and Vodrahalli, Kailas and Novoa, Roberto A. and others},
+  journal = {Science Advances},
+  volume  = {8},
+  number  = {32},
+  year    = {2022}
+}
+@misc{fedd_sddi,
+  title  = {FEDD: Fair, Efficient, and Diverse Diffusion-based Lesion Segmentation and Malignancy Classification},
+  author = {Carri{\'o}n, H{\'e}ctor and Norouzi, Narges},
+  note   = {https://github.com/hectorcarrion/FEDD}
+}
+```"""
+
+LICENSE = """# cgDDI terms of use (cgddi-research-use)
+
+This dataset is synthetic imagery derived from the Stanford Diverse Dermatology Images (DDI)
+dataset and related research sources, and inherits their research-use terms:
+
+1. Use it for non-commercial research and education only.
+2. Do not attempt to identify any patient, and do not combine it with data that could.
+3. Do not use it for clinical decisions or in a medical device.
+4. Cite cgDDI, DDI and the other sources named in the dataset card.
+5. No original DDI image is included. Requests for the original images go to the DDI authors
+   under their own terms.
+"""

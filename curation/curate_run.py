@@ -1,0 +1,125 @@
+"""The `curate` command's run: ingest -> real splits -> synthetic curation -> tables on disk."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+from builder.config import CurationConfig
+from builder.errors import BuildError, ConfigError
+from builder.schema import Record, Rejection
+from builder.store import StageStore
+from curation.curate import check_config, curate_records, read_training_manifests, reconcile, split_real
+from curation.ingest import ingest_source, read_counts
+from curation.splits import split_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CurateOptions:
+    source: Path | None
+    out: Path
+    real: Path | None = None  # an already ingested real store (instead of `source`)
+    masks: Path | None = None
+    source_name: str | None = None
+    synthetic: dict[str, Path] = dataclasses.field(default_factory=dict)
+    manifests: list[Path] = dataclasses.field(default_factory=list)
+    workers: int | None = None
+    limit: int | None = None
+
+
+def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
+    """Run curation into `opts.out`; returns the printable summary."""
+    check_config(cfg)
+    out = Path(opts.out)
+    manifests = read_training_manifests(opts.manifests)  # bad inputs fail before any work
+    real_store = _real_store(opts)
+    real = real_store.records()
+    if not real:
+        raise BuildError(f"no usable real image in {opts.source or opts.real}; see {out / 'rejections.csv'} "
+                         "for the reasons")
+    _write_rejections(out / "rejections.csv", real_store.rejections())  # early: useful even if a later step fails
+    rs = split_real(real, real_store, cfg, workers=opts.workers)
+    _write_csv(out / "splits.csv", ["source_id", "split"], sorted(rs.split_of.items()))
+    real_kept = rs.kept(real)
+    real_counts = reconcile("real_dedup", len(real), real_kept,
+                            rs.rejections + [d.to_rejection("curate") for d in rs.duplicates])
+    stores = {kind: StageStore(p) for kind, p in opts.synthetic.items()}
+    candidates = [r for kind in sorted(stores) for r in stores[kind].records()]
+    cur = curate_records(candidates, stores, real, rs, cfg, workers=opts.workers,
+                         training_manifests=manifests)
+    _write_jsonl(out / "records.jsonl", cur.records)
+    all_rej = real_store.rejections() + rs.rejections + [d.to_rejection("curate") for d in rs.duplicates] \
+        + cur.rejections
+    _write_rejections(out / "rejections.csv", all_rej)
+    dup_rows = [(d.sample_id, d.dup_of, d.kind, d.hamming, "real") for d in rs.duplicates] + \
+               [(d.sample_id, d.dup_of, d.kind, d.hamming, "synthetic") for d in cur.duplicates]
+    _write_csv(out / "duplicates.csv", ["sample_id", "dup_of", "kind", "hamming", "scope"], sorted(dup_rows))
+    _write_report(out / "leakage_report.csv", cur.report)
+    summary = {"config": dataclasses.asdict(cfg), "ingest": read_counts(real_store),
+               "real_dedup": real_counts, "synthetic": cur.counts,
+               "splits": split_table(real_kept, rs.split_of)}
+    (out / "curation.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
+    return _summary_text(summary, out)
+
+
+def _real_store(opts: CurateOptions) -> StageStore:
+    """Ingest `opts.source` into `<out>/real` (resumes), or use the ingested store `opts.real`."""
+    if (opts.source is None) == (opts.real is None):
+        raise ConfigError("give exactly one of --source DIR (ingest it) or --real STORE (already ingested)")
+    if opts.real is not None:
+        store = StageStore(opts.real)
+        if not store.shard_done("ingest"):
+            raise ConfigError(f"--real {opts.real}: no finished ingest there (records/ingest.jsonl); "
+                              "pass the real store of a build (out/.work/<version>/real) or use --source")
+        return store
+    store = StageStore(Path(opts.out) / "real")
+    log.info(ingest_source(opts.source, opts.masks, store, source_name=opts.source_name, limit=opts.limit,
+                           workers=opts.workers).line())
+    return store
+
+
+def _summary_text(s: dict, out: Path) -> str:
+    ing, rd, syn = s["ingest"], s["real_dedup"], s["synthetic"]
+    lines = [f"ingest     in={ing.get('in')} kept={ing.get('kept')} rejected={ing.get('rejected')} "
+             f"{ing.get('by_reason') or ''}",
+             f"real dedup in={rd['in']} kept={rd['kept']} rejected={rd['rejected']} {rd['by_reason'] or ''}",
+             f"synthetic  in={syn['in']} kept={syn['kept']} rejected={syn['rejected']} {syn['by_reason'] or ''}",
+             "", f"{'split':<12}" + "".join(f"{k:>18}" for k in _strata(s["splits"])) + f"{'total':>8}"]
+    for split, counts in s["splits"].items():
+        lines.append(f"{split:<12}" + "".join(f"{counts.get(k, 0):>18}" for k in _strata(s["splits"]))
+                     + f"{sum(counts.values()):>8}")
+    lines.append(f"\nwritten to {out}")
+    return "\n".join(lines)
+
+
+def _strata(splits: dict) -> list[str]:
+    return sorted({k for c in splits.values() for k in c})
+
+
+def _write_csv(path: Path, header: list[str], rows: list) -> None:
+    import polars as pl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = list(zip(*rows)) if rows else [[] for _ in header]
+    pl.DataFrame({h: list(c) for h, c in zip(header, cols)},
+                 schema={h: (pl.Int64 if h == "hamming" else pl.String) for h in header}).write_csv(path)
+
+
+def _write_rejections(path: Path, rejections: list[Rejection]) -> None:
+    rows = sorted((r.stage, r.item_id, r.reason, r.detail, r.path or "") for r in rejections)
+    _write_csv(path, ["stage", "item_id", "reason", "detail", "path"], rows)
+
+
+def _write_report(path: Path, report: list[dict]) -> None:
+    cols = ["sample_id", "kind", "action", "split", "reason", "source_ids", "source_splits", "dup_of", "hamming"]
+    rows = [tuple(";".join(map(str, r[c])) if isinstance(r.get(c), list) else
+                  (r.get(c) if c == "hamming" or r.get(c) is None else str(r.get(c))) for c in cols)
+            for r in sorted(report, key=lambda r: (r["sample_id"], r["reason"]))]
+    _write_csv(path, cols, rows)
+
+
+def _write_jsonl(path: Path, records: list[Record]) -> None:
+    path.write_text("".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in records))
