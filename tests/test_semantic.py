@@ -173,10 +173,15 @@ def test_training_refuses_a_test_split_image(env, trained, capsys):
 def test_config_is_checked_before_any_model_loads(env, tmp_path):
     import dataclasses
 
+    import torch
+
     from generation.semantic.trainer import check_config
 
     with pytest.raises(ConfigError, match="fp16"):
         check_config(dataclasses.replace(env["cfg"], mixed_precision="fp16"), "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            check_config(env["cfg"], "cuda")
     with pytest.raises(ConfigError, match="multiple of 8"):
         check_config(dataclasses.replace(env["cfg"], sample_resolution=30), "cpu")
     from generation.semantic.training_set import check_distinct_slugs
@@ -245,7 +250,8 @@ def test_help_is_fast_and_imports_no_torch():
 def test_training_commands_skip_finished_models(env, trained, capsys):
     """Same inputs, same fingerprint: the commands find the finished models and do not retrain."""
     before = {k: sha256_file(env["work"] / "melanoma" / k / "manifest.json") for k in ("ti", "lora")}
-    common = ["--real", str(env["real"].root), "--splits", str(env["root"] / "splits.csv"), "--model", str(env["model"])]
+    common = ["--real", str(env["real"].root), "--splits", str(env["root"] / "splits.csv"),
+              "--model", str(env["model"])]
     assert cli(_args(env, "train-ti") + common) == 0
     assert cli(_args(env, "train-lora") + common + ["--healthy", str(env["healthy"].root)]) == 0
     out = capsys.readouterr().out
@@ -315,3 +321,18 @@ def test_ti_resumes_from_its_checkpoint_to_the_same_embedding(env, trained, tmp_
         manifest, _ = ensure_ti(env["real"], env["splits"], "melanoma", env["cfg"], work, device="cpu")
     assert "resuming textual inversion from" in caplog.text
     assert manifest["adapter"]["sha256"] == trained["ti"]["adapter"]["sha256"]
+
+
+@pytest.mark.gpu
+def test_fp16_training_and_sampling_on_cuda(env, tmp_path):
+    """The GPU path end to end: fp16 frozen weights, fp32 trainable rows/LoRA, fp16 sampling."""
+    import dataclasses
+
+    from generation.semantic.build import run_semantic
+
+    cfg = dataclasses.replace(env["cfg"], mixed_precision="fp16", budget=3)
+    out = StageStore(tmp_path / "out")
+    summary = run_semantic(env["real"], env["splits"], out, cfg, device="cuda", work_dir=tmp_path / "work",
+                           healthy=env["healthy"])
+    assert summary.done + sum(summary.rejected.values()) == 3
+    assert all(r.params["resolution"] == cfg.sample_resolution for r in out.records())

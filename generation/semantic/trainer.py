@@ -23,6 +23,12 @@ def check_config(cfg: SemanticConfig, device: str | None) -> None:
     """Bad settings fail before any model loads (house style: validate first)."""
     if cfg.mixed_precision not in ("no", "fp16", "bf16"):
         raise ConfigError(f"semantic.mixed_precision={cfg.mixed_precision!r}; expected no, fp16 or bf16")
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: torch sees no CUDA device; use --device cpu "
+                              "(with semantic.mixed_precision no or bf16)")
     if cfg.mixed_precision == "fp16" and _resolve_device(device) == "cpu":
         raise ConfigError("semantic.mixed_precision=fp16 needs a GPU; on CPU set it to 'no' (or 'bf16') "
                           "in the config, or pass --device cuda")
