@@ -44,11 +44,11 @@ class StageStore:
         """Write PNG bytes atomically; returns the path relative to the store root."""
         if not png_bytes.startswith(b"\x89PNG"):
             raise ValueError(f"{sample_id}: image bytes are not PNG; encode with encode_png first")
-        _atomic_write(self.image_path(sample_id), png_bytes)
+        atomic_write(self.image_path(sample_id), png_bytes)
         return f"images/{sample_id}.png"
 
     def put_mask(self, sample_id: str, label_map: np.ndarray) -> None:
-        _atomic_write(self.mask_path(sample_id), encode_label_map(label_map))
+        atomic_write(self.mask_path(sample_id), encode_label_map(label_map))
 
     def shard_done(self, shard: str) -> bool:
         return self._shard_file("records", shard).exists()
@@ -56,10 +56,10 @@ class StageStore:
     def finish_shard(self, shard: str, records: Iterable[Record], rejections: Iterable[Rejection]) -> None:
         """Write the shard's rejections, then its records (the completion marker), atomically."""
         rej = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in rejections)
-        _atomic_write(self._shard_file("rejections", shard), rej.encode())
+        atomic_write(self._shard_file("rejections", shard), rej.encode())
         recs = sorted(records, key=lambda r: r.sample_id)
         body = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in recs)
-        _atomic_write(self._shard_file("records", shard), body.encode())
+        atomic_write(self._shard_file("records", shard), body.encode())
 
     # -- reading -----------------------------------------------------------------------
     def records(self) -> list[Record]:
@@ -124,7 +124,7 @@ def decode_label_map(data: bytes) -> np.ndarray:
         return np.asarray(im)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)

@@ -17,7 +17,7 @@ import numpy as np
 from builder.errors import BuildError, SourceError
 from builder.progress import StageSummary, progress
 from builder.schema import Record, Rejection, digest, make_sample_id
-from builder.store import StageStore, _atomic_write, decode_rgb, encode_png
+from builder.store import StageStore, atomic_write, decode_rgb, encode_png
 from curation.masks import MaskError, read_binary_masks, read_sddi_mask
 from curation.metadata import DISEASE_MAP, SourceRow, find_table, load_disease_map, read_source_table
 
@@ -57,7 +57,7 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
     summary.done = len(records)
     counts = _reconcile(table.n_in, records, rejections, table.table, table.layout)
     out.finish_shard(SHARD, records, rejections)
-    _atomic_write(out.root / COUNTS_FILE, (json.dumps(counts, indent=1, sort_keys=True) + "\n").encode())
+    atomic_write(out.root / COUNTS_FILE, (json.dumps(counts, indent=1, sort_keys=True) + "\n").encode())
     return summary.stop()
 
 

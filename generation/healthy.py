@@ -18,7 +18,7 @@ from builder.errors import BuildError, CgddiError, ConfigError
 from builder.progress import StageSummary, progress
 from builder.schema import (HEALTHY_DISEASE, LABEL_VALUES, Generator, Record, Rejection,
                             canonical_json, digest, make_sample_id, sample_seed)
-from builder.store import StageStore, _atomic_write, decode_label_map, decode_rgb, encode_png
+from builder.store import StageStore, atomic_write, decode_label_map, decode_rgb, encode_png
 from generation.healthy_backends import BACKENDS, DTYPES, Job
 from generation.inpaint_region import composite, healed_label_map, inpaint_region
 
@@ -121,7 +121,7 @@ def write_plan(out: StageStore, cfg: HealthyConfig, shard_size: int, batch_size:
             raise ConfigError(f"{out.root} holds healthy outputs made with different {diff} "
                               f"(see {path}); rerun with the same settings to resume, or use a new --out")
         return
-    _atomic_write(path, (canonical_json(plan) + "\n").encode())
+    atomic_write(path, (canonical_json(plan) + "\n").encode())
 
 
 def run_shard_retrying(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, name: str,
