@@ -130,6 +130,8 @@ def main() -> None:
                 "toolkit_mb_per_s": round(big["toolkit"]["mb_s"], 1),
                 "raw_copy_mb_per_s": round(big["copy"]["mb_s"], 1),
                 "datasets_to_parquet_mb_per_s": round(big["datasets"]["mb_s"], 1),
+                "speedup_vs_datasets": round(big["toolkit"]["mb_s"] / big["datasets"]["mb_s"], 2),
+                "ratio_vs_raw_copy": round(big["toolkit"]["mb_s"] / big["copy"]["mb_s"], 3),
                 "toolkit_peak_rss_mb_small": round(small["toolkit"]["peak_rss_mb"]),
                 "toolkit_peak_rss_mb_large": round(big["toolkit"]["peak_rss_mb"]),
                 "datasets_peak_rss_mb_small": round(small["datasets"]["peak_rss_mb"]),
