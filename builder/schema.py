@@ -139,6 +139,19 @@ class Rejection:
         return dataclasses.asdict(self)
 
 
+def public_model_id(model_id: str | None) -> str | None:
+    """How a model is named in published rows: a Hub id as is, a local folder as `local:<folder name>`.
+
+    A machine's own path (home directories, user names) must never end up in a public dataset;
+    the folder's content digest goes into `revision` instead, which is what pins it.
+    """
+    import os
+
+    if model_id and (os.path.isabs(model_id) or model_id.startswith(".") or os.path.isdir(model_id)):
+        return f"local:{os.path.basename(os.path.normpath(model_id))}"
+    return model_id
+
+
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from builder.config import HealthyConfig
 from builder.errors import ConfigError
+from builder.schema import public_model_id
 from generation.inpaint_region import Region, crop_window
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class DiffusersBackend:
     name = "diffusers"
 
     def __init__(self, cfg: HealthyConfig, device: str):
-        self.model_id, self.revision = cfg.model_id, cfg.revision or local_revision(cfg.model_id)
+        self.model_id, self.revision = public_model_id(cfg.model_id), cfg.revision or local_revision(cfg.model_id)
         # A local folder is identified by its content (revision), not by where it lies on disk,
         # so ids agree across machines and checkouts.
         self.identity = self.revision if self.revision and self.revision.startswith("local-") else self.model_id

@@ -63,7 +63,7 @@ def test_records_name_model_prompt_seed_and_window(healed, cfg, tiny_model):
     seeds = set()
     for rec in out.records():
         assert rec.prompt == f"An image of healthy skin on a {tones[rec.params['real_id']]}-skinned individual"
-        assert rec.generator.backend == "diffusers" and rec.generator.model_id == str(tiny_model)
+        assert rec.generator.backend == "diffusers" and rec.generator.model_id == f"local:{tiny_model.name}"
         assert rec.generator.revision.startswith("local-")  # a local folder is pinned by content
         assert rec.params["steps"] == 2 and rec.params["dtype"] == "float32" and rec.params["device"] == "cpu"
         x0, y0, x1, y1 = rec.params["window"]
@@ -87,7 +87,7 @@ def test_model_folder_location_does_not_change_ids_or_pixels(healed, cfg, tiny_m
     run_healthy(real, again, dataclasses.replace(cfg, model_id=str(moved)), batch_size=3, shard_size=4)
     images = lambda files: {k: v for k, v in files.items() if k.startswith(("images/", "masks/"))}  # noqa: E731
     assert images(_files(again)) == images(_files(out))
-    assert {r.generator.model_id for r in again.records()} == {str(moved)}
+    assert {r.generator.model_id for r in again.records()} == {"local:model"}  # no private path
 
 
 def test_region_larger_than_window_is_scaled_into_it(shared_data, tmp_path, cfg):

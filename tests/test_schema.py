@@ -57,3 +57,12 @@ def test_fitzpatrick_groups():
     assert [fitzpatrick_to_tone(i) for i in range(1, 7)] == ["light", "light", "medium", "medium", "dark", "dark"]
     with pytest.raises(ValueError, match="-1"):
         fitzpatrick_to_tone(-1)
+
+
+def test_public_model_id_hides_local_paths(tmp_path):
+    from builder.schema import public_model_id
+
+    assert public_model_id("stabilityai/stable-diffusion-2-1-base") == "stabilityai/stable-diffusion-2-1-base"
+    assert public_model_id(str(tmp_path / "my-sd")) == "local:my-sd"
+    assert public_model_id("./models/sd/") == "local:sd"
+    assert public_model_id(None) is None

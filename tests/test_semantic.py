@@ -204,7 +204,7 @@ def test_sampling_records_have_complete_lineage_and_resume(env, trained, capsys)
         assert r.kind == "semantic" and r.disease == "melanoma" and r.malignant is True and r.fitzpatrick is None
         assert r.source_ids == want_sources and env["held_out"].source_ids[0] not in r.source_ids
         assert r.prompt == prompt_for("melanoma", r.skin_tone) and r.seed == sample_seed(r.sample_id, 0)
-        assert r.generator.backend == "diffusers" and r.generator.model_id == str(env["model"])
+        assert r.generator.backend == "diffusers" and r.generator.model_id == f"local:{env['model'].name}"
         for a in r.generator.adapters:
             name, h = a.split("@sha256:")
             assert sha256_file(env["work"] / name) == h

@@ -13,7 +13,8 @@ import numpy as np
 from builder.config import SemanticConfig
 from builder.errors import ConfigError
 from builder.progress import StageSummary, progress
-from builder.schema import SKIN_TONES, Generator, Record, Rejection, canonical_json, make_sample_id, sample_seed
+from builder.schema import (SKIN_TONES, Generator, Record, Rejection, canonical_json, make_sample_id,
+                            public_model_id, sample_seed)
 from builder.store import StageStore, encode_png
 from generation.semantic.training_set import (disease_slug, manifest_source_ids, prompt_for, read_manifest,
                                               sha256_file)
@@ -197,7 +198,7 @@ def _load_lora(pipe, path: Path) -> None:
 
 def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel,
                cfg: SemanticConfig) -> tuple[list[Record], list[Rejection]]:
-    gen = Generator("diffusers", cfg.model_id, cfg.revision,
+    gen = Generator("diffusers", public_model_id(cfg.model_id), cfg.revision,
                     tuple(f"{name}@sha256:{h}" for name, h in sorted(model.adapters.items())))
     records, rejections = [], []
     for k in range(0, len(jobs), cfg.sample_batch):
