@@ -122,13 +122,15 @@ def feather_kernel(feather: float) -> np.ndarray:
     return np.array([math.comb(n, k) for k in range(n + 1)], np.float64)
 
 
-def valid_offsets(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
+def valid_offsets(inside: np.ndarray, support: np.ndarray, method: str = "auto") -> np.ndarray:
     """Bool map over top-left offsets (H - h + 1, W - w + 1): True where all of `support` is `inside`.
 
-    Exact: the FFT correlation counts outside pixels under the footprint. Counts are integers and
-    float64 FFT round-off is below log2(H W) * 1e-16 * sqrt(H W) * support area (< 1e-5 even for
-    2048 px images), so `< 0.5` is the exact "no outside pixel" test. The search is cropped to the
-    bounding box of `inside` (no valid patch can reach past it).
+    Two exact methods, same answer; `auto` takes the one its cost model expects to be faster:
+    - "bits": binary erosion by the footprint's column runs on bit-packed rows: pure integer logic.
+    - "fft": the FFT correlation counts outside pixels under the footprint. Counts are integers and
+      float64 round-off is below log2(H W) * 1e-16 * sqrt(H W) * support area (< 1e-5 even for
+      2048 px images), so `< 0.5` is the exact "no outside pixel" test.
+    The search is cropped to the bounding box of `inside` (no valid patch can reach past it).
     """
     big_h, big_w = inside.shape
     h, w = support.shape
@@ -137,9 +139,102 @@ def valid_offsets(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
     if ch < h or cw < w:
         return out
     crop = inside[y0:y0 + ch, x0:x0 + cw]
-    hits = _correlate_outside(crop, support)
-    out[y0:y0 + ch - h + 1, x0:x0 + cw - w + 1] = hits[:ch - h + 1, :cw - w + 1] < 0.5
+    runs = _column_runs(support)
+    if method == "auto":
+        method = "bits" if _bits_cost(crop.shape, h, runs) < _fft_cost(crop.shape) else "fft"
+    if method == "bits":
+        fits = _fits_bitwise(crop, h, w, runs)
+    elif method == "fft":
+        fits = _correlate_outside(crop, support)[:ch - h + 1, :cw - w + 1] < 0.5
+    else:
+        raise ValueError(f"method={method!r}: expected 'auto', 'bits' or 'fft'")
+    out[y0:y0 + ch - h + 1, x0:x0 + cw - w + 1] = fits
     return out
+
+
+def _column_runs(support: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+    """The footprint as vertical runs: (columns, first rows, lengths), column by column."""
+    h, w = support.shape
+    edges = np.zeros((w, h + 2), np.int8)
+    edges[:, 1:-1] = support.T
+    step = np.diff(edges, axis=1)
+    xs, starts = np.nonzero(step == 1)
+    ends = np.nonzero(step == -1)[1]
+    return xs.tolist(), starts.tolist(), (ends - starts).tolist()
+
+
+def _fits_bitwise(crop: np.ndarray, h: int, w: int, runs: tuple[list[int], ...]) -> np.ndarray:
+    """(ch - h + 1, cw - w + 1) bool: offsets where every run of the footprint lies inside `crop`.
+
+    A run (x, y, n) fits at (oy, ox) iff rows oy + y .. oy + y + n - 1 of column ox + x are all
+    inside: one AND of the row-shifted n-row erosion per run, 64 offsets per machine word. Words
+    start every 32 columns and hold 64, so any column shift is a word offset plus one right shift
+    by < 32 whose low 32 bits are all valid: two vector operations per run.
+    """
+    ch, cw = crop.shape
+    words, k = _pack_rows(crop, spare=1)  # the spare row: shifted reads stay inside the buffer
+    eroded = _vertical_erosions(words, k, set(runs[2]))
+    oh, ow = ch - h + 1, cw - w + 1
+    n = oh * k
+    acc = np.full(n, np.uint64(0xFFFF_FFFF_FFFF_FFFF))
+    tmp = np.empty(n, np.uint64)
+    for x, y, length in zip(*runs):
+        q, r = divmod(x, 32)
+        src = eroded[length][y * k + q:y * k + q + n]
+        if r:
+            src = np.right_shift(src, r, out=tmp)
+        np.bitwise_and(acc, src, out=acc)
+    # Keep each word's low half (its own 32 columns), then back to one byte per offset.
+    low = np.ascontiguousarray(acc.view("<u4")[::2]).view(np.uint8).reshape(oh, 4 * k)
+    return np.unpackbits(low, axis=1, count=ow, bitorder="little").view(bool)
+
+
+def _pack_rows(crop: np.ndarray, spare: int) -> tuple[np.ndarray, int]:
+    """Flat uint64 words, k per row: word (y, j) holds columns 32 j .. 32 j + 63 (bit b = column 32 j + b).
+
+    `spare` all-zero rows follow the crop, and columns past its width are zero (outside).
+    """
+    ch, cw = crop.shape
+    k = -(-cw // 32)
+    packed = np.zeros((ch + spare, 4 * (k + 1)), np.uint8)
+    packed[:ch, :-(-cw // 8)] = np.packbits(crop, axis=1, bitorder="little")
+    halves = packed.view("<u4")
+    words = np.empty((ch + spare, k, 2), "<u4")
+    words[..., 0], words[..., 1] = halves[:, :k], halves[:, 1:]
+    return words.view("<u8").reshape(-1), k
+
+
+def _vertical_erosions(words: np.ndarray, k: int, lengths: set[int]) -> dict[int, np.ndarray]:
+    """{n: rows y .. y + n - 1 all inside, at row y} for every n in `lengths`, from power-of-two steps.
+
+    Each result is k words shorter per extra row it reads, so no read leaves the buffer.
+    """
+    powers = {1: words}
+    p = 1
+    while 2 * p <= max(lengths):
+        e = powers[p]
+        powers[2 * p] = np.bitwise_and(e[:e.size - p * k], e[p * k:])
+        p *= 2
+    out = {}
+    for n in lengths:
+        p = 1 << (n.bit_length() - 1)
+        e, d = powers[p], (n - p) * k
+        out[n] = e if d == 0 else np.bitwise_and(e[:e.size - d], e[d:])
+    return out
+
+
+def _bits_cost(crop_hw: tuple[int, int], h: int, runs: tuple[list[int], ...]) -> float:
+    """Rough microseconds of `_fits_bitwise`: per vector operation, a call cost plus a per-word cost."""
+    ch, cw = crop_hw
+    words = (ch + 1) * -(-cw // 32)
+    ops = 2 * len(runs[0]) + len(set(runs[2])) + max(runs[2]).bit_length() + 8
+    return ops * (1.0 + words * 3.3e-4)
+
+
+def _fft_cost(crop_hw: tuple[int, int]) -> float:
+    """Rough microseconds of `_correlate_outside` at this crop size."""
+    size = _fast_len(crop_hw[0]) * _fast_len(crop_hw[1])
+    return 40 + size * math.log2(size) * 6.5e-4
 
 
 def _correlate_outside(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
