@@ -3,8 +3,9 @@
 The rule, exactly: the *support* of the placed lesion (every pixel whose feathered alpha can change
 a uint8 value) must lie inside the base's skin | lesion | marker region, at least `pad` pixels
 (chessboard distance) from any other label and from the image border. All valid top-left offsets
-are found at once by FFT-correlating the footprint with the forbidden map (issue 4: exact and
-vectorized); `naive_valid_offsets` is the original research code's Python loop over candidate
+are found at once, exactly (issue 4): by a bit-parallel erosion with the footprint's column runs,
+or by FFT-correlating the footprint with the forbidden map where that is cheaper (fragmented
+footprints); `naive_valid_offsets` is the original research code's Python loop over candidate
 corners, kept as the reference the benchmark and the tests compare against.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ ALLOWED_LABELS = (LABEL_SKIN, LABEL_LESION, LABEL_MARKER)
 # Alpha below this cannot move a uint8 value by 0.5 (255 * 1/512 < 0.5), so it is cut to 0:
 # the support is then exactly the set of pixels the composite may change.
 ALPHA_EPS = 1.0 / 512
+_BELOW_EPS = float(np.nextafter(ALPHA_EPS, 0.0))
 
 
 class PlacementError(ValueError):
@@ -100,14 +102,15 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if dilate_px > 0:  # the method's 3x3 dilation, `dilate_px` times
         les = cv2.dilate(les, np.ones((3, 3), np.uint8), iterations=dilate_px)
-    les = (les > 0).astype(np.uint8)
+    les = cv2.threshold(les, 0, 1, cv2.THRESH_BINARY)[1]
     alpha = les.astype(np.float64)
     if kernel.size > 1:
         # Integer weights summed in float64 are exact whatever the summation order, and the
         # scale is a power of two: alpha, and so every output byte, is the same on any machine.
         alpha = cv2.sepFilter2D(alpha, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
         alpha *= 1.0 / float(kernel.sum()) ** 2
-        alpha[alpha < ALPHA_EPS] = 0
+        # alpha < ALPHA_EPS -> 0: to-zero keeps values above the largest double below the cut.
+        cv2.threshold(alpha, _BELOW_EPS, 0, cv2.THRESH_TOZERO, dst=alpha)
     support = alpha > 0
     y0, x0, sh, sw = _bbox(support.view(np.uint8))
     crop = np.s_[y0:y0 + sh, x0:x0 + sw]
@@ -324,10 +327,15 @@ def naive_valid_offsets(label_map: np.ndarray, support: np.ndarray, pad: int) ->
 
 def choose_offset(valid: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:
     """A uniformly random valid offset (row-major order, so the same seed picks the same one)."""
-    idx = np.flatnonzero(valid)
-    if idx.size == 0:
+    import cv2
+
+    total = cv2.countNonZero(valid.view(np.uint8))
+    if total == 0:
         return None
-    y, x = divmod(int(idx[int(rng.integers(idx.size))]), valid.shape[1])
+    k = int(rng.integers(total))  # the k-th valid offset in row-major order, found row by row
+    ends = np.cumsum(cv2.reduce(valid.view(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel())
+    y = int(np.searchsorted(ends, k, side="right"))
+    x = int(np.flatnonzero(valid[y])[k - (int(ends[y - 1]) if y else 0)])
     return y, x
 
 
@@ -337,11 +345,14 @@ def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
     y, x = offset
     h, w = patch.alpha.shape
     rgb = base_rgb.copy()
-    region = rgb[y:y + h, x:x + w].astype(np.float64)
+    window = rgb[y:y + h, x:x + w]
+    region = window.astype(np.float64)
     # base + a * (donor - base): exactly the base where alpha is 0, so nothing outside moves; with
     # dyadic alpha and integer pixels every step is exact in float64 (bit-identical anywhere).
-    blended = region + patch.alpha[..., None] * (patch.rgb - region)
-    rgb[y:y + h, x:x + w] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    blended = np.subtract(patch.rgb, region)
+    blended *= patch.alpha[..., None]
+    blended += region
+    window[...] = np.clip(np.rint(blended, out=blended), 0, 255, out=blended)  # integral: the cast is exact
     label_map = base_map.copy()
     label_map[y:y + h, x:x + w][patch.lesion] = LABEL_LESION
     return rgb, label_map
@@ -366,9 +377,11 @@ def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray
     """Move the donor's lesion onto the base: first pad in `pads` with a valid offset wins.
 
     Steps: 1. draw the angle from the pair's seed; 2. cut the patch; 3. find valid offsets per pad
-    (one erosion and one FFT correlation per pad tried); 4. draw an offset; 5. composite.
+    (one margin erosion and one exact search per pad tried); 4. draw an offset; 5. composite.
     Raises PlacementError (`base_has_no_skin`, `donor_has_no_lesion`, `no_placement_fits`).
     """
+    import cv2
+
     check_pair(base_rgb, base_map, donor_rgb, donor_map)
     rng = np.random.default_rng(seed)
     # Rounded so the recorded angle reproduces the image exactly.
@@ -376,7 +389,7 @@ def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray
     donor_rgb, donor_map, _ = fit_donor(donor_rgb, donor_map, base_map.shape)
     patch = cut_patch(donor_rgb, donor_map, angle, dilate_px, feather)
     allowed = allowed_region(base_map)
-    if not allowed.any():
+    if not cv2.countNonZero(allowed):
         raise PlacementError("base_has_no_skin", "the base's label map has no skin, lesion or marker pixels")
     for pad in pads:
         offset = choose_offset(valid_offsets(with_margin(allowed, pad), patch.support), rng)

@@ -18,8 +18,8 @@ from builder.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
 from builder.cli import main as cli_main
 from generation.lesion_map import make_plan, run_lesion_map, run_lesion_map_pool
-from generation.placement import (PlacementError, allowed_region, cut_patch, feather_kernel, fit_donor, map_lesion,
-                                  naive_valid_offsets, valid_offsets, with_margin)
+from generation.placement import (PlacementError, allowed_region, choose_offset, cut_patch, feather_kernel,
+                                  fit_donor, map_lesion, naive_valid_offsets, valid_offsets, with_margin)
 
 SKIN_RGB = {"light": (224, 182, 160), "medium": (178, 126, 94), "dark": (96, 64, 48)}
 CFG = LesionMapConfig(budget=24, seed=3, pads=(10, 5, 0), rotate=True, dilate_px=1, feather=1.5)
@@ -201,6 +201,15 @@ def test_auto_search_picks_bits_for_compact_footprints_and_fft_for_fragmented_on
         assert np.array_equal(valid_offsets(inside, footprint), valid_offsets(inside, footprint, "fft"))
     with pytest.raises(ValueError, match="'bits' or 'fft'"):
         valid_offsets(inside, disk, "loop")
+
+
+def test_choose_offset_draws_the_kth_valid_offset_in_row_major_order():
+    rng = np.random.default_rng(3)
+    for k in range(40):
+        valid = rng.random((int(rng.integers(1, 60)), int(rng.integers(1, 60)))) < rng.choice([0.0, 0.02, 0.5, 1.0])
+        idx = np.flatnonzero(valid)
+        want = divmod(int(idx[np.random.default_rng(k).integers(idx.size)]), valid.shape[1]) if idx.size else None
+        assert choose_offset(valid, np.random.default_rng(k)) == want, k
 
 
 def test_every_changed_pixel_is_in_the_feathered_lesion_inside_skin_with_its_pad(mapped, stores):
