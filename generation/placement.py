@@ -143,6 +143,8 @@ def valid_offsets(inside: np.ndarray, support: np.ndarray, method: str = "auto")
         return out
     crop = inside[y0:y0 + ch, x0:x0 + cw]
     runs = _column_runs(support)
+    if not runs[0]:  # an empty footprint fits anywhere in the crop
+        method = "fft"
     if method == "auto":
         method = "bits" if _bits_cost(crop.shape, h, runs) < _fft_cost(crop.shape) else "fft"
     if method == "bits":
@@ -179,8 +181,8 @@ def _fits_bitwise(crop: np.ndarray, h: int, w: int, runs: tuple[list[int], ...])
     eroded = _vertical_erosions(words, k, set(runs[2]))
     oh, ow = ch - h + 1, cw - w + 1
     n = oh * k
-    acc = np.full(n, np.uint64(0xFFFF_FFFF_FFFF_FFFF))
-    tmp = np.empty(n, np.uint64)
+    acc = np.full(n, 0xFFFF_FFFF_FFFF_FFFF, "<u8")  # little-endian like the packed words: low half first
+    tmp = np.empty(n, "<u8")
     for x, y, length in zip(*runs):
         q, r = divmod(x, 32)
         src = eroded[length][y * k + q:y * k + q + n]
@@ -193,9 +195,8 @@ def _fits_bitwise(crop: np.ndarray, h: int, w: int, runs: tuple[list[int], ...])
 
 
 def _pack_rows(crop: np.ndarray, spare: int) -> tuple[np.ndarray, int]:
-    """Flat uint64 words, k per row: word (y, j) holds columns 32 j .. 32 j + 63 (bit b = column 32 j + b).
-
-    `spare` all-zero rows follow the crop, and columns past its width are zero (outside).
+    """Flat little-endian uint64 words, k per row: word (y, j) holds columns 32 j .. 32 j + 63, bit b
+    column 32 j + b. `spare` all-zero rows follow the crop; columns past its width are zero (outside).
     """
     ch, cw = crop.shape
     k = -(-cw // 32)
