@@ -3,8 +3,9 @@
 The rule, exactly: the *support* of the placed lesion (every pixel whose feathered alpha can change
 a uint8 value) must lie inside the base's skin | lesion | marker region, at least `pad` pixels
 (chessboard distance) from any other label and from the image border. All valid top-left offsets
-are found at once by FFT-correlating the footprint with the forbidden map (issue 4: exact and
-vectorized); `naive_valid_offsets` is the original research code's Python loop over candidate
+are found at once, exactly (issue 4): by a bit-parallel erosion with the footprint's column runs,
+or by FFT-correlating the footprint with the forbidden map where that is cheaper (fragmented
+footprints); `naive_valid_offsets` is the original research code's Python loop over candidate
 corners, kept as the reference the benchmark and the tests compare against.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ ALLOWED_LABELS = (LABEL_SKIN, LABEL_LESION, LABEL_MARKER)
 # Alpha below this cannot move a uint8 value by 0.5 (255 * 1/512 < 0.5), so it is cut to 0:
 # the support is then exactly the set of pixels the composite may change.
 ALPHA_EPS = 1.0 / 512
+_BELOW_EPS = float(np.nextafter(ALPHA_EPS, 0.0))
 
 
 class PlacementError(ValueError):
@@ -100,14 +102,15 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if dilate_px > 0:  # the method's 3x3 dilation, `dilate_px` times
         les = cv2.dilate(les, np.ones((3, 3), np.uint8), iterations=dilate_px)
-    les = (les > 0).astype(np.uint8)
+    les = cv2.threshold(les, 0, 1, cv2.THRESH_BINARY)[1]
     alpha = les.astype(np.float64)
     if kernel.size > 1:
         # Integer weights summed in float64 are exact whatever the summation order, and the
         # scale is a power of two: alpha, and so every output byte, is the same on any machine.
         alpha = cv2.sepFilter2D(alpha, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
         alpha *= 1.0 / float(kernel.sum()) ** 2
-        alpha[alpha < ALPHA_EPS] = 0
+        # alpha < ALPHA_EPS -> 0: to-zero keeps values above the largest double below the cut.
+        cv2.threshold(alpha, _BELOW_EPS, 0, cv2.THRESH_TOZERO, dst=alpha)
     support = alpha > 0
     y0, x0, sh, sw = _bbox(support.view(np.uint8))
     crop = np.s_[y0:y0 + sh, x0:x0 + sw]
@@ -122,13 +125,15 @@ def feather_kernel(feather: float) -> np.ndarray:
     return np.array([math.comb(n, k) for k in range(n + 1)], np.float64)
 
 
-def valid_offsets(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
+def valid_offsets(inside: np.ndarray, support: np.ndarray, method: str = "auto") -> np.ndarray:
     """Bool map over top-left offsets (H - h + 1, W - w + 1): True where all of `support` is `inside`.
 
-    Exact: the FFT correlation counts outside pixels under the footprint. Counts are integers and
-    float64 FFT round-off is below log2(H W) * 1e-16 * sqrt(H W) * support area (< 1e-5 even for
-    2048 px images), so `< 0.5` is the exact "no outside pixel" test. The search is cropped to the
-    bounding box of `inside` (no valid patch can reach past it).
+    Two exact methods, same answer; `auto` takes the one its cost model expects to be faster:
+    - "bits": binary erosion by the footprint's column runs on bit-packed rows: pure integer logic.
+    - "fft": the FFT correlation counts outside pixels under the footprint. Counts are integers and
+      float64 round-off is below log2(H W) * 1e-16 * sqrt(H W) * support area (< 1e-5 even for
+      2048 px images), so `< 0.5` is the exact "no outside pixel" test.
+    The search is cropped to the bounding box of `inside` (no valid patch can reach past it).
     """
     big_h, big_w = inside.shape
     h, w = support.shape
@@ -137,9 +142,103 @@ def valid_offsets(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
     if ch < h or cw < w:
         return out
     crop = inside[y0:y0 + ch, x0:x0 + cw]
-    hits = _correlate_outside(crop, support)
-    out[y0:y0 + ch - h + 1, x0:x0 + cw - w + 1] = hits[:ch - h + 1, :cw - w + 1] < 0.5
+    runs = _column_runs(support)
+    if not runs[0]:  # an empty footprint fits anywhere in the crop
+        method = "fft"
+    if method == "auto":
+        method = "bits" if _bits_cost(crop.shape, h, runs) < _fft_cost(crop.shape) else "fft"
+    if method == "bits":
+        fits = _fits_bitwise(crop, h, w, runs)
+    elif method == "fft":
+        fits = _correlate_outside(crop, support)[:ch - h + 1, :cw - w + 1] < 0.5
+    else:
+        raise ValueError(f"method={method!r}: expected 'auto', 'bits' or 'fft'")
+    out[y0:y0 + ch - h + 1, x0:x0 + cw - w + 1] = fits
     return out
+
+
+def _column_runs(support: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+    """The footprint as vertical runs: (columns, first rows, lengths), column by column."""
+    h, w = support.shape
+    edges = np.zeros((w, h + 2), np.int8)
+    edges[:, 1:-1] = support.T
+    step = np.diff(edges, axis=1)
+    xs, starts = np.nonzero(step == 1)
+    ends = np.nonzero(step == -1)[1]
+    return xs.tolist(), starts.tolist(), (ends - starts).tolist()
+
+
+def _fits_bitwise(crop: np.ndarray, h: int, w: int, runs: tuple[list[int], ...]) -> np.ndarray:
+    """(ch - h + 1, cw - w + 1) bool: offsets where every run of the footprint lies inside `crop`.
+
+    A run (x, y, n) fits at (oy, ox) iff rows oy + y .. oy + y + n - 1 of column ox + x are all
+    inside: one AND of the row-shifted n-row erosion per run, 64 offsets per machine word. Words
+    start every 32 columns and hold 64, so any column shift is a word offset plus one right shift
+    by < 32 whose low 32 bits are all valid: two vector operations per run.
+    """
+    ch, cw = crop.shape
+    words, k = _pack_rows(crop, spare=1)  # the spare row: shifted reads stay inside the buffer
+    eroded = _vertical_erosions(words, k, set(runs[2]))
+    oh, ow = ch - h + 1, cw - w + 1
+    n = oh * k
+    acc = np.full(n, 0xFFFF_FFFF_FFFF_FFFF, "<u8")  # little-endian like the packed words: low half first
+    tmp = np.empty(n, "<u8")
+    for x, y, length in zip(*runs):
+        q, r = divmod(x, 32)
+        src = eroded[length][y * k + q:y * k + q + n]
+        if r:
+            src = np.right_shift(src, r, out=tmp)
+        np.bitwise_and(acc, src, out=acc)
+    # Keep each word's low half (its own 32 columns), then back to one byte per offset.
+    low = np.ascontiguousarray(acc.view("<u4")[::2]).view(np.uint8).reshape(oh, 4 * k)
+    return np.unpackbits(low, axis=1, count=ow, bitorder="little").view(bool)
+
+
+def _pack_rows(crop: np.ndarray, spare: int) -> tuple[np.ndarray, int]:
+    """Flat little-endian uint64 words, k per row: word (y, j) holds columns 32 j .. 32 j + 63, bit b
+    column 32 j + b. `spare` all-zero rows follow the crop; columns past its width are zero (outside).
+    """
+    ch, cw = crop.shape
+    k = -(-cw // 32)
+    packed = np.zeros((ch + spare, 4 * (k + 1)), np.uint8)
+    packed[:ch, :-(-cw // 8)] = np.packbits(crop, axis=1, bitorder="little")
+    halves = packed.view("<u4")
+    words = np.empty((ch + spare, k, 2), "<u4")
+    words[..., 0], words[..., 1] = halves[:, :k], halves[:, 1:]
+    return words.view("<u8").reshape(-1), k
+
+
+def _vertical_erosions(words: np.ndarray, k: int, lengths: set[int]) -> dict[int, np.ndarray]:
+    """{n: rows y .. y + n - 1 all inside, at row y} for every n in `lengths`, from power-of-two steps.
+
+    Each result is k words shorter per extra row it reads, so no read leaves the buffer.
+    """
+    powers = {1: words}
+    p = 1
+    while 2 * p <= max(lengths):
+        e = powers[p]
+        powers[2 * p] = np.bitwise_and(e[:e.size - p * k], e[p * k:])
+        p *= 2
+    out = {}
+    for n in lengths:
+        p = 1 << (n.bit_length() - 1)
+        e, d = powers[p], (n - p) * k
+        out[n] = e if d == 0 else np.bitwise_and(e[:e.size - d], e[d:])
+    return out
+
+
+def _bits_cost(crop_hw: tuple[int, int], h: int, runs: tuple[list[int], ...]) -> float:
+    """Rough microseconds of `_fits_bitwise`: per vector operation, a call cost plus a per-word cost."""
+    ch, cw = crop_hw
+    words = (ch + 1) * -(-cw // 32)
+    ops = 2 * len(runs[0]) + len(set(runs[2])) + max(runs[2]).bit_length() + 8
+    return ops * (1.0 + words * 3.3e-4)
+
+
+def _fft_cost(crop_hw: tuple[int, int]) -> float:
+    """Rough microseconds of `_correlate_outside` at this crop size."""
+    size = _fast_len(crop_hw[0]) * _fast_len(crop_hw[1])
+    return 40 + size * math.log2(size) * 6.5e-4
 
 
 def _correlate_outside(inside: np.ndarray, support: np.ndarray) -> np.ndarray:
@@ -229,10 +328,15 @@ def naive_valid_offsets(label_map: np.ndarray, support: np.ndarray, pad: int) ->
 
 def choose_offset(valid: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:
     """A uniformly random valid offset (row-major order, so the same seed picks the same one)."""
-    idx = np.flatnonzero(valid)
-    if idx.size == 0:
+    import cv2
+
+    total = cv2.countNonZero(valid.view(np.uint8))
+    if total == 0:
         return None
-    y, x = divmod(int(idx[int(rng.integers(idx.size))]), valid.shape[1])
+    k = int(rng.integers(total))  # the k-th valid offset in row-major order, found row by row
+    ends = np.cumsum(cv2.reduce(valid.view(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel())
+    y = int(np.searchsorted(ends, k, side="right"))
+    x = int(np.flatnonzero(valid[y])[k - (int(ends[y - 1]) if y else 0)])
     return y, x
 
 
@@ -242,11 +346,14 @@ def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
     y, x = offset
     h, w = patch.alpha.shape
     rgb = base_rgb.copy()
-    region = rgb[y:y + h, x:x + w].astype(np.float64)
+    window = rgb[y:y + h, x:x + w]
+    region = window.astype(np.float64)
     # base + a * (donor - base): exactly the base where alpha is 0, so nothing outside moves; with
     # dyadic alpha and integer pixels every step is exact in float64 (bit-identical anywhere).
-    blended = region + patch.alpha[..., None] * (patch.rgb - region)
-    rgb[y:y + h, x:x + w] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    blended = np.subtract(patch.rgb, region)
+    blended *= patch.alpha[..., None]
+    blended += region
+    window[...] = np.clip(np.rint(blended, out=blended), 0, 255, out=blended)  # integral: the cast is exact
     label_map = base_map.copy()
     label_map[y:y + h, x:x + w][patch.lesion] = LABEL_LESION
     return rgb, label_map
@@ -271,9 +378,11 @@ def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray
     """Move the donor's lesion onto the base: first pad in `pads` with a valid offset wins.
 
     Steps: 1. draw the angle from the pair's seed; 2. cut the patch; 3. find valid offsets per pad
-    (one erosion and one FFT correlation per pad tried); 4. draw an offset; 5. composite.
+    (one margin erosion and one exact search per pad tried); 4. draw an offset; 5. composite.
     Raises PlacementError (`base_has_no_skin`, `donor_has_no_lesion`, `no_placement_fits`).
     """
+    import cv2
+
     check_pair(base_rgb, base_map, donor_rgb, donor_map)
     rng = np.random.default_rng(seed)
     # Rounded so the recorded angle reproduces the image exactly.
@@ -281,7 +390,7 @@ def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray
     donor_rgb, donor_map, _ = fit_donor(donor_rgb, donor_map, base_map.shape)
     patch = cut_patch(donor_rgb, donor_map, angle, dilate_px, feather)
     allowed = allowed_region(base_map)
-    if not allowed.any():
+    if not cv2.countNonZero(allowed):
         raise PlacementError("base_has_no_skin", "the base's label map has no skin, lesion or marker pixels")
     for pad in pads:
         offset = choose_offset(valid_offsets(with_margin(allowed, pad), patch.support), rng)

@@ -18,8 +18,8 @@ from builder.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
 from builder.cli import main as cli_main
 from generation.lesion_map import make_plan, run_lesion_map, run_lesion_map_pool
-from generation.placement import (PlacementError, allowed_region, cut_patch, feather_kernel, fit_donor, map_lesion,
-                                  naive_valid_offsets, valid_offsets, with_margin)
+from generation.placement import (PlacementError, allowed_region, choose_offset, cut_patch, feather_kernel,
+                                  fit_donor, map_lesion, naive_valid_offsets, valid_offsets, with_margin)
 
 SKIN_RGB = {"light": (224, 182, 160), "medium": (178, 126, 94), "dark": (96, 64, 48)}
 CFG = LesionMapConfig(budget=24, seed=3, pads=(10, 5, 0), rotate=True, dilate_px=1, feather=1.5)
@@ -132,9 +132,10 @@ def test_fast_placement_equals_naive_loop_on_real_masks(shared_data):
         patch = cut_patch(synth_photo(donor, "dark", k), donor, 37.0 * k, 1, 1.5)
         allowed = allowed_region(base)
         for pad in (10, 5, 0):
-            fast = valid_offsets(with_margin(allowed, pad), patch.support)
             slow = naive_valid_offsets(base, patch.support, pad)
-            assert fast.shape == slow.shape and (fast == slow).all(), (b, d, pad)
+            for method in ("auto", "bits", "fft"):
+                fast = valid_offsets(with_margin(allowed, pad), patch.support, method)
+                assert fast.shape == slow.shape and (fast == slow).all(), (b, d, pad, method)
             assert slow.any() or pad > 0
 
 
@@ -151,10 +152,64 @@ def test_fast_placement_equals_naive_loop_on_random_shapes():
         donor = np.where(rng.random((dh, dw)) < 0.15, LABEL_LESION, LABEL_SKIN).astype(np.uint8)
         patch = cut_patch(synth_photo(donor, "medium", k), donor, float(rng.uniform(0, 360)), 0, 0.5 * (k % 3))
         for pad in (3, 1, 0):
-            fast = valid_offsets(with_margin(allowed_region(base), pad), patch.support)
-            assert np.array_equal(fast, naive_valid_offsets(base, patch.support, pad)), (k, pad)
-            counts.append(int(fast.sum()))
+            slow = naive_valid_offsets(base, patch.support, pad)
+            for method in ("auto", "bits", "fft"):
+                fast = valid_offsets(with_margin(allowed_region(base), pad), patch.support, method)
+                assert np.array_equal(fast, slow), (k, pad, method)
+            counts.append(int(slow.sum()))
     assert sum(c > 0 for c in counts) >= 18  # most cases have valid offsets to agree on
+
+
+def _blobs(rng: np.random.Generator, shape: tuple[int, int], keep: float, sigma: float) -> np.ndarray:
+    noise = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), sigma)
+    return noise > np.quantile(noise, 1 - keep)
+
+
+@pytest.mark.parametrize("hw, fp_hw", [((40, 31), (9, 30)), ((50, 32), (12, 32)), ((45, 33), (20, 33)),
+                                        ((70, 63), (30, 40)), ((66, 64), (33, 64)), ((80, 65), (7, 65)),
+                                        ((60, 97), (25, 70)), ((130, 129), (64, 66)), ((35, 200), (6, 100))])
+def test_bit_search_equals_naive_loop_across_word_boundaries(hw, fp_hw):
+    """Bit-packed rows hold 64 columns every 32: widths and footprint shifts around 32 and 64,
+    footprints as wide as the base, multi-part footprints with holes, ruler specks in the skin."""
+    rng = np.random.default_rng(sum(hw) * 1000 + sum(fp_hw))
+    agree = 0
+    for trial in range(3):
+        base = np.where(_blobs(rng, hw, 0.97, max(hw) / 6), LABEL_SKIN, 0).astype(np.uint8)
+        base[rng.random(hw) < 0.001] = 3
+        support = _blobs(rng, fp_hw, 0.1 + 0.1 * trial, 1.5 + trial)
+        support[fp_hw[0] // 2, fp_hw[1] // 2] = True
+        for pad in (2, 0):
+            slow, inside = naive_valid_offsets(base, support, pad), with_margin(allowed_region(base), pad)
+            for method in ("bits", "fft"):
+                assert np.array_equal(valid_offsets(inside, support, method), slow), (trial, pad, method)
+            agree += int(slow.sum())
+    assert agree > 0
+
+
+def test_auto_search_picks_bits_for_compact_footprints_and_fft_for_fragmented_ones():
+    from generation.placement import _bits_cost, _column_runs, _fft_cost
+
+    rng = np.random.default_rng(5)
+    disk = cv2.circle(np.zeros((41, 41), np.uint8), (20, 20), 20, 1, -1).astype(bool)
+    specks = rng.random((120, 120)) < 0.3
+    for footprint, expect_bits in ((disk, True), (specks, False)):
+        bits_cost = _bits_cost((236, 236), footprint.shape[0], _column_runs(footprint))
+        assert (bits_cost < _fft_cost((236, 236))) == expect_bits
+    base = np.where(_blobs(rng, (200, 200), 0.95, 8), LABEL_SKIN, 0).astype(np.uint8)
+    inside = allowed_region(base)
+    for footprint in (disk, specks, np.zeros((3, 4), bool)):  # an empty footprint fits anywhere in the crop
+        assert np.array_equal(valid_offsets(inside, footprint), valid_offsets(inside, footprint, "fft"))
+    with pytest.raises(ValueError, match="'bits' or 'fft'"):
+        valid_offsets(inside, disk, "loop")
+
+
+def test_choose_offset_draws_the_kth_valid_offset_in_row_major_order():
+    rng = np.random.default_rng(3)
+    for k in range(40):
+        valid = rng.random((int(rng.integers(1, 60)), int(rng.integers(1, 60)))) < rng.choice([0.0, 0.02, 0.5, 1.0])
+        idx = np.flatnonzero(valid)
+        want = divmod(int(idx[np.random.default_rng(k).integers(idx.size)]), valid.shape[1]) if idx.size else None
+        assert choose_offset(valid, np.random.default_rng(k)) == want, k
 
 
 def test_every_changed_pixel_is_in_the_feathered_lesion_inside_skin_with_its_pad(mapped, stores):
