@@ -170,6 +170,7 @@ def main() -> None:
                          f"end_to_end_images_per_s_per_core_{s}px": round(r["end_to_end_img_s"], 1),
                          f"png_encode_share_{s}px": round(r["encode_share"], 3),
                          f"rejected_{s}px": r["rejected"]})
+        headline[f"speedup_vs_naive_{s}"] = round(r["speedup"], 1)  # the plain headline: whole map
     print(json.dumps(headline))
 
 
