@@ -85,9 +85,8 @@ def train_lora(instances: list[TrainingImage], read_instance, classes: list[Trai
     settings = T.settings_for(cfg, "lora")
     extra = {"ti_sha256": sha256_file(ti_path), "classes": [(c.sample_id, c.sha256) for c in classes]}
     fp = T.fingerprint(settings, instances, extra)
-    done = read_manifest(out_dir)
-    if done and done.get("fingerprint") == fp and (out_dir / LORA_FILE).is_file():
-        log.info("LoRA for %r already trained (%s); skipping", disease, fp)
+    done = T.finished_model(out_dir, fp, LORA_FILE, f"LoRA for {disease!r}")
+    if done:
         return done, None
     T.check_config(cfg, device)
     acc = T.make_accelerator(cfg, device, cfg.lora_grad_accum)

@@ -54,9 +54,8 @@ def train_textual_inversion(images: list[TrainingImage], read_rgb, disease: str,
     out_dir = Path(out_dir)
     settings = T.settings_for(cfg, "ti")
     fp = T.fingerprint(settings, images)
-    done = read_manifest(out_dir)
-    if done and done.get("fingerprint") == fp and (out_dir / EMBEDS).is_file():
-        log.info("textual inversion for %r already trained (%s); skipping", disease, fp)
+    done = T.finished_model(out_dir, fp, EMBEDS, f"textual inversion for {disease!r}")
+    if done:
         return done, None
     T.check_config(cfg, device)
     acc = T.make_accelerator(cfg, device, cfg.ti_grad_accum)

@@ -13,7 +13,7 @@ from builder.config import SemanticConfig
 from builder.errors import ConfigError
 from builder.progress import progress
 from builder.store import decode_rgb
-from generation.semantic.training_set import TrainingImage
+from generation.semantic.training_set import TrainingImage, read_manifest
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
@@ -247,3 +247,12 @@ def place(module, device, dtype) -> None:
         module.to(device)
     else:
         module.to(device, dtype)
+
+
+def finished_model(out_dir: Path, fingerprint_: str, weights: str, what: str) -> dict | None:
+    """The manifest of a model already trained with these exact settings and images, else None."""
+    done = read_manifest(out_dir)
+    if done and done.get("fingerprint") == fingerprint_ and (out_dir / weights).is_file():
+        log.info("%s already trained (%s); skipping", what, fingerprint_)
+        return done
+    return None
