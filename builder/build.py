@@ -189,6 +189,10 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
 
     import datasets
 
+    from builder.progress import progress_enabled
+
+    if not progress_enabled():  # --quiet silences the library's bars too
+        datasets.disable_progress_bars()
     expected: dict[tuple[str, str], int] = Counter()
     for f in files:
         expected[("all", f["split"])] += f["rows"]

@@ -21,6 +21,10 @@ def set_progress(enabled: bool) -> None:
     _ENABLED = enabled
 
 
+def progress_enabled() -> bool:
+    return _ENABLED
+
+
 def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "img") -> Iterator[T]:
     """Iterate with a progress bar on stderr when enabled and attached to a terminal or forced on."""
     if not _ENABLED:
