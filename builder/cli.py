@@ -62,9 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.quiet:
+        import os
+
         from builder.progress import set_progress
 
         set_progress(False)
+        os.environ["CGDDI_PROGRESS"] = "0"  # worker processes (forkserver pools) read it at import
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
