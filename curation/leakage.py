@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from builder.schema import Record, Rejection
+from builder.schema import SPLITS, Record, Rejection
 
-_ORDER = {"train": 0, "validation": 1, "test": 2}
+_ORDER = {s: i for i, s in enumerate(SPLITS)}  # train < validation < test: most held out wins
 STAGE = "curate"
 
 

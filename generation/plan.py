@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from builder.errors import ConfigError
-from builder.schema import SKIN_TONES, Record, sample_seed
+from builder.schema import SKIN_TONES, SPLITS, Record, sample_seed
 
 if TYPE_CHECKING:
     import polars
@@ -31,8 +31,8 @@ def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
     if not split_of:
         return _plan_one(bases, donors, budget, seed).with_columns(pl.lit(None, pl.String).alias("split"))
     _check(bases, donors, budget)
-    split = lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=_HELD_OUT.index)  # noqa: E731
-    groups = sorted({split(b) for b in bases} & {split(d) for d in donors}, key=_HELD_OUT.index)
+    split = lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=SPLITS.index)  # noqa: E731
+    groups = sorted({split(b) for b in bases} & {split(d) for d in donors}, key=SPLITS.index)
     sizes = {g: sum(split(b) == g for b in bases) for g in groups}
     parts, start = [], 0
     for g, n in _apportion(budget, sizes).items():
@@ -42,8 +42,6 @@ def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
         start += n
     return pl.concat(parts) if parts else _plan_one([], [], 0, seed).with_columns(pl.lit(None, pl.String).alias("split"))
 
-
-_HELD_OUT = ("train", "validation", "test")
 
 
 def _apportion(budget: int, sizes: dict[str, int]) -> dict[str, int]:

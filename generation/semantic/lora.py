@@ -153,15 +153,10 @@ def _lora_state(unet) -> dict:
 
 
 def _resume(out_dir: Path, fp: str, unet, opt) -> int:
-    import torch
     from peft.utils import set_peft_model_state_dict
 
-    ckpt = T.latest_checkpoint(out_dir)
-    if ckpt is None:
-        return 0
-    state = torch.load(ckpt, map_location="cpu")
-    if state.get("fingerprint") != fp:
-        log.info("ignoring checkpoint %s: it belongs to other settings or images", ckpt)
+    state, ckpt = T.matching_checkpoint(out_dir, fp)
+    if state is None:
         return 0
     set_peft_model_state_dict(unet, state["lora"])
     opt.load_state_dict(state["optimizer"])

@@ -124,12 +124,8 @@ def _resume(out_dir: Path, fp: str, emb, token_id: int, opt) -> int:
     """
     import torch
 
-    ckpt = T.latest_checkpoint(out_dir)
-    if ckpt is None:
-        return 0
-    state = torch.load(ckpt, map_location="cpu")
-    if state.get("fingerprint") != fp:
-        log.info("ignoring checkpoint %s: it belongs to other settings or images", ckpt)
+    state, ckpt = T.matching_checkpoint(out_dir, fp)
+    if state is None:
         return 0
     with torch.no_grad():
         emb[token_id] = state["row"].to(emb.device, emb.dtype)

@@ -177,6 +177,20 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def matching_checkpoint(folder: Path, fingerprint_: str) -> tuple[dict, Path] | tuple[None, None]:
+    """The newest checkpoint (state, path) if it was made from the same settings and images."""
+    import torch
+
+    ckpt = latest_checkpoint(folder)
+    if ckpt is None:
+        return None, None
+    state = torch.load(ckpt, map_location="cpu")
+    if state.get("fingerprint") != fingerprint_:
+        log.info("ignoring checkpoint %s: it belongs to other settings or images", ckpt)
+        return None, None
+    return state, ckpt
+
+
 def save_checkpoint(folder: Path, step: int, state: dict) -> None:
     import torch
 
