@@ -68,6 +68,9 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         raise ConfigError(f"--source {opts.source} is not a folder")
     if cfg.healthy.backend not in ("opencv", "diffusers"):
         raise ConfigError(f"healthy.backend={cfg.healthy.backend!r}: expected opencv or diffusers")
+    from curation.curate import check_config
+
+    check_config(cfg.curation)  # curation settings fail here, not after ingest and generation
     if cfg.healthy.backend == "diffusers" and not cfg.healthy.model_id:
         raise ConfigError("healthy.backend=diffusers needs healthy.model_id (a Hub id with revision, or a folder)")
 
@@ -93,9 +96,8 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
     # 2. Splits over real images (lineage groups, near-duplicates linked), decided before any
     #    generation: semantic training must know the test split.
-    from curation.curate import check_config, curate_records, split_real
+    from curation.curate import curate_records, split_real
 
-    check_config(cfg.curation)
     real_split = split_real(real_records, real, cfg.curation, workers=opts.workers)
     split_of = real_split.split_of
     _write_splits(work / "splits.csv", split_of)
