@@ -127,7 +127,7 @@ def main() -> None:
     ap.add_argument("--faiss-queries", type=int, default=50000)
     args = ap.parse_args()
     os.environ.setdefault("CGDDI_PROGRESS", "0")
-    from builder.progress import set_progress
+    from builder.core.progress import set_progress
 
     set_progress(False)
     h = bench_hashing(args.passes)

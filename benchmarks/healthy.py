@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CGDDI_PROGRESS", "0")
 
-from builder.config import HealthyConfig  # noqa: E402
-from builder.store import StageStore  # noqa: E402
+from builder.core.config import HealthyConfig  # noqa: E402
+from builder.core.store import StageStore  # noqa: E402
 from curation.ingest import ingest_source  # noqa: E402
 from generation.healthy import run_healthy  # noqa: E402
 from generation.inpaint_region import inpaint_region  # noqa: E402

@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from builder.config import SemanticConfig  # noqa: E402
-from builder.schema import SKIN_TONES, sample_seed  # noqa: E402
+from builder.core.config import SemanticConfig  # noqa: E402
+from builder.core.schema import SKIN_TONES, sample_seed  # noqa: E402
 
 
 def parse() -> argparse.Namespace:

@@ -25,8 +25,8 @@ def make_store(root: Path, n: int, size: int, unique: int | None = None):
     """A stage store of `n` healthy records with distinct photo-like PNGs (skin-coloured gradients + noise)."""
     import numpy as np
 
-    from builder.schema import Record
-    from builder.store import StageStore, encode_png
+    from builder.core.schema import Record
+    from builder.core.store import StageStore, encode_png
 
     store = StageStore(root)
     pngs = []
@@ -48,7 +48,7 @@ def make_store(root: Path, n: int, size: int, unique: int | None = None):
 
 def child(mode: str, store_dir: Path, out: Path, shard_mb: float) -> dict:
     """One measurement in this process: seconds, PNG bytes handled, own peak RSS."""
-    from builder.store import StageStore
+    from builder.core.store import StageStore
 
     import pyarrow.parquet  # noqa: F401  imports are not part of writing
     if mode == "datasets":

@@ -1,2 +1,2 @@
 """cgDDI dataset builder: versioned build, shards, push, audit and exports (no heavy imports here)."""
-from builder.schema import TOOLKIT_VERSION as __version__  # noqa: F401
+from builder.core.schema import TOOLKIT_VERSION as __version__  # noqa: F401

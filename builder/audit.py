@@ -6,7 +6,7 @@ semantic synthetic from a model that saw it), and exact or near duplicates (pHas
 Test sources come from `--test-ids` when given, else from the data: the split of every
 single-source row (a real image or its healthy synthetic) fixes its source's split.
 Integrity: every file against manifest.json (sha256, bytes, rows), the Parquet schema against
-`builder.schema.arrow_schema()`, the card's split sizes against the rows, per-kind configs against
+`builder.core.schema.arrow_schema()`, the card's split sizes against the rows, per-kind configs against
 `all`. Any failure makes `AuditReport.ok` false (the CLI exits 1).
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from builder.progress import progress
-from builder.schema import KINDS, MALIGNANCY, SKIN_TONES
+from builder.core.progress import progress
+from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def check_schema(folder: Path, path: str, expected_rows: int | None, report: Aud
     """The shard's Arrow schema and `huggingface` metadata match the published schema."""
     import pyarrow.parquet as pq
 
-    from builder.schema import arrow_schema
+    from builder.core.schema import arrow_schema
 
     try:
         meta = pq.read_metadata(folder / path)

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve_target(target: str, revision: str | None) -> Path:
     """A local folder as is; a repo id is downloaded (manifest, card, data) at `revision`."""
-    from builder.errors import CgddiError
+    from builder.core.errors import CgddiError
 
     path = Path(target)
     if path.is_dir():

@@ -9,10 +9,10 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from builder.config import BuildConfig
-from builder.errors import BuildError, ConfigError
-from builder.schema import KINDS, SKIN_TONES, SPLITS, Record
-from builder.store import StageStore
+from builder.core.config import BuildConfig
+from builder.core.errors import BuildError, ConfigError
+from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
+from builder.core.store import StageStore
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
 
     import datasets
 
-    from builder.progress import progress_enabled
+    from builder.core.progress import progress_enabled
 
     if not progress_enabled():  # --quiet silences the library's bars too
         datasets.disable_progress_bars()

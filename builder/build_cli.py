@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from builder.build import BuildOptions, build
-    from builder.config import load_config
+    from builder.core.config import load_config
 
     cfg = load_config(args.version)
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ import importlib
 import logging
 import sys
 
-from builder.errors import CgddiError
+from builder.core.errors import CgddiError
 
 # (command, module, one-line help). A module is imported only to build its parser.
 COMMANDS = [
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         import os
 
-        from builder.progress import set_progress
+        from builder.core.progress import set_progress
 
         set_progress(False)
         os.environ["CGDDI_PROGRESS"] = "0"  # worker processes (forkserver pools) read it at import

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_MARKER, LABEL_RULER, LABEL_SKIN
-from builder.store import encode_png
+from builder.core.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_MARKER, LABEL_RULER, LABEL_SKIN
+from builder.core.store import encode_png
 
 # (DDI raw disease, malignant, lesion RGB at medium tone, relative size): a spread of the DDI classes.
 DISEASES = (

@@ -20,8 +20,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from builder.errors import CgddiError
-from builder.schema import HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
+from builder.core.errors import CgddiError
+from builder.core.schema import HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
 
 log = logging.getLogger(__name__)
 

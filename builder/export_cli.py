@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from builder.audit import read_test_ids
-    from builder.errors import ConfigError
+    from builder.core.errors import ConfigError
     from builder.export import export_patchalign
 
     folder = args.folder or args.build_out / args.version

@@ -9,9 +9,9 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-from builder.config import BuildConfig
-from builder.errors import BuildError
-from builder.schema import TOOLKIT_VERSION
+from builder.core.config import BuildConfig
+from builder.core.errors import BuildError
+from builder.core.schema import TOOLKIT_VERSION
 
 LIBRARIES = ("datasets", "huggingface_hub", "pyarrow", "polars", "pillow", "numpy", "opencv-python-headless",
              "torch", "diffusers", "transformers", "peft", "accelerate", "imagehash", "faiss-cpu")

@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from builder.errors import CgddiError
+from builder.core.errors import CgddiError
 
 log = logging.getLogger(__name__)
 

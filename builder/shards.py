@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builder.schema import COLUMNS, SPLITS, Record, arrow_schema
-from builder.store import StageStore
+from builder.core.schema import COLUMNS, SPLITS, Record, arrow_schema
+from builder.core.store import StageStore
 
 ROW_GROUP_ROWS = 100
 ROW_GROUP_MB = 32.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from builder.config import BuildConfig
-from builder.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, TOOLKIT_VERSION, Record
+from builder.core.config import BuildConfig
+from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, TOOLKIT_VERSION, Record
 from cards import text
 
 CONFIG_ORDER = ("all",) + KINDS
@@ -26,7 +26,7 @@ def card_yaml(files: list[dict], cfg: BuildConfig):
     from datasets.info import DatasetInfo, DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
-    from builder.schema import features
+    from builder.core.schema import features
 
     shards = [f for f in files if "config" in f]
     configs = sorted({f["config"] for f in shards}, key=KINDS.index)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from builder.config import BuildConfig
-from builder.schema import KINDS, MALIGNANCY, SKIN_TONES
+from builder.core.config import BuildConfig
+from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES
 
 # column -> (Croissant data type, description); nested struct/list lineage columns are described
 # in the card and kept out of the RecordSet (Croissant 1.0 readers disagree on nested Parquet).

@@ -9,7 +9,7 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from builder.schema import KINDS, SKIN_TONES, SPLITS, Record
+from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
 
 THUMB = 128
 PER_CELL = 4

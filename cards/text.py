@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from builder.config import BuildConfig
-from builder.schema import TOOLKIT_VERSION
+from builder.core.config import BuildConfig
+from builder.core.schema import TOOLKIT_VERSION
 
 KIND_TEXT = {
     "healthy": "healthy skin: the lesion of a real photo inpainted away, everything outside the "

@@ -14,10 +14,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from builder.config import CurationConfig
-from builder.errors import BuildError, ConfigError
-from builder.schema import Record, Rejection
-from builder.store import StageStore
+from builder.core.config import CurationConfig
+from builder.core.errors import BuildError, ConfigError
+from builder.core.schema import Record, Rejection
+from builder.core.store import StageStore
 from curation.dedup import (Duplicate, ImageHash, cross_group_pairs, find_duplicates, hash_images,
                             similar_pairs)
 from curation.leakage import apply_splits, record_sources, remove_cross_split_duplicates

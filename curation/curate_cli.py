@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from builder.config import load_config
+    from builder.core.config import load_config
     from curation.curate_run import CurateOptions, curate_source
 
     cfg = load_config(args.version).curation
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _parse_synthetic(items: list[str]) -> dict[str, Path]:
-    from builder.errors import ConfigError
-    from builder.schema import KINDS
+    from builder.core.errors import ConfigError
+    from builder.core.schema import KINDS
 
     out = {}
     for item in items:

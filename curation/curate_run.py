@@ -6,10 +6,10 @@ import json
 import logging
 from pathlib import Path
 
-from builder.config import CurationConfig
-from builder.errors import BuildError, ConfigError
-from builder.schema import Record, Rejection
-from builder.store import StageStore
+from builder.core.config import CurationConfig
+from builder.core.errors import BuildError, ConfigError
+from builder.core.schema import Record, Rejection
+from builder.core.store import StageStore
 from curation.curate import check_config, curate_records, read_training_manifests, reconcile, split_real
 from curation.ingest import ingest_source, read_counts
 from curation.splits import split_table

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from builder.schema import Rejection
+from builder.core.schema import Rejection
 
 STAGE = "dedup"
 
@@ -95,7 +95,7 @@ def hash_images(items: Iterable[tuple[str, str | os.PathLike]], workers: int | N
 
     Returns hashes and rejections (unreadable images), both sorted by sample_id.
     """
-    from builder.progress import progress
+    from builder.core.progress import progress
 
     todo = sorted((sid, str(p)) for sid, p in items)
     workers = max(1, workers or os.cpu_count() or 1)

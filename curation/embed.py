@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from builder.errors import ConfigError
+from builder.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.errors import BuildError, SourceError
-from builder.progress import StageSummary, progress
-from builder.schema import Record, Rejection, digest, make_sample_id
-from builder.store import StageStore, atomic_write, decode_rgb, encode_png
+from builder.core.errors import BuildError, SourceError
+from builder.core.progress import StageSummary, progress
+from builder.core.schema import Record, Rejection, digest, make_sample_id
+from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
 from curation.masks import MaskError, read_binary_masks, read_sddi_mask
 from curation.metadata import DISEASE_MAP, SourceRow, find_table, load_disease_map, read_source_table
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from builder.schema import SPLITS, Record, Rejection
+from builder.core.schema import SPLITS, Record, Rejection
 
 _ORDER = {s: i for i, s in enumerate(SPLITS)}  # train < validation < test: most held out wins
 STAGE = "curate"

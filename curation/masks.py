@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_SKIN, LABEL_VALUES
+from builder.core.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_SKIN, LABEL_VALUES
 
 
 class MaskError(ValueError):

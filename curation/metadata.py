@@ -10,8 +10,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from builder.errors import SourceError
-from builder.schema import DDI_TONE_TO_NAME, Rejection, fitzpatrick_to_tone
+from builder.core.errors import SourceError
+from builder.core.schema import DDI_TONE_TO_NAME, Rejection, fitzpatrick_to_tone
 
 STAGE = "ingest"
 DISEASE_MAP = Path(__file__).resolve().parents[1] / "builder" / "data" / "ddi_disease_map.csv"

@@ -20,9 +20,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
 
-from builder.config import CurationConfig
-from builder.errors import ConfigError
-from builder.schema import SPLITS, Record
+from builder.core.config import CurationConfig
+from builder.core.errors import ConfigError
+from builder.core.schema import SPLITS, Record
 
 log = logging.getLogger(__name__)
 METHODS = ("stratified", "test_ids", "patchalign24")

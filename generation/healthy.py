@@ -13,12 +13,12 @@ from typing import Iterator
 
 import numpy as np
 
-from builder.config import HealthyConfig
-from builder.errors import BuildError, CgddiError, ConfigError
-from builder.progress import StageSummary, progress
-from builder.schema import (HEALTHY_DISEASE, LABEL_VALUES, Generator, Record, Rejection,
+from builder.core.config import HealthyConfig
+from builder.core.errors import BuildError, CgddiError, ConfigError
+from builder.core.progress import StageSummary, progress
+from builder.core.schema import (HEALTHY_DISEASE, LABEL_VALUES, Generator, Record, Rejection,
                             canonical_json, digest, make_sample_id, sample_seed)
-from builder.store import StageStore, atomic_write, decode_label_map, decode_rgb, encode_png
+from builder.core.store import StageStore, atomic_write, decode_label_map, decode_rgb, encode_png
 from generation.healthy_backends import BACKENDS, DTYPES, Job
 from generation.inpaint_region import composite, healed_label_map, inpaint_region
 

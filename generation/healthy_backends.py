@@ -11,9 +11,9 @@ import logging
 
 import numpy as np
 
-from builder.config import HealthyConfig
-from builder.errors import ConfigError
-from builder.schema import public_model_id
+from builder.core.config import HealthyConfig
+from builder.core.errors import ConfigError
+from builder.core.schema import public_model_id
 from generation.inpaint_region import Region, crop_window
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 
-from builder.errors import CgddiError, ConfigError
+from builder.core.errors import CgddiError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def healthy_config(args: argparse.Namespace):
     """The config's healthy section with the command line's backend and model on top."""
-    from builder.config import load_config
+    from builder.core.config import load_config
 
     cfg = load_config(args.config).healthy
     changes = {}
@@ -69,7 +69,7 @@ def distributed(device: str):
 
 def real_store(args: argparse.Namespace, state):
     """The real stage store: --source itself if it is one, else the source ingested into OUT/real."""
-    from builder.store import StageStore
+    from builder.core.store import StageStore
 
     if (args.source / "records").is_dir():
         return StageStore(args.source)
@@ -90,7 +90,7 @@ def real_store(args: argparse.Namespace, state):
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.store import StageStore
+    from builder.core.store import StageStore
     from generation.healthy import check_inputs, run_healthy
 
     cfg = healthy_config(args)

@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from builder.schema import LABEL_LESION, LABEL_MARKER, LABEL_SKIN
+from builder.core.schema import LABEL_LESION, LABEL_MARKER, LABEL_SKIN
 
 
 @dataclasses.dataclass(frozen=True)

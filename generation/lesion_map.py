@@ -7,11 +7,11 @@ import logging
 import os
 from typing import TYPE_CHECKING, Iterator
 
-from builder.config import LesionMapConfig
-from builder.errors import ConfigError
-from builder.progress import StageSummary, progress
-from builder.schema import Generator, Record, Rejection, digest, make_sample_id
-from builder.store import StageStore, encode_png
+from builder.core.config import LesionMapConfig
+from builder.core.errors import ConfigError
+from builder.core.progress import StageSummary, progress
+from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id
+from builder.core.store import StageStore, encode_png
 from generation.placement import PlacementError, map_lesion
 from generation.plan import make_plan, plan_summary
 

@@ -35,15 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.config import load_config
-    from builder.store import StageStore
+    from builder.core.config import load_config
+    from builder.core.store import StageStore
     from generation.lesion_map import plan_lesion_map, plan_summary, run_lesion_map
 
     cfg = load_config(args.config).lesion_map
     stores = StageStore(args.bases), StageStore(args.donors), StageStore(args.out)
     for flag, store in (("--bases", stores[0]), ("--donors", stores[1])):
         if not (store.root / "records").is_dir():
-            from builder.errors import ConfigError
+            from builder.core.errors import ConfigError
 
             raise ConfigError(f"{flag} {store.root}: not a stage store (no records/ folder); pass the "
                               "output folder of an earlier stage")
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.workers != 1:
         if args.world_size != 1:
-            from builder.errors import ConfigError
+            from builder.core.errors import ConfigError
 
             raise ConfigError(f"--workers {args.workers} with --world-size {args.world_size}: use --workers on "
                               "one machine, or --rank/--world-size to split a run across machines, not both")
@@ -75,8 +75,8 @@ def read_splits(path: str) -> dict[str, str]:
     """`source_id,split` CSV -> {source_id: split}, every split one of the schema's."""
     import csv
 
-    from builder.errors import ConfigError
-    from builder.schema import SPLITS
+    from builder.core.errors import ConfigError
+    from builder.core.schema import SPLITS
 
     try:
         with open(path, newline="") as f:

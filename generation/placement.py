@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from builder.schema import LABEL_LESION, LABEL_MARKER, LABEL_SKIN
+from builder.core.schema import LABEL_LESION, LABEL_MARKER, LABEL_SKIN
 
 # Where a lesion may land: skin, the base's former lesion (inpainted to skin) and surgical ink.
 ALLOWED_LABELS = (LABEL_SKIN, LABEL_LESION, LABEL_MARKER)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from builder.errors import ConfigError
-from builder.schema import SKIN_TONES, SPLITS, Record, sample_seed
+from builder.core.errors import ConfigError
+from builder.core.schema import SKIN_TONES, SPLITS, Record, sample_seed
 
 if TYPE_CHECKING:
     import polars

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from builder.schema import Record, digest, fitzpatrick_to_tone, make_sample_id
-from builder.store import StageStore, encode_png
+from builder.core.schema import Record, digest, fitzpatrick_to_tone, make_sample_id
+from builder.core.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
 
 

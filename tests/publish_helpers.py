@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.schema import Generator, Record, fitzpatrick_to_tone, make_sample_id, digest
-from builder.store import StageStore, decode_rgb, encode_png
+from builder.core.schema import Generator, Record, fitzpatrick_to_tone, make_sample_id, digest
+from builder.core.store import StageStore, decode_rgb, encode_png
 
 SIZE = 64
 
@@ -121,8 +121,8 @@ def build_version(store: StageStore, out: Path, version: str = "1.1", overwrite:
     import dataclasses
 
     from builder.build import publish as publish_version
-    from builder.config import load_config
-    from builder.schema import KINDS
+    from builder.core.config import load_config
+    from builder.core.schema import KINDS
 
     cfg = load_config("1.1")
     cfg = dataclasses.replace(cfg, version=version, publish=dataclasses.replace(cfg.publish, **publish))

@@ -7,8 +7,8 @@ import datasets
 import pytest
 
 from builder.build import BuildOptions, build
-from builder.config import load_config
-from builder.errors import BuildError, ConfigError
+from builder.core.config import load_config
+from builder.core.errors import BuildError, ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import datasets
 import yaml
 
 from builder.build import BuildOptions, build
-from builder.config import CONFIG_DIR, load_config
+from builder.core.config import CONFIG_DIR, load_config
 from generation.tiny import save_tiny
 
 

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from builder.schema import Generator, Record
-from builder.store import StageStore, encode_png
+from builder.core.schema import Generator, Record
+from builder.core.store import StageStore, encode_png
 from curation.leakage import apply_splits, remove_cross_split_duplicates
 
 
@@ -195,8 +195,8 @@ def test_curate_help_is_fast_and_bad_synthetic_named():
 def test_bad_threshold_fails_before_work(tmp_path):
     import dataclasses
 
-    from builder.config import CurationConfig
-    from builder.errors import ConfigError
+    from builder.core.config import CurationConfig
+    from builder.core.errors import ConfigError
     from curation.curate_run import CurateOptions, curate_source
 
     cfg = dataclasses.replace(CurationConfig(), phash_hamming=40)

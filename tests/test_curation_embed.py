@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.config import CurationConfig
-from builder.errors import ConfigError
-from builder.schema import Record
-from builder.store import StageStore, encode_png
+from builder.core.config import CurationConfig
+from builder.core.errors import ConfigError
+from builder.core.schema import Record
+from builder.core.store import StageStore, encode_png
 from curation.curate import split_real
 from curation.dedup import hash_image_bytes
 from curation.embed import embedding_pairs

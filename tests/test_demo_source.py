@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 
 from builder.demo_source import synthesize_photo, write_demo_source
-from builder.store import StageStore
+from builder.core.store import StageStore
 from curation.ingest import ingest_source
 
 

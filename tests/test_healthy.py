@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.config import HealthyConfig, load_config
-from builder.errors import ConfigError
-from builder.schema import LABEL_LESION, LABEL_MARKER, LABEL_SKIN, Record
-from builder.store import StageStore
+from builder.core.config import HealthyConfig, load_config
+from builder.core.errors import ConfigError
+from builder.core.schema import LABEL_LESION, LABEL_MARKER, LABEL_SKIN, Record
+from builder.core.store import StageStore
 from curation.masks import MaskError, read_binary_masks, read_sddi_mask
 from generation.healthy import run_healthy
 from generation.inpaint_region import composite, crop_window, inpaint_region
@@ -234,7 +234,7 @@ def test_unusable_records_become_rejections_and_the_run_goes_on(sddi):
 
 
 def test_failing_shard_is_retried_then_reported_with_the_fix(sddi):
-    from builder.errors import BuildError
+    from builder.core.errors import BuildError
 
     real, tmp = sddi
     out = StageStore(tmp / "out")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from builder.cli import main
-from builder.store import StageStore, encode_png
+from builder.core.store import StageStore, encode_png
 from healthy_fixtures import fitz17k_real_store
 from test_healthy import _files
 

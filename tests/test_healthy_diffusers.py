@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from builder.config import HealthyConfig
-from builder.errors import ConfigError
-from builder.store import StageStore
+from builder.core.config import HealthyConfig
+from builder.core.errors import ConfigError
+from builder.core.store import StageStore
 from generation.healthy import run_healthy
 from generation.tiny import save_tiny
 from healthy_fixtures import fitz17k_real_store, sddi_real_store
@@ -148,7 +148,7 @@ def test_command_with_model_and_config_file(healed, tiny_model, tmp_path, capsys
     import yaml
 
     from builder.cli import main
-    from builder.config import CONFIG_DIR
+    from builder.core.config import CONFIG_DIR
 
     real, out, _, _ = healed
     raw = yaml.safe_load((CONFIG_DIR / "1.1.yaml").read_text())

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from builder.errors import SourceError
-from builder.store import StageStore
+from builder.core.errors import SourceError
+from builder.core.store import StageStore
 from curation.ingest import ingest_source, read_counts
 from curation.metadata import read_source_table
 

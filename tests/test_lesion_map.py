@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from builder.config import LesionMapConfig, load_config
-from builder.errors import ConfigError
-from builder.schema import (DDI_TONE_TO_NAME, LABEL_LESION, LABEL_SKIN, Record, digest, fitzpatrick_to_tone,
+from builder.core.config import LesionMapConfig, load_config
+from builder.core.errors import ConfigError
+from builder.core.schema import (DDI_TONE_TO_NAME, LABEL_LESION, LABEL_SKIN, Record, digest, fitzpatrick_to_tone,
                             make_sample_id)
-from builder.store import StageStore, encode_png
+from builder.core.store import StageStore, encode_png
 from curation.masks import read_binary_masks, read_sddi_mask
 from builder.cli import main as cli_main
 from generation.lesion_map import make_plan, run_lesion_map, run_lesion_map_pool

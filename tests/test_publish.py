@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from builder.errors import BuildError
-from builder.schema import KINDS
+from builder.core.errors import BuildError
+from builder.core.schema import KINDS
 from builder.shards import ROW_GROUP_ROWS
 from tests.publish_helpers import build_version, make_store, plant_leak
 

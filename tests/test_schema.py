@@ -2,7 +2,7 @@
 import datasets
 import pytest
 
-from builder.schema import (Generator, Record, arrow_schema, features, fitzpatrick_to_tone, make_sample_id,
+from builder.core.schema import (Generator, Record, arrow_schema, features, fitzpatrick_to_tone, make_sample_id,
                             sample_seed)
 
 
@@ -60,7 +60,7 @@ def test_fitzpatrick_groups():
 
 
 def test_public_model_id_hides_local_paths(tmp_path):
-    from builder.schema import public_model_id
+    from builder.core.schema import public_model_id
 
     assert public_model_id("stabilityai/stable-diffusion-2-1-base") == "stabilityai/stable-diffusion-2-1-base"
     assert public_model_id(str(tmp_path / "my-sd")) == "local:my-sd"

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from builder.cli import main as cli
-from builder.config import load_config
-from builder.errors import ConfigError
-from builder.schema import SKIN_TONES, Record, fitzpatrick_to_tone, sample_seed
-from builder.store import StageStore, encode_png
+from builder.core.config import load_config
+from builder.core.errors import ConfigError
+from builder.core.schema import SKIN_TONES, Record, fitzpatrick_to_tone, sample_seed
+from builder.core.store import StageStore, encode_png
 from generation.semantic.sampling import generate_batch, make_plan
 from generation.semantic.training_set import (LeakageError, disease_token, manifest_source_ids, prompt_for,
                                               read_splits, select_class_images,
@@ -45,7 +45,7 @@ def env(tmp_path_factory, shared_data):
     healthy synthetics of every real image (opencv backend) as class images."""
     from PIL import Image
 
-    from builder.config import HealthyConfig
+    from builder.core.config import HealthyConfig
     from curation.masks import read_binary_masks
     from generation.healthy import run_healthy
     from generation.tiny import save_tiny

@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from builder.config import CurationConfig
-from builder.errors import ConfigError
-from builder.schema import DDI_TONE_TO_NAME, Record
+from builder.core.config import CurationConfig
+from builder.core.errors import ConfigError
+from builder.core.schema import DDI_TONE_TO_NAME, Record
 from curation.splits import assign_splits, lineage_roots, split_table
 
 CFG = CurationConfig()

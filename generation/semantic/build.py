@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from builder.config import SemanticConfig
-from builder.errors import ConfigError
-from builder.progress import StageSummary
-from builder.store import StageStore
+from builder.core.config import SemanticConfig
+from builder.core.errors import ConfigError
+from builder.core.progress import StageSummary
+from builder.core.store import StageStore
 from generation.semantic import trainer as T
 from generation.semantic.lora import (choose_class_images, class_reader, generate_prior_images,
                                       train_lora)

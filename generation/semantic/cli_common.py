@@ -34,7 +34,7 @@ def load_semantic_config(args):
     """The config's semantic section; --model/--revision replace the base model (recorded in manifests)."""
     import dataclasses
 
-    from builder.config import load_config
+    from builder.core.config import load_config
 
     cfg = load_config(args.config).semantic
     if args.model:
@@ -46,8 +46,8 @@ def load_semantic_config(args):
 
 def training_inputs(args):
     """(real store, splits, config, diseases) with every check done before any model loads."""
-    from builder.errors import ConfigError
-    from builder.store import StageStore
+    from builder.core.errors import ConfigError
+    from builder.core.store import StageStore
     from generation.semantic.build import trainable_diseases
     from generation.semantic.trainer import check_config
     from generation.semantic.training_set import check_distinct_slugs, read_splits

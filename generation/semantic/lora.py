@@ -6,10 +6,10 @@ import math
 import os
 from pathlib import Path
 
-from builder.config import SemanticConfig
-from builder.errors import BuildError
-from builder.schema import SKIN_TONES, TOOLKIT_VERSION, sample_seed
-from builder.store import decode_rgb, encode_png
+from builder.core.config import SemanticConfig
+from builder.core.errors import BuildError
+from builder.core.schema import SKIN_TONES, TOOLKIT_VERSION, sample_seed
+from builder.core.store import decode_rgb, encode_png
 from generation.semantic import trainer as T
 from generation.semantic.sampling import generate_batch
 from generation.semantic.textual_inversion import encode_prompts

@@ -22,8 +22,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from builder.errors import ConfigError
-    from builder.store import StageStore
+    from builder.core.errors import ConfigError
+    from builder.core.store import StageStore
     from generation.semantic.build import process_slot
     from generation.semantic.sampling import load_model, make_plan, sample
     from generation.semantic.trainer import check_config

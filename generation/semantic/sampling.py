@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.config import SemanticConfig
-from builder.errors import ConfigError
-from builder.progress import StageSummary, progress
-from builder.schema import (SKIN_TONES, Generator, Record, Rejection, canonical_json, make_sample_id,
+from builder.core.config import SemanticConfig
+from builder.core.errors import ConfigError
+from builder.core.progress import StageSummary, progress
+from builder.core.schema import (SKIN_TONES, Generator, Record, Rejection, canonical_json, make_sample_id,
                             public_model_id, sample_seed)
-from builder.store import StageStore, encode_png
+from builder.core.store import StageStore, encode_png
 from generation.semantic.training_set import (disease_slug, manifest_source_ids, prompt_for, read_manifest,
                                               sha256_file)
 

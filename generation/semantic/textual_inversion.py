@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from builder.config import SemanticConfig
-from builder.errors import ConfigError
-from builder.schema import TOOLKIT_VERSION
+from builder.core.config import SemanticConfig
+from builder.core.errors import ConfigError
+from builder.core.schema import TOOLKIT_VERSION
 from generation.semantic import trainer as T
 from generation.semantic.training_set import (TrainingImage, decide_malignant, disease_token, prompt_for,
                                               read_manifest, sha256_file, write_manifest)

@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from builder.store import StageStore
+    from builder.core.store import StageStore
     from generation.semantic.build import ensure_lora
 
     real, splits, cfg, diseases = training_inputs(args)

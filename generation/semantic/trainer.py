@@ -9,10 +9,10 @@ from typing import Callable
 
 import numpy as np
 
-from builder.config import SemanticConfig
-from builder.errors import ConfigError
-from builder.progress import progress
-from builder.store import decode_rgb
+from builder.core.config import SemanticConfig
+from builder.core.errors import ConfigError
+from builder.core.progress import progress
+from builder.core.store import decode_rgb
 from generation.semantic.training_set import TrainingImage, read_manifest
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ def fingerprint(settings: dict, images: list[TrainingImage], extra: dict | None 
     """Same settings, same images (by content hash), same inputs -> same model; a rerun can skip it."""
     import hashlib
 
-    from builder.schema import canonical_json
+    from builder.core.schema import canonical_json
 
     blob = canonical_json({"settings": settings, "images": [(i.sample_id, i.sha256) for i in images],
                            "extra": extra or {}})

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from builder.errors import CgddiError, ConfigError, SourceError
-from builder.schema import SKIN_TONES, SPLITS, Record
-from builder.store import StageStore
+from builder.core.errors import CgddiError, ConfigError, SourceError
+from builder.core.schema import SKIN_TONES, SPLITS, Record
+from builder.core.store import StageStore
 
 TEMPLATE = "An image of {token} on the skin of a {tone}-skinned individual"
 CLASS_TEMPLATE = "An image of healthy skin on a {tone}-skinned individual"

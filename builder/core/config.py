@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builder.errors import ConfigError
+from builder.core.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-from builder.schema import LABEL_VALUES, Record, Rejection
+from builder.core.schema import LABEL_VALUES, Record, Rejection
 
 
 class StageStore:

@@ -1,0 +1,1 @@
+"""The kernel every stage imports: record schema, stage stores, configs, errors, progress."""
