@@ -196,7 +196,7 @@ def _fingerprints(folder: Path, shards: list[str], workers: int | None) -> Itera
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    from curation.dedup import pool_context  # forkserver: forking after polars/torch threads can deadlock
+    from builder.core.stage import pool_context  # forkserver: forking after polars/torch threads can deadlock
 
     with ProcessPoolExecutor(min(workers, len(shards)), mp_context=pool_context()) as pool:
         for rows in pool.map(_fingerprint_shard, [folder] * len(shards), shards):

@@ -1,7 +1,6 @@
 """The build: source -> healthy -> lesion-mapped (+ semantic) -> curation -> shards + card + manifest -> load-back check."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -12,6 +11,7 @@ from pathlib import Path
 from builder.core.config import BuildConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
+from builder.core.stage import fingerprint, store_fingerprint
 from builder.core.store import StageStore
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class BuildResult:
     records: list[Record]
     files: list[dict]
     stages: list[dict]
+    decisions: dict[str, str] = dataclasses.field(default_factory=dict)  # stage -> reused / rerun because ...
 
     def table(self) -> str:
         """Rows per kind x split x skin tone, as a fixed-width text table."""
@@ -54,7 +55,7 @@ class BuildResult:
 
 
 def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
-    """Fail on bad configuration before any work starts."""
+    """Fail on bad options or settings of any stage before any work starts."""
     if opts.device not in ("cpu", "cuda") and not opts.device.startswith("cuda:"):
         raise ConfigError(f"--device {opts.device!r}: expected cpu, cuda or cuda:N")
     if opts.device.startswith("cuda"):
@@ -66,78 +67,83 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         raise ConfigError(f"version {cfg.version} uses source {cfg.source.name!r}: pass --source DIR (and --masks DIR)")
     if opts.source is not None and not Path(opts.source).is_dir():
         raise ConfigError(f"--source {opts.source} is not a folder")
-    if cfg.healthy.backend not in ("opencv", "diffusers"):
-        raise ConfigError(f"healthy.backend={cfg.healthy.backend!r}: expected opencv or diffusers")
-    from curation.curate import check_config
+    check_stages(cfg, opts.device)
 
-    check_config(cfg.curation)  # curation settings fail here, not after ingest and generation
-    if cfg.healthy.backend == "diffusers" and not cfg.healthy.model_id:
-        raise ConfigError("healthy.backend=diffusers needs healthy.model_id (a Hub id with revision, or a folder)")
+
+def check_stages(cfg: BuildConfig, device: str = "cpu") -> None:
+    """Every stage's `check` on its config section, before ingest or any generation."""
+    from curation.curate import check_config as check_curation
+    from generation.healthy import check as check_healthy
+    from generation.lesion_map import check as check_lesion_map
+
+    check_healthy(cfg.healthy)
+    check_lesion_map(cfg.lesion_map)
+    if cfg.semantic.budget > 0:
+        from generation.semantic.trainer import check_config as check_semantic
+
+        check_semantic(cfg.semantic, device)
+    check_curation(cfg.curation)
 
 
 def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
-    """Run every stage of a version into `<out>/<version>/` (publishable) and `<out>/.work/<version>/` (stages)."""
+    """Run every stage of a version into `<out>/<version>/` (publishable) and `<out>/.work/<version>/` (stages).
+
+    Every stage's outputs are keyed by the fingerprints of its inputs (`builder.core.stage`): a rerun
+    reuses what still matches, reruns exactly the stages whose source or settings changed, and logs
+    which (`[stage] ...; reused` / `; rerun because X changed`).
+    """
     check_inputs(cfg, opts)
     out_dir = Path(opts.out) / cfg.version
     work = Path(opts.out) / ".work" / cfg.version
-    _guard_existing(out_dir, work, cfg, opts.overwrite)
     stages: list[dict] = []
+    decisions: dict[str, str] = {}
 
-    # 1. Source -> real store (validated; bad rows become rejections).
+    def note(summary) -> None:
+        log.info(summary.line())
+        decisions[summary.stage] = summary.status
+        stages.append(summary.to_json())
+
+    # 1. Source -> real store (validated; bad rows become rejections), keyed by the source's bytes.
+    #    A published version from another config or source is refused here, before the work folder changes.
     source, masks = _source(cfg, opts, work)
-    from curation.ingest import ingest_source
+    from curation.ingest import ingest_source, plan_ingest
 
+    plan = plan_ingest(source, masks, source_name=cfg.source.name, limit=opts.limit)
+    _guard_existing(out_dir, cfg, plan.key.fingerprint, opts.overwrite)
     real = StageStore(work / "real")
-    stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit,
-                                     workers=opts.workers)))
-    real_records = real.records()
-    if not real_records:
-        raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
+    note(ingest_source(source, masks, real, workers=opts.workers, on_change="reset", plan=plan))
+    fps = {"ingest": store_fingerprint(real)}
 
     # 2. Splits over real images (lineage groups, near-duplicates linked), decided before any
     #    generation: semantic training must know the test split.
-    from curation.curate import curate_records, split_real
+    from curation.curate_run import curate_phase, split_phase
 
-    real_split = split_real(real_records, real, cfg.curation, workers=opts.workers)
+    real_records, real_split = split_phase(real, cfg.curation, work, workers=opts.workers)
     split_of = real_split.split_of
-    _write_splits(work / "splits.csv", split_of)
+    fps["splits"] = fingerprint(sorted(split_of.items()))
 
-    # 3. Healthy synthetics, then lesion-mapped synthetics onto them.
-    from generation.healthy import run_healthy
+    # 3. Healthy synthetics, then lesion-mapped (and semantic) synthetics.
+    stores = _generate(cfg, opts, work, real, split_of, fps, note)
 
-    healthy = StageStore(work / "healthy")
-    stages.append(_log(run_healthy(real, healthy, cfg.healthy, device=opts.device)))
-    from generation.lesion_map import run_lesion_map_pool
-
-    mapped = StageStore(work / "lesion_mapped")
-    stages.append(_log(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of,
-                                           workers=opts.workers)))
-    stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
-    if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
-        from generation.semantic.build import run_semantic
-
-        stores["semantic"] = StageStore(work / "semantic")
-        stages.append(_log(run_semantic(real, split_of, stores["semantic"], cfg.semantic, device=opts.device,
-                                        work_dir=work / "models", healthy=healthy)))
-
-    # 4. Curation: the leakage rule, cross-split near-duplicates, one copy per split.
-    candidates = [r for kind in ("healthy", "lesion_mapped", "semantic") if kind in stores
-                  for r in stores[kind].records()] + (real_split.kept(real_records) if cfg.publish.include_real else [])
-    cur = curate_records(candidates, stores, real_records, real_split, cfg.curation, workers=opts.workers)
+    # 4. Curation (the same orchestrator as `curate`): the leakage rule, cross-split
+    #    near-duplicates, one copy per split.
+    cur, _ = curate_phase(real, real_records, real_split, stores, cfg.curation, work, workers=opts.workers,
+                          include_real=cfg.publish.include_real)
     records = cur.records
-    (work / "leakage_report.json").write_text(json.dumps(cur.report, indent=1, default=str))
-    StageStore(work / "curate").finish_shard("curate", [], cur.rejections)
     stages.append({"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
                    "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
 
     # 5. Shards, card, manifest; then prove the output loads.
-    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers)
+    fps["build"] = fingerprint({"config": cfg.config_hash(), **fps})
+    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers,
+                    fingerprints=fps)
     verify_load(out_dir, files)
-    return BuildResult(out_dir, records, files, stages)
+    return BuildResult(out_dir, records, files, stages, decisions)
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
-            overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True) -> list[dict]:
+            overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True,
+            fingerprints: dict[str, str] | None = None) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
@@ -176,9 +182,35 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
-                   extra={"audit": audit_summary})
+                   extra={"audit": audit_summary, **({"fingerprints": fingerprints} if fingerprints else {})})
     install_version(staging, out_dir, overwrite)
     return files
+
+
+def _generate(cfg: BuildConfig, opts: BuildOptions, work: Path, real: StageStore, split_of: dict[str, str],
+              fps: dict[str, str], note) -> dict[str, StageStore]:
+    """The generation stages, each keyed by its upstream fingerprints (added to `fps`); their stores."""
+    from generation.healthy import run_healthy
+    from generation.lesion_map import run_lesion_map_pool
+
+    healthy = StageStore(work / "healthy")
+    note(run_healthy(real, healthy, cfg.healthy, device=opts.device, inputs={"real": fps["ingest"]},
+                     on_change="reset"))
+    fps["healthy"] = store_fingerprint(healthy)
+    mapped = StageStore(work / "lesion_mapped")
+    note(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of, workers=opts.workers,
+                             on_change="reset"))
+    fps["lesion_map"] = store_fingerprint(mapped)
+    stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
+    if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
+        from generation.semantic.build import run_semantic
+
+        stores["semantic"] = StageStore(work / "semantic")
+        note(run_semantic(real, split_of, stores["semantic"], cfg.semantic, device=opts.device,
+                          work_dir=work / "models", healthy=healthy, on_change="reset",
+                          inputs={k: fps[k] for k in ("ingest", "splits", "healthy")}))
+        fps["semantic"] = store_fingerprint(stores["semantic"])
+    return stores
 
 
 def _hub_url(cfg: BuildConfig) -> str | None:
@@ -217,26 +249,21 @@ def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Pat
     return folder, folder / "masks"
 
 
-def _guard_existing(out_dir: Path, work: Path, cfg: BuildConfig, overwrite: bool) -> None:
-    """A version is immutable: rebuilding it with other content needs --overwrite."""
+def _guard_existing(out_dir: Path, cfg: BuildConfig, ingest_fp: str, overwrite: bool) -> None:
+    """A version is immutable: rebuilding it from another config or source needs --overwrite.
+
+    Checked from the ingest key (metadata read, files hashed, nothing written) before any stage
+    runs; `install_version` compares the files themselves at the end.
+    """
     manifest = out_dir / "manifest.json"
-    if manifest.exists():
-        old = json.loads(manifest.read_text()).get("config_hash")
-        if old != cfg.config_hash() and not overwrite:
-            raise BuildError(f"{out_dir} holds version {cfg.version} built from another config "
-                             f"(hash {old}, now {cfg.config_hash()}); pass --overwrite to replace it")
-    if overwrite and work.exists():
-        shutil.rmtree(work)
-
-
-def _write_splits(path: Path, split_of: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        wr = csv.writer(f, lineterminator="\n")
-        wr.writerow(["source_id", "split"])
-        wr.writerows(sorted(split_of.items()))
-
-
-def _log(summary) -> dict:
-    log.info(summary.line())
-    return summary.to_json()
+    if not manifest.exists() or overwrite:
+        return
+    old = json.loads(manifest.read_text())
+    if old.get("config_hash") != cfg.config_hash():
+        raise BuildError(f"{out_dir} holds version {cfg.version} built from another config "
+                         f"(hash {old.get('config_hash')}, now {cfg.config_hash()}); pass --overwrite to replace it")
+    old_fp = (old.get("fingerprints") or {}).get("ingest")
+    if old_fp is not None and old_fp != ingest_fp:
+        raise BuildError(f"{out_dir} holds version {cfg.version} built from another or an edited source "
+                         f"(ingest fingerprint {old_fp[:12]}, now {ingest_fp[:12]}); pass --overwrite to "
+                         "replace it, or build into another --out")

@@ -78,10 +78,3 @@ def write_croissant(out_dir: Path, cfg: BuildConfig, configs: list[str], url: st
     meta = croissant_metadata(cfg, configs, url, description)
     (out_dir / "croissant.json").write_text(json.dumps(meta.to_json(), indent=2, sort_keys=True) + "\n")
     return "croissant.json"
-
-
-def validate_croissant(path: Path) -> None:
-    """Raise `mlcroissant.ValidationError` when the file does not validate."""
-    import mlcroissant as mlc
-
-    mlc.Dataset(jsonld=str(path))

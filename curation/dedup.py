@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from builder.core.schema import Rejection
+from builder.core.stage import pool_context
 
 STAGE = "dedup"
 
@@ -108,15 +109,6 @@ def hash_images(items: Iterable[tuple[str, str | os.PathLike]], workers: int | N
     hashes = [r for r in results if isinstance(r, ImageHash)]
     rejections = [r for r in results if isinstance(r, Rejection)]
     return hashes, rejections
-
-
-def pool_context():
-    """forkserver, not fork: a forked child of a process that already ran polars' (or torch's)
-    thread pools can deadlock; forkserver children start from a clean single-threaded server."""
-    import multiprocessing
-
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 # -- near-duplicate search -------------------------------------------------------------------

@@ -6,6 +6,7 @@ value and fix); then each kept row's image is decoded and its mask read (bad fil
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,37 +18,56 @@ import numpy as np
 from builder.core.errors import BuildError, SourceError
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import Record, Rejection, digest, make_sample_id
+from builder.core.stage import Shard, StageKey, fingerprint, outcome, pin, pool_context, source_fingerprint
 from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
 from curation.masks import MaskError, read_binary_masks, read_sddi_mask
-from curation.metadata import DISEASE_MAP, SourceRow, find_table, load_disease_map, read_source_table
+from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_map, read_source_table
 
 log = logging.getLogger(__name__)
 SHARD = "ingest"
 COUNTS_FILE = "ingest.json"
-__all__ = ["DISEASE_MAP", "detect_layout", "ingest_source", "load_disease_map", "read_counts"]
+__all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "plan_ingest", "read_counts"]
 
 
-def detect_layout(source: Path) -> str:
-    """"ddi" or "fitz17k" (raises SourceError naming the expected files otherwise)."""
-    return find_table(Path(source))[0]
+@dataclasses.dataclass(frozen=True)
+class IngestPlan:
+    """A source's validated table and the key its real store will carry (known before any image is read)."""
+
+    table: SourceTable
+    key: StageKey
 
 
-def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
-                  limit: int | None = None, disease_map: dict[str, str] | None = None,
-                  workers: int | None = None) -> StageSummary:
-    """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
-
-    Images are decoded, re-encoded and written over `workers` processes (default: all cores).
-    """
+def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = None, limit: int | None = None,
+                disease_map: dict[str, str] | None = None) -> IngestPlan:
+    """Read and validate the metadata table, fingerprint the files it names (`ingest_key`)."""
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
                           "(DDI) or metadata.csv (Fitzpatrick17k)")
-    summary = StageSummary("ingest")
-    if out.shard_done(SHARD):
-        summary.skipped = len(out.records())
-        return summary.stop()
     table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
+    return IngestPlan(table, ingest_key(table, source_name, limit, disease_map))
+
+
+def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
+                  limit: int | None = None, disease_map: dict[str, str] | None = None,
+                  workers: int | None = None, on_change: str = "refuse",
+                  plan: IngestPlan | None = None) -> StageSummary:
+    """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
+
+    Images are decoded, re-encoded and written over `workers` processes (default: all cores). The
+    store is keyed by the source's fingerprint (table + every file ingest reads) and the ingest
+    settings: a finished ingest of the same key is reused; another source or an edited one is
+    refused, or re-ingested with `on_change='reset'` (the build's own work folder). `plan` is
+    `plan_ingest`'s result when the caller already made it (the build checks the key first).
+    """
+    summary = StageSummary("ingest")
+    plan = plan or plan_ingest(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
+    table, key = plan.table, plan.key
+    status = pin(out, key, on_change=on_change)
+    if out.shard_done(SHARD, Shard(SHARD, []).fingerprint(key.fingerprint)):
+        summary.skipped = len(out.records())
+        summary.status = outcome(status, summary)
+        return summary.stop()
     records, rejections = [], list(table.rejections)
     for rec in _map(_ingest_one, [(row, out) for row in table.rows], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
@@ -56,9 +76,20 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
         summary.reject(r.reason)
     summary.done = len(records)
     counts = _reconcile(table.n_in, records, rejections, table.table, table.layout)
-    out.finish_shard(SHARD, records, rejections)
     atomic_write(out.root / COUNTS_FILE, (json.dumps(counts, indent=1, sort_keys=True) + "\n").encode())
+    out.finish_shard(SHARD, records, rejections, fingerprint=Shard(SHARD, []).fingerprint(key.fingerprint))
+    summary.status = outcome(status, summary)
     return summary.stop()
+
+
+def ingest_key(table: SourceTable, source_name: str | None, limit: int | None,
+               disease_map: dict[str, str] | None) -> StageKey:
+    """What the real store depends on: the source's bytes (`source_fingerprint`) and the ingest settings."""
+    files = [table.table] + [p for row in table.rows for p in (row.image, row.mask, row.nonskin) if p] \
+        + [Path(r.path) for r in table.rejections if r.path]
+    settings = {"source_name": source_name, "limit": limit,
+                "disease_map": fingerprint(sorted((disease_map or load_disease_map()).items()))}
+    return StageKey(SHARD, settings, {"source": source_fingerprint(table.table.parent, files)})
 
 
 def read_counts(store: StageStore) -> dict:
@@ -80,8 +111,6 @@ def _map(fn, items: list, workers: int | None):
     if workers == 1 or len(items) < 2 * workers:
         return list(progress((fn(x) for x in items), desc="ingest", total=len(items)))
     from concurrent.futures import ProcessPoolExecutor
-
-    from curation.dedup import pool_context
 
     with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
@@ -125,8 +154,3 @@ def _read_mask(row: SourceRow, h: int, w: int) -> np.ndarray | None:
 def _is_rgb_png(data: bytes) -> bool:
     # IHDR colour type byte (offset 25): 2 = truecolour RGB, bit depth (offset 24) 8.
     return len(data) > 26 and data[25] == 2 and data[24] == 8
-
-
-def patient_of(record: Record) -> str | None:
-    """The patient id ingest found for a real record (DDI publishes none; some sources do)."""
-    return (record.params or {}).get("patient_id")

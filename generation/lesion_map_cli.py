@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} {store.root}: not a stage store (no records/ folder); pass the "
                               "output folder of an earlier stage")
     split_of = read_splits(args.splits) if args.splits else None
-    plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size,
-                           split_of=split_of)
+    plan, _, _ = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed,
+                                 shard_size=args.shard_size, split_of=split_of)
     print(plan_summary(plan))
     print(f"plan written to {stores[2].root / 'plan.csv'}")
     if args.plan_only:
