@@ -77,3 +77,23 @@ def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     pipe.save_pretrained(folder)
     return folder
+
+
+def save_tiny_vision_backbone(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer DINOv2-architecture vision model + image processor at 32 px, saved as a model folder
+    (what `builder evaluate --model` and `curation.embedding_model` load offline in tests)."""
+    import torch
+    import transformers
+    from transformers import Dinov2Config, Dinov2Model
+
+    # the PIL image processor: the default one wants torchvision, which cannot be installed beside CPU torch
+    processor_cls = getattr(transformers, "BitImageProcessorPil", transformers.BitImageProcessor)
+
+    torch.manual_seed(seed)
+    net = Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                   intermediate_size=64, image_size=32, patch_size=8))
+    folder = Path(folder)
+    net.save_pretrained(folder)
+    processor_cls(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                      do_convert_rgb=True).save_pretrained(folder)
+    return folder
