@@ -44,6 +44,8 @@ class EvalSettings:
     kid_subset: int = 100
     seed: int = 0
     kinds: tuple[str, ...] = SYNTHETIC_KINDS  # synthetic kinds added to the real train images
+    clip_model: str | None = None    # image-text model (CLIP-style) for semantic rows' prompt agreement
+    clip_revision: str | None = None
 
     def check(self) -> None:
         """Bad settings fail before any model is loaded."""
@@ -56,7 +58,8 @@ class EvalSettings:
         if bad:
             raise ConfigError(f"--kinds {bad}: expected some of {list(SYNTHETIC_KINDS)}")
         for model, rev, flag in ((self.model, self.revision, "--model"),
-                                 (self.classifier, self.classifier_revision, "--classifier")):
+                                 (self.classifier, self.classifier_revision, "--classifier"),
+                                 (self.clip_model, self.clip_revision, "--clip-model")):
             if model and not Path(model).is_dir() and not rev:
                 raise ConfigError(f"{flag} {model!r} has no pinned revision: pass the model's commit "
                                   f"({flag.replace('--', '--')}-revision / --revision) so the figures can be "
@@ -73,6 +76,7 @@ class Item:
     tone: str
     malignant: int
     data: bytes
+    prompt: str | None = None
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -87,10 +91,10 @@ def version_items(folder: Path) -> list[Item]:
         if "config" not in f:
             continue
         table = pq.read_table(folder / f["path"], columns=["sample_id", "image", "kind", "split",
-                                                              "skin_tone", "malignant"])
+                                                              "skin_tone", "malignant", "prompt"])
         for r in table.to_pylist():
             items.append(Item(r["sample_id"], KINDS[r["kind"]], r["split"], SKIN_TONES[r["skin_tone"]],
-                              int(r["malignant"]), r["image"]["bytes"]))
+                              int(r["malignant"]), r["image"]["bytes"], r["prompt"]))
     return sorted(items, key=lambda i: i.sample_id)
 
 
@@ -235,6 +239,59 @@ def _per_group_auroc(test: list[Item], y: np.ndarray, scores: np.ndarray, settin
     return res
 
 
+def clip_agreement(items: list[Item], settings: EvalSettings, cache: Path, device: str) -> dict | None:
+    """Cosine between each semantic image and its own prompt in a CLIP-style space, per tone, against a
+    baseline of the same images with another row's prompt (a rotation of the prompts); None without a model."""
+    if not settings.clip_model or not items:
+        return None
+    ident = model_identity(settings.clip_model, settings.clip_revision)
+    prompts = [i.prompt or "" for i in items]
+    shifted = prompts[1:] + prompts[:1] if len(set(prompts)) > 1 else None
+    key = digest(canonical_json([ident, [digest(i.data) for i in items], prompts]).encode())
+    path = cache / f"clip-{key}.json"
+    if path.is_file():
+        own, other = (np.asarray(v, dtype=np.float64) if v is not None else None
+                      for v in json.loads(path.read_text()))
+    else:
+        own, other = _clip_cosines(items, prompts, shifted, settings, device)
+        atomic_write(path, json.dumps([own.tolist(), None if other is None else other.tolist()]).encode())
+    out = {}
+    for g, idx in _by_group(items).items():
+        r = {"n": len(idx), "cosine": _num(float(own[idx].mean())) if idx else None,
+             "cosine_ci": _ci(st.bootstrap_ci(np.mean, [own[idx]], settings.n_boot, settings.seed)) if idx
+             else [None, None]}
+        r["other_prompt_cosine"] = _num(float(other[idx].mean())) if other is not None and idx else None
+        out[g] = r
+    return out
+
+
+def _clip_cosines(items, prompts, shifted, settings: EvalSettings, device: str):
+    import torch
+    import transformers
+
+    net = transformers.AutoModel.from_pretrained(settings.clip_model, revision=settings.clip_revision).to(device).eval()
+    processor = transformers.AutoProcessor.from_pretrained(settings.clip_model, revision=settings.clip_revision)
+
+    def text(ps):
+        t = processor.tokenizer(ps, padding=True, truncation=True, return_tensors="pt").to(device)
+        return torch.nn.functional.normalize(_pooled(net.get_text_features(**t)), dim=-1)
+
+    own, other = [], []
+    with torch.inference_mode():
+        for s in range(0, len(items), 32):
+            pix = processor.image_processor(images=_decode(items[s:s + 32]), return_tensors="pt").to(device)
+            img = torch.nn.functional.normalize(_pooled(net.get_image_features(**pix)), dim=-1)
+            own.append((img * text(prompts[s:s + 32])).sum(-1).cpu().numpy())
+            if shifted is not None:
+                other.append((img * text(shifted[s:s + 32])).sum(-1).cpu().numpy())
+    return (np.concatenate(own).astype(np.float64),
+            np.concatenate(other).astype(np.float64) if shifted is not None else None)
+
+
+def _pooled(x):
+    return x.pooler_output if hasattr(x, "pooler_output") else x
+
+
 def _num(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 4)
 
@@ -269,7 +326,10 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
                    "synthetic": {k: sum(i.kind == k for i in synth) for k in SYNTHETIC_KINDS}},
         "fidelity": fidelity(real_items_, synth, settings, cache, device),
         "utility": utility(real_items_, synth, settings, cache, device),
+        "clip_agreement": clip_agreement([i for i in synth if i.kind == "semantic"], settings, cache, device),
     }
+    if settings.clip_model:
+        result["models"]["clip"] = model_identity(settings.clip_model, settings.clip_revision)
     write_results(folder, result)
     return result
 

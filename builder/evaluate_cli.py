@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", default=None, help="pinned commit of --model")
     p.add_argument("--classifier", default=None, help="backbone for the utility classifier (default: --model)")
     p.add_argument("--classifier-revision", default=None, help="pinned commit of --classifier")
+    p.add_argument("--clip-model", default=None,
+                   help="CLIP-style image-text model: prompt agreement of semantic rows (optional)")
+    p.add_argument("--clip-revision", default=None, help="pinned commit of --clip-model")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps per classifier (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=16, help="classifier batch size (default: %(default)s)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per CI (default: %(default)s)")
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     settings = EvalSettings(model=args.model, revision=args.revision, classifier=args.classifier,
                             classifier_revision=args.classifier_revision, steps=args.steps,
                             batch_size=args.batch_size, n_boot=args.n_boot, specificity=args.specificity,
-                            seed=args.seed)
+                            seed=args.seed, clip_model=args.clip_model, clip_revision=args.clip_revision)
     folder = args.folder or args.build_out / args.version
     work = None if args.folder else args.build_out / ".work" / args.version
     result = run_evaluation(folder, settings, real=args.real, splits=args.splits, work=work, device=args.device)

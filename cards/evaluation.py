@@ -51,6 +51,15 @@ def section(result: dict, plot: str | None = PLOT) -> str:
             lines.append(f"| {label} | {g} | {r['n_test']} ({r['n_malignant']}) | {_fmt(r['auroc'], r['auroc_ci'])}"
                          f" | {_fmt(r['sensitivity'])} |")
         lines.append(f"| {label} | best - worst tone gap | | {_fmt(u[label]['gap'])} | |")
+    clip = result.get("clip_agreement")
+    if clip:
+        c = m["clip"]
+        lines += ["", f"**Prompt agreement** of semantic rows: cosine between each image and its prompt in "
+                  f"`{c['id']}` at `{c['revision']}`, against the same images with another row's prompt.", "",
+                  "| group | images | own prompt | another prompt |", "|---|---:|---|---|"]
+        for g in GROUPS:
+            r = clip[g]
+            lines.append(f"| {g} | {r['n']} | {_fmt(r['cosine'], r['cosine_ci'])} | {_fmt(r['other_prompt_cosine'])} |")
     if plot:
         lines += ["", f"![ROC-AUC per skin tone]({plot})"]
     lines += ["", END]

@@ -116,3 +116,32 @@ def test_features_are_deterministic_numbers(evaluated):
     out, _, _ = evaluated
     arrays = [np.load(p) for p in sorted((out / ".work/1.1/evaluation").glob("features-*.npy"))]
     assert all(np.isfinite(a).all() and a.shape[1] == 32 for a in arrays)
+
+
+def test_clip_agreement_per_tone_with_a_tiny_clip(tmp_path):
+    from builder.core.store import encode_png
+    from builder.evaluate import Item, clip_agreement
+    from cards.evaluation import section
+    from generation.tiny import save_tiny_clip
+
+    clip = save_tiny_clip(tmp_path / "tinyclip")
+    rng = np.random.default_rng(0)
+    items = [Item(f"semantic-{n:02d}", "semantic", "train", tone, n % 2,
+                  encode_png(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)),
+                  f"a photo of <{'melanoma' if n % 2 else 'nevus'}-class> on {tone} skin")
+             for n, tone in enumerate(["light", "medium", "dark"] * 3)]
+    s = EvalSettings(model=str(clip), clip_model=str(clip), n_boot=30)
+    res = clip_agreement(items, s, tmp_path, "cpu")
+    assert res["overall"]["n"] == 9 and res["light"]["n"] == 3
+    assert -1 <= res["overall"]["cosine"] <= 1 and res["overall"]["other_prompt_cosine"] is not None
+    assert clip_agreement(items, s, tmp_path, "cpu") == res  # cached
+    assert clip_agreement(items, EvalSettings(model=str(clip)), tmp_path, "cpu") is None
+    fake = {"version": "x", "models": {"features": {"id": "a", "revision": "b"}, "classifier": {"id": "a", "revision": "b"},
+                                       "clip": {"id": "local:tinyclip", "revision": "r"}},
+            "settings": {"steps": 1, "seed": 0, "specificity": 0.9}, "fidelity": {},
+            "utility": {"n_test": 0, "n_train": {"real": 0, "real+synthetic": 0},
+                        **{k: {**{g: {"n_test": 0, "n_malignant": 0, "auroc": None, "auroc_ci": [None, None],
+                                      "sensitivity": None} for g in ("light", "medium", "dark", "overall")},
+                               "gap": None} for k in ("real", "real+synthetic")}},
+            "clip_agreement": res}
+    assert "**Prompt agreement**" in section(fake, None)
