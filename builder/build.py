@@ -11,7 +11,8 @@ from pathlib import Path
 from builder.core.config import BuildConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
-from builder.core.stage import fingerprint, store_fingerprint
+from builder.core.fingerprint import combine
+from builder.core.stage import store_fingerprint
 from builder.core.store import StageStore
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class BuildOptions:
     out: Path = Path("out")
     source: Path | None = None
     masks: Path | None = None
+    source_name: str | None = None  # id prefix; default: the source's layout (ddi, fitz17k), or demo
     device: str = "cpu"
     workers: int | None = None  # None: all cores
     overwrite: bool = False
@@ -67,6 +69,13 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         raise ConfigError(f"version {cfg.version} uses source {cfg.source.name!r}: pass --source DIR (and --masks DIR)")
     if opts.source is not None and not Path(opts.source).is_dir():
         raise ConfigError(f"--source {opts.source} is not a folder")
+    if opts.source_name is not None:
+        if opts.source is None:
+            raise ConfigError(f"--source-name {opts.source_name} names a --source folder; the embedded demo "
+                              "source is always 'demo'")
+        from curation.metadata import check_source_name
+
+        check_source_name(opts.source_name)
     check_stages(cfg, opts.device)
 
 
@@ -103,13 +112,16 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
         decisions[summary.stage] = summary.status
         stages.append(summary.to_json())
 
-    # 1. Source -> real store (validated; bad rows become rejections), keyed by the source's bytes.
-    #    A published version from another config or source is refused here, before the work folder changes.
-    source, masks = _source(cfg, opts, work)
+    # 1. Source -> real store (validated; bad rows become rejections), keyed by the source's bytes;
+    #    the source names itself. A published version from another config or source is refused
+    #    here, before the work folder changes.
+    source, masks, source_name = _source(cfg, opts, work)
     from curation.ingest import ingest_source, plan_ingest
 
-    plan = plan_ingest(source, masks, source_name=cfg.source.name, limit=opts.limit)
-    _guard_existing(out_dir, cfg, plan.key.fingerprint, opts.overwrite)
+    plan = plan_ingest(source, masks, source_name=source_name, limit=opts.limit)
+    build_fp = build_fingerprint(cfg, plan.info)
+    _guard_existing(out_dir, cfg, opts.overwrite)
+    _guard_fingerprint(out_dir, cfg, plan.info, build_fp, opts.overwrite)
     real = StageStore(work / "real")
     note(ingest_source(source, masks, real, workers=opts.workers, on_change="reset", plan=plan))
     fps = {"ingest": store_fingerprint(real)}
@@ -120,7 +132,7 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
     real_records, real_split = split_phase(real, cfg.curation, work, workers=opts.workers)
     split_of = real_split.split_of
-    fps["splits"] = fingerprint(sorted(split_of.items()))
+    fps["splits"] = combine(sorted(split_of.items()))
 
     # 3. Healthy synthetics, then lesion-mapped (and semantic) synthetics.
     stores = _generate(cfg, opts, work, real, split_of, fps, note)
@@ -134,16 +146,16 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
                    "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
 
     # 5. Shards, card, manifest; then prove the output loads.
-    fps["build"] = fingerprint({"config": cfg.config_hash(), **fps})
     files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers,
-                    fingerprints=fps)
+                    source=plan.info, fingerprint=build_fp, stage_fingerprints=fps)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages, decisions)
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
             overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True,
-            fingerprints: dict[str, str] | None = None) -> list[dict]:
+            source: dict | None = None, fingerprint: str | None = None,
+            stage_fingerprints: dict[str, str] | None = None) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
@@ -181,8 +193,13 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     extras += ["README.md", write_license(staging)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
+    extra = {"audit": audit_summary}
+    if source is not None:  # what the rows were made from, and the build's own fingerprint
+        extra.update(source=source, build_fingerprint=fingerprint)
+    if stage_fingerprints:  # each stage's key: what a rebuild compares to reuse or rerun it
+        extra["stage_fingerprints"] = stage_fingerprints
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
-                   extra={"audit": audit_summary, **({"fingerprints": fingerprints} if fingerprints else {})})
+                   extra=extra)
     install_version(staging, out_dir, overwrite)
     return files
 
@@ -240,30 +257,45 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
                 raise BuildError(f"{out_dir}: config {config!r} loads back as {got}, expected {want}")
 
 
-def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Path | None]:
+def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Path | None, str | None]:
+    """Source folder, mask folder and name: a --source folder is named by its layout (`ddi`,
+    `fitz17k`) unless --source-name says otherwise; the embedded demo source is `demo`."""
     if opts.source is not None:
-        return Path(opts.source), (Path(opts.masks) if opts.masks else None)
+        return Path(opts.source), (Path(opts.masks) if opts.masks else None), opts.source_name
     from builder.demo_source import write_demo_source
 
     folder = write_demo_source(work / "demo_source", cfg.source.demo_count, cfg.source.demo_seed)
-    return folder, folder / "masks"
+    return folder, folder / "masks", "demo"
 
 
-def _guard_existing(out_dir: Path, cfg: BuildConfig, ingest_fp: str, overwrite: bool) -> None:
-    """A version is immutable: rebuilding it from another config or source needs --overwrite.
+def build_fingerprint(cfg: BuildConfig, source_info: dict) -> str:
+    """The build's fingerprint: its content settings, its source's fingerprint and the toolkit version."""
+    from builder.core.schema import TOOLKIT_VERSION
 
-    Checked from the ingest key (metadata read, files hashed, nothing written) before any stage
-    runs; `install_version` compares the files themselves at the end.
-    """
+    return combine("build", cfg.config_hash(), source_info.get("fingerprint"), TOOLKIT_VERSION)
+
+
+def _guard_fingerprint(out_dir: Path, cfg: BuildConfig, source_info: dict, fingerprint: str,
+                       overwrite: bool) -> None:
+    """A published version built from another source is refused before any generation (not after)."""
     manifest = out_dir / "manifest.json"
-    if not manifest.exists() or overwrite:
+    if overwrite or not manifest.exists():
         return
     old = json.loads(manifest.read_text())
-    if old.get("config_hash") != cfg.config_hash():
-        raise BuildError(f"{out_dir} holds version {cfg.version} built from another config "
-                         f"(hash {old.get('config_hash')}, now {cfg.config_hash()}); pass --overwrite to replace it")
-    old_fp = (old.get("fingerprints") or {}).get("ingest")
-    if old_fp is not None and old_fp != ingest_fp:
-        raise BuildError(f"{out_dir} holds version {cfg.version} built from another or an edited source "
-                         f"(ingest fingerprint {old_fp[:12]}, now {ingest_fp[:12]}); pass --overwrite to "
-                         "replace it, or build into another --out")
+    old_fp = old.get("build_fingerprint")
+    if old_fp is not None and old_fp != fingerprint:
+        was = old.get("source") or {}
+        raise BuildError(f"{out_dir} holds version {cfg.version} built from source {was.get('name')!r} "
+                         f"(fingerprint {was.get('fingerprint')}), not from source {source_info['name']!r} "
+                         f"(fingerprint {source_info['fingerprint']}); published versions are immutable: "
+                         "pass --overwrite to replace it, or build into another --out")
+
+
+def _guard_existing(out_dir: Path, cfg: BuildConfig, overwrite: bool) -> None:
+    """A version is immutable: rebuilding it from another config needs --overwrite (checked before any stage)."""
+    manifest = out_dir / "manifest.json"
+    if manifest.exists() and not overwrite:
+        old = json.loads(manifest.read_text()).get("config_hash")
+        if old != cfg.config_hash():
+            raise BuildError(f"{out_dir} holds version {cfg.version} built from another config "
+                             f"(hash {old}, now {cfg.config_hash()}); pass --overwrite to replace it")

@@ -2,7 +2,10 @@
 
 Metadata is validated by `curation.metadata` (bad rows -> rejections naming file, line, column,
 value and fix); then each kept row's image is decoded and its mask read (bad files -> rejections).
-`ingest.json` in the store reconciles the counts: inputs = kept + rejected, or the run fails.
+`ingest.json` in the store reconciles the counts (inputs = kept + rejected, or the run fails) and
+names the source: its name (the id prefix: the layout, `ddi` or `fitz17k`, unless overridden), layout
+and fingerprint (table, image and mask bytes). The store is keyed (`builder.core.stage.pin`) by that
+fingerprint and the ingest settings: a rerun reuses the ingest only for the same key, else re-ingests.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import numpy as np
 from builder.core.errors import BuildError, SourceError
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import Record, Rejection, digest, make_sample_id
-from builder.core.stage import Shard, StageKey, fingerprint, outcome, pin, pool_context, source_fingerprint
+from builder.core.fingerprint import combine, source_fingerprint
+from builder.core.stage import Shard, StageKey, outcome, pin, pool_context
 from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
 from curation.masks import MaskError, read_binary_masks, read_sddi_mask
 from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_map, read_source_table
@@ -26,48 +30,54 @@ from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_
 log = logging.getLogger(__name__)
 SHARD = "ingest"
 COUNTS_FILE = "ingest.json"
-__all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "plan_ingest", "read_counts"]
+__all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "plan_ingest", "read_counts", "read_source_info"]
 
 
 @dataclasses.dataclass(frozen=True)
 class IngestPlan:
-    """A source's validated table and the key its real store will carry (known before any image is read)."""
+    """A source's validated table, its identity (`describe_source`) and the key its real store will carry."""
 
     table: SourceTable
+    info: dict
     key: StageKey
 
 
 def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = None, limit: int | None = None,
                 disease_map: dict[str, str] | None = None) -> IngestPlan:
-    """Read and validate the metadata table, fingerprint the files it names (`ingest_key`)."""
+    """Read and validate the metadata table and fingerprint the files it names; no image is decoded."""
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
                           "(DDI) or metadata.csv (Fitzpatrick17k)")
     table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
-    return IngestPlan(table, ingest_key(table, source_name, limit, disease_map))
+    info = describe_source(table)
+    settings = {"limit": limit, "disease_map": combine(sorted((disease_map or load_disease_map()).items()))}
+    return IngestPlan(table, info, StageKey(SHARD, settings, {"source": info["fingerprint"]}))
 
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
                   limit: int | None = None, disease_map: dict[str, str] | None = None,
-                  workers: int | None = None, on_change: str = "refuse",
+                  workers: int | None = None, on_change: str = "reset",
                   plan: IngestPlan | None = None) -> StageSummary:
     """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
 
-    Images are decoded, re-encoded and written over `workers` processes (default: all cores). The
-    store is keyed by the source's fingerprint (table + every file ingest reads) and the ingest
-    settings: a finished ingest of the same key is reused; another source or an edited one is
-    refused, or re-ingested with `on_change='reset'` (the build's own work folder). `plan` is
-    `plan_ingest`'s result when the caller already made it (the build checks the key first).
+    Images are decoded, re-encoded and written over `workers` processes (default: all cores). A
+    finished ingest with the same key (source fingerprint, settings) is reused; a store holding
+    another or an edited source is ingested again (`on_change='refuse'` makes that an error).
+    `plan` is `plan_ingest`'s result when the caller made it already (the build checks it first).
     """
     summary = StageSummary("ingest")
     plan = plan or plan_ingest(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
-    table, key = plan.table, plan.key
+    table, info, key = plan.table, plan.info, plan.key
     status = pin(out, key, on_change=on_change)
-    if out.shard_done(SHARD, Shard(SHARD, []).fingerprint(key.fingerprint)):
+    done_fp = Shard(SHARD, []).fingerprint(key.fingerprint)
+    if out.shard_done(SHARD, done_fp):
         summary.skipped = len(out.records())
         summary.status = outcome(status, summary)
         return summary.stop()
+    if status.startswith("rerun"):
+        log.warning("%s: ingesting source %s (fingerprint %s) again: %s", out.root, info["name"],
+                    info["fingerprint"], status)
     records, rejections = [], list(table.rejections)
     for rec in _map(_ingest_one, [(row, out) for row in table.rows], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
@@ -76,26 +86,33 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
         summary.reject(r.reason)
     summary.done = len(records)
     counts = _reconcile(table.n_in, records, rejections, table.table, table.layout)
+    counts["source"] = info
     atomic_write(out.root / COUNTS_FILE, (json.dumps(counts, indent=1, sort_keys=True) + "\n").encode())
-    out.finish_shard(SHARD, records, rejections, fingerprint=Shard(SHARD, []).fingerprint(key.fingerprint))
+    out.finish_shard(SHARD, records, rejections, fingerprint=done_fp)
     summary.status = outcome(status, summary)
     return summary.stop()
-
-
-def ingest_key(table: SourceTable, source_name: str | None, limit: int | None,
-               disease_map: dict[str, str] | None) -> StageKey:
-    """What the real store depends on: the source's bytes (`source_fingerprint`) and the ingest settings."""
-    files = [table.table] + [p for row in table.rows for p in (row.image, row.mask, row.nonskin) if p] \
-        + [Path(r.path) for r in table.rejections if r.path]
-    settings = {"source_name": source_name, "limit": limit,
-                "disease_map": fingerprint(sorted((disease_map or load_disease_map()).items()))}
-    return StageKey(SHARD, settings, {"source": source_fingerprint(table.table.parent, files)})
 
 
 def read_counts(store: StageStore) -> dict:
     """The reconciled ingest counts (`in`, `kept`, `rejected`, `by_reason`) of a real store."""
     path = store.root / COUNTS_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_source_info(store: StageStore) -> dict:
+    """The source a real store was ingested from: `name`, `layout`, `table` (file name), `fingerprint`,
+    `files` (images and masks fingerprinted); {} when nothing was ingested (or by an older toolkit)."""
+    return read_counts(store).get("source") or {}
+
+
+def describe_source(table: SourceTable) -> dict:
+    """Name, layout and fingerprint of a read source table (no paths: they differ from machine to machine)."""
+    files = []
+    for row in table.rows:
+        files.append((f"image:{row.image.relative_to(table.root).as_posix()}", row.image))
+        files += [(f"{role}:{p.name}", p) for role, p in (("mask", row.mask), ("nonskin", row.nonskin)) if p]
+    return {"name": table.name, "layout": table.layout, "table": table.table.name, "files": len(files),
+            "fingerprint": source_fingerprint(table.name, table.layout, table.table, files)}
 
 
 def _reconcile(n_in: int, records: list[Record], rejections: list[Rejection], table: Path, layout: str) -> dict:

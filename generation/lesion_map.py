@@ -10,7 +10,8 @@ from builder.core.config import LesionMapConfig
 from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary
 from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id
-from builder.core.stage import (Shard, StageKey, check_slot, fingerprint, outcome, pin, run_ranks, run_shards,
+from builder.core.fingerprint import combine
+from builder.core.stage import (Shard, StageKey, check_slot, outcome, pin, run_ranks, run_shards,
                                 store_fingerprint, worker_count)
 from builder.core.store import StageStore, encode_png
 from generation.placement import PlacementError, map_lesion
@@ -61,7 +62,7 @@ def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg:
                 "pads": list(cfg.pads), "split_aware": bool(split_of)}
     inputs = {"bases": store_fingerprint(bases), "donors": store_fingerprint(donors)}
     if split_of:
-        inputs["splits"] = fingerprint(sorted(split_of.items()))
+        inputs["splits"] = combine(sorted(split_of.items()))
     key = StageKey(STAGE, settings, inputs)
     status = pin(out, key, on_change=on_change)
     real = _records(donors, "real", "--donors")

@@ -42,7 +42,7 @@ def test_first_build_is_new_and_an_unchanged_rebuild_reuses_every_stage(base, tm
     assert again.decisions == {"ingest": "reused", "healthy": "reused", "lesion_map": "reused"}
     assert [f["sha256"] for f in again.files] == [f["sha256"] for f in first.files]
     manifest = json.loads((out / "1.1" / "manifest.json").read_text())
-    assert set(manifest["fingerprints"]) == {"ingest", "splits", "healthy", "lesion_map", "build"}
+    assert set(manifest["stage_fingerprints"]) == {"ingest", "splits", "healthy", "lesion_map"}
 
 
 def test_a_lesion_map_setting_reruns_lesion_map_only(base, tmp_path):
@@ -64,10 +64,10 @@ def test_an_edited_metadata_row_reruns_every_stage_it_feeds(base, tmp_path):
     table = source / "ddi_metadata.csv"
     lines = table.read_text().splitlines()
     assert lines[1].startswith("0,1,000001.png,12,")
-    lines[1] = lines[1].replace(",12,", ",56,")  # demo:000001 becomes Fitzpatrick V-VI
+    lines[1] = lines[1].replace(",12,", ",56,")  # ddi:000001 becomes Fitzpatrick V-VI
     table.write_text("\n".join(lines) + "\n")
     opts = BuildOptions(out=out, source=source, masks=source / "masks", workers=1)
-    with pytest.raises(BuildError, match="another or an edited source.*--overwrite"):
+    with pytest.raises(BuildError, match=r"built from source 'ddi' \(fingerprint \w+\), not from source 'ddi'.*--overwrite"):
         build(_cfg(), opts)  # the reproduction: the old rows are not republished
     assert {f["path"]: f["sha256"] for f in json.loads((out / "1.1" / "manifest.json").read_text())["files"]
             if f.get("config") == "healthy"} == _shas(first, "healthy")
@@ -75,8 +75,8 @@ def test_an_edited_metadata_row_reruns_every_stage_it_feeds(base, tmp_path):
     assert result.decisions["ingest"] == "rerun because source changed"
     assert result.decisions["healthy"] == "rerun because real changed"
     assert result.decisions["lesion_map"].startswith("rerun because bases, donors")
-    before = {r.sample_id: r.skin_tone for r in first.records if r.source_ids == ["demo:000001"]}
-    after = {r.sample_id: r.skin_tone for r in result.records if r.source_ids == ["demo:000001"]}
+    before = {r.sample_id: r.skin_tone for r in first.records if r.source_ids == ["ddi:000001"]}
+    after = {r.sample_id: r.skin_tone for r in result.records if r.source_ids == ["ddi:000001"]}
     assert set(before.values()) == {"light"} and set(after.values()) == {"dark"}
 
 
@@ -84,7 +84,7 @@ def test_a_swapped_source_folder_is_refused_then_rebuilt_with_new_rows(base, tmp
     out, _, first = _copy(base, tmp_path)
     other = write_demo_source(tmp_path / "other", 12, 8)
     opts = BuildOptions(out=out, source=other, masks=other / "masks", workers=1)
-    with pytest.raises(BuildError, match="another or an edited source"):
+    with pytest.raises(BuildError, match=r"not from source 'ddi'.*--overwrite"):
         build(_cfg(), opts)
     result = build(_cfg(), dataclasses.replace(opts, overwrite=True))
     assert set(result.decisions.values()) == {"rerun because source changed", "rerun because real changed",
@@ -92,5 +92,5 @@ def test_a_swapped_source_folder_is_refused_then_rebuilt_with_new_rows(base, tmp
     assert result.decisions["lesion_map"].startswith("rerun because")
     assert {r.sample_id for r in result.records}.isdisjoint(r.sample_id for r in first.records)
     published = json.loads((out / "1.1" / "manifest.json").read_text())
-    assert published["fingerprints"]["ingest"] != json.loads(
-        (base[0] / "out" / "1.1" / "manifest.json").read_text())["fingerprints"]["ingest"]
+    assert published["stage_fingerprints"]["ingest"] != json.loads(
+        (base[0] / "out" / "1.1" / "manifest.json").read_text())["stage_fingerprints"]["ingest"]

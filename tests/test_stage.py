@@ -9,8 +9,7 @@ from builder.build import BuildOptions, build
 from builder.core.config import load_config
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import Record, Rejection
-from builder.core.stage import (Shard, StageKey, changed, mine, pin, run_shards, source_fingerprint,
-                                store_fingerprint)
+from builder.core.stage import Shard, StageKey, changed, mine, pin, run_shards, store_fingerprint
 from builder.core.store import StageStore
 
 
@@ -108,24 +107,11 @@ def test_pin_refuses_or_resets_naming_what_changed(tmp_path):
     assert changed({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0}) == ["a.c", "d"]
 
 
-def test_source_fingerprint_follows_content_not_location(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for root in (a, b):
-        (root / "images").mkdir(parents=True)
-        (root / "t.csv").write_text("id\n1\n")
-        (root / "images" / "1.png").write_bytes(b"pixels")
-    fa = source_fingerprint(a, [a / "t.csv", a / "images" / "1.png"])
-    assert fa == source_fingerprint(b, [b / "images" / "1.png", b / "t.csv"])
-    (b / "images" / "1.png").write_bytes(b"pixelz")
-    assert source_fingerprint(b, [b / "t.csv", b / "images" / "1.png"]) != fa
-    assert source_fingerprint(a, [a / "t.csv", a / "gone.png"]) != source_fingerprint(a, [a / "t.csv"])
-
-
 def test_store_fingerprint_is_the_pinned_key_else_the_records(tmp_path):
     store = StageStore(tmp_path / "s")
     store.finish_shard("0", [_rec(1)], [])
     unpinned = store_fingerprint(store)
-    assert unpinned == store_fingerprint(StageStore(tmp_path / "s")) and len(unpinned) == 32
+    assert unpinned == store_fingerprint(StageStore(tmp_path / "s")) and len(unpinned) == 16
     other = StageStore(tmp_path / "o")
     key = StageKey("t", {}, {})
     pin(other, key)

@@ -4,7 +4,8 @@ Every stage that writes a `StageStore` in shards (healthy, lesion-mapped, semant
 through `run_shards`:
 
 - its outputs are keyed by a `StageKey` (the stage's own settings, the fingerprints of its inputs:
-  source, upstream stages, splits; the toolkit version), pinned in `<store>/stage.json` by `pin`;
+  the source's (`builder.core.fingerprint.source_fingerprint`), upstream stages', the splits'; the
+  toolkit version), pinned in `<store>/stage.json` by `pin`;
   a store made with another key is refused (a user's --out) or cleared and redone (the build's own
   work folder), and `pin` says which input changed (the `datasets` fingerprint model);
 - shard i belongs to process `rank` of `world_size` iff i % world_size == rank, so the union of
@@ -16,57 +17,21 @@ through `run_shards`:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 import shutil
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from builder.core.errors import BuildError, CgddiError, ConfigError
+from builder.core.fingerprint import combine
 from builder.core.progress import StageSummary, progress
-from builder.core.schema import TOOLKIT_VERSION, Record, Rejection, canonical_json
+from builder.core.schema import TOOLKIT_VERSION, Record, Rejection
 from builder.core.store import StageStore, atomic_write
 
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"
-
-
-def fingerprint(obj: Any) -> str:
-    """32 hex digits of blake2b over the canonical JSON of `obj` (same value, same fingerprint, any machine)."""
-    return hashlib.blake2b(canonical_json(obj).encode(), digest_size=16).hexdigest()
-
-
-def source_fingerprint(root: Path, files: Iterable[Path]) -> str:
-    """Fingerprint of a source as ingest reads it: the metadata table and every image / mask file's bytes.
-
-    `files` are the files ingest opens (the table first, then each row's image and masks); each is
-    named by its path relative to `root` (so a copied or moved folder keeps its fingerprint) and
-    hashed by content; a listed file that does not exist counts as `<missing>`. This is the one
-    source fingerprint: ingest records it, and it is the root of every stage's `StageKey`.
-    """
-    root = Path(root)
-    h = hashlib.blake2b(digest_size=16)
-    for path in sorted({Path(f) for f in files}, key=lambda p: _rel(p, root)):
-        h.update(_rel(path, root).encode() + b"\0")
-        if path.is_file():
-            fh = hashlib.blake2b(digest_size=16)
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    fh.update(block)
-            h.update(fh.digest())
-        else:
-            h.update(b"<missing>")
-    return h.hexdigest()
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:  # a masks folder outside the source: named by its last parts only
-        return "/".join(path.parts[-2:])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +49,7 @@ class StageKey:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.to_json())
+        return combine("stage", self.to_json())
 
 
 def store_fingerprint(store: StageStore) -> str:
@@ -92,7 +57,7 @@ def store_fingerprint(store: StageStore) -> str:
     path = store.root / STAGE_FILE
     if path.is_file():
         return json.loads(path.read_text())["fingerprint"]
-    return fingerprint([r.to_json() for r in store.records()])
+    return combine("records", [r.to_json() for r in store.records()])
 
 
 def changed(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -129,7 +94,7 @@ def pin(store: StageStore, key: StageKey, *, on_change: str = "refuse") -> str:
             return "reused"
         what = describe(key, changed(old.get("key", {}), key.to_json())) or "the key format"
     elif (store.root / "records").is_dir() and any((store.root / "records").iterdir()):
-        what = "nothing (outputs without a stage.json)"
+        what = "the stage key (none recorded)"
     else:
         what = None
     if what is not None:
@@ -152,7 +117,7 @@ class Shard:
     ids: tuple = ()
 
     def fingerprint(self, stage_fingerprint: str) -> str:
-        return fingerprint([stage_fingerprint, self.name, list(self.ids)])
+        return combine("shard", stage_fingerprint, self.name, list(self.ids))
 
 
 def check_slot(rank: int, world_size: int, shard_size: int = 1) -> None:

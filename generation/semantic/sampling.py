@@ -12,7 +12,8 @@ from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary
 from builder.core.schema import (SKIN_TONES, Generator, Record, Rejection, make_sample_id, public_model_id,
                                  sample_seed)
-from builder.core.stage import Shard, StageKey, fingerprint, outcome, pin, run_shards
+from builder.core.fingerprint import combine
+from builder.core.stage import Shard, StageKey, outcome, pin, run_shards
 from builder.core.store import StageStore, encode_png
 from generation.semantic.training_set import (disease_slug, manifest_source_ids, prompt_for, read_manifest,
                                               sha256_file)
@@ -133,7 +134,7 @@ def generate_batch(pipe, prompts: list[str], seeds: list[int], cfg: SemanticConf
 
 def stage_key(jobs: list[Job], cfg: SemanticConfig, inputs: dict[str, str] | None = None) -> StageKey:
     """What sampled shards depend on: the plan (ids carry model, adapters, steps, scheduler), shards, batch."""
-    plan = fingerprint([[j.sample_id, j.item.disease, j.item.tone] for j in jobs])
+    plan = combine([[j.sample_id, j.item.disease, j.item.tone] for j in jobs])
     return StageKey("semantic", {"plan": plan, "shard_size": cfg.shard_size, "sample_batch": cfg.sample_batch},
                     inputs or {})
 
