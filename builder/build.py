@@ -9,7 +9,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from builder.core.config import BuildConfig
+from builder.core.config import BuildConfig, CurationConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
 from builder.core.store import StageStore
@@ -83,8 +83,10 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     _guard_existing(out_dir, work, cfg, opts.overwrite)
     stages: list[dict] = []
 
-    # 1. Source -> real store (validated; bad rows become rejections).
+    # 1. Source -> real store (validated; bad rows become rejections). A table-decided holdout
+    #    (PatchAlign24's) is fixed first, from the metadata alone: rejections cannot shift it.
     source, masks = _source(cfg, opts, work)
+    holdout = table_holdout(cfg.curation, source, cfg.source.name)
     from curation.ingest import ingest_source
 
     real = StageStore(work / "real")
@@ -98,7 +100,7 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     #    generation: semantic training must know the test split.
     from curation.curate import curate_records, split_real
 
-    real_split = split_real(real_records, real, cfg.curation, workers=opts.workers)
+    real_split = split_real(real_records, real, cfg.curation, workers=opts.workers, test_ids=holdout)
     split_of = real_split.split_of
     _write_splits(work / "splits.csv", split_of)
 
@@ -134,6 +136,16 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
+
+
+def table_holdout(cfg: CurationConfig, source: Path, source_name: str) -> list[str] | None:
+    """The test ids of a holdout decided on the source's metadata table (None for other split methods)."""
+    if cfg.split_method != "patchalign24":
+        return None
+    from curation.metadata import find_table
+    from curation.splits import holdout_test_ids
+
+    return holdout_test_ids(find_table(Path(source))[1], source_name, cfg.patchalign24_csv)
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
