@@ -8,7 +8,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from builder.core.config import BuildConfig
+from builder.core.config import BuildConfig, CurationConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
 from builder.core.fingerprint import combine
@@ -114,8 +114,10 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
     # 1. Source -> real store (validated; bad rows become rejections), keyed by the source's bytes;
     #    the source names itself. A published version from another config or source is refused
-    #    here, before the work folder changes.
+    #    here, before the work folder changes. A table-decided holdout (PatchAlign24's) is fixed
+    #    first, from the metadata alone: rejections at ingest cannot shift it.
     source, masks, source_name = _source(cfg, opts, work)
+    holdout = table_holdout(cfg.curation, source, source_name)
     from curation.ingest import ingest_source, plan_ingest
 
     plan = plan_ingest(source, masks, source_name=source_name, limit=opts.limit)
@@ -130,7 +132,7 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     #    generation: semantic training must know the test split.
     from curation.curate_run import curate_phase, split_phase
 
-    real_records, real_split = split_phase(real, cfg.curation, work, workers=opts.workers)
+    real_records, real_split = split_phase(real, cfg.curation, work, workers=opts.workers, test_ids=holdout)
     split_of = real_split.split_of
     fps["splits"] = combine(sorted(split_of.items()))
 
@@ -150,6 +152,18 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
                     source=plan.info, fingerprint=build_fp, stage_fingerprints=fps)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages, decisions)
+
+
+def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) -> list[str] | None:
+    """The test ids of a holdout decided on the source's metadata table (None for other split methods).
+    Ids are named as ingest names them: `source_name`, else the layout (`ddi`, `fitz17k`)."""
+    if cfg.split_method != "patchalign24":
+        return None
+    from curation.metadata import find_table
+    from curation.splits import holdout_test_ids
+
+    layout, table = find_table(Path(source))
+    return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],

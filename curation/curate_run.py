@@ -9,6 +9,7 @@ from pathlib import Path
 from builder.core.config import CurationConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import Record, Rejection
+from builder.core.splits_file import write_splits
 from builder.core.store import StageStore
 from curation.curate import (Curated, RealSplit, check_config, curate_records, read_training_manifests,
                              reconcile, split_real)
@@ -37,15 +38,17 @@ def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
     out = Path(opts.out)
     manifests = read_training_manifests(opts.manifests)  # bad inputs fail before any work
     real_store = _real_store(opts)
-    real, rs = split_phase(real_store, cfg, out, workers=opts.workers)
+    ingested = real_store.records()
+    real, rs = split_phase(real_store, cfg, out, workers=opts.workers,
+                           test_ids=_holdout(cfg, opts, real_store, ingested) if ingested else None)
     stores = {kind: StageStore(p) for kind, p in opts.synthetic.items()}
     _, summary = curate_phase(real_store, real, rs, stores, cfg, out, workers=opts.workers,
                               training_manifests=manifests)
     return _summary_text(summary, out)
 
 
-def split_phase(real_store: StageStore, cfg: CurationConfig, out: Path, *,
-                workers: int | None = None) -> tuple[list[Record], RealSplit]:
+def split_phase(real_store: StageStore, cfg: CurationConfig, out: Path, *, workers: int | None = None,
+                test_ids: list[str] | None = None) -> tuple[list[Record], RealSplit]:
     """Curation, part 1 (build and `curate`): splits over the real images, written to `out/splits.csv`.
 
     The build runs it before generation (semantic training and lesion-map pairs must know the
@@ -56,8 +59,8 @@ def split_phase(real_store: StageStore, cfg: CurationConfig, out: Path, *,
         raise BuildError(f"no usable real image in {real_store.root}; see {Path(out) / 'rejections.csv'} "
                          "for the reasons")
     _write_rejections(Path(out) / "rejections.csv", real_store.rejections())  # early: useful if a later step fails
-    rs = split_real(real, real_store, cfg, workers=workers)
-    _write_csv(Path(out) / "splits.csv", ["source_id", "split"], sorted(rs.split_of.items()))
+    rs = split_real(real, real_store, cfg, workers=workers, test_ids=test_ids)
+    write_splits(Path(out) / "splits.csv", rs.split_of)
     return real, rs
 
 
@@ -107,6 +110,24 @@ def _real_store(opts: CurateOptions) -> StageStore:
     log.info(ingest_source(opts.source, opts.masks, store, source_name=opts.source_name, limit=opts.limit,
                            workers=opts.workers).line())
     return store
+
+
+def _holdout(cfg: CurationConfig, opts: CurateOptions, store: StageStore, real: list[Record]) -> list[str] | None:
+    """PatchAlign24's holdout over the source's metadata table (the ingest records which table it read)."""
+    if cfg.split_method != "patchalign24":
+        return None
+    from curation.metadata import find_table
+    from curation.splits import holdout_test_ids
+
+    if opts.source is not None:
+        layout, table = find_table(Path(opts.source))
+        return holdout_test_ids(table, opts.source_name or layout, cfg.patchalign24_csv)
+    table = read_counts(store).get("table")
+    if not table or not Path(table).is_file():
+        log.warning("--real %s: its ingest names no readable metadata table; the holdout falls back to the "
+                    "ingested images", opts.real)
+        return None
+    return holdout_test_ids(table, real[0].source_ids[0].split(":", 1)[0], cfg.patchalign24_csv)
 
 
 def _summary_text(s: dict, out: Path) -> str:
