@@ -4,14 +4,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
 from builder.core.config import BuildConfig, CurationConfig
 from builder.core.errors import BuildError, ConfigError
-from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
 from builder.core.fingerprint import combine
+from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
 from builder.core.stage import store_fingerprint
 from builder.core.store import StageStore
 
@@ -99,11 +100,22 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
     Every stage's outputs are keyed by the fingerprints of its inputs (`builder.core.stage`): a rerun
     reuses what still matches, reruns exactly the stages whose source or settings changed, and logs
-    which (`[stage] ...; reused` / `; rerun because X changed`).
-    """
+    which (`[stage] ...; reused` / `; rerun because X changed`). The run holds the work folder's lock
+    (a second build of the version into the same --out refuses, naming this one) and appends its
+    statistics to `<work>/runs.jsonl`; the manifest holds content only."""
+    from builder.core.lock import hold
+    from builder.core.runlog import RunLog
+
     check_inputs(cfg, opts)
     out_dir = Path(opts.out) / cfg.version
     work = Path(opts.out) / ".work" / cfg.version
+    with hold(work, command=f"build --version {cfg.version}") as holder, RunLog(work, holder, opts) as run:
+        result = _build(cfg, opts, out_dir, work)
+        run.stages = result.stages
+        return result
+
+
+def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> BuildResult:
     stages: list[dict] = []
     decisions: dict[str, str] = {}
 
@@ -144,11 +156,15 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     cur, _ = curate_phase(real, real_records, real_split, stores, cfg.curation, work, workers=opts.workers,
                           include_real=cfg.publish.include_real)
     records = cur.records
-    stages.append({"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
-                   "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
+    curate = {"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
+              "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts}
+    stages.append(curate)
 
-    # 5. Shards, card, manifest; then prove the output loads.
-    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers,
+    # 5. Shards, card, manifest; then prove the output loads. The manifest's stage counts come from
+    #    the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
+    content = [stage_content(st["stage"], store) for st, store in zip(stages, stores.values())]
+    content.append({"records" if k == "done" else k: v for k, v in curate.items()})
+    files = publish(out_dir, cfg, records, stores, content, overwrite=opts.overwrite, workers=opts.workers,
                     source=plan.info, fingerprint=build_fp, stage_fingerprints=fps)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages, decisions)
@@ -182,10 +198,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     from cards.croissant import write_croissant
     from cards.plots import write_plots
 
-    staging = out_dir.parent / ".staging" / out_dir.name
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    staging = _staging(out_dir)
     files = []
     for kind in KINDS:
         mine = [r for r in records if r.kind == kind]
@@ -242,6 +255,28 @@ def _generate(cfg: BuildConfig, opts: BuildOptions, work: Path, real: StageStore
                           inputs={k: fps[k] for k in ("ingest", "splits", "healthy")}))
         fps["semantic"] = store_fingerprint(stores["semantic"])
     return stores
+
+
+def stage_content(name: str, store: StageStore) -> dict:
+    """A stage's content for the manifest: its records and its rejections by reason, read from its store."""
+    return {"stage": name, "records": len(store.records()),
+            "rejected": dict(sorted(Counter(r.reason for r in store.rejections()).items()))}
+
+
+def _staging(out_dir: Path) -> Path:
+    """A fresh staging folder named per process; those of dead runs of this version are removed."""
+    from builder.core.lock import pid_alive
+
+    root = out_dir.parent / ".staging"
+    for old in root.glob(f"{out_dir.name}.*") if root.is_dir() else []:
+        pid = old.name[len(out_dir.name) + 1:]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(root / out_dir.name, ignore_errors=True)  # an older toolkit's name
+    staging = root / f"{out_dir.name}.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
 
 
 def _hub_url(cfg: BuildConfig) -> str | None:

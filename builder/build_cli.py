@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit))
     for st in result.stages:
         status = result.decisions.get(st["stage"], "")
-        print(f"  {st['stage']:<14} done={st.get('done', 0):<6} rejected={st.get('rejected', {})}"
-              + (f"  {status}" if status else ""))
+        print(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
+              f"rejected={st.get('rejected', {})}" + (f"  {status}" if status else ""))
     print()
     print(result.table())
     print()
