@@ -92,6 +92,7 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `base_id`, `donor_id` | string | lesion mapping: healthy base and real lesion donor |
 | `prompt`, `seed` | string, int64 | generation prompt and per-sample seed |
 | `generator` | struct | backend, model id, pinned revision, adapter files |
+| `auto_masks` | list of struct | automatic (not hand-drawn) masks the row derives from: source id, method, version, confidence; empty = hand masks only |
 | `params` | string | generation parameters as canonical JSON |
 | `toolkit_version` | string | toolkit version that built the row |"""
 
