@@ -71,6 +71,10 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
     from curation.curate import check_config
 
     check_config(cfg.curation)  # curation settings fail here, not after ingest and generation
+    if cfg.masks.auto:
+        from generation.masks.run import check_inputs as check_masks
+
+        check_masks(cfg.masks)
     if cfg.healthy.backend == "diffusers" and not cfg.healthy.model_id:
         raise ConfigError("healthy.backend=diffusers needs healthy.model_id (a Hub id with revision, or a folder)")
 
@@ -87,9 +91,16 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     source, masks = _source(cfg, opts, work)
     from curation.ingest import ingest_source
 
+    auto_dir = None
+    if cfg.masks.auto:  # photos without a mask get an automatic one (gated by confidence) before ingest
+        from generation.masks.run import run_masks
+
+        auto_dir = work / "auto_masks"
+        stages.append(_log(run_masks(source, masks, auto_dir, cfg.masks, source_name=cfg.source.name,
+                                     limit=opts.limit, device=opts.device)))
     real = StageStore(work / "real")
     stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit,
-                                     workers=opts.workers)))
+                                     workers=opts.workers, auto_masks=auto_dir)))
     real_records = real.records()
     if not real_records:
         raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")

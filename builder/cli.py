@@ -21,6 +21,7 @@ COMMANDS = [
     ("export", "builder.export_cli", "export a version for a downstream trainer (patchalign)"),
 ]
 GENERATE_COMMANDS = [
+    ("masks", "generation.masks.cli", "automatic lesion/skin masks for photos without one, with review sheets"),
     ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),
     ("lesion-map", "generation.lesion_map_cli", "move real lesions onto healthy skin of other tones"),
     ("train-ti", "generation.semantic.train_ti_cli", "train textual-inversion disease tokens"),

@@ -33,7 +33,37 @@ Kinds in this version:
 {items}"""
 
 
-def how_built(cfg: BuildConfig, generators: list[tuple]) -> str:
+def mask_counts(records) -> dict:
+    """Masks behind the published rows: real photos used, how many automatic (by method), bases and donors."""
+    masks, bases, donors = {}, {}, {}
+    for r in records:
+        auto = {m.source_id: m.method_version for m in r.auto_masks}
+        for sid in r.source_ids:
+            masks.setdefault(sid, auto.get(sid))
+        if r.kind == "lesion_mapped":
+            p = r.params or {}
+            for sid in p.get("base_source_ids", []):
+                bases.setdefault(sid, sid in auto)
+            for sid in p.get("donor_source_ids", []):
+                donors.setdefault(sid, sid in auto)
+    methods = sorted({m for m in masks.values() if m})
+    return {"masks": len(masks), "auto": sum(1 for m in masks.values() if m), "methods": methods,
+            "bases": len(bases), "auto_bases": sum(bases.values()),
+            "donors": len(donors), "auto_donors": sum(donors.values())}
+
+
+def _mask_line(cfg: BuildConfig, c: dict) -> str:
+    if not c["auto"]:
+        gate = "on" if cfg.masks.auto else "off"
+        return f"Masks: all {c['masks']} masks behind these rows are hand-drawn (automatic masks: {gate})."
+    return (f"Masks: {c['auto']} of {c['masks']} masks automatic, method {', '.join(c['methods'])} "
+            f"(confidence >= {cfg.masks.min_confidence}; lower-confidence photos were rejected "
+            f"`mask_low_confidence`); lesion mapping used {c['auto_bases']} of {c['bases']} bases and "
+            f"{c['auto_donors']} of {c['donors']} donors from automatic masks. Each row lists the automatic "
+            "masks it derives from in `auto_masks`.")
+
+
+def how_built(cfg: BuildConfig, generators: list[tuple], masks: dict | None = None) -> str:
     gen = "\n".join(f"| {k} | {b} | `{m}` | `{r}` | {n} |" for k, b, m, r, n in generators)
     params = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "version"}, indent=2, sort_keys=True,
                         default=list)
@@ -52,6 +82,7 @@ the full config, library versions and per-file sha256 are in `manifest.json`).
 - Lesion mapping: pads {list(cfg.lesion_map.pads)} px tried in order, rotation {cfg.lesion_map.rotate},
   donor mask dilated {cfg.lesion_map.dilate_px} px, feather {cfg.lesion_map.feather}.
 - {_semantic_line(cfg)}
+- {_mask_line(cfg, masks or mask_counts([]))}
 - Splits: seeded ({cfg.curation.split_seed}) over real images, stratified by tone x malignancy,
   ratios {cfg.curation.ratios}; a synthetic takes its sources' most held-out split.
 
