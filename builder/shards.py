@@ -24,7 +24,7 @@ COMPRESSION = {**{c: "zstd" for c in COLUMNS if c not in ("image", "source_ids",
                "generator.adapters.list.element": "zstd",
                **{f"auto_masks.list.element.{f}": "zstd" for f in ("source_id", "method", "version", "confidence")}}
 
-DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw", "prompt",
+DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw", "placement", "prompt",
               "generator.backend", "generator.model_id", "generator.revision", "toolkit_version"]
 
 
