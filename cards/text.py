@@ -52,8 +52,7 @@ the full config, library versions and per-file sha256 are in `manifest.json`).
 - Lesion mapping: pads {list(cfg.lesion_map.pads)} px tried in order, rotation {cfg.lesion_map.rotate},
   donor mask dilated {cfg.lesion_map.dilate_px} px, feather {cfg.lesion_map.feather}.
 - {_semantic_line(cfg)}
-- Splits: seeded ({cfg.curation.split_seed}) over real images, stratified by tone x malignancy,
-  ratios {cfg.curation.ratios}; a synthetic takes its sources' most held-out split.
+- {split_protocol(cfg)}
 
 <details><summary>All build parameters</summary>
 
@@ -61,6 +60,26 @@ the full config, library versions and per-file sha256 are in `manifest.json`).
 {params}
 ```
 </details>"""
+
+
+def split_protocol(cfg: BuildConfig) -> str:
+    """One sentence stating how the real images were split (the card's protocol line)."""
+    c = cfg.curation
+    tail = "a synthetic takes its sources' most held-out split (test > validation > train)."
+    if c.split_method == "patchalign24":
+        order = "PatchAlign24's CSV" if c.patchalign24_csv else "the source's metadata table (`ddi_metadata.csv`)"
+        val = c.ratios["validation"] / (c.ratios["train"] + c.ratios["validation"])
+        return ("Splits: test is PatchAlign24's DDI holdout, scikit-learn `train_test_split(rows, "
+                f"test_size=0.2, random_state=12140420)` over the rows of {order} in published order, "
+                "decided on the table before any image is read (a row rejected at ingest leaves test; "
+                "no other image changes split); images sharing a lineage group with a test image join "
+                f"it. Validation ({val:.1%} of the rest) is carved from train, grouped by lineage and "
+                f"stratified by tone x malignancy (seed {c.split_seed}); {tail}")
+    if c.split_method == "test_ids":
+        return (f"Splits: test is a fixed list of source ids (`{c.test_ids_file}`) with their lineage groups; "
+                f"train/validation stratified by tone x malignancy (seed {c.split_seed}); {tail}")
+    return (f"Splits: seeded ({c.split_seed}) over real images, stratified by tone x malignancy, "
+            f"ratios {c.ratios}; {tail}")
 
 
 def _semantic_line(cfg: BuildConfig) -> str:
@@ -90,10 +109,37 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `disease_raw` | string | the source's own label |
 | `source_ids` | list of string | every real image the row derives from (`ddi:000123`, ...) |
 | `base_id`, `donor_id` | string | lesion mapping: healthy base and real lesion donor |
+| `placement` | string | lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, `other_base_downscaled` (the plan's fallbacks), `kept_in_place` (nothing fit: left where it lay in the donor, as the original method did) |
 | `prompt`, `seed` | string, int64 | generation prompt and per-sample seed |
 | `generator` | struct | backend, model id, pinned revision, adapter files |
 | `params` | string | generation parameters as canonical JSON |
 | `toolkit_version` | string | toolkit version that built the row |"""
+
+
+def delivery(d: dict | None, cfg: BuildConfig) -> str:
+    """The lesion-map plan as delivered: per disease, rows and (base tone x donor tone) cells filled."""
+    if not d or not d["planned"]:
+        return ""
+    per: dict[str, list[int]] = {}
+    for c in d["cells"]:
+        p = per.setdefault(c["disease"], [0, 0, 0, 0])
+        p[0] += c["planned"]
+        p[1] += c["delivered"]
+        p[2] += 1
+        p[3] += c["delivered"] == c["planned"]
+    rows = "\n".join(f"| {dis} | {p[1]} / {p[0]} | {p[3]} / {p[2]} |" for dis, p in sorted(per.items()))
+    fb = ", ".join(cfg.lesion_map.fallbacks) or "none"
+    how = ", ".join(f"{k} {v}" for k, v in d["placement"].items())
+    return f"""## Lesion-map plan, as delivered
+
+The plan balances base tone x disease x donor tone. Delivered {d['delivered']} of {d['planned']}
+planned lesion maps ({d['delivered'] / d['planned']:.1%}); fallbacks after pads
+{list(cfg.lesion_map.pads)}: {fb}. Placement of the delivered rows (`placement` column): {how}.
+Counts are of the lesion-mapping stage, before curation moves or removes rows for leakage.
+
+| disease | lesion maps delivered / planned | cells filled / cells |
+|---|---:|---:|
+{rows}"""
 
 
 def lineage(audit: dict | None, version: str) -> str:

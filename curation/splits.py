@@ -10,7 +10,9 @@ pairs). Methods (`curation.split_method`):
 - `test_ids`: the ids in a file (one per line, or a CSV with a `source_id` column) form test, with
   their whole groups; the rest is split stratified into train/validation.
 - `patchalign24`: PatchAlign24's DDI holdout, `train_test_split(df, test_size=0.2,
-  random_state=12140420)` on its CSV row order (needs scikit-learn); the rest as `test_ids`.
+  random_state=12140420)` over the source's metadata table in its published row order (or
+  PatchAlign24's own CSV), decided on the table before any image is read (`holdout_test_ids`):
+  a row rejected at ingest leaves test, it never moves another image. The rest as `test_ids`.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Iterable
 from builder.core.config import CurationConfig
 from builder.core.errors import ConfigError
 from builder.core.schema import SPLITS, Record
+from builder.core.splits_file import check_test_ids, read_test_ids
 
 log = logging.getLogger(__name__)
 METHODS = ("stratified", "test_ids", "patchalign24")
@@ -36,11 +39,12 @@ def check_ratios(ratios: dict) -> dict[str, float]:
 
 
 def assign_splits(real: list[Record], cfg: CurationConfig, *, links: Iterable[tuple[str, str]] = (),
-                  test_ids: Iterable[str] | None = None) -> dict[str, str]:
+                  test_ids: Iterable[str] | None = None, missing_ok: bool = False) -> dict[str, str]:
     """source_id -> split for every source id of `real`, whole lineage groups together.
 
     `links` are extra (source_id, source_id) pairs that must share a split (near-duplicates);
-    `test_ids` overrides the configured test-ids file.
+    `test_ids` overrides the configured test-ids file. `missing_ok`: test ids that were not
+    ingested (rows rejected at ingest, from a holdout decided on the table) are skipped, not errors.
     """
     ratios = check_ratios(dict(cfg.ratios))
     method = getattr(cfg, "split_method", "stratified")
@@ -48,12 +52,22 @@ def assign_splits(real: list[Record], cfg: CurationConfig, *, links: Iterable[tu
         raise ConfigError(f"curation.split_method={method!r}: expected one of {', '.join(METHODS)}")
     root = lineage_roots(real, links)
     if test_ids is None and method == "test_ids":
-        test_ids = read_test_ids(getattr(cfg, "test_ids_file", None))
+        if not getattr(cfg, "test_ids_file", None):
+            raise ConfigError("curation.split_method=test_ids needs curation.test_ids_file (or --test-ids FILE)")
+        test_ids = read_test_ids(cfg.test_ids_file)
     if test_ids is None and method == "patchalign24":
+        log.warning("split_method=patchalign24 without the source table: holdout computed over the %d "
+                    "ingested images, so a rejected row shifts it; pass the table (holdout_test_ids)", len(real))
         test_ids = patchalign24_test_ids(real, getattr(cfg, "patchalign24_csv", None))
     if test_ids is None:
         return _stratified(real, root, ratios, cfg.split_seed)
-    return _with_fixed_test(real, root, set(test_ids), ratios, cfg.split_seed)
+    test_ids = set(test_ids)
+    if missing_ok:
+        gone = sorted(test_ids - set(root))
+        if gone:
+            log.info("%d holdout test ids were not ingested (rejected rows), they stay out: %s", len(gone), gone[:5])
+        test_ids -= set(gone)
+    return _with_fixed_test(real, root, test_ids, ratios, cfg.split_seed)
 
 
 def lineage_roots(records: list[Record], links: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
@@ -115,11 +129,8 @@ def _stratified(real: list[Record], root: dict[str, str], ratios: dict[str, floa
 
 
 def _with_fixed_test(real, root, test_ids: set[str], ratios, seed: int) -> dict[str, str]:
-    unknown = sorted(test_ids - set(root))
-    if unknown:
-        raise ConfigError(f"test ids {unknown[:5]}{' ...' if len(unknown) > 5 else ''} ({len(unknown)}) are not "
-                          "among the ingested real images; check the ingest rejections for them, or "
-                          "remove them from the test-ids file")
+    check_test_ids(test_ids, root, where="the ingested real images", every=True,
+                   hint="check the ingest rejections for them, or remove them from the test-ids file")
     test_roots = {root[s] for s in test_ids}
     pulled = sorted(s for s, r in root.items() if r in test_roots and s not in test_ids)
     if pulled:
@@ -131,22 +142,6 @@ def _with_fixed_test(real, root, test_ids: set[str], ratios, seed: int) -> dict[
     out = _stratified(rest, {s: root[s] for r in rest for s in r.source_ids}, sub, seed)
     out.update({s: "test" for s, r in root.items() if r in test_roots})
     return dict(sorted(out.items()))
-
-
-def read_test_ids(path: str | Path | None) -> list[str]:
-    """Test ids from a file: one per line, or a CSV with a `source_id` column; `#` starts a comment."""
-    if not path:
-        raise ConfigError("curation.split_method=test_ids needs curation.test_ids_file (or --test-ids FILE)")
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"test-ids file {path} does not exist; give a file with one source id per line")
-    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
-    lines = [ln for ln in lines if ln]
-    if lines and lines[0].split(",")[0] == "source_id":
-        lines = [ln.split(",")[0].strip() for ln in lines[1:]]
-    if not lines:
-        raise ConfigError(f"test-ids file {path} lists no ids; expected one source id (e.g. ddi:000001) per line")
-    return lines
 
 
 def patchalign24_test_ids(real: list[Record], csv_path: str | Path | None = None) -> list[str]:
@@ -166,6 +161,41 @@ def patchalign24_test_ids(real: list[Record], csv_path: str | Path | None = None
         ids = _patchalign_order(Path(csv_path), ids)
     _, test = train_test_split(ids, test_size=PATCHALIGN_TEST_SIZE, random_state=PATCHALIGN_SEED)
     return sorted(test)
+
+
+def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path | None = None) -> list[str]:
+    """PatchAlign24's DDI test set decided on a metadata table alone, before any image is read.
+
+    sklearn's `train_test_split(rows, test_size=0.2, random_state=12140420)` over the rows of
+    `table` in file order (DDI's `ddi_metadata.csv` as published; a Fitzpatrick17k table by
+    `md5hash`), or over PatchAlign24's own CSV (`order_csv`, its `hasher` column) when given.
+    Ids are `<source_name>:<file stem>`, as ingest names them. The result depends on the table
+    only: a row later rejected at ingest simply has no image, and no other row changes split.
+    """
+    import polars as pl
+
+    path = Path(order_csv or table)
+    if not path.is_file():
+        raise ConfigError(f"holdout table {path} does not exist; pass the source folder holding ddi_metadata.csv"
+                          + (" (curation.patchalign24_csv)" if order_csv else ""))
+    df = pl.read_csv(path, infer_schema=False)
+    column = next((c for c in ("hasher", "DDI_file", "md5hash") if c in df.columns), None)
+    if column is None:
+        raise ConfigError(f"{path}: no DDI_file, md5hash or hasher column to name the holdout's images; "
+                          "expected DDI's ddi_metadata.csv (or PatchAlign24's CSV)")
+    stems = [Path((v or "").strip()).stem if column != "md5hash" else (v or "").strip()
+             for v in df[column].to_list()]
+    return sorted(f"{source_name}:{s}" for s in _sklearn_test(stems) if s)
+
+
+def _sklearn_test(items: list[str]) -> list[str]:
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError as e:
+        raise ConfigError("curation.split_method=patchalign24 needs scikit-learn: "
+                          "pip install 'cgddi-toolkit[patchalign]'") from e
+    _, test = train_test_split(items, test_size=PATCHALIGN_TEST_SIZE, random_state=PATCHALIGN_SEED)
+    return list(test)
 
 
 def _patchalign_order(csv_path: Path, ids: list[str]) -> list[str]:
