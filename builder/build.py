@@ -80,12 +80,17 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
     check_stages(cfg, opts.device)
 
 
+
 def check_stages(cfg: BuildConfig, device: str = "cpu") -> None:
     """Every stage's `check` on its config section, before ingest or any generation."""
     from curation.curate import check_config as check_curation
     from generation.healthy import check as check_healthy
     from generation.lesion_map import check as check_lesion_map
 
+    if cfg.masks.auto:
+        from generation.masks.run import check_inputs as check_masks
+
+        check_masks(cfg.masks)
     check_healthy(cfg.healthy)
     check_lesion_map(cfg.lesion_map)
     if cfg.semantic.budget > 0:
@@ -119,10 +124,11 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     stages: list[dict] = []
     decisions: dict[str, str] = {}
 
-    def note(summary) -> None:
+    def note(summary) -> dict:
         log.info(summary.line())
         decisions[summary.stage] = summary.status
         stages.append(summary.to_json())
+        return stages[-1]
 
     # 1. Source -> real store (validated; bad rows become rejections), keyed by the source's bytes;
     #    the source names itself. A published version from another config or source is refused
@@ -132,7 +138,14 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     holdout = table_holdout(cfg.curation, source, source_name)
     from curation.ingest import ingest_source, plan_ingest
 
-    plan = plan_ingest(source, masks, source_name=source_name, limit=opts.limit)
+    auto_dir = None
+    if cfg.masks.auto:  # photos without a mask get an automatic one (gated by confidence) before ingest
+        from generation.masks.run import run_masks
+
+        auto_dir = work / "auto_masks"
+        note(run_masks(source, masks, auto_dir, cfg.masks, source_name=source_name, limit=opts.limit,
+                       device=opts.device))
+    plan = plan_ingest(source, masks, source_name=source_name, limit=opts.limit, auto_masks=auto_dir)
     build_fp = build_fingerprint(cfg, plan.info)
     _guard_existing(out_dir, cfg, opts.overwrite)
     _guard_fingerprint(out_dir, cfg, plan.info, build_fp, opts.overwrite)
@@ -162,7 +175,8 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
 
     # 5. Shards, card, manifest; then prove the output loads. The manifest's stage counts come from
     #    the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
-    content = [stage_content(st["stage"], store) for st, store in zip(stages, stores.values())]
+    by_stage = {"ingest": "real", "healthy": "healthy", "lesion_map": "lesion_mapped", "semantic": "semantic"}
+    content = [stage_content(st, stores[by_stage[st["stage"]]]) for st in stages if st["stage"] in by_stage]
     content.append({"records" if k == "done" else k: v for k, v in curate.items()})
     files = publish(out_dir, cfg, records, stores, content, overwrite=opts.overwrite, workers=opts.workers,
                     source=plan.info, fingerprint=build_fp, stage_fingerprints=fps)
@@ -216,7 +230,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     plots = write_plots(staging, records, stores)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
-    write_card(staging, cfg, files, records, plots=plots, audit=audit)
+    write_card(staging, cfg, files, records, plots=plots, audit=audit,
+               delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
     extras += ["README.md", write_license(staging)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
@@ -235,15 +250,16 @@ def _generate(cfg: BuildConfig, opts: BuildOptions, work: Path, real: StageStore
               fps: dict[str, str], note) -> dict[str, StageStore]:
     """The generation stages, each keyed by its upstream fingerprints (added to `fps`); their stores."""
     from generation.healthy import run_healthy
-    from generation.lesion_map import run_lesion_map_pool
+    from generation.lesion_map import delivery, run_lesion_map_pool
 
     healthy = StageStore(work / "healthy")
     note(run_healthy(real, healthy, cfg.healthy, device=opts.device, inputs={"real": fps["ingest"]},
                      on_change="reset"))
     fps["healthy"] = store_fingerprint(healthy)
     mapped = StageStore(work / "lesion_mapped")
-    note(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of, workers=opts.workers,
-                             on_change="reset"))
+    lesion_map = note(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of,
+                                          workers=opts.workers, on_change="reset"))
+    lesion_map["delivery"] = delivery(mapped)  # delivered / planned per cell: build summary, card, manifest
     fps["lesion_map"] = store_fingerprint(mapped)
     stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
     if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
@@ -257,10 +273,14 @@ def _generate(cfg: BuildConfig, opts: BuildOptions, work: Path, real: StageStore
     return stores
 
 
-def stage_content(name: str, store: StageStore) -> dict:
-    """A stage's content for the manifest: its records and its rejections by reason, read from its store."""
-    return {"stage": name, "records": len(store.records()),
-            "rejected": dict(sorted(Counter(r.reason for r in store.rejections()).items()))}
+def stage_content(stage: dict, store: StageStore) -> dict:
+    """A stage's content for the manifest: its records and its rejections by reason, read from its store
+    (and the lesion map's delivery per plan cell, which the card shows)."""
+    out = {"stage": stage["stage"], "records": len(store.records()),
+           "rejected": dict(sorted(Counter(r.reason for r in store.rejections()).items()))}
+    if "delivery" in stage:
+        out["delivery"] = stage["delivery"]
+    return out
 
 
 def _staging(out_dir: Path) -> Path:

@@ -4,8 +4,7 @@ Metadata is validated by `curation.metadata` (bad rows -> rejections naming file
 value and fix); then each kept row's image is decoded and its mask read (bad files -> rejections).
 `ingest.json` in the store reconciles the counts (inputs = kept + rejected, or the run fails) and
 names the source: its name (the id prefix: the layout, `ddi` or `fitz17k`, unless overridden), layout
-and fingerprint (table, image and mask bytes). The store is keyed (`builder.core.stage.pin`) by that
-fingerprint and the ingest settings: a rerun reuses the ingest only for the same key, else re-ingests.
+and fingerprint (table, image and mask bytes). A rerun reuses the ingest only for the same fingerprint.
 """
 from __future__ import annotations
 
@@ -19,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from builder.core.errors import BuildError, SourceError
-from builder.core.progress import StageSummary, progress
-from builder.core.schema import Record, Rejection, digest, make_sample_id
 from builder.core.fingerprint import combine, source_fingerprint
+from builder.core.progress import StageSummary, progress
+from builder.core.schema import AutoMask, Record, Rejection, digest, make_sample_id
 from builder.core.stage import Shard, StageKey, outcome, pin, pool_context
 from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
-from curation.masks import MaskError, read_binary_masks, read_sddi_mask
+from curation.masks import MaskError, read_auto_index, read_binary_masks, read_sddi_mask
 from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_map, read_source_table
 
 log = logging.getLogger(__name__)
@@ -35,39 +34,46 @@ __all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "plan_ingest", "r
 
 @dataclasses.dataclass(frozen=True)
 class IngestPlan:
-    """A source's validated table, its identity (`describe_source`) and the key its real store will carry."""
+    """A source's validated table, its rows with their automatic masks, its identity and the store's key."""
 
     table: SourceTable
+    items: list  # (SourceRow, automatic-mask entry or None)
     info: dict
     key: StageKey
 
 
 def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = None, limit: int | None = None,
-                disease_map: dict[str, str] | None = None) -> IngestPlan:
+                disease_map: dict[str, str] | None = None, auto_masks: Path | None = None) -> IngestPlan:
     """Read and validate the metadata table and fingerprint the files it names; no image is decoded."""
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
                           "(DDI) or metadata.csv (Fitzpatrick17k)")
     table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
-    info = describe_source(table)
-    settings = {"limit": limit, "disease_map": combine(sorted((disease_map or load_disease_map()).items()))}
-    return IngestPlan(table, info, StageKey(SHARD, settings, {"source": info["fingerprint"]}))
+    items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks)
+    info = describe_source(dataclasses.replace(table, rows=[row for row, _ in items]))  # automatic masks too
+    settings = {"limit": limit, "disease_map": combine(sorted((disease_map or load_disease_map()).items())),
+                "auto_masks": combine([entry for _, entry in items])}
+    return IngestPlan(table, items, info, StageKey(SHARD, settings, {"source": info["fingerprint"]}))
 
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
                   limit: int | None = None, disease_map: dict[str, str] | None = None,
-                  workers: int | None = None, on_change: str = "reset",
+                  workers: int | None = None, auto_masks: Path | None = None, on_change: str = "reset",
                   plan: IngestPlan | None = None) -> StageSummary:
     """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
 
-    Images are decoded, re-encoded and written over `workers` processes (default: all cores). A
-    finished ingest with the same key (source fingerprint, settings) is reused; a store holding
+    Images are decoded, re-encoded and written over `workers` processes (default: all cores).
+    `auto_masks`: a `generate masks` output folder; photos without a hand mask take theirs from it.
+    Masks listed in an `auto_masks.jsonl` (there or in the masks folder) are automatic: the record
+    carries them in `auto_masks`; a photo whose automatic mask was rejected keeps the reason.
+    A finished ingest with the same key (source fingerprint, settings) is reused; a store holding
     another or an edited source is ingested again (`on_change='refuse'` makes that an error).
     `plan` is `plan_ingest`'s result when the caller made it already (the build checks it first).
     """
     summary = StageSummary("ingest")
-    plan = plan or plan_ingest(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
+    plan = plan or plan_ingest(source, masks, source_name=source_name, limit=limit, disease_map=disease_map,
+                               auto_masks=auto_masks)
     table, info, key = plan.table, plan.info, plan.key
     status = pin(out, key, on_change=on_change)
     done_fp = Shard(SHARD, []).fingerprint(key.fingerprint)
@@ -79,7 +85,7 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
         log.warning("%s: ingesting source %s (fingerprint %s) again: %s", out.root, info["name"],
                     info["fingerprint"], status)
     records, rejections = [], list(table.rejections)
-    for rec in _map(_ingest_one, [(row, out) for row in table.rows], workers):
+    for rec in _map(_ingest_one, [(row, out, auto) for row, auto in plan.items], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
     rejections.sort(key=lambda r: (r.item_id, r.reason, r.detail))
     for r in rejections:
@@ -133,8 +139,25 @@ def _map(fn, items: list, workers: int | None):
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
 
 
-def _ingest_one(item: tuple[SourceRow, StageStore]) -> Record | Rejection:
-    row, out = item
+def _with_auto_masks(rows: list[SourceRow], masks: Path, auto_dir: Path | None) -> list[tuple[SourceRow, dict | None]]:
+    """Each row with its automatic-mask entry (None for hand masks); rows without one take it from `auto_dir`."""
+    in_masks, in_auto = read_auto_index(masks), read_auto_index(auto_dir)
+    out = []
+    for row in rows:
+        entry = None
+        if row.mask is not None:  # a file in the masks folder: automatic if that folder's index says so
+            e = in_masks.get(row.source_id)
+            entry = e if e and e["accepted"] and e["file"] == row.mask.name else None
+        elif row.source_id in in_auto:
+            entry = in_auto[row.source_id]
+            if entry["accepted"]:
+                row = dataclasses.replace(row, mask=Path(auto_dir) / entry["file"], nonskin=None)
+        out.append((row, entry))
+    return out
+
+
+def _ingest_one(item: tuple[SourceRow, StageStore, dict | None]) -> Record | Rejection:
+    row, out, auto = item
     def reject(reason: str, detail: str) -> Rejection:
         return Rejection("ingest", row.source_id, reason, f"line {row.line}: {detail}", str(row.image))
 
@@ -153,10 +176,15 @@ def _ingest_one(item: tuple[SourceRow, StageStore]) -> Record | Rejection:
     path = out.put_image(sample_id, png)
     if label_map is not None:
         out.put_mask(sample_id, label_map)
+    params = {"patient_id": row.patient_id} if row.patient_id else {}
+    if auto is not None and not auto["accepted"]:  # healthy and lesion mapping report this reason
+        params.update(mask_rejected=auto["reason"], mask_rejected_detail=auto["detail"])
+    accepted = auto is not None and auto["accepted"] and label_map is not None
     return Record(sample_id=sample_id, kind="real", skin_tone=row.skin_tone, malignant=row.malignant,
                   disease=row.disease, disease_raw=row.disease_raw, source_ids=[row.source_id],
-                  image_path=path, fitzpatrick=row.fitzpatrick,
-                  params={"patient_id": row.patient_id} if row.patient_id else None)
+                  image_path=path, fitzpatrick=row.fitzpatrick, params=params or None,
+                  auto_masks=(AutoMask(row.source_id, auto["method"], auto["version"], auto["confidence"]),)
+                  if accepted else ())
 
 
 def _read_mask(row: SourceRow, h: int, w: int) -> np.ndarray | None:
