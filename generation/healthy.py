@@ -13,8 +13,8 @@ import numpy as np
 from builder.core.config import HealthyConfig
 from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary
-from builder.core.schema import (HEALTHY_DISEASE, LABEL_VALUES, Generator, Record, Rejection, digest,
-                                 make_sample_id, sample_seed)
+from builder.core.schema import (HEALTHY_DISEASE, LABEL_SKIN, LABEL_VALUES, Generator, Record, Rejection,
+                                 digest, make_sample_id, sample_seed)
 from builder.core.stage import Shard, StageKey, check_slot, outcome, pin, run_shards, store_fingerprint
 from builder.core.store import StageStore, decode_label_map, decode_rgb, encode_png
 from generation.healthy_backends import BACKENDS, DTYPES, Job
@@ -180,7 +180,7 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
     prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.name == "diffusers" else None
-    return Prepared(rec, Job(image, region, prompt, seed), label_map, sample_id)
+    return Prepared(rec, Job(image, region, prompt, seed, skin=label_map == LABEL_SKIN), label_map, sample_id)
 
 
 def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
@@ -198,7 +198,7 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
 
 def uses_seed(cfg: HealthyConfig) -> bool:
     """Whether the output depends on the per-sample seed (a smooth Telea fill does not)."""
-    return cfg.backend == "diffusers" or cfg.opencv_grain > 0
+    return cfg.backend == "diffusers" or cfg.opencv_grain > 0 or cfg.opencv_method == "exemplar"
 
 
 def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
