@@ -83,7 +83,9 @@ def real_store(args: argparse.Namespace, state):
                          f"as --source ({e})") from e
     real = StageStore(args.out / "real")
     if state is None or state.is_main_process:
-        print(ingest_source(args.source, args.masks, real).line())
+        from builder.core.progress import say
+
+        say(ingest_source(args.source, args.masks, real).line())
     if state is not None:
         state.wait_for_everyone()  # every rank shards the same, complete real store
     return real
@@ -101,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     out = StageStore(args.out / "healthy")
     summary = run_healthy(real, out, cfg, device=device, batch_size=args.batch_size, rank=rank,
                           world_size=world, shard_size=args.shard_size)
-    print(summary.line() if world == 1 else f"rank {rank}/{world}: {summary.line()}")
+    from builder.core.progress import say
+
+    say(summary.line() if world == 1 else f"rank {rank}/{world}: {summary.line()}")
     if state is not None:
         state.wait_for_everyone()
     if rank == 0:

@@ -52,10 +52,13 @@ def run(args: argparse.Namespace) -> int:
     split_of = read_splits(args.splits) if args.splits else None
     plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size,
                            split_of=split_of)
-    print(plan_summary(plan))
-    print(f"plan written to {stores[2].root / 'plan.csv'}")
+    from builder.core.progress import say
+
+    say(plan_summary(plan))
     if args.plan_only:
+        print(f"plan written to {stores[2].root / 'plan.csv'}")
         return 0
+    say(f"plan written to {stores[2].root / 'plan.csv'}")
     if args.workers != 1:
         if args.world_size != 1:
             from builder.core.errors import ConfigError
