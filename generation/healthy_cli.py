@@ -103,9 +103,7 @@ def run(args: argparse.Namespace) -> int:
     out = StageStore(args.out / "healthy")
     summary = run_healthy(real, out, cfg, device=device, batch_size=args.batch_size, rank=rank,
                           world_size=world, shard_size=args.shard_size)
-    from builder.core.progress import say
-
-    say(summary.line() if world == 1 else f"rank {rank}/{world}: {summary.line()}")
+    print(summary.line() if world == 1 else f"rank {rank}/{world}: {summary.line()}")
     if state is not None:
         state.wait_for_everyone()
     if rank == 0:

@@ -20,10 +20,9 @@ def _forced_from_env() -> bool | None:
 
 
 _FORCED = _forced_from_env()
-# The CLI's -q: only errors and each command's final summary. Set in the environment too, so worker
-# processes (forkserver pools) started by the command are quiet from their first import.
-_QUIET = os.environ.get("CGDDI_QUIET", "") == "1"
-if _QUIET:
+_QUIET = False  # the CLI's -q: only errors and each command's final summary
+# -q reaches worker processes (forkserver pools) through the environment: they log errors only.
+if os.environ.get("CGDDI_QUIET", "") == "1":
     logging.getLogger().setLevel(logging.ERROR)
 
 
