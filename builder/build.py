@@ -8,7 +8,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from builder.core.config import BuildConfig
+from builder.core.config import BuildConfig, CurationConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
 from builder.core.splits_file import write_splits
@@ -92,7 +92,10 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     stages: list[dict] = []
 
     # 1. Source -> real store (validated; bad rows become rejections). The source names itself.
+    #    A table-decided holdout (PatchAlign24's) is fixed first, from the metadata alone:
+    #    rejections at ingest cannot shift it.
     source, masks, source_name = _source(cfg, opts, work)
+    holdout = table_holdout(cfg.curation, source, source_name)
     from curation.ingest import ingest_source, read_source_info
 
     real = StageStore(work / "real")
@@ -112,7 +115,7 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     #    generation: semantic training must know the test split.
     from curation.curate import curate_records, split_real
 
-    real_split = split_real(real_records, real, cfg.curation, workers=opts.workers)
+    real_split = split_real(real_records, real, cfg.curation, workers=opts.workers, test_ids=holdout)
     split_of = real_split.split_of
     write_splits(work / "splits.csv", split_of)
 
@@ -149,6 +152,18 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
                     source=source_info, fingerprint=fingerprint)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
+
+
+def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) -> list[str] | None:
+    """The test ids of a holdout decided on the source's metadata table (None for other split methods).
+    Ids are named as ingest names them: `source_name`, else the layout (`ddi`, `fitz17k`)."""
+    if cfg.split_method != "patchalign24":
+        return None
+    from curation.metadata import find_table
+    from curation.splits import holdout_test_ids
+
+    layout, table = find_table(Path(source))
+    return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
