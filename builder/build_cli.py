@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     result = build(cfg, BuildOptions(out=args.out, source=args.source, masks=args.masks,
                                      source_name=args.source_name, device=args.device,
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit))
-    say(*(f"  {st['stage']:<14} done={st.get('done', 0):<6} rejected={st.get('rejected', {})}"
-          for st in result.stages))
+    say(*(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
+          f"rejected={st.get('rejected', {})}" for st in result.stages))
     say("", result.table(), "")
     print(f"built cgDDI v{cfg.version}: {len(result.records)} rows in {len(result.files)} shards, "
           f"{time.perf_counter() - t0:.1f}s -> {result.out_dir}")
