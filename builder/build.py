@@ -80,6 +80,10 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
     from curation.curate import check_config
 
     check_config(cfg.curation)  # curation settings fail here, not after ingest and generation
+    if cfg.masks.auto:
+        from generation.masks.run import check_inputs as check_masks
+
+        check_masks(cfg.masks)
     if cfg.healthy.backend == "diffusers" and not cfg.healthy.model_id:
         raise ConfigError("healthy.backend=diffusers needs healthy.model_id (a Hub id with revision, or a folder)")
 
@@ -112,10 +116,17 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     holdout = table_holdout(cfg.curation, source, source_name)
     from curation.ingest import ingest_source, read_source_info
 
+    auto_dir = None
+    if cfg.masks.auto:  # photos without a mask get an automatic one (gated by confidence) before ingest
+        from generation.masks.run import run_masks
+
+        auto_dir = work / "auto_masks"
+        stages.append(_log(run_masks(source, masks, auto_dir, cfg.masks, source_name=source_name,
+                                     limit=opts.limit, device=opts.device)))
     real = StageStore(work / "real")
     before = read_source_info(real)
     stages.append(_log(ingest_source(source, masks, real, source_name=source_name, limit=opts.limit,
-                                     workers=opts.workers)))
+                                     workers=opts.workers, auto_masks=auto_dir)))
     source_info = read_source_info(real)
     fingerprint = build_fingerprint(cfg, source_info)
     _guard_fingerprint(out_dir, cfg, source_info, fingerprint, opts.overwrite)
@@ -143,6 +154,9 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     mapped = StageStore(work / "lesion_mapped")
     stages.append(_log(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of,
                                            workers=opts.workers)))
+    from generation.lesion_map import delivery
+
+    stages[-1]["delivery"] = delivery(mapped)  # delivered / planned per cell: build summary, card, manifest
     stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
     if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
         from generation.semantic.build import run_semantic
@@ -217,7 +231,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     plots = write_plots(staging, records, stores)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
-    write_card(staging, cfg, files, records, plots=plots, audit=audit)
+    write_card(staging, cfg, files, records, plots=plots, audit=audit,
+               delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
     extras += ["README.md", write_license(staging)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}

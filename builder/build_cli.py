@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit))
     say(*(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
           f"rejected={st.get('rejected', {})}" for st in result.stages))
+    for st in result.stages:
+        if st.get("delivery"):
+            from generation.plan import delivery_summary
+
+            say(delivery_summary(st["delivery"]))
     say("", result.table(), "")
     print(f"built cgDDI v{cfg.version}: {len(result.records)} rows in {len(result.files)} shards, "
           f"{time.perf_counter() - t0:.1f}s -> {result.out_dir}")

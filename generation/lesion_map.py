@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Iterator
 from builder.core.config import LesionMapConfig
 from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary, progress
-from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id
+from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id, merge_auto_masks
 from builder.core.store import StageStore, encode_png
 from generation.placement import PlacementError
-from generation.plan import make_plan, plan_summary
+from generation.plan import make_plan, plan_delivery, plan_summary
 from generation.refill import Pixels, base_groups, check_fallbacks, map_with_fallbacks, other_bases
 
 if TYPE_CHECKING:
     import polars
 
-__all__ = ["make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "run_lesion_map_pool", "STAGE"]
+__all__ = ["delivery", "make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "run_lesion_map_pool", "STAGE"]
 
 log = logging.getLogger(__name__)
 STAGE = "lesion_map"
@@ -134,6 +134,13 @@ def run_lesion_map_pool(bases: StageStore, donors: StageStore, out: StageStore, 
     return summary.stop()
 
 
+def delivery(out: StageStore) -> dict:
+    """Delivered / planned per plan cell of a finished lesion-map store (see `plan.plan_delivery`)."""
+    import polars as pl
+
+    return plan_delivery(pl.read_parquet(out.root / PLAN_FILE), out.records())
+
+
 def _flat(mine: list) -> Iterator[tuple[str, dict, bool]]:
     """(shard name, plan row, is the shard's last row): one progress bar over every row of this worker."""
     for name, shard in mine:
@@ -205,7 +212,8 @@ def _record(sample_id: str, path: str, base: Record, donor: Record, mapped, row:
         disease=donor.disease, source_ids=sorted(set(base.source_ids) | set(donor.source_ids)),
         image_path=path, fitzpatrick=base.fitzpatrick, disease_raw=donor.disease_raw,
         base_id=base.sample_id, donor_id=donor.sample_id, placement=mapped.placement, seed=row["seed"],
-        generator=Generator("lesion_map"), params=params)
+        generator=Generator("lesion_map"), params=params,
+        auto_masks=merge_auto_masks(base.auto_masks, donor.auto_masks))
 
 
 def _records(store: StageStore, kind: str, flag: str) -> list[Record]:

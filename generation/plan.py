@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLAN_COLUMNS = ("row", "base_id", "base_skin_tone", "base_source_ids", "donor_id", "donor_skin_tone",
-                "donor_source_ids", "disease", "disease_raw", "malignant", "seed")
+                "donor_source_ids", "disease", "disease_raw", "malignant", "seed", "base_auto_mask", "donor_auto_mask")
 
 
 def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
@@ -85,8 +85,9 @@ def _plan_one(bases: list[Record], donors: list[Record], budget: int, seed: int)
         donor = _take(donor_pools[(dis, dt)], donor_next, (dis, dt))
         base = _take(base_pools[bt], base_next, bt, avoid=set(donor.source_ids))
         rows.append(_plan_row(row, base, donor, seed))
-    schema = {"row": pl.Int64, "malignant": pl.Boolean, "seed": pl.Int64,
-              **{c: pl.String for c in PLAN_COLUMNS if c not in ("row", "malignant", "seed")}}
+    flags = ("malignant", "base_auto_mask", "donor_auto_mask")
+    schema = {"row": pl.Int64, "seed": pl.Int64, **{c: pl.Boolean for c in flags},
+              **{c: pl.String for c in PLAN_COLUMNS if c not in ("row", "seed", *flags)}}
     return pl.DataFrame(rows, schema=schema).select(PLAN_COLUMNS)
 
 
@@ -144,6 +145,7 @@ def _plan_row(row: int, base: Record, donor: Record, seed: int) -> dict:
         "donor_skin_tone": donor.skin_tone, "donor_source_ids": ";".join(sorted(donor.source_ids)),
         "disease": donor.disease, "disease_raw": donor.disease_raw, "malignant": bool(donor.malignant),
         "seed": sample_seed(f"lesion_map:{row}:{base.sample_id}:{donor.sample_id}", seed),
+        "base_auto_mask": bool(base.auto_masks), "donor_auto_mask": bool(donor.auto_masks),
     }
 
 
@@ -162,4 +164,47 @@ def plan_summary(plan: "polars.DataFrame") -> str:
               for r in tones.iter_rows(named=True)]
     lines.append(f"  malignant: {plan.filter(pl.col('malignant')).height}, "
                  f"benign: {plan.filter(~pl.col('malignant')).height}")
+    auto_b = plan.filter(pl.col("base_auto_mask"))["base_id"].n_unique()
+    auto_d = plan.filter(pl.col("donor_auto_mask"))["donor_id"].n_unique()
+    lines.append(f"  from automatic masks: {auto_b} of {plan['base_id'].n_unique()} bases, "
+                 f"{auto_d} of {plan['donor_id'].n_unique()} donors "
+                 f"({plan.filter(pl.col('base_auto_mask') | pl.col('donor_auto_mask')).height} rows)")
+    return "\n".join(lines)
+
+
+def plan_delivery(plan: "polars.DataFrame", records: list[Record]) -> dict:
+    """Delivered / planned per (base tone, disease, donor tone) cell of a plan, from the mapped records.
+
+    A row counts in the cell it was planned for (another base keeps the tone, so the cell too);
+    `placement` counts how the delivered rows were placed (builder.core.schema.PLACEMENTS).
+    """
+    got = {r.params["plan_row"] for r in records if r.params and "plan_row" in r.params}
+    cells: dict[tuple, list[int]] = {}
+    for row in plan.iter_rows(named=True):
+        c = cells.setdefault((row["base_skin_tone"], row["disease"], row["donor_skin_tone"]), [0, 0])
+        c[0] += 1
+        c[1] += row["row"] in got
+    placements: dict[str, int] = {}
+    for r in records:
+        placements[r.placement or "fit"] = placements.get(r.placement or "fit", 0) + 1
+    order = lambda k: (SKIN_TONES.index(k[0]), k[1], SKIN_TONES.index(k[2]))  # noqa: E731
+    return {"planned": plan.height, "delivered": sum(d for _, d in cells.values()),
+            "placement": dict(sorted(placements.items())),
+            "cells": [{"base_skin_tone": bt, "disease": dis, "donor_skin_tone": dt, "planned": p, "delivered": d}
+                      for (bt, dis, dt), (p, d) in sorted(cells.items(), key=lambda kv: order(kv[0]))]}
+
+
+def delivery_summary(delivery: dict, limit: int = 12) -> str:
+    """A few lines: delivered / planned overall, cells filled, and the cells short of their plan."""
+    cells = delivery["cells"]
+    short = [c for c in cells if c["delivered"] < c["planned"]]
+    planned = delivery["planned"]
+    lines = [f"lesion maps delivered {delivery['delivered']} / {planned} planned"
+             f" ({delivery['delivered'] / planned:.1%})" if planned else "lesion maps: none planned",
+             f"  cells (base tone x disease x donor tone) filled as planned: {len(cells) - len(short)} / {len(cells)}",
+             "  placement: " + ", ".join(f"{k} {v}" for k, v in delivery["placement"].items())]
+    lines += [f"  short: {c['disease']} (base {c['base_skin_tone']} <- donor {c['donor_skin_tone']}) "
+              f"{c['delivered']}/{c['planned']}" for c in short[:limit]]
+    if len(short) > limit:
+        lines.append(f"  ... and {len(short) - limit} more short cells")
     return "\n".join(lines)
