@@ -66,6 +66,8 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         raise ConfigError(f"version {cfg.version} uses source {cfg.source.name!r}: pass --source DIR (and --masks DIR)")
     if opts.source is not None and not Path(opts.source).is_dir():
         raise ConfigError(f"--source {opts.source} is not a folder")
+    if not isinstance(cfg.source.min_side_px, int) or cfg.source.min_side_px < 1:
+        raise ConfigError(f"source.min_side_px={cfg.source.min_side_px!r}: expected a whole number of pixels >= 1")
     if cfg.healthy.backend not in ("opencv", "diffusers"):
         raise ConfigError(f"healthy.backend={cfg.healthy.backend!r}: expected opencv or diffusers")
     from curation.curate import check_config
@@ -89,7 +91,7 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
     real = StageStore(work / "real")
     stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit,
-                                     workers=opts.workers)))
+                                     workers=opts.workers, min_side_px=cfg.source.min_side_px)))
     real_records = real.records()
     if not real_records:
         raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
@@ -130,10 +132,38 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     stages.append({"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
                    "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
 
-    # 5. Shards, card, manifest; then prove the output loads.
+    # 5. Last guard, then shards, card, manifest; then prove the output loads.
+    refuse_source_copies(records, stores, real_records, real_split.hashes, cur.hashes)
     files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
+
+
+def refuse_source_copies(records: list[Record], stores: dict, real: list[Record], real_hashes: dict,
+                         hashes: dict) -> None:
+    """No synthetic row may be a source photo, byte for byte or decoded pixel for pixel (issue 11: a
+    mask covering the whole photo once published the photo itself as `healthy`). A hit is a bug in the
+    stage that made the row, so the build stops before anything is written."""
+    import hashlib
+
+    def sha(store: StageStore, rec: Record) -> str:
+        return hashlib.sha256(store.read_image_bytes(rec)).hexdigest()
+
+    real_bytes = {sha(stores["real"], r): r.source_ids[0] for r in real}
+    real_pixels = {h.pixel_hash: real_id for real_id, h in real_hashes.items()}
+    by_real = {r.sample_id: r.source_ids[0] for r in real}
+    hits = []
+    for r in records:
+        if r.kind == "real":  # publish.include_real publishes sources on purpose
+            continue
+        src = real_bytes.get(sha(stores[r.kind], r))
+        pix = real_pixels.get(hashes[r.sample_id].pixel_hash) if r.sample_id in hashes else None
+        if src or pix:
+            hits.append(f"{r.sample_id} = {'bytes' if src else 'pixels'} of {src or by_real.get(pix, pix)}")
+    if hits:
+        raise BuildError(f"{len(hits)} synthetic rows are copies of source photos ({'; '.join(hits[:3])}); "
+                         "nothing was published. The stage that made them let a source through: report it "
+                         "with these ids (rerun with -v for its log)")
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.core.errors import BuildError, SourceError
+from builder.core.errors import BuildError, SampleRejected, SourceError
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import Record, Rejection, digest, make_sample_id
-from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
+from builder.core.store import StageStore, atomic_write, encode_png
+from curation.images import MIN_SIDE_PX, read_photo
 from curation.masks import MaskError, read_binary_masks, read_sddi_mask
 from curation.metadata import DISEASE_MAP, SourceRow, find_table, load_disease_map, read_source_table
 
@@ -34,10 +35,11 @@ def detect_layout(source: Path) -> str:
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
                   limit: int | None = None, disease_map: dict[str, str] | None = None,
-                  workers: int | None = None) -> StageSummary:
+                  workers: int | None = None, min_side_px: int = MIN_SIDE_PX) -> StageSummary:
     """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
 
-    Images are decoded, re-encoded and written over `workers` processes (default: all cores).
+    Images are decoded (any mode -> 8-bit RGB, `curation.images`), re-encoded and written over
+    `workers` processes (default: all cores); photos under `min_side_px` on a side are rejected.
     """
     source = Path(source)
     if not source.is_dir():
@@ -49,7 +51,7 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
         return summary.stop()
     table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
     records, rejections = [], list(table.rejections)
-    for rec in _map(_ingest_one, [(row, out) for row in table.rows], workers):
+    for rec in _map(_ingest_one, [(row, out, min_side_px) for row in table.rows], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
     rejections.sort(key=lambda r: (r.item_id, r.reason, r.detail))
     for r in rejections:
@@ -87,20 +89,16 @@ def _map(fn, items: list, workers: int | None):
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
 
 
-def _ingest_one(item: tuple[SourceRow, StageStore]) -> Record | Rejection:
-    row, out = item
+def _ingest_one(item: tuple[SourceRow, StageStore, int]) -> Record | Rejection:
+    row, out, min_side_px = item
     def reject(reason: str, detail: str) -> Rejection:
         return Rejection("ingest", row.source_id, reason, f"line {row.line}: {detail}", str(row.image))
 
     try:
         data = row.image.read_bytes()
-        rgb = decode_rgb(data)
-    except Exception as e:  # PIL raises many types for corrupt files
-        return reject("unreadable_image", f"{row.image} cannot be decoded as an image ({e}); "
-                                          "replace the file or remove the row")
-    try:
+        rgb = read_photo(data, str(row.image), min_side_px)
         label_map = _read_mask(row, *rgb.shape[:2])
-    except MaskError as e:
+    except (SampleRejected, MaskError) as e:
         return reject(e.reason, e.detail)
     png = data if data.startswith(b"\x89PNG") and _is_rgb_png(data) else encode_png(rgb)
     sample_id = make_sample_id("real", digest(png), {"source_id": row.source_id})

@@ -15,3 +15,12 @@ class SourceError(CgddiError):
 
 class BuildError(CgddiError):
     """A build step failed as a whole (e.g. the output does not load back)."""
+
+
+class SampleRejected(CgddiError):
+    """One input that cannot be used; it becomes a `Rejection` with this snake_case `reason`."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
