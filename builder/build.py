@@ -236,8 +236,6 @@ def _hub_url(cfg: BuildConfig) -> str | None:
 
 def verify_load(out_dir: Path, files: list[dict]) -> None:
     """Load the folder with `datasets.load_dataset` (every config) and compare row counts with the shards."""
-    import tempfile
-
     import datasets
 
     from builder.core.progress import progress_enabled
@@ -248,13 +246,19 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
     for f in files:
         expected[("all", f["split"])] += f["rows"]
         expected[(f["config"], f["split"])] += f["rows"]
-    with tempfile.TemporaryDirectory(prefix="cgddi-verify-") as cache:
+    # The cache sits beside the staging folder, not in /tmp: a run killed here leaves nothing there,
+    # and the next run clears it (a TemporaryDirectory outlives a kill -9).
+    cache = out_dir.parent / ".staging" / f"{out_dir.name}.verify-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    try:
         for config in sorted({c for c, _ in expected}):
-            ds = datasets.load_dataset(str(out_dir), name=config, cache_dir=cache)
+            ds = datasets.load_dataset(str(out_dir), name=config, cache_dir=str(cache))
             got = {s: ds[s].num_rows for s in ds}
             want = {s: n for (c, s), n in expected.items() if c == config}
             if got != want:
                 raise BuildError(f"{out_dir}: config {config!r} loads back as {got}, expected {want}")
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Path | None, str | None]:

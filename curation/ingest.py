@@ -112,11 +112,9 @@ def _map(fn, items: list, workers: int | None):
     workers = max(1, workers or os.cpu_count() or 1)
     if workers == 1 or len(items) < 2 * workers:
         return list(progress((fn(x) for x in items), desc="ingest", total=len(items)))
-    from concurrent.futures import ProcessPoolExecutor
+    from builder.core.workers import worker_pool
 
-    from curation.dedup import pool_context
-
-    with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+    with worker_pool(workers) as pool:
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
 
 

@@ -126,3 +126,34 @@ def test_near_duplicates_sharing_a_source_are_derivation_not_leaks(store, tmp_pa
     report = audit_folder(build_version(store, tmp_path / "out"))
     reasons = {i["reason"] for i in report.leaks if i["sample_id"] == copy}
     assert reasons == {"semantic_model_saw_test_source"} and report.derivation_pairs >= 1
+
+
+def test_extra_parquet_served_by_load_dataset_fails_audit(store, tmp_path):
+    """Issue 11: an extra `data/healthy/train-extra.parquet` passed audit while load_dataset served its
+    planted test row. Audit now reads every file the card's globs match and lists every unlisted file."""
+    import datasets
+
+    folder = build_version(store, tmp_path / "out")
+    test_shard = pq.read_table(folder / "data" / "healthy" / "test-00000-of-00001.parquet")
+    planted = test_shard.slice(0, 1)
+    pq.write_table(planted, folder / "data" / "healthy" / "train-extra.parquet")
+    sid = planted.column("sample_id")[0].as_py()
+    served = datasets.load_dataset(str(folder), name="healthy", cache_dir=str(tmp_path / "cache"),
+                                   verification_mode="no_checks")
+    assert sid in served["train"]["sample_id"]  # the case is real: the file is served as train
+    rc, report = _audit(folder, tmp_path)
+    assert rc == 1 and not report["ok"]
+    problems = {(p["problem"], p["path"]) for p in report["integrity"]["problems"]}
+    assert ("unlisted_file", "data/healthy/train-extra.parquet") in problems
+    assert ("split_column_mismatch", sid) in problems  # its rows were read: a test row in train files
+    assert any(p == "card_split_size_mismatch" for p, _ in problems)
+
+
+def test_any_file_not_in_the_manifest_fails_integrity(store, tmp_path):
+    folder = build_version(store, tmp_path / "out")
+    (folder / "notes.txt").write_text("hello\n")
+    (folder / "data" / "semantic" / "extra").mkdir(parents=True)
+    (folder / "data" / "semantic" / "extra" / "x.bin").write_bytes(b"\0")
+    report = audit_folder(folder)
+    assert {(p["problem"], p["path"]) for p in report.integrity} == {
+        ("unlisted_file", "notes.txt"), ("unlisted_file", "data/semantic/extra/x.bin")}
