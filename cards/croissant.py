@@ -26,6 +26,7 @@ COLUMNS = {
     "disease_raw": ("sc:Text", "source disease label before joining"),
     "base_id": ("sc:Text", "lesion-mapped: the healthy base image"),
     "donor_id": ("sc:Text", "lesion-mapped: the real lesion donor"),
+    "placement": ("sc:Text", "lesion-mapped: fit, downscaled, other_base, other_base_downscaled or kept_in_place"),
     "prompt": ("sc:Text", "generation prompt"),
     "seed": ("sc:Integer", "per-sample seed"),
     "params": ("sc:Text", "generation parameters, canonical JSON"),

@@ -90,6 +90,7 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `disease_raw` | string | the source's own label |
 | `source_ids` | list of string | every real image the row derives from (`ddi:000123`, ...) |
 | `base_id`, `donor_id` | string | lesion mapping: healthy base and real lesion donor |
+| `placement` | string | lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, `other_base_downscaled` (the plan's fallbacks), `kept_in_place` (nothing fit: left where it lay in the donor, as the original method did) |
 | `prompt`, `seed` | string, int64 | generation prompt and per-sample seed |
 | `generator` | struct | backend, model id, pinned revision, adapter files |
 | `params` | string | generation parameters as canonical JSON |
