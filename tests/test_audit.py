@@ -147,6 +147,14 @@ def test_extra_parquet_served_by_load_dataset_fails_audit(store, tmp_path):
     assert ("unlisted_file", "data/healthy/train-extra.parquet") in problems
     assert ("split_column_mismatch", sid) in problems  # its rows were read: a test row in train files
     assert any(p == "card_split_size_mismatch" for p, _ in problems)
+    # Listed in the manifest too (what made the old audit say CLEAN: it read only shard-named files).
+    from builder.manifest import relist_files
+
+    relist_files(folder, ["data/healthy/train-extra.parquet"])
+    rc, report = _audit(folder, tmp_path)
+    problems = {(p["problem"], p["path"]) for p in report["integrity"]["problems"]}
+    assert rc == 1 and ("split_column_mismatch", sid) in problems
+    assert not any(p == "unlisted_file" for p, _ in problems)
 
 
 def test_any_file_not_in_the_manifest_fails_integrity(store, tmp_path):
