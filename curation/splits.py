@@ -140,7 +140,9 @@ def read_test_ids(path: str | Path | None) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"test-ids file {path} does not exist; give a file with one source id per line")
-    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
+    from curation.metadata import read_text_strict
+
+    lines = [ln.split("#", 1)[0].strip() for ln in read_text_strict(path).splitlines()]
     lines = [ln for ln in lines if ln]
     if lines and lines[0].split(",")[0] == "source_id":
         lines = [ln.split(",")[0].strip() for ln in lines[1:]]
@@ -173,7 +175,9 @@ def _patchalign_order(csv_path: Path, ids: list[str]) -> list[str]:
 
     if not csv_path.is_file():
         raise ConfigError(f"curation.patchalign24_csv={csv_path} does not exist")
-    df = pl.read_csv(csv_path, infer_schema=False)
+    from curation.metadata import read_csv_strings
+
+    df = read_csv_strings(csv_path)
     if "hasher" not in df.columns:
         raise ConfigError(f"{csv_path}: no 'hasher' column; expected PatchAlign24's DDI CSV")
     by_stem = {s.split(":", 1)[1]: s for s in ids}

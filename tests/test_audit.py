@@ -165,3 +165,23 @@ def test_any_file_not_in_the_manifest_fails_integrity(store, tmp_path):
     report = audit_folder(folder)
     assert {(p["problem"], p["path"]) for p in report.integrity} == {
         ("unlisted_file", "notes.txt"), ("unlisted_file", "data/semantic/extra/x.bin")}
+
+
+def test_unreadable_manifest_or_card_is_an_integrity_problem(store, tmp_path):
+    folder = build_version(store, tmp_path / "out")
+    (folder / "README.md").write_bytes(b"---\nconfigs: [\xe9\n---\n")
+    report = audit_folder(folder)
+    assert "unreadable_card" in {p["problem"] for p in report.integrity} and not report.ok
+    (folder / "manifest.json").write_bytes(b"{not json")
+    report = audit_folder(folder)
+    assert "unreadable_manifest" in {p["problem"] for p in report.integrity} and not report.ok
+
+
+def test_test_ids_file_with_a_non_utf8_byte_names_line_and_offset(tmp_path, capsys):
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"ddi:000001\nddi:00\xff002\n")
+    folder = tmp_path / "v"
+    (folder / "data").mkdir(parents=True)
+    assert main(["audit", str(folder), "--test-ids", str(ids)]) == 2
+    err = capsys.readouterr().err
+    assert f"{ids} line 2, byte offset 17" in err and "not UTF-8" in err
