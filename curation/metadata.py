@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from builder.core.errors import SourceError
+from builder.core.text import read_text_strict
 from builder.core.schema import DDI_TONE_TO_NAME, Rejection, fitzpatrick_to_tone
 
 STAGE = "ingest"
@@ -58,20 +59,6 @@ def load_disease_map(path: str | Path | None = None) -> dict[str, str]:
         raise SourceError(f"{path}: disease map lacks columns {sorted(missing)}; expected a CSV with "
                           "header 'ddi_disease,joined_disease'")
     return dict(zip(df["ddi_disease"].to_list(), df["joined_disease"].to_list()))
-
-
-def read_text_strict(path: Path) -> str:
-    """A text table (CSV, id list) as UTF-8; a byte that is not UTF-8 raises a SourceError naming the
-    file, line and byte offset (polars alone says only `invalid utf-8 sequence`, Python a traceback)."""
-    data = Path(path).read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise SourceError(f"{path} line {line}, byte offset {e.start} (column {column}): byte "
-                          f"0x{data[e.start]:02x} is not UTF-8; re-save the table as UTF-8 "
-                          f"(e.g. `iconv -f latin1 -t utf-8 {Path(path).name} > fixed.csv`)") from e
 
 
 def read_csv_strings(path: Path, limit: int | None = None):
