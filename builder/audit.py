@@ -94,7 +94,9 @@ def check_manifest(folder: Path, report: AuditReport) -> list[str]:
         report.integrity.append({"problem": "missing_manifest", "path": "manifest.json",
                                  "detail": "no manifest.json: not a built version folder"})
         return sorted(str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
-    manifest = json.loads(mpath.read_text())
+    manifest = read_manifest_or_report(folder, report)
+    if manifest is None:
+        return sorted(str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
     report.version = str(manifest.get("version"))
     files = {f["path"]: f for f in manifest_files(manifest)}
     good = []
@@ -166,14 +168,32 @@ def check_schema(folder: Path, path: str, expected_rows: int | None, report: Aud
     return True
 
 
-def read_card_yaml(folder: Path) -> dict:
-    """README.md front matter (empty when there is none)."""
+def read_manifest_or_report(folder: Path, report: AuditReport | None) -> dict | None:
+    """manifest.json of an audited (untrusted) folder, or None with an `unreadable_manifest` problem."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_bytes().decode("utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
+        return manifest
+    except ValueError as e:  # bad UTF-8 or JSON
+        if report is not None:
+            report.integrity.append({"problem": "unreadable_manifest", "path": "manifest.json", "detail": str(e)[:200]})
+        return None
+
+
+def read_card_yaml(folder: Path, report: AuditReport | None = None) -> dict:
+    """README.md front matter (empty when there is none, or, with a problem in `report`, unreadable)."""
     import yaml
 
     readme = folder / "README.md"
-    if not readme.is_file() or not readme.read_text().startswith("---"):
+    try:
+        text = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
+        meta = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else {}
+        return meta if isinstance(meta, dict) else {}
+    except (ValueError, IndexError, yaml.YAMLError) as e:
+        if report is not None:
+            report.integrity.append({"problem": "unreadable_card", "path": "README.md", "detail": str(e)[:200]})
         return {}
-    return yaml.safe_load(readme.read_text().split("---", 2)[1]) or {}
 
 
 def collect_shards(folder: Path) -> list[str]:
@@ -400,10 +420,8 @@ def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: 
     report = AuditReport(target=target or str(folder), phash_hamming=phash_hamming,
                          test_ids_source="file" if test_ids is not None else "inferred")
     shards = check_manifest(folder, report)
-    rows_by_path = {}
-    if (folder / "manifest.json").is_file():
-        manifest = json.loads((folder / "manifest.json").read_text())
-        rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)}
+    manifest = read_manifest_or_report(folder, None) if (folder / "manifest.json").is_file() else None
+    rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)} if manifest else {}
     served = served_files(folder)  # read too: load_dataset serves them, listed or not
     readable = [p for p in sorted(set(shards) | set(served)) if check_schema(folder, p, rows_by_path.get(p), report)]
     _check_card_sizes(folder, readable, report)
@@ -439,7 +457,7 @@ def _check_card_sizes(folder: Path, shards: list[str], report: AuditReport) -> N
 
     import pyarrow.parquet as pq
 
-    meta = read_card_yaml(folder)
+    meta = read_card_yaml(folder, report)
     rows = {p: pq.read_metadata(folder / p).num_rows for p in shards}
     files_of = {}
     for c in meta.get("configs") or []:

@@ -14,8 +14,9 @@ def describe(e: BaseException) -> str | None:
     if isinstance(e, OSError) and not _is_network(e):
         return _os_error(e)
     if _is_network(e):
-        return (f"the Hub could not be reached or refused the request ({_first_line(e)}); check the network, "
-                "HF_ENDPOINT and the repo id, then rerun the same command")
+        hub = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        return (f"the Hub at {hub} could not be reached or refused the request ({_first_line(e)}); check the "
+                "network, HF_ENDPOINT, the token and the repo id, then rerun the same command")
     from concurrent.futures.process import BrokenProcessPool
 
     if isinstance(e, BrokenProcessPool):
@@ -39,8 +40,8 @@ def _os_error(e: OSError) -> str:
 
 
 def _is_network(e: BaseException) -> bool:
-    mod = type(e).__module__ or ""
-    return mod.split(".")[0] in ("huggingface_hub", "httpx", "httpcore", "requests", "urllib3") or \
+    top = (type(e).__module__ or "").split(".")[0]  # httpx, httpx2, httpcore, ... whichever the hub client uses
+    return top in ("huggingface_hub", "requests", "urllib3") or top.startswith(("httpx", "httpcore")) or \
         isinstance(e, (ConnectionError, TimeoutError))
 
 

@@ -22,14 +22,15 @@ SDDI_SHAPE = (256, 256)  # sDDI publishes every label map at 256x256, whatever t
 
 def check_mask_shape(path: Path, shape: tuple[int, int], height: int, width: int, *,
                      sddi: bool = False) -> None:
-    """A mask must be the sDDI 256x256 form (`.npy` only) or have the photo's aspect ratio (up to one
-    pixel of rounding); anything else would be stretched onto the wrong pixels."""
+    """A mask must be the sDDI 256x256 form (`.npy` only) or have the photo's aspect ratio, up to the one
+    pixel of rounding a resize leaves on the smaller of the two (|mh*w - mw*h| <= the larger one's
+    h + w); anything else would be stretched onto the wrong pixels."""
     mh, mw = shape
-    if (sddi and (mh, mw) == SDDI_SHAPE) or abs(mh * width - mw * height) <= max(height, width):
+    if (sddi and (mh, mw) == SDDI_SHAPE) or abs(mh * width - mw * height) <= max(mh + mw, height + width):
         return
-    form = "the sDDI 256x256 form nor " if sddi else ""
-    raise MaskError("mask_aspect_mismatch", f"{path}: mask is {mw}x{mh} px, photo {width}x{height} px: neither "
-                                            f"{form}the photo's aspect ratio; export the mask at the photo's size")
+    form = "neither the sDDI 256x256 form nor" if sddi else "not"
+    raise MaskError("mask_aspect_mismatch", f"{path}: mask is {mw}x{mh} px, photo {width}x{height} px: {form} "
+                                            "the photo's aspect ratio; export the mask at the photo's size")
 
 
 def resize_nearest(label_map: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from builder.core.errors import SourceError
+from builder.core.text import read_text_strict
 from builder.core.schema import DDI_TONE_TO_NAME, Rejection, fitzpatrick_to_tone
 
 STAGE = "ingest"
@@ -61,19 +62,11 @@ def load_disease_map(path: str | Path | None = None) -> dict[str, str]:
 
 
 def read_csv_strings(path: Path, limit: int | None = None):
-    """A CSV as a string-only polars frame; bytes that are not UTF-8, or a malformed file, raise a
-    SourceError naming the file, line and byte offset (polars alone says only `invalid utf-8 sequence`)."""
+    """A CSV as a string-only polars frame; non-UTF-8 bytes (`read_text_strict`) or a malformed file
+    raise a SourceError naming the file."""
     import polars as pl
 
-    data = Path(path).read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise SourceError(f"{path} line {line}, byte offset {e.start} (column {column}): byte "
-                          f"0x{data[e.start]:02x} is not UTF-8; re-save the table as UTF-8 "
-                          f"(e.g. `iconv -f latin1 -t utf-8 {Path(path).name} > fixed.csv`)") from e
+    data = read_text_strict(path).encode()
     try:  # strings only: every value is validated by us instead of by type inference
         return pl.read_csv(io.BytesIO(data), infer_schema=False, n_rows=limit)
     except pl.exceptions.PolarsError as e:

@@ -158,6 +158,19 @@ def test_mask_of_another_aspect_is_rejected_not_stretched(shared_data, tmp_path)
     assert "000003.npy" in rej["000003"].detail
 
 
+@pytest.mark.parametrize("mask,photo,ok", [((1808, 1276), (240, 169), True),   # real Fitzpatrick17k mask, photo downsized
+                                           ((181, 172), (360, 344), True), ((180, 150), (360, 344), False),
+                                           ((256, 256), (360, 344), False)])  # 256x256 is the sDDI form only
+def test_binary_mask_aspect_tolerates_resize_rounding_only(mask, photo, ok):
+    from curation.masks import MaskError, check_mask_shape
+
+    if ok:
+        check_mask_shape(Path("m.png"), mask, *photo)
+    else:
+        with pytest.raises(MaskError, match="not the photo's aspect ratio"):
+            check_mask_shape(Path("m.png"), mask, *photo)
+
+
 # -- metadata bytes --------------------------------------------------------------------------------
 def test_non_utf8_byte_in_the_real_table_names_file_line_and_offset(shared_data, tmp_path):
     """Today polars died with `invalid utf-8 sequence`, naming nothing."""

@@ -54,6 +54,19 @@ def test_unreachable_hub_is_one_line_exit_2(tmp_path):
     assert "org/name@v1.1" in lines[0] and "HF_ENDPOINT" in lines[0]
 
 
+def test_push_with_the_hub_unreachable_is_one_line_exit_2(shared_data, tmp_path):
+    from tests.publish_helpers import build_version, make_store
+
+    folder = build_version(make_store(shared_data, tmp_path / "store", limit=6), tmp_path / "out")
+    env = dict(os.environ, HF_ENDPOINT="http://127.0.0.1:9", HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"),
+               HF_TOKEN="hf_loopbackSECRETtoken0123456789", PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, "-m", "builder", "push", "--version", "1.1", "--repo-id", "org/name",
+                        "--folder", str(folder)], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "the Hub at http://127.0.0.1:9 could not be reached" in p.stderr and "SECRET" not in p.stderr
+
+
 @pytest.mark.parametrize("code,words", [(errno.ENOSPC, "no space left on the disk writing in"),
                                         (errno.EROFS, "cannot write in")])
 def test_disk_full_or_read_only_is_one_line_and_nothing_published(tmp_path, capsys, monkeypatch, code, words):

@@ -42,7 +42,9 @@ def worker_pool(workers: int) -> Iterator["concurrent.futures.ProcessPoolExecuto
 
     from multiprocessing.util import get_temp_dir
 
-    pool = ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=_worker_init,
+    ctx = pool_context()
+    _start_forkserver_ignoring_sigint(ctx)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                                initargs=(os.getpid(), get_temp_dir()))
     try:
         yield pool
@@ -50,6 +52,22 @@ def worker_pool(workers: int) -> Iterator["concurrent.futures.ProcessPoolExecuto
         _terminate(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _start_forkserver_ignoring_sigint(ctx) -> None:
+    """Start the forkserver with SIGINT ignored, so every worker it forks ignores SIGINT from its first
+    instruction: a worker only starts ignoring it in `_worker_init`, and a Ctrl-C landing before that
+    (while the pool is still starting workers) printed a KeyboardInterrupt traceback from the worker.
+    A process that starts with SIGINT ignored keeps it so (Python installs its handler only over SIG_DFL)."""
+    if ctx.get_start_method() != "forkserver" or threading.current_thread() is not threading.main_thread():
+        return
+    from multiprocessing import forkserver
+
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _terminate(pool) -> None:
