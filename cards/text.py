@@ -52,8 +52,7 @@ the full config, library versions and per-file sha256 are in `manifest.json`).
 - Lesion mapping: pads {list(cfg.lesion_map.pads)} px tried in order, rotation {cfg.lesion_map.rotate},
   donor mask dilated {cfg.lesion_map.dilate_px} px, feather {cfg.lesion_map.feather}.
 - {_semantic_line(cfg)}
-- Splits: seeded ({cfg.curation.split_seed}) over real images, stratified by tone x malignancy,
-  ratios {cfg.curation.ratios}; a synthetic takes its sources' most held-out split.
+- {split_protocol(cfg)}
 
 <details><summary>All build parameters</summary>
 
@@ -61,6 +60,26 @@ the full config, library versions and per-file sha256 are in `manifest.json`).
 {params}
 ```
 </details>"""
+
+
+def split_protocol(cfg: BuildConfig) -> str:
+    """One sentence stating how the real images were split (the card's protocol line)."""
+    c = cfg.curation
+    tail = "a synthetic takes its sources' most held-out split (test > validation > train)."
+    if c.split_method == "patchalign24":
+        order = "PatchAlign24's CSV" if c.patchalign24_csv else "the source's metadata table (`ddi_metadata.csv`)"
+        val = c.ratios["validation"] / (c.ratios["train"] + c.ratios["validation"])
+        return ("Splits: test is PatchAlign24's DDI holdout, scikit-learn `train_test_split(rows, "
+                f"test_size=0.2, random_state=12140420)` over the rows of {order} in published order, "
+                "decided on the table before any image is read (a row rejected at ingest leaves test; "
+                "no other image changes split); images sharing a lineage group with a test image join "
+                f"it. Validation ({val:.1%} of the rest) is carved from train, grouped by lineage and "
+                f"stratified by tone x malignancy (seed {c.split_seed}); {tail}")
+    if c.split_method == "test_ids":
+        return (f"Splits: test is a fixed list of source ids (`{c.test_ids_file}`) with their lineage groups; "
+                f"train/validation stratified by tone x malignancy (seed {c.split_seed}); {tail}")
+    return (f"Splits: seeded ({c.split_seed}) over real images, stratified by tone x malignancy, "
+            f"ratios {c.ratios}; {tail}")
 
 
 def _semantic_line(cfg: BuildConfig) -> str:

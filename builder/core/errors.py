@@ -24,3 +24,7 @@ class SampleRejected(CgddiError):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+class LockError(CgddiError):
+    """Another run holds the work folder (its pid, start time and command are named)."""
