@@ -104,7 +104,7 @@ def _alive(pid: int) -> bool:
 
 def _start_build(tmp_path: Path, extra_env: dict | None = None) -> tuple[subprocess.Popen, list[int]]:
     """A demo build with 2 workers, started in its own session like a terminal job; returns it once its
-    forkserver has workers, with [forkserver, workers...]."""
+    forkserver has both its workers, with [forkserver, workers...]."""
     env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path / "tmp"), **(extra_env or {}))
     (tmp_path / "tmp").mkdir()
     p = subprocess.Popen([sys.executable, "-m", "builder", "-q", "build", "--version", "1.1", "--out",
@@ -114,7 +114,7 @@ def _start_build(tmp_path: Path, extra_env: dict | None = None) -> tuple[subproc
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and p.poll() is None:
         procs = [(f, _children(f)) for f in _children(p.pid)]
-        procs = [(f, w) for f, w in procs if w]
+        procs = [(f, w) for f, w in procs if len(w) >= 2]  # both workers started
         if procs:
             return p, [procs[0][0], *procs[0][1]]
         time.sleep(0.05)
