@@ -63,6 +63,8 @@ def _start_forkserver_ignoring_sigint(ctx) -> None:
         return
     from multiprocessing import forkserver
 
+    if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:
+        return  # already running (and started here): no window in which a Ctrl-C would be ignored
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         forkserver.ensure_running()
