@@ -274,6 +274,8 @@ def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dic
         image = _inside(source, _fitz_image(source, d))
         fitz = int(d["fitzpatrick_scale"])
         lesion, p1 = _mask_file(masks, mask_root, f"{md5}_lesions.png", table, line, item, "md5hash", md5)
+        if lesion is None and p1 is None:  # an sDDI-form map (generate masks)
+            lesion, p1 = _mask_file(masks, mask_root, f"{md5}.npy", table, line, item, "md5hash", md5)
         nonskin, p2 = _mask_file(masks, mask_root, f"{md5}_nonskin.png", table, line, item, "md5hash", md5)
         if p1 or p2:
             rej.append(p1 or p2)

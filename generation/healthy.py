@@ -189,7 +189,9 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     if not (real.root / img_rel).is_file():
         return reject("missing_image", "the image file does not exist", img_rel)
     if not (real.root / mask_rel).is_file():
-        return reject("missing_mask", "no label map for this photo", mask_rel)
+        why = (rec.params or {}).get("mask_rejected")  # an automatic mask that failed its gate
+        return reject(why, (rec.params or {}).get("mask_rejected_detail") or why, mask_rel) if why else \
+            reject("missing_mask", "no label map for this photo", mask_rel)
     img_bytes, mask_bytes = (real.root / img_rel).read_bytes(), (real.root / mask_rel).read_bytes()
     try:
         image = decode_rgb(img_bytes)
@@ -256,4 +258,5 @@ def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
         disease=HEALTHY_DISEASE, source_ids=list(rec.source_ids), image_path=image_path,
         split=rec.split, fitzpatrick=rec.fitzpatrick, disease_raw=None, base_id=None,
         donor_id=None, prompt=job.prompt, seed=job.seed if uses_seed(cfg) else None,
-        generator=Generator(backend.name, backend.model_id, backend.revision, ()), params=params)
+        generator=Generator(backend.name, backend.model_id, backend.revision, ()), params=params,
+        auto_masks=rec.auto_masks)
