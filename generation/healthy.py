@@ -217,7 +217,7 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
     prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.name == "diffusers" else None
-    return Prepared(rec, Job(image, region, prompt, seed), label_map, sample_id)
+    return Prepared(rec, Job(image, region, prompt, seed, skin=label_map == LABEL_SKIN), label_map, sample_id)
 
 
 def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
@@ -235,7 +235,7 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
 
 def uses_seed(cfg: HealthyConfig) -> bool:
     """Whether the output depends on the per-sample seed (a smooth Telea fill does not)."""
-    return cfg.backend == "diffusers" or cfg.opencv_grain > 0
+    return cfg.backend == "diffusers" or cfg.opencv_grain > 0 or cfg.opencv_method == "exemplar"
 
 
 def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
