@@ -16,7 +16,7 @@ import numpy as np
 from builder.core.config import HealthyConfig
 from builder.core.errors import BuildError, CgddiError, ConfigError
 from builder.core.progress import StageSummary, progress
-from builder.core.schema import (HEALTHY_DISEASE, LABEL_VALUES, Generator, Record, Rejection,
+from builder.core.schema import (HEALTHY_DISEASE, LABEL_SKIN, LABEL_VALUES, Generator, Record, Rejection,
                             canonical_json, digest, make_sample_id, sample_seed)
 from builder.core.store import StageStore, atomic_write, decode_label_map, decode_rgb, encode_png
 from generation.healthy_backends import BACKENDS, DTYPES, Job
@@ -211,10 +211,13 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     if region is None:
         what = "lesion or marker" if cfg.include_marker else "lesion"
         return reject("empty_region", f"no {what} pixels to inpaint", mask_rel)
+    if not (label_map[~region.mask] == LABEL_SKIN).any():  # issue 11: else the photo came back as is
+        return reject("no_skin_to_inpaint", f"the inpaint region ({region.pixels} px) leaves no skin pixel "
+                      "(label 4) to inpaint from; the photo cannot become a healthy-skin image", mask_rel)
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
     prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.name == "diffusers" else None
-    return Prepared(rec, Job(image, region, prompt, seed), label_map, sample_id)
+    return Prepared(rec, Job(image, region, prompt, seed, skin=label_map == LABEL_SKIN), label_map, sample_id)
 
 
 def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
@@ -232,7 +235,7 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
 
 def uses_seed(cfg: HealthyConfig) -> bool:
     """Whether the output depends on the per-sample seed (a smooth Telea fill does not)."""
-    return cfg.backend == "diffusers" or cfg.opencv_grain > 0
+    return cfg.backend == "diffusers" or cfg.opencv_grain > 0 or cfg.opencv_method == "exemplar"
 
 
 def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,

@@ -20,6 +20,7 @@ class SourceConfig:
     name: str = "demo"
     demo_count: int = 36
     demo_seed: int = 20261125
+    min_side_px: int = 64  # smaller photos are rejected `image_too_small` (why 64: curation/images.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class HealthyConfig:
     crop_size: int = 512         # model window around the region; large photos are not downscaled
     opencv_radius: int = 5       # cv2.inpaint neighbourhood (opencv backend)
     opencv_grain: float = 1.0    # seeded skin grain over the Telea fill (0 = smooth fill)
+    opencv_method: str = "telea"  # telea (+ grain; v1.1) | exemplar (membrane colour + nearby skin texture)
 
 
 @dataclasses.dataclass(frozen=True)
