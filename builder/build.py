@@ -137,16 +137,19 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
-            overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True) -> list[dict]:
+            overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True,
+            source_info: dict | None = None) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
     Curation has already removed leakage, so an audit finding at this point is a bug: the build
-    stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks)."""
+    stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks).
+    `source_info` (source name, fingerprint) is shown in the card when the build recorded it."""
     from builder.audit import audit_data
     from builder.manifest import file_entry, install_version, write_manifest
     from builder.shards import write_shards
-    from cards.card import write_card, write_license
+    from builder.source_pixels import measure_source_pixels
+    from cards.card import card_facts, write_card, write_license
     from cards.croissant import write_croissant
     from cards.plots import write_plots
 
@@ -169,14 +172,16 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
                              f"`python -m builder audit {staging}` and report it: curation should have removed them")
         log.warning("%s; see the card", msg)
     plots = write_plots(staging, records, stores)
+    pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
+    facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source_info)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
-    extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
-    write_card(staging, cfg, files, records, plots=plots, audit=audit)
-    extras += ["README.md", write_license(staging)]
+    extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
+    write_card(staging, files, facts)
+    extras += ["README.md", write_license(staging, facts)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
-                   extra={"audit": audit_summary})
+                   extra={"audit": audit_summary, "source_pixels": pixels})
     install_version(staging, out_dir, overwrite)
     return files
 
