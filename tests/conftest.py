@@ -17,15 +17,62 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CGDDI_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+# CI sets this: a missing data folder then fails the run instead of skipping the real-data tests.
+REQUIRE_SHARED_DATA = os.environ.get("CGDDI_REQUIRE_SHARED_DATA", "") not in ("", "0")
+# What the real-data tests read; scripts/fetch_test_data.py writes exactly this layout.
+SHARED_DATA_LAYOUT = ("sddi_masks/manifest.csv", "ddi_metadata.csv", "fitz17k_lesions/metadata.csv",
+                      "fitzpatrick17k.csv")
+HOW_TO_GET = ("set CGDDI_SHARED_DATA to the folder holding sddi_masks/, fitz17k_lesions/, ddi_metadata.csv "
+              "and fitzpatrick17k.csv (README, 'Set up')")
+
+
+def _shared_data_problem() -> tuple[str, str] | None:
+    """None when the real data is there; else ("missing" | "incomplete", one-line message)."""
+    present = [rel for rel in SHARED_DATA_LAYOUT if (SHARED_DATA / rel).is_file()]
+    if len(present) == len(SHARED_DATA_LAYOUT):
+        return None
+    if not present:
+        return "missing", f"real test data not found at {SHARED_DATA}: {HOW_TO_GET}"
+    lacking = sorted(set(SHARED_DATA_LAYOUT) - set(present))
+    return "incomplete", f"real test data at {SHARED_DATA} is incomplete (no {', '.join(lacking)}): {HOW_TO_GET}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that reads the real data; under CGDDI_REQUIRE_SHARED_DATA=1 its absence stops the run."""
+    needing = [item for item in items if "shared_data" in getattr(item, "fixturenames", ())]
+    for item in needing:
+        item.add_marker(pytest.mark.shared_data)
+    problem = _shared_data_problem() if needing else None
+    if problem and REQUIRE_SHARED_DATA:
+        raise pytest.UsageError(f"CGDDI_REQUIRE_SHARED_DATA is set and {len(needing)} selected tests need the "
+                                f"real data, but {problem[1]}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Report every missing-data skip at one place, so `-ra` folds them into one summary line."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple) and str(report.longrepr[2]).startswith(
+            "Skipped: real test data not found"):
+        report.longrepr = (__file__, _FIXTURE_LINE, report.longrepr[2])
+    return report
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real data (sDDI masks, DDI metadata, Fitzpatrick17k photos with masks), read in place."""
-    if not (SHARED_DATA / "sddi_masks").is_dir():
-        raise RuntimeError(f"real test data not found at {SHARED_DATA}; set CGDDI_SHARED_DATA to the "
-                           "folder holding sddi_masks/, fitz17k_lesions/ and ddi_metadata.csv")
-    return SHARED_DATA
+    """The real data (sDDI masks, DDI metadata, Fitzpatrick17k photos with masks), read in place.
+
+    Missing: the test skips (one folded line in the summary); incomplete: it fails, naming what is missing."""
+    problem = _shared_data_problem()
+    if problem is None:
+        return SHARED_DATA
+    kind, message = problem
+    if kind == "missing" and not REQUIRE_SHARED_DATA:
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)
+
+
+_FIXTURE_LINE = shared_data.__wrapped__.__code__.co_firstlineno if hasattr(shared_data, "__wrapped__") else 0
 
 
 @pytest.fixture(scope="session")

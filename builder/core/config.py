@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +86,7 @@ class SemanticConfig:
 @dataclasses.dataclass(frozen=True)
 class CurationConfig:
     split_seed: int = 12140420
-    ratios: dict = dataclasses.field(default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2})
+    ratios: dict[str, float] = dataclasses.field(default_factory=lambda: {"train": 0.7, "validation": 0.1, "test": 0.2})
     phash_hamming: int = 6
     split_method: str = "stratified"
     test_ids_file: str | None = None
@@ -128,31 +131,160 @@ def available_versions() -> list[str]:
 
 
 def load_config(version_or_path: str) -> BuildConfig:
-    """Load `builder/configs/<version>.yaml` (or a YAML path); unknown keys are errors, not ignored."""
-    import yaml
-
+    """Load `builder/configs/<version>.yaml` (or a YAML path); unknown keys and wrong types are errors."""
     path = Path(version_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = CONFIG_DIR / f"{version_or_path}.yaml"
     if not path.is_file():
         raise ConfigError(f"no build config for version {version_or_path!r} (looked for {path}); "
                           f"available versions: {', '.join(available_versions())}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = _read_yaml(path)
     unknown = set(raw) - set(_SECTIONS) - {"version"}
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level keys {sorted(unknown)}; expected {sorted(_SECTIONS)}")
+        raise ConfigError(f"{path}: unknown top-level keys {sorted(unknown)}{_did_you_mean(unknown, _SECTIONS)}; "
+                          f"expected 'version' and {sorted(_SECTIONS)}")
+    version = raw.get("version", path.stem)
+    if not isinstance(version, str):
+        raise ConfigError(f"{path}: version is {_show(version)} ({_describe_value(version)}); expected a string. "
+                          f"Fix: quote it, e.g. version: \"{version}\"")
     sections = {}
     for name, cls in _SECTIONS.items():
-        sections[name] = _build_section(path, name, cls, raw.get(name) or {})
-    version = str(raw.get("version", path.stem))
+        values = raw.get(name)
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {name} is {_show(values)} ({_describe_value(values)}); expected a mapping "
+                              f"of settings. Fix: indent its keys under `{name}:` (valid keys: "
+                              f"{sorted(f.name for f in dataclasses.fields(cls))})")
+        sections[name] = _build_section(path, name, cls, values)
     return BuildConfig(version=version, **sections)
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                          "fix the syntax there") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: byte {e.start} is not UTF-8; save the file as UTF-8") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level is {_describe_value(raw)}; expected a mapping with "
+                          f"'version' and the sections {sorted(_SECTIONS)}")
+    return raw
 
 
 def _build_section(path: Path, name: str, cls, values: dict) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(fields)
     if unknown:
-        raise ConfigError(f"{path}: section {name!r} has unknown keys {sorted(unknown)}; "
-                          f"valid keys: {sorted(fields)}")
+        raise ConfigError(f"{path}: section {name!r} has unknown keys {sorted(unknown)}"
+                          f"{_did_you_mean(unknown, fields)}; valid keys: {sorted(fields)}")
+    _check_types(path, name, cls, values)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return cls(**kwargs)
+
+
+def _check_types(path: Path, section: str, cls, values: dict) -> None:
+    """Every value must already have its field's type (strict: no "120" for 120, no 10 for [10])."""
+    from pydantic import TypeAdapter, ValidationError
+
+    hints = typing.get_type_hints(cls)
+    problems = []
+    for key, value in values.items():
+        try:
+            blob = json.dumps(value)
+        except TypeError:  # a YAML date, a tagged object, ...
+            problems.append(_type_problem(section, key, value, hints[key], _default(cls, key), None))
+            continue
+        try:  # JSON mode: YAML lists are valid for tuple fields; strict: nothing is coerced
+            TypeAdapter(hints[key]).validate_json(blob, strict=True)
+        except ValidationError as e:
+            problems.append(_type_problem(section, key, value, hints[key], _default(cls, key), e))
+    if len(problems) == 1:
+        raise ConfigError(f"{path}: {problems[0]}")
+    if problems:
+        raise ConfigError(f"{path}: {len(problems)} settings have the wrong type:\n  " + "\n  ".join(problems))
+
+
+def _type_problem(section: str, key: str, value, hint, default, error: Exception) -> str:
+    """One line: key path, the bad value, the expected type and an example fix."""
+    loc = tuple(error.errors()[0]["loc"]) if error is not None else ()
+    where = f"{section}.{key}" + "".join(f"[{i}]" if isinstance(i, int) else f".{i}" for i in loc)
+    shown = value
+    for i in loc:
+        try:
+            shown = shown[i]
+        except (KeyError, IndexError, TypeError):
+            shown = value
+            break
+    expected = _describe_type(hint)
+    fix = f"e.g. `{key}: {_yaml_flow(default)}` (the default)" if default is not None else f"set it to {expected}"
+    if _wants_str(hint) and isinstance(shown, (int, float)) and not isinstance(shown, bool):
+        fix = f"quote it, e.g. `{key}: \"{shown}\"`"
+    return f"{where} is {_show(shown)} ({_describe_value(shown)}); expected {expected}. Fix: {fix}"
+
+
+def _default(cls, key: str):
+    f = next(f for f in dataclasses.fields(cls) if f.name == key)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false", "true/false values"),
+          str: ("a string", "strings"), type(None): ("null", "nulls"), dict: ("a mapping", "mappings"),
+          list: ("a list", "lists"), tuple: ("a list", "lists")}
+
+
+def _describe_type(hint, plural: bool = False) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe_type(a, plural) for a in args)
+    if origin is tuple:
+        return ("lists" if plural else "a list") + f" of {_describe_type(args[0], plural=True)}"
+    if origin is dict:
+        return ("mappings" if plural else "a mapping") + f" of {_describe_type(args[0], True)} to " \
+               f"{_describe_type(args[1], True)}"
+    names = _NAMES.get(hint, (getattr(hint, "__name__", str(hint)),) * 2)
+    return names[1] if plural else names[0]
+
+
+def _describe_value(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return _describe_type(type(value)) if type(value) in _NAMES else type(value).__name__
+
+
+def _show(value) -> str:
+    """A value as the YAML file spells it (strings quoted, so `"120"` and `120` differ)."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return _yaml_flow(value)
+    except Exception:  # noqa: BLE001 - a YAML-tagged object safe_dump cannot write back
+        return repr(value)
+
+
+def _wants_str(hint) -> bool:
+    return hint is str or str in typing.get_args(hint)
+
+
+def _yaml_flow(value) -> str:
+    import yaml
+
+    value = list(value) if isinstance(value, tuple) else value
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+
+
+def _did_you_mean(unknown, valid) -> str:
+    close = [(u, m[0]) for u in sorted(unknown) if (m := difflib.get_close_matches(u, list(valid), n=1))]
+    return "".join(f" ({u!r}: did you mean {m!r}?)" for u, m in close)
