@@ -138,13 +138,13 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
             overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True,
-            source_info: dict | None = None) -> list[dict]:
+            source: dict | None = None) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
     Curation has already removed leakage, so an audit finding at this point is a bug: the build
     stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks).
-    `source_info` (source name, fingerprint) is shown in the card when the build recorded it."""
+    `source` (the source's name and fingerprint, as ingest recorded them) is shown in the card."""
     from builder.audit import audit_data
     from builder.manifest import file_entry, install_version, write_manifest
     from builder.shards import write_shards
@@ -173,7 +173,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
         log.warning("%s; see the card", msg)
     plots = write_plots(staging, records, stores)
     pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
-    facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source_info)
+    facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
     write_card(staging, files, facts)
