@@ -24,6 +24,7 @@ class BuildOptions:
     out: Path = Path("out")
     source: Path | None = None
     masks: Path | None = None
+    source_name: str | None = None  # id prefix; default: the source's layout (ddi, fitz17k), or demo
     device: str = "cpu"
     workers: int | None = None  # None: all cores
     overwrite: bool = False
@@ -66,6 +67,13 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         raise ConfigError(f"version {cfg.version} uses source {cfg.source.name!r}: pass --source DIR (and --masks DIR)")
     if opts.source is not None and not Path(opts.source).is_dir():
         raise ConfigError(f"--source {opts.source} is not a folder")
+    if opts.source_name is not None:
+        if opts.source is None:
+            raise ConfigError(f"--source-name {opts.source_name} names a --source folder; the embedded demo "
+                              "source is always 'demo'")
+        from curation.metadata import check_source_name
+
+        check_source_name(opts.source_name)
     if cfg.healthy.backend not in ("opencv", "diffusers"):
         raise ConfigError(f"healthy.backend={cfg.healthy.backend!r}: expected opencv or diffusers")
     from curation.curate import check_config
@@ -83,13 +91,19 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     _guard_existing(out_dir, work, cfg, opts.overwrite)
     stages: list[dict] = []
 
-    # 1. Source -> real store (validated; bad rows become rejections).
-    source, masks = _source(cfg, opts, work)
-    from curation.ingest import ingest_source
+    # 1. Source -> real store (validated; bad rows become rejections). The source names itself.
+    source, masks, source_name = _source(cfg, opts, work)
+    from curation.ingest import ingest_source, read_source_info
 
     real = StageStore(work / "real")
-    stages.append(_log(ingest_source(source, masks, real, source_name=cfg.source.name, limit=opts.limit,
+    before = read_source_info(real)
+    stages.append(_log(ingest_source(source, masks, real, source_name=source_name, limit=opts.limit,
                                      workers=opts.workers)))
+    source_info = read_source_info(real)
+    fingerprint = build_fingerprint(cfg, source_info)
+    _guard_fingerprint(out_dir, cfg, source_info, fingerprint, opts.overwrite)
+    if before and before["fingerprint"] != source_info["fingerprint"]:
+        _drop_downstream(work)
     real_records = real.records()
     if not real_records:
         raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
@@ -131,14 +145,15 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
                    "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
 
     # 5. Shards, card, manifest; then prove the output loads.
-    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers)
+    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers,
+                    source=source_info, fingerprint=fingerprint)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
             overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True,
-            source: dict | None = None) -> list[dict]:
+            source: dict | None = None, fingerprint: str | None = None) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
@@ -180,8 +195,11 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     extras += ["README.md", write_license(staging, facts)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
+    extra = {"audit": audit_summary, "source_pixels": pixels}
+    if source is not None:  # what the rows were made from, and the build's own fingerprint
+        extra.update(source=source, build_fingerprint=fingerprint)
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
-                   extra={"audit": audit_summary, "source_pixels": pixels})
+                   extra=extra)
     install_version(staging, out_dir, overwrite)
     return files
 
@@ -213,13 +231,48 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
                 raise BuildError(f"{out_dir}: config {config!r} loads back as {got}, expected {want}")
 
 
-def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Path | None]:
+def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Path | None, str | None]:
+    """Source folder, mask folder and name: a --source folder is named by its layout (`ddi`,
+    `fitz17k`) unless --source-name says otherwise; the embedded demo source is `demo`."""
     if opts.source is not None:
-        return Path(opts.source), (Path(opts.masks) if opts.masks else None)
+        return Path(opts.source), (Path(opts.masks) if opts.masks else None), opts.source_name
     from builder.demo_source import write_demo_source
 
     folder = write_demo_source(work / "demo_source", cfg.source.demo_count, cfg.source.demo_seed)
-    return folder, folder / "masks"
+    return folder, folder / "masks", "demo"
+
+
+def build_fingerprint(cfg: BuildConfig, source_info: dict) -> str:
+    """The build's fingerprint: its content settings, its source's fingerprint and the toolkit version."""
+    from builder.core.fingerprint import combine
+    from builder.core.schema import TOOLKIT_VERSION
+
+    return combine("build", cfg.config_hash(), source_info.get("fingerprint"), TOOLKIT_VERSION)
+
+
+def _guard_fingerprint(out_dir: Path, cfg: BuildConfig, source_info: dict, fingerprint: str,
+                       overwrite: bool) -> None:
+    """A published version built from another source is refused before any generation (not after)."""
+    manifest = out_dir / "manifest.json"
+    if overwrite or not manifest.exists():
+        return
+    old = json.loads(manifest.read_text())
+    old_fp = old.get("build_fingerprint")
+    if old_fp is not None and old_fp != fingerprint:
+        was = old.get("source") or {}
+        raise BuildError(f"{out_dir} holds version {cfg.version} built from source {was.get('name')!r} "
+                         f"(fingerprint {was.get('fingerprint')}), not from source {source_info['name']!r} "
+                         f"(fingerprint {source_info['fingerprint']}); published versions are immutable: "
+                         "pass --overwrite to replace it, or build into another --out")
+
+
+def _drop_downstream(work: Path) -> None:
+    """The source changed: every stage after ingest derives from it, so its stores are stale."""
+    stale = [d for d in ("healthy", "lesion_mapped", "semantic", "models", "curate") if (work / d).exists()]
+    if stale:
+        log.warning("the source changed since the last run in %s: rerunning %s", work, ", ".join(stale))
+    for d in stale:
+        shutil.rmtree(work / d)
 
 
 def _guard_existing(out_dir: Path, work: Path, cfg: BuildConfig, overwrite: bool) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", required=True, help="config version to build, e.g. 1.1 (builder/configs/<version>.yaml)")
     p.add_argument("--source", type=Path, help="source folder (DDI layout: ddi_metadata.csv + PNGs); default: demo source")
+    p.add_argument("--source-name", help="prefix of source ids (default: the source's layout, ddi or fitz17k; "
+                                          "the embedded demo source is demo)")
     p.add_argument("--masks", type=Path, help="folder of sDDI masks <stem>.npy (default: <source>/masks)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output root; the version lands in <out>/<version>/ (default: out)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
@@ -29,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.version)
     t0 = time.perf_counter()
-    result = build(cfg, BuildOptions(out=args.out, source=args.source, masks=args.masks, device=args.device,
+    result = build(cfg, BuildOptions(out=args.out, source=args.source, masks=args.masks,
+                                     source_name=args.source_name, device=args.device,
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit))
     for st in result.stages:
         print(f"  {st['stage']:<14} done={st.get('done', 0):<6} rejected={st.get('rejected', {})}")

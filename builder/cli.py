@@ -1,4 +1,4 @@
-"""Command-line surface: `build`, `generate <step>`, `curate`, `push`, `audit`, `export`.
+"""Command-line surface: `build`, `generate <step>`, `curate`, `push`, `audit`, `export`, `evaluate`.
 
 Each command lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`;
 those modules import only light things at top level so `--help` answers fast (no torch).
@@ -19,6 +19,7 @@ COMMANDS = [
     ("push", "builder.push_cli", "push a built version to the Hub as one commit + tag"),
     ("audit", "builder.audit_cli", "audit a version for leakage and integrity (exit 1 on failure)"),
     ("export", "builder.export_cli", "export a version for a downstream trainer (patchalign)"),
+    ("evaluate", "builder.evaluate_cli", "per-skin-tone fidelity and downstream utility of a built version"),
 ]
 GENERATE_COMMANDS = [
     ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),

@@ -90,3 +90,16 @@ def install_version(staging: Path, out_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, out_dir)
+
+
+def relist_files(out_dir: Path, paths: list[str]) -> Path:
+    """Re-hash `paths` (added or changed after the build, e.g. by `evaluate`) into manifest.json."""
+    manifest = read_manifest(out_dir)
+    entries = {f["path"]: f for f in manifest["files"]}
+    for rel in paths:
+        entries[rel] = file_entry(out_dir, rel, **{k: v for k, v in entries.get(rel, {}).items()
+                                                   if k not in ("path", "bytes", "sha256")})
+    manifest["files"] = sorted(entries.values(), key=lambda f: f["path"])
+    path = out_dir / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=list) + "\n")
+    return path

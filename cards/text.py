@@ -102,7 +102,9 @@ def source(f: CardFacts) -> str:
         lines.append(f"- **{s.title}** (ids `{s.name}:...`, licence `{s.license}`): {s.description}")
     info = f.source_info or {}
     if info.get("fingerprint"):
-        lines += ["", f"Source fingerprint (metadata table, every image and mask file): `{info['fingerprint']}`."]
+        what = f"`{info['table']}` and {info['files']} image and mask files" if info.get("table") else \
+            "metadata table, every image and mask file"
+        lines += ["", f"Source fingerprint ({what}, as ingested): `{info['fingerprint']}`."]
     return "\n".join(lines)
 
 

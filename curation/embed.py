@@ -46,12 +46,13 @@ def embed_paths(paths: Sequence[str | Path], net, processor, *, batch_size: int 
         images = [np.asarray(Image.open(p).convert("RGB")) for p in paths[s:s + batch_size]]
         inputs = processor(images=images, return_tensors="pt").to(device)
         with torch.inference_mode():
-            out.append(_features(net, inputs).float().cpu().numpy())
+            out.append(image_features(net, inputs).float().cpu().numpy())
     vecs = np.concatenate(out) if out else np.zeros((0, 1), np.float32)
     return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
 
-def _features(net, inputs):
+def image_features(net, inputs):
+    """Pooled image features: CLIP-style image embeds, else the pooler output, else the mean token."""
     if hasattr(net, "get_image_features"):  # CLIPModel, SiglipModel, ...
         feats = net.get_image_features(**inputs)
         return feats if not hasattr(feats, "pooler_output") else feats.pooler_output

@@ -2,7 +2,9 @@
 
 Metadata is validated by `curation.metadata` (bad rows -> rejections naming file, line, column,
 value and fix); then each kept row's image is decoded and its mask read (bad files -> rejections).
-`ingest.json` in the store reconciles the counts: inputs = kept + rejected, or the run fails.
+`ingest.json` in the store reconciles the counts (inputs = kept + rejected, or the run fails) and
+names the source: its name (the id prefix: the layout, `ddi` or `fitz17k`, unless overridden), layout
+and fingerprint (table, image and mask bytes). A rerun reuses the ingest only for the same fingerprint.
 """
 from __future__ import annotations
 
@@ -15,21 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from builder.core.errors import BuildError, SourceError
+from builder.core.fingerprint import source_fingerprint
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import Record, Rejection, digest, make_sample_id
 from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
 from curation.masks import MaskError, read_binary_masks, read_sddi_mask
-from curation.metadata import DISEASE_MAP, SourceRow, find_table, load_disease_map, read_source_table
+from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_map, read_source_table
 
 log = logging.getLogger(__name__)
 SHARD = "ingest"
 COUNTS_FILE = "ingest.json"
-__all__ = ["DISEASE_MAP", "detect_layout", "ingest_source", "load_disease_map", "read_counts"]
-
-
-def detect_layout(source: Path) -> str:
-    """"ddi" or "fitz17k" (raises SourceError naming the expected files otherwise)."""
-    return find_table(Path(source))[0]
+__all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "read_counts", "read_source_info"]
 
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
@@ -44,10 +42,17 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
         raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
                           "(DDI) or metadata.csv (Fitzpatrick17k)")
     summary = StageSummary("ingest")
-    if out.shard_done(SHARD):
-        summary.skipped = len(out.records())
-        return summary.stop()
     table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
+    info = describe_source(table)
+    if out.shard_done(SHARD):
+        before = read_source_info(out)
+        if before.get("fingerprint") == info["fingerprint"]:
+            summary.skipped = len(out.records())
+            return summary.stop()
+        log.warning("%s holds the ingest of source %s (fingerprint %s); %s is source %s (fingerprint %s): "
+                    "ingesting it again", out.root, before.get("name"), before.get("fingerprint"), source,
+                    info["name"], info["fingerprint"])
+        _clear(out)
     records, rejections = [], list(table.rejections)
     for rec in _map(_ingest_one, [(row, out) for row in table.rows], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
@@ -56,6 +61,7 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
         summary.reject(r.reason)
     summary.done = len(records)
     counts = _reconcile(table.n_in, records, rejections, table.table, table.layout)
+    counts["source"] = info
     out.finish_shard(SHARD, records, rejections)
     atomic_write(out.root / COUNTS_FILE, (json.dumps(counts, indent=1, sort_keys=True) + "\n").encode())
     return summary.stop()
@@ -65,6 +71,31 @@ def read_counts(store: StageStore) -> dict:
     """The reconciled ingest counts (`in`, `kept`, `rejected`, `by_reason`) of a real store."""
     path = store.root / COUNTS_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_source_info(store: StageStore) -> dict:
+    """The source a real store was ingested from: `name`, `layout`, `table` (file name), `fingerprint`,
+    `files` (images and masks fingerprinted); {} when nothing was ingested (or by an older toolkit)."""
+    return read_counts(store).get("source") or {}
+
+
+def describe_source(table: SourceTable) -> dict:
+    """Name, layout and fingerprint of a read source table (no paths: they differ from machine to machine)."""
+    files = []
+    for row in table.rows:
+        files.append((f"image:{row.image.relative_to(table.root).as_posix()}", row.image))
+        files += [(f"{role}:{p.name}", p) for role, p in (("mask", row.mask), ("nonskin", row.nonskin)) if p]
+    return {"name": table.name, "layout": table.layout, "table": table.table.name, "files": len(files),
+            "fingerprint": source_fingerprint(table.name, table.layout, table.table, files)}
+
+
+def _clear(store: StageStore) -> None:
+    """Remove a stale ingest (another source) so the new one does not mix with it."""
+    import shutil
+
+    for sub in ("records", "rejections", "images", "masks"):
+        shutil.rmtree(store.root / sub, ignore_errors=True)
+    (store.root / COUNTS_FILE).unlink(missing_ok=True)
 
 
 def _reconcile(n_in: int, records: list[Record], rejections: list[Rejection], table: Path, layout: str) -> dict:
@@ -125,8 +156,3 @@ def _read_mask(row: SourceRow, h: int, w: int) -> np.ndarray | None:
 def _is_rgb_png(data: bytes) -> bool:
     # IHDR colour type byte (offset 25): 2 = truecolour RGB, bit depth (offset 24) 8.
     return len(data) > 26 and data[25] == 2 and data[24] == 8
-
-
-def patient_of(record: Record) -> str | None:
-    """The patient id ingest found for a real record (DDI publishes none; some sources do)."""
-    return (record.params or {}).get("patient_id")

@@ -44,6 +44,8 @@ class SourceTable:
     n_in: int
     rows: list[SourceRow]
     rejections: list[Rejection]
+    name: str = ""  # the id prefix: the layout unless overridden (the embedded demo: "demo")
+    root: Path = Path(".")  # the source folder (resolved)
 
 
 def load_disease_map(path: str | Path | None = None) -> dict[str, str]:
@@ -86,12 +88,13 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
         raise SourceError(f"source folder {source} does not exist; pass the folder holding "
                           f"{DDI_TABLE} (DDI) or metadata.csv (Fitzpatrick17k)")
     layout, table = find_table(source)
+    name = check_source_name(source_name) if source_name else layout
     # Strings only: we validate every value ourselves instead of trusting type inference.
     lazy = pl.scan_csv(table, infer_schema=False).with_row_index("line", offset=2)
     df = (lazy.head(limit) if limit is not None else lazy).collect()
     masks = Path(masks).resolve() if masks else source / "masks"
     check = _check_ddi if layout == "ddi" else _check_fitz
-    rows, rejections = check(df, table, source, masks, source_name or layout,
+    rows, rejections = check(df, table, source, masks, name,
                              disease_map if disease_map is not None else load_disease_map())
     rejections += _duplicate_ids(rows, table)
     dup = {r.item_id for r in rejections if r.reason == "duplicate_id"}
@@ -99,7 +102,17 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
     rows.sort(key=lambda r: r.source_id)
     orphans = _orphan_files(layout, df, table, source, masks) if limit is None else []
     return SourceTable(layout, table, df.height + len(orphans), rows,
-                       sorted(rejections + orphans, key=_rej_key))
+                       sorted(rejections + orphans, key=_rej_key), name=name, root=source)
+
+
+def check_source_name(name: str) -> str:
+    """A source name is the prefix of every id (`<name>:<stem>`): lower-case letters, digits, `_`, `-`."""
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name or ""):
+        raise SourceError(f"source name {name!r} cannot prefix ids; use lower-case letters, digits, '_' or '-' "
+                          "(e.g. ddi, fitz17k, ddi-clinic2), or leave it out to name the source by its layout")
+    return name
 
 
 def _orphan_files(layout: str, df, table: Path, source: Path, masks: Path | None) -> list[Rejection]:

@@ -77,3 +77,46 @@ def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     pipe.save_pretrained(folder)
     return folder
+
+
+def save_tiny_vision_backbone(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer DINOv2-architecture vision model + image processor at 32 px, saved as a model folder
+    (what `builder evaluate --model` and `curation.embedding_model` load offline in tests)."""
+    import torch
+    import transformers
+    from transformers import Dinov2Config, Dinov2Model
+
+    # the PIL image processor: the default one wants torchvision, which cannot be installed beside CPU torch
+    processor_cls = getattr(transformers, "BitImageProcessorPil", transformers.BitImageProcessor)
+
+    torch.manual_seed(seed)
+    net = Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                   intermediate_size=64, image_size=32, patch_size=8))
+    folder = Path(folder)
+    net.save_pretrained(folder)
+    processor_cls(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                      do_convert_rgb=True).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight CLIP (text + vision towers) with processor, saved as a model folder."""
+    import torch
+    import transformers
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
+
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer()
+    cfg = CLIPConfig(
+        text_config={"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                     "pad_token_id": tok.pad_token_id},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        projection_dim=16)
+    processor_cls = getattr(transformers, "CLIPImageProcessorPil", transformers.CLIPImageProcessor)
+    images = processor_cls(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    folder = Path(folder)
+    CLIPModel(cfg).save_pretrained(folder)
+    CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(folder)
+    return folder
