@@ -24,6 +24,7 @@ from typing import Iterator
 
 from builder.core.progress import progress
 from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES
+from builder.core.splits_file import check_test_ids
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +390,10 @@ def _leakage(folder: Path, shards: list[str], test_ids: set[str] | None, report:
              workers: int = 1) -> AuditReport:
     rows = collect_rows(folder, shards, report, workers)
     report.rows = len(rows)
+    if test_ids is not None:  # a file for another source would hold out nothing and pass as clean
+        check_test_ids(test_ids, {s for r in rows for s in r.source_ids}, where=report.target,
+                       hint="pass the test ids of the source this version was built from "
+                            "(the build's splits.csv works: its test rows count)")
     lineage_leaks(rows, test_ids, report)
     duplicate_leaks(rows, report.phash_hamming, report)
     report.leaks.sort(key=lambda i: (i["sample_id"], i["reason"]))
@@ -417,13 +422,3 @@ def _check_card_sizes(folder: Path, shards: list[str], report: AuditReport) -> N
             if have != int(sp["num_examples"]):
                 report.integrity.append({"problem": "card_split_size_mismatch", "path": f"{key[0]}/{key[1]}",
                                          "detail": f"README.md says {sp['num_examples']} rows, files hold {have}"})
-
-
-def read_test_ids(path: Path) -> set[str]:
-    """Test source ids: one per line (`ddi:000123`, `#` comments), or a `source_id,split` CSV (the
-    build's `splits.csv`), of which the `test` rows count."""
-    lines = [line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines()]
-    lines = [line for line in lines if line]
-    if lines and lines[0].replace(" ", "") == "source_id,split":
-        return {sid for sid, split in (line.split(",")[:2] for line in lines[1:]) if split.strip() == "test"}
-    return set(lines)

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="version folder (e.g. out/1.1) or Hub repo id ORG/NAME")
     p.add_argument("--revision", default=None, help="Hub revision when TARGET is a repo id, e.g. v1.1")
     p.add_argument("--test-ids", type=Path, default=None,
-                   help="file of real test source ids, one per line (default: inferred from the data)")
+                   help="file of real test source ids, one per line, or a build's splits.csv (its test rows); "
+                        "ids matching no source of the version are an error (default: inferred from the data)")
     p.add_argument("--phash-hamming", type=int, default=6,
                    help="near-duplicate threshold in bits of a 64-bit pHash (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="processes for decoding + pHash (default: %(default)s)")
@@ -39,7 +40,8 @@ def resolve_target(target: str, revision: str | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.audit import audit_folder, format_balance, read_test_ids
+    from builder.audit import audit_folder, format_balance
+    from builder.core.splits_file import read_test_ids
 
     folder = resolve_target(args.target, args.revision)
     test_ids = read_test_ids(args.test_ids) if args.test_ids else None

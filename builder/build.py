@@ -1,7 +1,6 @@
 """The build: source -> healthy -> lesion-mapped (+ semantic) -> curation -> shards + card + manifest -> load-back check."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -12,6 +11,7 @@ from pathlib import Path
 from builder.core.config import BuildConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
+from builder.core.splits_file import write_splits
 from builder.core.store import StageStore
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
     real_split = split_real(real_records, real, cfg.curation, workers=opts.workers)
     split_of = real_split.split_of
-    _write_splits(work / "splits.csv", split_of)
+    write_splits(work / "splits.csv", split_of)
 
     # 3. Healthy synthetics, then lesion-mapped synthetics onto them.
     from generation.healthy import run_healthy
@@ -285,14 +285,6 @@ def _guard_existing(out_dir: Path, work: Path, cfg: BuildConfig, overwrite: bool
                              f"(hash {old}, now {cfg.config_hash()}); pass --overwrite to replace it")
     if overwrite and work.exists():
         shutil.rmtree(work)
-
-
-def _write_splits(path: Path, split_of: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        wr = csv.writer(f, lineterminator="\n")
-        wr.writerow(["source_id", "split"])
-        wr.writerows(sorted(split_of.items()))
 
 
 def _log(summary) -> dict:

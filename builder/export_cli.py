@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.audit import read_test_ids
+    from builder.core.splits_file import read_test_ids
     from builder.core.errors import ConfigError
     from builder.export import export_patchalign
 

@@ -23,7 +23,7 @@ COMPRESSION = {**{c: "zstd" for c in COLUMNS if c not in ("image", "source_ids",
                "generator.backend": "zstd", "generator.model_id": "zstd", "generator.revision": "zstd",
                "generator.adapters.list.element": "zstd"}
 
-DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw", "prompt",
+DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw", "placement", "prompt",
               "generator.backend", "generator.model_id", "generator.revision", "toolkit_version"]
 
 

@@ -34,6 +34,8 @@ COLUMNS = {
     "source_ids": ("sc:Text", "every source photo the row derives from (<source>:<id>)", True),
     "base_id": ("sc:Text", "lesion-mapped: the healthy base image", False),
     "donor_id": ("sc:Text", "lesion-mapped: the source lesion donor", False),
+    "placement": ("sc:Text", "lesion-mapped: fit, downscaled, other_base, other_base_downscaled or kept_in_place",
+                  False),
     "prompt": ("sc:Text", "generation prompt (diffusion rows only)", False),
     "seed": ("sc:Integer", "per-sample seed", False),
     "generator": (None, "what produced the image", False),

@@ -144,8 +144,9 @@ def plain_pixels(kind: str, m: dict) -> str:
         donor = m.get("donor")
         lesion = (f" The donor's lesion covers a median {pct(donor['median'])} of the image (range "
                   f"{pct(donor['min'])}-{pct(donor['max'])}; the pixels that differ from the healthy base): "
-                  "lesion pixels from the donor's source photo, moved and blended at the edge, so counted as "
-                  "identical above only where they kept their place.") if donor else ""
+                  "lesion pixels from the donor's source photo, placed on the base (moved, rotated or rescaled as "
+                  "the `placement` and `params` columns say) and blended at the edge, so counted as identical "
+                  "above only where they kept their place and value.") if donor else ""
         return (f"**lesion_mapped**: a median {pct(ident['median'])} of each image's pixels (range "
                 f"{pct(ident['min'])}-{pct(ident['max'])}) are bit-identical to a source photo (mostly the "
                 f"base's photo, outside its inpainted region).{lesion}{tail}")
@@ -256,6 +257,7 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `disease_raw` | string | the source's own label |
 | `source_ids` | list of string | every source photo the row derives from (`{f.sources[0].name}:...`) |
 | `base_id`, `donor_id` | string | lesion mapping: healthy base and source lesion donor |
+| `placement` | string | lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, `other_base_downscaled` (the plan's fallbacks), `kept_in_place` (nothing fit: left where it lay in the donor, as the original method did) |
 | `prompt`, `seed` | string, int64 | generation prompt (diffusion rows only) and per-sample seed |
 | `generator` | struct | backend, model id, pinned revision, adapter files |
 | `params` | string | generation parameters as canonical JSON |

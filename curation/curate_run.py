@@ -9,6 +9,7 @@ from pathlib import Path
 from builder.core.config import CurationConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import Record, Rejection
+from builder.core.splits_file import write_splits
 from builder.core.store import StageStore
 from curation.curate import check_config, curate_records, read_training_manifests, reconcile, split_real
 from curation.ingest import ingest_source, read_counts
@@ -42,7 +43,7 @@ def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
                          "for the reasons")
     _write_rejections(out / "rejections.csv", real_store.rejections())  # early: useful even if a later step fails
     rs = split_real(real, real_store, cfg, workers=opts.workers)
-    _write_csv(out / "splits.csv", ["source_id", "split"], sorted(rs.split_of.items()))
+    write_splits(out / "splits.csv", rs.split_of)
     real_kept = rs.kept(real)
     real_counts = reconcile("real_dedup", len(real), real_kept,
                             rs.rejections + [d.to_rejection("curate") for d in rs.duplicates])

@@ -23,6 +23,7 @@ from typing import Iterable
 from builder.core.config import CurationConfig
 from builder.core.errors import ConfigError
 from builder.core.schema import SPLITS, Record
+from builder.core.splits_file import check_test_ids, read_test_ids
 
 log = logging.getLogger(__name__)
 METHODS = ("stratified", "test_ids", "patchalign24")
@@ -48,7 +49,9 @@ def assign_splits(real: list[Record], cfg: CurationConfig, *, links: Iterable[tu
         raise ConfigError(f"curation.split_method={method!r}: expected one of {', '.join(METHODS)}")
     root = lineage_roots(real, links)
     if test_ids is None and method == "test_ids":
-        test_ids = read_test_ids(getattr(cfg, "test_ids_file", None))
+        if not getattr(cfg, "test_ids_file", None):
+            raise ConfigError("curation.split_method=test_ids needs curation.test_ids_file (or --test-ids FILE)")
+        test_ids = read_test_ids(cfg.test_ids_file)
     if test_ids is None and method == "patchalign24":
         test_ids = patchalign24_test_ids(real, getattr(cfg, "patchalign24_csv", None))
     if test_ids is None:
@@ -115,11 +118,8 @@ def _stratified(real: list[Record], root: dict[str, str], ratios: dict[str, floa
 
 
 def _with_fixed_test(real, root, test_ids: set[str], ratios, seed: int) -> dict[str, str]:
-    unknown = sorted(test_ids - set(root))
-    if unknown:
-        raise ConfigError(f"test ids {unknown[:5]}{' ...' if len(unknown) > 5 else ''} ({len(unknown)}) are not "
-                          "among the ingested real images; check the ingest rejections for them, or "
-                          "remove them from the test-ids file")
+    check_test_ids(test_ids, root, where="the ingested real images", every=True,
+                   hint="check the ingest rejections for them, or remove them from the test-ids file")
     test_roots = {root[s] for s in test_ids}
     pulled = sorted(s for s, r in root.items() if r in test_roots and s not in test_ids)
     if pulled:
@@ -131,22 +131,6 @@ def _with_fixed_test(real, root, test_ids: set[str], ratios, seed: int) -> dict[
     out = _stratified(rest, {s: root[s] for r in rest for s in r.source_ids}, sub, seed)
     out.update({s: "test" for s, r in root.items() if r in test_roots})
     return dict(sorted(out.items()))
-
-
-def read_test_ids(path: str | Path | None) -> list[str]:
-    """Test ids from a file: one per line, or a CSV with a `source_id` column; `#` starts a comment."""
-    if not path:
-        raise ConfigError("curation.split_method=test_ids needs curation.test_ids_file (or --test-ids FILE)")
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"test-ids file {path} does not exist; give a file with one source id per line")
-    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
-    lines = [ln for ln in lines if ln]
-    if lines and lines[0].split(",")[0] == "source_id":
-        lines = [ln.split(",")[0].strip() for ln in lines[1:]]
-    if not lines:
-        raise ConfigError(f"test-ids file {path} lists no ids; expected one source id (e.g. ddi:000001) per line")
-    return lines
 
 
 def patchalign24_test_ids(real: list[Record], csv_path: str | Path | None = None) -> list[str]:

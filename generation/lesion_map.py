@@ -12,8 +12,9 @@ from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id
 from builder.core.store import StageStore, encode_png
-from generation.placement import PlacementError, map_lesion
+from generation.placement import PlacementError
 from generation.plan import make_plan, plan_summary
+from generation.refill import Pixels, base_groups, check_fallbacks, map_with_fallbacks, other_bases
 
 if TYPE_CHECKING:
     import polars
@@ -37,6 +38,7 @@ def check_config(cfg: LesionMapConfig, rank: int = 0, world_size: int = 1, shard
     if not isinstance(cfg.feather, (int, float)) or not 0 <= cfg.feather <= 10:
         raise ConfigError(f"lesion_map.feather={cfg.feather!r}: expected a Gaussian sigma in pixels, 0-10 "
                           "(the method uses 1-2)")
+    check_fallbacks(cfg)
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank={rank} must be in [0, world_size={world_size})")
     if shard_size < 1:
@@ -61,7 +63,8 @@ def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg:
                  len(real) - len(donor_recs), len(real))
     plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of)
     settings = {**dataclasses.asdict(cfg), "budget": budget, "seed": seed, "shard_size": shard_size,
-                "pads": list(cfg.pads), "split_aware": bool(split_of)}
+                "pads": list(cfg.pads), "fallbacks": list(cfg.fallbacks), "downscales": list(cfg.downscales),
+                "split_aware": bool(split_of)}
     _write_plan(out, plan, settings)
     return plan
 
@@ -81,6 +84,8 @@ def run_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: 
     summary = StageSummary(STAGE)
     base_recs = {r.sample_id: r for r in bases.records()}
     donor_recs = {r.sample_id: r for r in donors.records()}
+    ctx = _MapContext(bases, donors, out, cfg, base_recs, donor_recs,
+                      base_groups([r for r in base_recs.values() if r.kind == "healthy"], split_of))
     mine = []
     for i in range(0, plan.height, shard_size):
         shard, name = plan.slice(i, shard_size), f"{STAGE}-{i // shard_size:05d}"
@@ -93,7 +98,7 @@ def run_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: 
     pending = {name: ([], []) for name, _ in mine}
     for name, row, last in progress(_flat(mine), desc="lesion-map", total=sum(s.height for _, s in mine)):
         records, rejections = pending[name]
-        _map_row(row, bases, donors, out, cfg, base_recs, donor_recs, records, rejections, summary)
+        _map_row(row, ctx, records, rejections, summary)
         if last:
             out.finish_shard(name, *pending.pop(name))
     return summary.stop()
@@ -136,17 +141,28 @@ def _flat(mine: list) -> Iterator[tuple[str, dict, bool]]:
             yield name, row, i == shard.height - 1
 
 
-def _map_row(row: dict, bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig,
-             base_recs: dict, donor_recs: dict, records: list, rejections: list, summary: StageSummary) -> None:
+@dataclasses.dataclass
+class _MapContext:
+    """What every row of one worker reads: the stores, settings, records and bases by (tone, split)."""
+
+    bases: StageStore
+    donors: StageStore
+    out: StageStore
+    cfg: LesionMapConfig
+    base_recs: dict
+    donor_recs: dict
+    groups: dict
+
+
+def _map_row(row: dict, ctx: _MapContext, records: list, rejections: list, summary: StageSummary) -> None:
     """Map one plan row into `out`: a record on success, a rejection with its reason otherwise."""
     item = f"plan-row-{row['row']:06d}"
     who = f"base={row['base_id']} donor={row['donor_id']}"
     try:
-        base, donor = base_recs[row["base_id"]], donor_recs[row["donor_id"]]
-        pixels = [_read(store, rec.sample_id, role) for store, rec, role in
-                  ((bases, base, "base"), (donors, donor, "donor"))]
-        mapped = map_lesion(*pixels[0], *pixels[1], pads=tuple(cfg.pads), rotate=cfg.rotate,
-                            dilate_px=cfg.dilate_px, feather=float(cfg.feather), seed=row["seed"])
+        planned, donor = ctx.base_recs[row["base_id"]], ctx.donor_recs[row["donor_id"]]
+        others = other_bases(ctx.groups, planned, donor, row.get("split")) if "other_base" in ctx.cfg.fallbacks else []
+        mapped, base = map_with_fallbacks(planned, donor, _pixels(ctx.bases, "base"), _pixels(ctx.donors, "donor"),
+                                          ctx.cfg, row["seed"], others)
     except PlacementError as e:
         rejections.append(Rejection(STAGE, item, e.reason, f"{who}: {e.detail}"))
         summary.reject(e.reason)
@@ -154,15 +170,20 @@ def _map_row(row: dict, bases: StageStore, donors: StageStore, out: StageStore, 
     png = encode_png(mapped.rgb)
     lineage = {"base_id": base.sample_id, "donor_id": donor.sample_id, "plan_row": row["row"], "seed": row["seed"]}
     sample_id = make_sample_id("lesion_mapped", digest(png), lineage)
-    path = out.put_image(sample_id, png)
-    out.put_mask(sample_id, mapped.label_map)
-    records.append(_record(sample_id, path, base, donor, mapped, row, cfg))
+    path = ctx.out.put_image(sample_id, png)
+    ctx.out.put_mask(sample_id, mapped.label_map)
+    records.append(_record(sample_id, path, base, donor, mapped, row, ctx.cfg))
     summary.done += 1
 
 
-def _read(store: StageStore, sample_id: str, role: str) -> tuple:
+def _pixels(store: StageStore, role: str) -> Pixels:
+    return Pixels(image=lambda sid: _read(store, sid, role, store.read_image),
+                  mask=lambda sid: _read(store, sid, role, store.read_mask))
+
+
+def _read(store: StageStore, sample_id: str, role: str, read):
     try:
-        return store.read_image(sample_id), store.read_mask(sample_id)
+        return read(sample_id)
     except FileNotFoundError as e:
         raise PlacementError(f"{role}_files_missing", f"{role} image or label map missing in {store.root}: "
                                                       f"{e.filename}") from e
@@ -171,8 +192,10 @@ def _read(store: StageStore, sample_id: str, role: str) -> tuple:
 def _record(sample_id: str, path: str, base: Record, donor: Record, mapped, row: dict,
             cfg: LesionMapConfig) -> Record:
     params = {
-        "pad": mapped.pad, "offset": list(mapped.offset), "angle": mapped.angle, "patch_hw": list(mapped.patch_hw),
-        "pads": list(cfg.pads), "dilate": cfg.dilate_px, "feather": cfg.feather,
+        "pad": None if mapped.placement == "kept_in_place" else mapped.pad, "offset": list(mapped.offset),
+        "angle": mapped.angle, "patch_hw": list(mapped.patch_hw), "lesion_scale": mapped.scale,
+        "pads": list(cfg.pads), "dilate": cfg.dilate_px, "feather": cfg.feather, "blend": cfg.blend,
+        "donor_resize": cfg.donor_resize, "fallbacks": list(cfg.fallbacks), "planned_base_id": row["base_id"],
         "donor_skin_tone": donor.skin_tone, "base_skin_tone": base.skin_tone,
         "donor_fitzpatrick": donor.fitzpatrick, "plan_row": row["row"],
         "base_source_ids": sorted(base.source_ids), "donor_source_ids": sorted(donor.source_ids),
@@ -181,7 +204,7 @@ def _record(sample_id: str, path: str, base: Record, donor: Record, mapped, row:
         sample_id=sample_id, kind="lesion_mapped", skin_tone=base.skin_tone, malignant=bool(donor.malignant),
         disease=donor.disease, source_ids=sorted(set(base.source_ids) | set(donor.source_ids)),
         image_path=path, fitzpatrick=base.fitzpatrick, disease_raw=donor.disease_raw,
-        base_id=base.sample_id, donor_id=donor.sample_id, seed=row["seed"],
+        base_id=base.sample_id, donor_id=donor.sample_id, placement=mapped.placement, seed=row["seed"],
         generator=Generator("lesion_map"), params=params)
 
 

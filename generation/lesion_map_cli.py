@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
             raise ConfigError(f"{flag} {store.root}: not a stage store (no records/ folder); pass the "
                               "output folder of an earlier stage")
+    from builder.core.splits_file import read_splits
+
     split_of = read_splits(args.splits) if args.splits else None
     plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size,
                            split_of=split_of)
@@ -69,23 +71,3 @@ def run(args: argparse.Namespace) -> int:
                                  world_size=args.world_size, shard_size=args.shard_size, split_of=split_of)
     print(summary.line())
     return 0
-
-
-def read_splits(path: str) -> dict[str, str]:
-    """`source_id,split` CSV -> {source_id: split}, every split one of the schema's."""
-    import csv
-
-    from builder.core.errors import ConfigError
-    from builder.core.schema import SPLITS
-
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise ConfigError(f"--splits {path}: cannot read ({e}); pass the build's splits.csv") from e
-    if not rows or not {"source_id", "split"} <= set(rows[0]):
-        raise ConfigError(f"--splits {path}: expected a CSV with columns source_id,split (the build's splits.csv)")
-    bad = sorted({r["split"] for r in rows} - set(SPLITS))
-    if bad:
-        raise ConfigError(f"--splits {path}: split values {bad} are not one of {list(SPLITS)}")
-    return {r["source_id"]: r["split"] for r in rows}

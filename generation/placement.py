@@ -43,6 +43,8 @@ class LesionPatch:
     alpha: np.ndarray    # (h, w) float64 in [0, 1], multiples of 2^-2n; 0 outside `support`
     lesion: np.ndarray   # (h, w) bool, the (dilated) lesion: label 1 in the output map
     support: np.ndarray  # (h, w) bool, alpha > 0: the footprint that must fit inside skin
+    origin: tuple[int, int] = (0, 0)  # (y, x) of the patch's top-left in the donor: where it lay there
+    scale: float = 1.0   # lesion scale relative to the (resized) donor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Mapped:
     offset: tuple[int, int]  # (y, x) of the patch's top-left corner in the base
     angle: float
     patch_hw: tuple[int, int]
+    placement: str = "fit"   # one of PLACEMENTS (builder.core.schema): how the position was found
+    scale: float = 1.0       # lesion scale used (< 1: the downscale fallback)
 
 
 def allowed_region(label_map: np.ndarray) -> np.ndarray:
@@ -78,8 +82,8 @@ def with_margin(allowed: np.ndarray, pad: int) -> np.ndarray:
 
 
 def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: int,
-              feather: float) -> LesionPatch:
-    """The donor's lesion (label 1), rotated by `angle` degrees about its centroid, dilated, feathered."""
+              feather: float, scale: float = 1.0) -> LesionPatch:
+    """The donor's lesion (label 1), rotated by `angle` degrees about its centroid (and scaled), dilated, feathered."""
     import cv2
 
     les_full = cv2.compare(np.ascontiguousarray(label_map, np.uint8), LABEL_LESION, cv2.CMP_EQ)  # 0/255
@@ -92,10 +96,10 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
     cy, cx = int(round(float(ys.mean()))), int(round(float(xs.mean())))
     kernel = feather_kernel(feather)
     r_feather = kernel.size // 2
-    reach = math.sqrt(float(((ys - cy) ** 2 + (xs - cx) ** 2).max()))
+    reach = math.sqrt(float(((ys - cy) ** 2 + (xs - cx) ** 2).max())) * scale
     half = int(math.ceil(reach)) + dilate_px + r_feather + 2  # room for rotation, dilation and feather
     side = 2 * half + 1
-    m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), 1.0)
+    m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(scale))
     m[:, 2] += (half - cx, half - cy)
     pix = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     les = cv2.warpAffine(les_full, m, (side, side),
@@ -115,7 +119,7 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
     y0, x0, sh, sw = _bbox(support.view(np.uint8))
     crop = np.s_[y0:y0 + sh, x0:x0 + sw]
     return LesionPatch(rgb=pix[crop].astype(np.float64), alpha=alpha[crop], lesion=les[crop] > 0,
-                       support=support[crop])
+                       support=support[crop], origin=(cy - half + y0, cx - half + x0), scale=float(scale))
 
 
 def feather_kernel(feather: float) -> np.ndarray:
@@ -341,29 +345,54 @@ def choose_offset(valid: np.ndarray, rng: np.random.Generator) -> tuple[int, int
 
 
 def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
-              offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Alpha-composite the patch at `offset`; the output map gets label 1 on the placed lesion."""
-    y, x = offset
+              offset: tuple[int, int], blend: str = "alpha") -> tuple[np.ndarray, np.ndarray]:
+    """Blend the patch in at `offset` (clipped to the image); the output map gets label 1 on the placed lesion."""
+    from generation.blend import blend_window
+
+    patch, (y, x) = clip_patch(patch, offset, base_map.shape)
     h, w = patch.alpha.shape
     rgb = base_rgb.copy()
     window = rgb[y:y + h, x:x + w]
     region = window.astype(np.float64)
-    # base + a * (donor - base): exactly the base where alpha is 0, so nothing outside moves; with
-    # dyadic alpha and integer pixels every step is exact in float64 (bit-identical anywhere).
-    blended = np.subtract(patch.rgb, region)
-    blended *= patch.alpha[..., None]
-    blended += region
-    window[...] = np.clip(np.rint(blended, out=blended), 0, 255, out=blended)  # integral: the cast is exact
+    context = None
+    if blend == "poisson":  # the window grown by one pixel: the boundary the membrane is pinned to
+        t, lft = min(1, y), min(1, x)
+        ctx = base_rgb[y - t:y + h + 1, x - lft:x + w + 1].astype(np.float64)
+        context = (ctx, (t, lft))
+    window[...] = blend_window(region, patch.rgb, patch.alpha, blend, context)  # integral: the cast is exact
     label_map = base_map.copy()
     label_map[y:y + h, x:x + w][patch.lesion] = LABEL_LESION
     return rgb, label_map
 
 
-def fit_donor(rgb: np.ndarray, label_map: np.ndarray, base_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
-    """Bring the donor to the base's scale: one factor matching shorter sides (aspect kept)."""
+def clip_patch(patch: LesionPatch, offset: tuple[int, int], shape: tuple[int, ...]) -> tuple[LesionPatch, tuple]:
+    """The part of the patch that lies inside an image of `shape` at `offset`, and its clipped offset."""
+    y, x = offset
+    h, w = patch.alpha.shape
+    y0, x0 = max(0, -y), max(0, -x)
+    y1, x1 = min(h, shape[0] - y), min(w, shape[1] - x)
+    if (y0, x0, y1, x1) == (0, 0, h, w):
+        return patch, (y, x)
+    if y1 <= y0 or x1 <= x0:
+        raise PlacementError("lesion_outside_base", f"a {h}x{w} lesion kept in place at {offset} lies outside "
+                                                    f"the {shape[0]}x{shape[1]} base")
+    crop = np.s_[y0:y1, x0:x1]
+    return (dataclasses.replace(patch, rgb=patch.rgb[crop], alpha=patch.alpha[crop], lesion=patch.lesion[crop],
+                                support=patch.support[crop]), (y + y0, x + x0))
+
+
+DONOR_RESIZES = ("none", "base_short_side")
+
+
+def fit_donor(rgb: np.ndarray, label_map: np.ndarray, base_hw: tuple[int, int],
+              mode: str = "base_short_side") -> tuple[np.ndarray, np.ndarray, float]:
+    """The donor at the base's scale: `none` keeps its pixels (the method), `base_short_side` resizes
+    it by one factor matching shorter sides (aspect kept)."""
     import cv2
 
-    scale = min(base_hw) / min(label_map.shape)
+    if mode not in DONOR_RESIZES:
+        raise ValueError(f"donor_resize={mode!r}: expected one of {DONOR_RESIZES}")
+    scale = min(base_hw) / min(label_map.shape) if mode == "base_short_side" else 1.0
     if scale == 1.0:
         return rgb, label_map, scale
     h, w = (max(1, int(round(s * scale))) for s in label_map.shape)
@@ -372,34 +401,101 @@ def fit_donor(rgb: np.ndarray, label_map: np.ndarray, base_hw: tuple[int, int]) 
             cv2.resize(label_map, (w, h), interpolation=cv2.INTER_NEAREST), scale)
 
 
-def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray, donor_map: np.ndarray,
-               *, pads: tuple[int, ...], rotate: bool, dilate_px: int, feather: float,
-               seed: int) -> Mapped:
-    """Move the donor's lesion onto the base: first pad in `pads` with a valid offset wins.
+class DonorCuts:
+    """One donor's lesion patches, cut once per (base shape, scale) and reused across pads and bases."""
 
-    Steps: 1. draw the angle from the pair's seed; 2. cut the patch; 3. find valid offsets per pad
-    (one margin erosion and one exact search per pad tried); 4. draw an offset; 5. composite.
-    Raises PlacementError (`base_has_no_skin`, `donor_has_no_lesion`, `no_placement_fits`).
+    def __init__(self, rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: int, feather: float,
+                 donor_resize: str):
+        self.rgb, self.label_map, self.angle = rgb, label_map, angle
+        self.dilate_px, self.feather, self.donor_resize = dilate_px, feather, donor_resize
+        self._cache: dict = {}
+
+    def get(self, base_hw: tuple[int, int], scale: float) -> LesionPatch:
+        key = (tuple(base_hw) if self.donor_resize != "none" else None, scale)
+        if key not in self._cache:
+            rgb, lm, _ = fit_donor(self.rgb, self.label_map, base_hw, self.donor_resize)
+            self._cache[key] = cut_patch(rgb, lm, self.angle, self.dilate_px, self.feather, scale)
+        return self._cache[key]
+
+
+def search(base_map: np.ndarray, cuts: DonorCuts, scales: tuple[float, ...], pads: tuple[int, ...],
+           rng: np.random.Generator) -> tuple[LesionPatch, int, tuple[int, int]] | None:
+    """First (scale, pad) in order with a valid offset on this base: (patch, pad, offset), or None."""
+    import cv2
+
+    allowed = allowed_region(base_map)
+    if not cv2.countNonZero(allowed):
+        return None
+    margins: dict[int, np.ndarray] = {}
+    for scale in scales:
+        patch = cuts.get(base_map.shape, scale)
+        for pad in pads:
+            if pad not in margins:
+                margins[pad] = with_margin(allowed, pad)
+            offset = choose_offset(valid_offsets(margins[pad], patch.support), rng)
+            if offset is not None:
+                return patch, int(pad), offset
+    return None
+
+
+def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray, donor_map: np.ndarray,
+               *, pads: tuple[int, ...], rotate: bool, dilate_px: int, feather: float, seed: int,
+               scales: tuple[float, ...] = (1.0,), keep_in_place: bool = False, blend: str = "alpha",
+               donor_resize: str = "base_short_side") -> Mapped:
+    """Move the donor's lesion onto the base: first (scale, pad) in order with a valid offset wins.
+
+    Steps: 1. draw the angle from the pair's seed; 2. cut the patch (per scale); 3. find valid offsets
+    per pad (one margin erosion and one exact search per pad tried); 4. draw an offset; 5. blend.
+    If nothing fits and `keep_in_place`, the lesion goes where it lay in the donor (the original
+    method's last resort), clipped to the base. Raises PlacementError (`base_has_no_skin`,
+    `donor_has_no_lesion`, `no_placement_fits`).
     """
     import cv2
 
     check_pair(base_rgb, base_map, donor_rgb, donor_map)
     rng = np.random.default_rng(seed)
-    # Rounded so the recorded angle reproduces the image exactly.
-    angle = round(float(rng.uniform(0.0, 360.0)), 3) if rotate else 0.0
-    donor_rgb, donor_map, _ = fit_donor(donor_rgb, donor_map, base_map.shape)
-    patch = cut_patch(donor_rgb, donor_map, angle, dilate_px, feather)
-    allowed = allowed_region(base_map)
-    if not cv2.countNonZero(allowed):
+    cuts = DonorCuts(donor_rgb, donor_map, draw_angle(rng, rotate), dilate_px, feather, donor_resize)
+    if not cv2.countNonZero(allowed_region(base_map)):
         raise PlacementError("base_has_no_skin", "the base's label map has no skin, lesion or marker pixels")
-    for pad in pads:
-        offset = choose_offset(valid_offsets(with_margin(allowed, pad), patch.support), rng)
-        if offset is not None:
-            rgb, label_map = composite(base_rgb, base_map, patch, offset)
-            return Mapped(rgb, label_map, int(pad), offset, angle, patch.support.shape)
-    raise PlacementError("no_placement_fits",
-                         f"a {patch.support.shape[0]}x{patch.support.shape[1]} lesion footprint fits nowhere "
-                         f"inside the base's skin region with any pad of {list(pads)}")
+    found = search(base_map, cuts, scales, pads, rng)
+    if found is not None:
+        patch, pad, offset = found
+        return place(base_rgb, base_map, patch, offset, pad, cuts.angle, "fit" if patch.scale == 1 else "downscaled",
+                     blend)
+    if keep_in_place:
+        return keep(base_rgb, base_map, cuts, blend)
+    raise no_fit(cuts.get(base_map.shape, 1.0), pads, scales)
+
+
+def draw_angle(rng: np.random.Generator, rotate: bool) -> float:
+    # Rounded so the recorded angle reproduces the image exactly.
+    return round(float(rng.uniform(0.0, 360.0)), 3) if rotate else 0.0
+
+
+def place(base_rgb, base_map, patch: LesionPatch, offset, pad: int | None, angle: float, placement: str,
+          blend: str) -> Mapped:
+    rgb, label_map = composite(base_rgb, base_map, patch, offset, blend)
+    return Mapped(rgb, label_map, -1 if pad is None else int(pad), tuple(int(v) for v in offset), angle,
+                  patch.support.shape, placement, patch.scale)
+
+
+def keep(base_rgb, base_map, cuts: DonorCuts, blend: str) -> Mapped:
+    """The method's last resort: the full-size lesion where it lay in the donor.
+
+    On a base smaller than the donor, the position is moved the least that brings the patch inside
+    the base (clipped where the patch is larger than the base), so it is never lost.
+    """
+    patch = cuts.get(base_map.shape, 1.0)
+    (y, x), (h, w) = patch.origin, patch.alpha.shape
+    offset = (min(max(y, 0), max(base_map.shape[0] - h, 0)), min(max(x, 0), max(base_map.shape[1] - w, 0)))
+    return place(base_rgb, base_map, patch, offset, None, cuts.angle, "kept_in_place", blend)
+
+
+def no_fit(patch: LesionPatch, pads, scales) -> PlacementError:
+    smallest = f" down to scale {min(scales)}" if len(scales) > 1 else ""
+    return PlacementError("no_placement_fits",
+                          f"a {patch.support.shape[0]}x{patch.support.shape[1]} lesion footprint{smallest} fits "
+                          f"nowhere inside the base's skin region with any pad of {list(pads)}")
 
 
 def check_pair(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray, donor_map: np.ndarray) -> None:

@@ -95,7 +95,7 @@ def test_near_pairs_threshold_is_inclusive():
 
 
 def test_test_ids_read_lists_and_the_builds_splits_csv(tmp_path):
-    from builder.audit import read_test_ids
+    from builder.core.splits_file import read_test_ids
 
     listing = tmp_path / "ids.txt"
     listing.write_text("ddi:000001  # held out\n\nddi:000002\n")

@@ -220,21 +220,26 @@ def test_every_changed_pixel_is_in_the_feathered_lesion_inside_skin_with_its_pad
     for rec in recs:
         p = rec.params
         base_rgb, base_map = bases.read_image(rec.base_id), bases.read_mask(rec.base_id)
-        drgb, dmap, _ = fit_donor(donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id), base_map.shape)
-        patch = cut_patch(drgb, dmap, p["angle"], p["dilate"], p["feather"])
+        drgb, dmap, _ = fit_donor(donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id), base_map.shape,
+                                  p["donor_resize"])
+        patch = cut_patch(drgb, dmap, p["angle"], p["dilate"], p["feather"], p["lesion_scale"])
         (y, x), (h, w) = p["offset"], patch.support.shape
         assert [h, w] == p["patch_hw"]
         placed = np.zeros(base_map.shape, bool)
-        placed[y:y + h, x:x + w] = patch.support
+        placed[y:y + h, x:x + w] = patch.support[:base_map.shape[0] - y, :base_map.shape[1] - x]
         changed = (out.read_image(rec.sample_id) != base_rgb).any(axis=-1)
         assert changed.any() and not (changed & ~placed).any(), rec.sample_id
+        if rec.placement == "kept_in_place":  # the method's last resort: no position fits at any pad
+            assert p["pad"] is None and all(not naive_valid_offsets(base_map, patch.support, q).any() for q in CFG.pads)
+            continue
+        assert rec.placement == "fit" and p["lesion_scale"] == 1.0
         dist = skin_distance(base_map)
         assert (dist[placed] > p["pad"]).all()  # inside skin|lesion|marker with margin pad
         for earlier in CFG.pads[:CFG.pads.index(p["pad"])]:  # the recorded pad is the first that fits
             assert not naive_valid_offsets(base_map, patch.support, earlier).any()
         new_map = out.read_mask(rec.sample_id)
         lesion = np.zeros_like(placed)
-        lesion[y:y + h, x:x + w] = patch.lesion
+        lesion[y:y + h, x:x + w] = patch.lesion[:base_map.shape[0] - y, :base_map.shape[1] - x]
         assert ((new_map == LABEL_LESION) == lesion).all()
         assert (new_map[~lesion] == base_map[~lesion]).all()
 
@@ -289,11 +294,27 @@ def test_every_plan_row_ends_as_a_record_or_a_rejection(mapped):
     recs, rejs = out.records(), out.rejections()
     assert plan.height == CFG.budget == len(recs) + len(rejs)
     assert {r.params["plan_row"] for r in recs} | {int(j.item_id.split("-")[-1]) for j in rejs} == set(range(plan.height))
-    assert all(j.reason == "no_placement_fits" and j.stage == "lesion_map" for j in rejs)
-    assert sum(summary.rejected.values()) == len(rejs) == summary.rejected["no_placement_fits"]
-    # 000221 (a ruler, no label-4 skin) is a base: the rows that drew it are rejected, never left in place
+    assert sum(summary.rejected.values()) == len(rejs)
+
+
+def test_v11_keeps_the_lesion_in_place_when_no_pad_fits(mapped, stores):
+    """The method: pads 10, 5, 0, then the lesion stays where it lay in the donor (typed `placement`)."""
+    out, _ = mapped
+    assert load_config("1.1").lesion_map.fallbacks == ("keep_in_place",) == CFG.fallbacks
+    plan = pl.read_parquet(out.root / "plan.parquet")
+    # 000221 (a ruler, no label-4 skin) is a base: no lesion fits on it at any pad
     ruler_rows = set(plan.filter(pl.col("base_source_ids") == "ddi:000221")["row"])
-    assert ruler_rows and ruler_rows <= {int(j.item_id.split("-")[-1]) for j in rejs}
+    kept = {r.params["plan_row"]: r for r in out.records() if r.placement == "kept_in_place"}
+    assert ruler_rows and ruler_rows <= set(kept)
+    for rec in kept.values():
+        donor_rgb, donor_map = stores[1].read_image(rec.donor_id), stores[1].read_mask(rec.donor_id)
+        base_hw = stores[0].read_mask(rec.base_id).shape
+        patch = cut_patch(donor_rgb, donor_map, rec.params["angle"], CFG.dilate_px, CFG.feather)
+        (y, x), (h, w) = patch.origin, patch.support.shape
+        want = [min(max(y, 0), max(base_hw[0] - h, 0)), min(max(x, 0), max(base_hw[1] - w, 0))]
+        assert rec.params["offset"] == want and rec.params["pad"] is None and rec.base_id == rec.params["planned_base_id"]
+        if donor_map.shape == base_hw:  # same-size photos: exactly the donor's own position
+            assert want == [y, x]
 
 
 # -- lineage ---------------------------------------------------------------------------------------
@@ -311,7 +332,8 @@ def test_records_carry_full_lineage(mapped, stores):
         assert (row["base_id"], row["donor_id"], row["seed"]) == (rec.base_id, rec.donor_id, rec.seed)
         assert rec.generator.backend == "lesion_map"
         assert rec.params["base_skin_tone"] == b.skin_tone and rec.params["donor_skin_tone"] == d.skin_tone
-        assert rec.params["base_source_ids"] == b.source_ids and rec.params["pad"] in CFG.pads
+        assert rec.params["base_source_ids"] == b.source_ids
+        assert rec.params["pad"] in CFG.pads if rec.placement == "fit" else rec.params["pad"] is None
         assert out.read_image(rec.sample_id).shape[:2] == out.read_mask(rec.sample_id).shape
 
 

@@ -17,9 +17,9 @@ from builder.core.errors import ConfigError
 from builder.core.schema import SKIN_TONES, Record, fitzpatrick_to_tone, sample_seed
 from builder.core.store import StageStore, encode_png
 from generation.semantic.sampling import generate_batch, make_plan
+from builder.core.splits_file import read_splits
 from generation.semantic.training_set import (LeakageError, disease_token, manifest_source_ids, prompt_for,
-                                              read_splits, select_class_images,
-                                              sha256_file)
+                                              select_class_images, sha256_file)
 
 DISEASES = ("melanoma", "squamous cell carcinoma", "basal cell carcinoma")
 TINY = {"mixed_precision": "no", "diseases": ["melanoma"], "ti_steps": 2, "ti_batch": 2, "ti_grad_accum": 1,

@@ -81,7 +81,8 @@ def test_test_ids_file(ddi, tmp_path):
     rest = Counter(v for v in split_of.values() if v != "test")
     assert rest["validation"] == pytest.approx(650 / 8, abs=3)
     f.write_text("ddi:000001\nddi:999999\n")
-    with pytest.raises(ConfigError, match=r"test ids \['ddi:999999'\]"):
+    with pytest.raises(ConfigError, match=r"1 of the 2 test ids \(ddi:999999\) are not among the 653 source ids "
+                                          r"of the ingested real images \(ddi:000001, ddi:000002, ddi:000003, \.\.\.\)"):
         assign_splits(ddi, cfg)
 
 

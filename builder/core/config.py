@@ -48,6 +48,10 @@ class LesionMapConfig:
     rotate: bool = True
     dilate_px: int = 1
     feather: float = 1.5
+    donor_resize: str = "none"        # none (donor pixels as they are: the method) | base_short_side
+    fallbacks: tuple[str, ...] = ("keep_in_place",)  # after pads, in order: downscale, other_base, keep_in_place
+    downscales: tuple[float, ...] = (0.8, 0.64, 0.5)  # lesion scales the downscale fallback tries
+    blend: str = "alpha"              # alpha (feathered composite: the method) | poisson (no donor-skin halo)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,10 +23,16 @@ LABEL_VALUES = (0, 1, 2, 3, 4)
 
 HEALTHY_DISEASE = "healthy"
 
+# How a lesion-mapped row's lesion was placed: a random valid position on the planned base
+# ("fit"), after shrinking the lesion ("downscaled"), on another base of the same split and tone
+# ("other_base", "other_base_downscaled"), or, nothing fitting, where it lay in the donor photo
+# ("kept_in_place": the original method's last resort; the lesion may overlap non-skin).
+PLACEMENTS = ("fit", "downscaled", "other_base", "other_base_downscaled", "kept_in_place")
+
 # Column order of the published table (and of `Record.to_row`).
 COLUMNS = (
     "sample_id", "image", "kind", "split", "skin_tone", "fitzpatrick", "malignant",
-    "disease", "disease_raw", "source_ids", "base_id", "donor_id", "prompt", "seed",
+    "disease", "disease_raw", "source_ids", "base_id", "donor_id", "placement", "prompt", "seed",
     "generator", "params", "toolkit_version",
 )
 
@@ -74,6 +80,7 @@ class Record:
     disease_raw: str | None = None
     base_id: str | None = None
     donor_id: str | None = None
+    placement: str | None = None  # lesion-mapped: one of PLACEMENTS
     prompt: str | None = None
     seed: int | None = None
     generator: Generator | None = None
@@ -87,6 +94,8 @@ class Record:
             raise ValueError(f"skin_tone={self.skin_tone!r} is not one of {SKIN_TONES}")
         if self.split is not None and self.split not in SPLITS:
             raise ValueError(f"split={self.split!r} is not one of {SPLITS}")
+        if self.placement is not None and self.placement not in PLACEMENTS:
+            raise ValueError(f"placement={self.placement!r} is not one of {PLACEMENTS}")
         if not self.source_ids:
             raise ValueError(f"{self.sample_id}: source_ids is empty; every image derives from a real one")
 
@@ -117,6 +126,7 @@ class Record:
             "source_ids": list(self.source_ids),
             "base_id": self.base_id,
             "donor_id": self.donor_id,
+            "placement": self.placement,
             "prompt": self.prompt,
             "seed": self.seed,
             "generator": self.generator.to_dict() if self.generator else None,
@@ -196,6 +206,7 @@ def arrow_schema():
         ("source_ids", pa.list_(pa.string())),
         ("base_id", pa.string()),
         ("donor_id", pa.string()),
+        ("placement", pa.string()),
         ("prompt", pa.string()),
         ("seed", pa.int64()),
         ("generator", generator),
@@ -227,6 +238,7 @@ def features_dict() -> dict[str, Any]:
         "source_ids": {"feature": v("string"), "_type": "List"},
         "base_id": v("string"),
         "donor_id": v("string"),
+        "placement": v("string"),
         "prompt": v("string"),
         "seed": v("int64"),
         "generator": {"backend": v("string"), "model_id": v("string"), "revision": v("string"),

@@ -50,7 +50,8 @@ def training_inputs(args):
     from builder.core.store import StageStore
     from generation.semantic.build import trainable_diseases
     from generation.semantic.trainer import check_config
-    from generation.semantic.training_set import check_distinct_slugs, read_splits
+    from builder.core.splits_file import read_splits
+    from generation.semantic.training_set import check_distinct_slugs
 
     cfg = load_semantic_config(args)
     check_config(cfg, args.device)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import csv
 import dataclasses
 import hashlib
 import json
@@ -10,8 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from builder.core.errors import CgddiError, ConfigError, SourceError
-from builder.core.schema import SKIN_TONES, SPLITS, Record
+from builder.core.errors import CgddiError, ConfigError
+from builder.core.schema import SKIN_TONES, Record
 from builder.core.store import StageStore
 
 TEMPLATE = "An image of {token} on the skin of a {tone}-skinned individual"
@@ -66,24 +65,6 @@ class TrainingImage:
         d = dataclasses.asdict(self)
         d["source_ids"] = list(self.source_ids)
         return d
-
-
-def read_splits(path: str | os.PathLike) -> dict[str, str]:
-    """`splits.csv` (columns source_id,split) -> {source_id: split}, strictly checked."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"split table {path} does not exist; run the curation stage first "
-                          "(it writes splits.csv with columns source_id,split)")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"source_id", "split"} <= set(reader.fieldnames or ()):
-            raise SourceError(f"{path}: columns are {reader.fieldnames}, expected source_id,split")
-        out = {}
-        for row in reader:
-            if row["split"] not in SPLITS:
-                raise SourceError(f"{path}: {row['source_id']} has split {row['split']!r}, expected one of {SPLITS}")
-            out[row["source_id"]] = row["split"]
-    return out
 
 
 def allowed_splits(include_validation: bool) -> tuple[str, ...]:

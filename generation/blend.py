@@ -1,0 +1,133 @@
+"""How a placed lesion enters the base skin: `alpha` (the method's feathered composite) or `poisson`.
+
+`poisson` is gradient-domain cloning in log-RGB: the donor patch keeps its own gradients (the
+lesion's texture and its contrast to the donor's skin) and is multiplied by a smooth field equal to
+base / donor on the footprint's outer boundary, so the donor skin carried around the lesion takes
+the base's colour instead of leaving a ring (the halo). The field is the harmonic membrane of the
+boundary ratios (the exact solution of the Poisson equation with the donor's guidance field),
+solved with SuperLU on the footprint's pixels; the boundary ratios are read from lightly smoothed
+images so the membrane matches local skin colour, not pixel noise. Large footprints are solved on
+a grid coarsened by an integer factor (the membrane is smooth) and upsampled.
+
+Hand-written rather than cv2.seamlessClone: OpenCV 5.0's seamlessClone returned different bytes on
+repeated identical calls here (differences up to 182 grey levels), and a dataset build must be
+deterministic. The feathered alpha is applied on top, so exactly the same pixels can change as with
+`alpha` (nothing outside the footprint moves).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BLENDS = ("alpha", "poisson")
+SMOOTH_SIGMA = 2.0      # px: boundary colours are local skin means, not single noisy pixels
+MAX_UNKNOWNS = 12_000   # footprint pixels solved at full resolution; larger ones on a coarser grid
+
+
+def blend_window(base: np.ndarray, donor: np.ndarray, alpha: np.ndarray, method: str,
+                 context: np.ndarray | None = None) -> np.ndarray:
+    """uint8 window: base + alpha * (donor' - base), donor' = donor (alpha) or the cloned donor (poisson).
+
+    `base`, `donor` are (h, w, 3) float64 with integer values; `alpha` (h, w) in [0, 1];
+    `context` is the base window grown by one pixel on every side where the image allows
+    (it holds the boundary the membrane is pinned to), as (pixels, (top, left) margin).
+    """
+    if method == "poisson":
+        donor = poisson_clone(base if context is None else context, donor, alpha > 0)
+    elif method != "alpha":
+        raise ValueError(f"blend={method!r}: expected one of {BLENDS}")
+    # base + a * (donor - base): exactly the base where alpha is 0; with dyadic alpha and integer
+    # donor pixels every step is exact in float64 (alpha: bit-identical on any machine).
+    out = np.subtract(donor, base)
+    out *= alpha[..., None]
+    out += base
+    return np.clip(np.rint(out, out=out), 0, 255, out=out)
+
+
+def poisson_clone(context, donor: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """The donor window times exp(membrane): base colour on the support's outer boundary, donor gradients inside."""
+    import cv2
+
+    if isinstance(context, tuple):
+        ctx, (top, left) = context
+    else:
+        ctx, top, left = context, 0, 0
+    h, w = support.shape
+    # log(1 + v): the membrane multiplies, so a lesion keeps its contrast to the skin around it.
+    log_base = np.log1p(cv2.GaussianBlur(ctx.astype(np.float64), (0, 0), SMOOTH_SIGMA))
+    donor_s = np.log1p(cv2.GaussianBlur(donor, (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REFLECT))
+    # The donor's smoothed colour, extended one pixel past the window by replication.
+    donor_ctx = np.empty(ctx.shape[:2] + (3,), np.float64)
+    donor_ctx[...] = np.nan
+    donor_ctx[top:top + h, left:left + w] = donor_s
+    donor_ctx = _fill_edges(donor_ctx, top, left, h, w)
+    diff = log_base - donor_ctx
+    inside = np.zeros(ctx.shape[:2], bool)
+    inside[top:top + h, left:left + w] = support
+    field = membrane(inside, diff)[top:top + h, left:left + w]
+    return np.expm1(np.log1p(donor) + field)
+
+
+def _fill_edges(arr: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray:
+    """Copy the window's edge rows and columns into the (at most one pixel) margin around it."""
+    out = arr.copy()
+    out[:top, left:left + w] = out[top:top + 1, left:left + w]
+    out[top + h:, left:left + w] = out[top + h - 1:top + h, left:left + w]
+    out[:, :left] = out[:, left:left + 1]
+    out[:, left + w:] = out[:, left + w - 1:left + w]
+    return out
+
+
+def membrane(inside: np.ndarray, boundary: np.ndarray) -> np.ndarray:
+    """(H, W, 3): harmonic inside `inside`, equal to `boundary` on its 4-neighbours outside; 0 elsewhere.
+
+    Pixels at the image edge have fewer neighbours (a natural boundary). Footprints above
+    MAX_UNKNOWNS pixels are solved on a grid coarsened by an integer factor and upsampled linearly.
+    """
+    import cv2
+
+    n = int(inside.sum())
+    f = max(1, math.ceil(math.sqrt(n / MAX_UNKNOWNS)))
+    if f == 1:
+        return _solve(inside, boundary)
+    hh, ww = -(-inside.shape[0] // f), -(-inside.shape[1] // f)
+    small_in = cv2.resize(inside.astype(np.float64), (ww, hh), interpolation=cv2.INTER_AREA) > 0.5
+    small_b = cv2.resize(boundary, (ww, hh), interpolation=cv2.INTER_AREA)
+    field = cv2.resize(_solve(small_in, small_b, fill_all=True), inside.shape[::-1],
+                       interpolation=cv2.INTER_LINEAR)
+    return np.where(inside[..., None], field, 0.0)
+
+
+def _solve(inside: np.ndarray, boundary: np.ndarray, fill_all: bool = False) -> np.ndarray:
+    """Discrete Laplace equation on `inside` with Dirichlet values from `boundary`, 3 channels, one LU."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as sla
+
+    h, w = inside.shape
+    idx = np.full((h + 2, w + 2), -1, np.int64)  # framed: neighbours outside the image read -1
+    ys, xs = np.nonzero(inside)
+    n = ys.size
+    out = boundary.copy() if fill_all else np.zeros_like(boundary)
+    if n == 0:
+        return out
+    idx[ys + 1, xs + 1] = np.arange(n)
+    framed = np.zeros((h + 2, w + 2), bool)
+    framed[1:-1, 1:-1] = True
+    rows, cols, rhs, degree = [], [], np.zeros((n, 3)), np.zeros(n)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        ny, nx = ys + 1 + dy, xs + 1 + dx
+        in_image = framed[ny, nx]
+        j = idx[ny, nx]
+        degree += in_image
+        unknown = j >= 0
+        rows.append(np.flatnonzero(unknown))
+        cols.append(j[unknown])
+        known = in_image & ~unknown
+        rhs[known] += boundary[ny[known] - 1, nx[known] - 1]
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    a = sp.csc_matrix((np.concatenate([degree, -np.ones(r.size)]),
+                       (np.concatenate([np.arange(n), r]), np.concatenate([np.arange(n), c]))), shape=(n, n))
+    sol = sla.splu(a, permc_spec="COLAMD").solve(rhs)
+    out[ys, xs] = sol
+    return out
