@@ -62,7 +62,15 @@ def _rows(folder: Path, shards: list[str]):
 
 def export_patchalign(folder: Path, out: Path, splits: tuple[str, ...] = ("train", "validation"),
                       test_ids: set[str] | None = None, overwrite: bool = False) -> dict:
-    """Write `out/images/*.png`, `out/patchalign.csv`, `out/low_codes.csv`, `out/lineage.csv`, a report."""
+    """Write `out/images/*.png`, `out/patchalign.csv`, `out/low_codes.csv`, `out/lineage.csv`, a report
+    (holding `out`'s lock: a second export into it refuses)."""
+    from builder.core.lock import hold
+
+    with hold(out, command="export patchalign"):
+        return _export(folder, out, splits, test_ids, overwrite)
+
+
+def _export(folder: Path, out: Path, splits: tuple[str, ...], test_ids: set[str] | None, overwrite: bool) -> dict:
     from builder.audit import audit_folder, collect_shards
 
     # 1. Audit first: untrusted files stop the export; leaked rows are left out.

@@ -162,8 +162,7 @@ def how_built(f: CardFacts) -> str:
     cfg = f.cfg
     gen = "\n".join(f"| {k} | {b} | `{m}` | `{r}` | {n} |" for k, b, m, r, n in f.generators)
     bullets = [b for b in (_healthy_line(f), _lesion_map_line(f), _semantic_line(f)) if b]
-    bullets.append(f"Splits: `{cfg.curation.split_method}`, seed {cfg.curation.split_seed}, over source "
-                   f"photos, ratios {cfg.curation.ratios}; a synthetic takes its sources' most held-out split.")
+    bullets.append(split_protocol(cfg))
     params = json.dumps(_stage_params(f), indent=2, sort_keys=True, default=list)
     return f"""## How it was built
 
@@ -183,6 +182,26 @@ produced the published rows:
 {params}
 ```
 </details>"""
+
+
+def split_protocol(cfg: BuildConfig) -> str:
+    """One sentence stating how the real images were split (the card's protocol line)."""
+    c = cfg.curation
+    tail = "a synthetic takes its sources' most held-out split (test > validation > train)."
+    if c.split_method == "patchalign24":
+        order = "PatchAlign24's CSV" if c.patchalign24_csv else "the source's metadata table (`ddi_metadata.csv`)"
+        val = c.ratios["validation"] / (c.ratios["train"] + c.ratios["validation"])
+        return ("Splits: test is PatchAlign24's DDI holdout, scikit-learn `train_test_split(rows, "
+                f"test_size=0.2, random_state=12140420)` over the rows of {order} in published order, "
+                "decided on the table before any image is read (a row rejected at ingest leaves test; "
+                "no other image changes split); images sharing a lineage group with a test image join "
+                f"it. Validation ({val:.1%} of the rest) is carved from train, grouped by lineage and "
+                f"stratified by tone x malignancy (seed {c.split_seed}); {tail}")
+    if c.split_method == "test_ids":
+        return (f"Splits: test is a fixed list of source ids (`{c.test_ids_file}`) with their lineage groups; "
+                f"train/validation stratified by tone x malignancy (seed {c.split_seed}); {tail}")
+    return (f"Splits: seeded ({c.split_seed}) over real images, stratified by tone x malignancy, "
+            f"ratios {c.ratios}; {tail}")
 
 
 # healthy settings that only one backend reads: left out of the card when that backend did not run

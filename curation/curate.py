@@ -66,6 +66,11 @@ def check_config(cfg: CurationConfig) -> None:
         raise ConfigError(f"curation.embedding_min_cosine={cfg.embedding_min_cosine!r}: expected a cosine in (0, 1]")
     if cfg.split_method not in METHODS:
         raise ConfigError(f"curation.split_method={cfg.split_method!r}: expected one of {', '.join(METHODS)}")
+    from curation.splits import PATCHALIGN_TEST_SIZE
+
+    if cfg.split_method == "patchalign24" and abs(cfg.ratios["test"] - PATCHALIGN_TEST_SIZE) > 1e-9:
+        raise ConfigError(f"curation.ratios test={cfg.ratios['test']} with split_method=patchalign24, whose "
+                          f"holdout is test_size={PATCHALIGN_TEST_SIZE}; set ratios.test to {PATCHALIGN_TEST_SIZE}")
 
 
 def _paths(records: list[Record], store: StageStore) -> dict[str, Path]:
@@ -90,7 +95,9 @@ def split_real(real: list[Record], store: StageStore, cfg: CurationConfig, *, wo
     paths = _paths(real, store)
     alike = _look_alikes(cfg, {sid: paths[sid] for sid in hashes})  # same lesion, other photo
     links = [(by_sample[a].source_ids[0], by_sample[b].source_ids[0]) for a, b in pairs + alike]
-    split_of = assign_splits(real, cfg, links=links, test_ids=test_ids)
+    # A holdout decided on the table may name rows that ingest rejected: they are simply absent.
+    split_of = assign_splits(real, cfg, links=links, test_ids=test_ids,
+                             missing_ok=test_ids is not None and cfg.split_method == "patchalign24")
     group = {r.sample_id: split_of[r.source_ids[0]] for r in real}
     dups = find_duplicates(ordered, cfg.phash_hamming, group_of=group)
     return RealSplit(split_of, {r.sample_id: r.source_ids[0] for r in real}, hashes, dups, rejected,

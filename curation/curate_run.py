@@ -32,8 +32,15 @@ class CurateOptions:
 
 
 def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
-    """Run curation into `opts.out`; returns the printable summary."""
+    """Run curation into `opts.out` (holding its lock: a second run into it refuses); returns the summary."""
+    from builder.core.lock import hold
+
     check_config(cfg)
+    with hold(opts.out, command="curate"):
+        return _curate(cfg, opts)
+
+
+def _curate(cfg: CurationConfig, opts: CurateOptions) -> str:
     out = Path(opts.out)
     manifests = read_training_manifests(opts.manifests)  # bad inputs fail before any work
     real_store = _real_store(opts)
@@ -42,7 +49,7 @@ def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
         raise BuildError(f"no usable real image in {opts.source or opts.real}; see {out / 'rejections.csv'} "
                          "for the reasons")
     _write_rejections(out / "rejections.csv", real_store.rejections())  # early: useful even if a later step fails
-    rs = split_real(real, real_store, cfg, workers=opts.workers)
+    rs = split_real(real, real_store, cfg, workers=opts.workers, test_ids=_holdout(cfg, opts, real_store, real))
     write_splits(out / "splits.csv", rs.split_of)
     real_kept = rs.kept(real)
     real_counts = reconcile("real_dedup", len(real), real_kept,
@@ -80,6 +87,24 @@ def _real_store(opts: CurateOptions) -> StageStore:
     log.info(ingest_source(opts.source, opts.masks, store, source_name=opts.source_name, limit=opts.limit,
                            workers=opts.workers).line())
     return store
+
+
+def _holdout(cfg: CurationConfig, opts: CurateOptions, store: StageStore, real: list[Record]) -> list[str] | None:
+    """PatchAlign24's holdout over the source's metadata table (the ingest records which table it read)."""
+    if cfg.split_method != "patchalign24":
+        return None
+    from curation.metadata import find_table
+    from curation.splits import holdout_test_ids
+
+    if opts.source is not None:
+        layout, table = find_table(Path(opts.source))
+        return holdout_test_ids(table, opts.source_name or layout, cfg.patchalign24_csv)
+    table = read_counts(store).get("table")
+    if not table or not Path(table).is_file():
+        log.warning("--real %s: its ingest names no readable metadata table; the holdout falls back to the "
+                    "ingested images", opts.real)
+        return None
+    return holdout_test_ids(table, real[0].source_ids[0].split(":", 1)[0], cfg.patchalign24_csv)
 
 
 def _summary_text(s: dict, out: Path) -> str:

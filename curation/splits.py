@@ -10,7 +10,9 @@ pairs). Methods (`curation.split_method`):
 - `test_ids`: the ids in a file (one per line, or a CSV with a `source_id` column) form test, with
   their whole groups; the rest is split stratified into train/validation.
 - `patchalign24`: PatchAlign24's DDI holdout, `train_test_split(df, test_size=0.2,
-  random_state=12140420)` on its CSV row order (needs scikit-learn); the rest as `test_ids`.
+  random_state=12140420)` over the source's metadata table in its published row order (or
+  PatchAlign24's own CSV), decided on the table before any image is read (`holdout_test_ids`):
+  a row rejected at ingest leaves test, it never moves another image. The rest as `test_ids`.
 """
 from __future__ import annotations
 
@@ -37,11 +39,12 @@ def check_ratios(ratios: dict) -> dict[str, float]:
 
 
 def assign_splits(real: list[Record], cfg: CurationConfig, *, links: Iterable[tuple[str, str]] = (),
-                  test_ids: Iterable[str] | None = None) -> dict[str, str]:
+                  test_ids: Iterable[str] | None = None, missing_ok: bool = False) -> dict[str, str]:
     """source_id -> split for every source id of `real`, whole lineage groups together.
 
     `links` are extra (source_id, source_id) pairs that must share a split (near-duplicates);
-    `test_ids` overrides the configured test-ids file.
+    `test_ids` overrides the configured test-ids file. `missing_ok`: test ids that were not
+    ingested (rows rejected at ingest, from a holdout decided on the table) are skipped, not errors.
     """
     ratios = check_ratios(dict(cfg.ratios))
     method = getattr(cfg, "split_method", "stratified")
@@ -53,10 +56,18 @@ def assign_splits(real: list[Record], cfg: CurationConfig, *, links: Iterable[tu
             raise ConfigError("curation.split_method=test_ids needs curation.test_ids_file (or --test-ids FILE)")
         test_ids = read_test_ids(cfg.test_ids_file)
     if test_ids is None and method == "patchalign24":
+        log.warning("split_method=patchalign24 without the source table: holdout computed over the %d "
+                    "ingested images, so a rejected row shifts it; pass the table (holdout_test_ids)", len(real))
         test_ids = patchalign24_test_ids(real, getattr(cfg, "patchalign24_csv", None))
     if test_ids is None:
         return _stratified(real, root, ratios, cfg.split_seed)
-    return _with_fixed_test(real, root, set(test_ids), ratios, cfg.split_seed)
+    test_ids = set(test_ids)
+    if missing_ok:
+        gone = sorted(test_ids - set(root))
+        if gone:
+            log.info("%d holdout test ids were not ingested (rejected rows), they stay out: %s", len(gone), gone[:5])
+        test_ids -= set(gone)
+    return _with_fixed_test(real, root, test_ids, ratios, cfg.split_seed)
 
 
 def lineage_roots(records: list[Record], links: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
@@ -150,6 +161,41 @@ def patchalign24_test_ids(real: list[Record], csv_path: str | Path | None = None
         ids = _patchalign_order(Path(csv_path), ids)
     _, test = train_test_split(ids, test_size=PATCHALIGN_TEST_SIZE, random_state=PATCHALIGN_SEED)
     return sorted(test)
+
+
+def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path | None = None) -> list[str]:
+    """PatchAlign24's DDI test set decided on a metadata table alone, before any image is read.
+
+    sklearn's `train_test_split(rows, test_size=0.2, random_state=12140420)` over the rows of
+    `table` in file order (DDI's `ddi_metadata.csv` as published; a Fitzpatrick17k table by
+    `md5hash`), or over PatchAlign24's own CSV (`order_csv`, its `hasher` column) when given.
+    Ids are `<source_name>:<file stem>`, as ingest names them. The result depends on the table
+    only: a row later rejected at ingest simply has no image, and no other row changes split.
+    """
+    import polars as pl
+
+    path = Path(order_csv or table)
+    if not path.is_file():
+        raise ConfigError(f"holdout table {path} does not exist; pass the source folder holding ddi_metadata.csv"
+                          + (" (curation.patchalign24_csv)" if order_csv else ""))
+    df = pl.read_csv(path, infer_schema=False)
+    column = next((c for c in ("hasher", "DDI_file", "md5hash") if c in df.columns), None)
+    if column is None:
+        raise ConfigError(f"{path}: no DDI_file, md5hash or hasher column to name the holdout's images; "
+                          "expected DDI's ddi_metadata.csv (or PatchAlign24's CSV)")
+    stems = [Path((v or "").strip()).stem if column != "md5hash" else (v or "").strip()
+             for v in df[column].to_list()]
+    return sorted(f"{source_name}:{s}" for s in _sklearn_test(stems) if s)
+
+
+def _sklearn_test(items: list[str]) -> list[str]:
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError as e:
+        raise ConfigError("curation.split_method=patchalign24 needs scikit-learn: "
+                          "pip install 'cgddi-toolkit[patchalign]'") from e
+    _, test = train_test_split(items, test_size=PATCHALIGN_TEST_SIZE, random_state=PATCHALIGN_SEED)
+    return list(test)
 
 
 def _patchalign_order(csv_path: Path, ids: list[str]) -> list[str]:

@@ -78,3 +78,12 @@ _FIXTURE_LINE = shared_data.__wrapped__.__code__.co_firstlineno if hasattr(share
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def ddi_build(shared_data, tmp_path_factory):
+    """v1.1 built from DDI's real metadata table and real sDDI masks, with stand-in photos:
+    (source description, BuildResult, root folder holding ddi/ and out/)."""
+    from tests.downstream_fixtures import build_ddi_version
+
+    return build_ddi_version(shared_data, tmp_path_factory.mktemp("ddi-build"))

@@ -15,3 +15,7 @@ class SourceError(CgddiError):
 
 class BuildError(CgddiError):
     """A build step failed as a whole (e.g. the output does not load back)."""
+
+
+class LockError(CgddiError):
+    """Another run holds the work folder (its pid, start time and command are named)."""
