@@ -143,6 +143,9 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     mapped = StageStore(work / "lesion_mapped")
     stages.append(_log(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of,
                                            workers=opts.workers)))
+    from generation.lesion_map import delivery
+
+    stages[-1]["delivery"] = delivery(mapped)  # delivered / planned per cell: build summary, card, manifest
     stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
     if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
         from generation.semantic.build import run_semantic
@@ -218,7 +221,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
         log.warning("%s; see the card", msg)
     plots = write_plots(staging, records, stores)
     pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
-    facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source)
+    facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source,
+                       delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
     write_card(staging, files, facts)

@@ -29,6 +29,7 @@ class CardFacts:
     pixels: dict | None = None                # builder.source_pixels.measure_source_pixels
     source_info: dict | None = None           # from the build: name, fingerprint (when recorded)
     audit: dict | None = None
+    delivery: dict | None = None              # the lesion-map stage's delivered / planned cells
     repo: str = "ORG/NAME"
 
     @property
@@ -309,6 +310,33 @@ def figures(f: CardFacts) -> str:
         title = "Distributions" if "distribution" in p else "Samples: " + Path(p).stem.replace("samples_", "")
         lines += [f"**{title}**", "", f"![{title}]({p})", ""]
     return "\n".join(lines)
+
+
+def delivery(f: CardFacts) -> str:
+    """The lesion-map plan as delivered: per disease, rows and (base tone x donor tone) cells filled."""
+    d, cfg = f.delivery, f.cfg
+    if not d or not d["planned"]:
+        return ""
+    per: dict[str, list[int]] = {}
+    for c in d["cells"]:
+        p = per.setdefault(c["disease"], [0, 0, 0, 0])
+        p[0] += c["planned"]
+        p[1] += c["delivered"]
+        p[2] += 1
+        p[3] += c["delivered"] == c["planned"]
+    rows = "\n".join(f"| {dis} | {p[1]} / {p[0]} | {p[3]} / {p[2]} |" for dis, p in sorted(per.items()))
+    fb = ", ".join(cfg.lesion_map.fallbacks) or "none"
+    how = ", ".join(f"{k} {v}" for k, v in d["placement"].items())
+    return f"""## Lesion-map plan, as delivered
+
+The plan balances base tone x disease x donor tone. Delivered {d['delivered']} of {d['planned']}
+planned lesion maps ({d['delivered'] / d['planned']:.1%}); fallbacks after pads
+{list(cfg.lesion_map.pads)}: {fb}. Placement of the delivered rows (`placement` column): {how}.
+Counts are of the lesion-mapping stage, before curation moves or removes rows for leakage.
+
+| disease | lesion maps delivered / planned | cells filled / cells |
+|---|---:|---:|
+{rows}"""
 
 
 def lineage(f: CardFacts) -> str:
