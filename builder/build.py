@@ -168,6 +168,9 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     # 5. Shards, card, manifest; then prove the output loads. The manifest's stage counts come from
     #    the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
     content = [stage_content(st["stage"], store) for st, store in zip(stages, stores.values())]
+    for entry, st in zip(content, stages):  # delivered / planned is read from the store: content too
+        if "delivery" in st:
+            entry["delivery"] = st["delivery"]
     content.append({"records" if k == "done" else k: v for k, v in curate.items()})
     files = publish(out_dir, cfg, records, stores, content, overwrite=opts.overwrite, workers=opts.workers,
                     source=source_info, fingerprint=fingerprint)

@@ -97,6 +97,7 @@ def test_demo_card_names_the_demo_source_and_the_toolkit_licence(built):
     assert "stable-diffusion" not in front["tags"] and "text-to-image" not in front["task_categories"]
     assert "the toolkit's embedded demo source" in card and "No patient and no real photo" in card
     assert "biopsy" not in card.lower() and "An image of healthy skin" not in card
+    assert "## Lesion-map plan, as delivered" in card  # the lesion-map stage's delivery reaches the card
     pixels = json.loads((result.out_dir / "manifest.json").read_text())["source_pixels"]
     for kind in ("healthy", "lesion_mapped"):  # every published row measured against its demo photo
         assert pixels[kind]["measured"] == sum(r.kind == kind for r in result.records) > 0
