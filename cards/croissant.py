@@ -39,8 +39,15 @@ COLUMNS = {
     "prompt": ("sc:Text", "generation prompt (diffusion rows only)", False),
     "seed": ("sc:Integer", "per-sample seed", False),
     "generator": (None, "what produced the image", False),
+    "auto_masks": (None, "automatic (not hand-drawn) masks the row derives from; empty = hand masks only", True),
     "params": ("sc:Text", "generation parameters, canonical JSON", False),
     "toolkit_version": ("sc:Text", "cgddi-toolkit version that built the row", False),
+}
+AUTO_MASK = {
+    "source_id": ("sc:Text", "the source photo the mask belongs to", False),
+    "method": ("sc:Text", "mask method", False),
+    "version": ("sc:Text", "mask method version", False),
+    "confidence": ("sc:Float", "the method's confidence in the mask", False),
 }
 GENERATOR = {
     "backend": ("sc:Text", "opencv, lesion_map, diffusers, ...", False),
@@ -48,6 +55,8 @@ GENERATOR = {
     "revision": ("sc:Text", "pinned model revision", False),
     "adapters": ("sc:Text", "adapter files (textual inversion, LoRA) with their hashes", True),
 }
+
+STRUCTS = {"generator": GENERATOR, "auto_masks": AUTO_MASK}
 
 
 def croissant_metadata(configs: list[str], url: str | None, facts: text.CardFacts):
@@ -84,11 +93,12 @@ def _pixel_statements(facts: text.CardFacts) -> list[str]:
 
 
 def _field(mlc, record_set: str, fs_id: str, column: str, parent: str | None = None):
-    dtype, desc, is_array = (GENERATOR if parent else COLUMNS)[column]
+    dtype, desc, is_array = (STRUCTS[parent] if parent else COLUMNS)[column]
     fid = f"{record_set}/{parent + '/' if parent else ''}{column}"
-    if column == "generator":
-        return mlc.Field(id=fid, name=column, description=desc,
-                         sub_fields=[_field(mlc, record_set, fs_id, c, parent="generator") for c in GENERATOR])
+    if column in STRUCTS:
+        array = {"is_array": True, "array_shape": "-1"} if is_array else {}
+        return mlc.Field(id=fid, name=column, description=desc, **array,
+                         sub_fields=[_field(mlc, record_set, fs_id, c, parent=column) for c in STRUCTS[column]])
     if parent:  # a struct member: the parent column, then its key
         source = mlc.Source(file_set=fs_id, extract=mlc.Extract(column=parent),
                             transforms=[mlc.Transform(json_path=column)])
@@ -100,7 +110,7 @@ def _field(mlc, record_set: str, fs_id: str, column: str, parent: str | None = N
                             transforms=[mlc.Transform(json_path="bytes")])
     else:
         source = mlc.Source(file_set=fs_id, extract=mlc.Extract(column=column))
-    types = {"sc:Text": mlc.DataType.TEXT, "sc:Integer": mlc.DataType.INTEGER,
+    types = {"sc:Text": mlc.DataType.TEXT, "sc:Integer": mlc.DataType.INTEGER, "sc:Float": mlc.DataType.FLOAT,
              "sc:ImageObject": mlc.DataType.IMAGE_OBJECT}
     array = {"is_array": True, "array_shape": "-1"} if is_array else {}
     return mlc.Field(id=fid, name=column, description=desc, data_types=[types[dtype]], source=source, **array)

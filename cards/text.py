@@ -159,11 +159,41 @@ def strip_markdown(s: str) -> str:
     return s.replace("**", "").replace("`", "")
 
 
+def mask_counts(records) -> dict:
+    """Masks behind the published rows: real photos used, how many automatic (by method), bases and donors."""
+    masks, bases, donors = {}, {}, {}
+    for r in records:
+        auto = {m.source_id: m.method_version for m in r.auto_masks}
+        for sid in r.source_ids:
+            masks.setdefault(sid, auto.get(sid))
+        if r.kind == "lesion_mapped":
+            p = r.params or {}
+            for sid in p.get("base_source_ids", []):
+                bases.setdefault(sid, sid in auto)
+            for sid in p.get("donor_source_ids", []):
+                donors.setdefault(sid, sid in auto)
+    methods = sorted({m for m in masks.values() if m})
+    return {"masks": len(masks), "auto": sum(1 for m in masks.values() if m), "methods": methods,
+            "bases": len(bases), "auto_bases": sum(bases.values()),
+            "donors": len(donors), "auto_donors": sum(donors.values())}
+
+
+def _mask_line(cfg: BuildConfig, c: dict) -> str:
+    if not c["auto"]:
+        gate = "on" if cfg.masks.auto else "off"
+        return f"Masks: all {c['masks']} masks behind these rows are hand-drawn (automatic masks: {gate})."
+    return (f"Masks: {c['auto']} of {c['masks']} masks automatic, method {', '.join(c['methods'])} "
+            f"(confidence >= {cfg.masks.min_confidence}; lower-confidence photos were rejected "
+            f"`mask_low_confidence`); lesion mapping used {c['auto_bases']} of {c['bases']} bases and "
+            f"{c['auto_donors']} of {c['donors']} donors from automatic masks. Each row lists the automatic "
+            "masks it derives from in `auto_masks`.")
+
+
 def how_built(f: CardFacts) -> str:
     cfg = f.cfg
     gen = "\n".join(f"| {k} | {b} | `{m}` | `{r}` | {n} |" for k, b, m, r, n in f.generators)
     bullets = [b for b in (_healthy_line(f), _lesion_map_line(f), _semantic_line(f)) if b]
-    bullets.append(split_protocol(cfg))
+    bullets += [_mask_line(cfg, mask_counts(f.records)), split_protocol(cfg)]
     params = json.dumps(_stage_params(f), indent=2, sort_keys=True, default=list)
     return f"""## How it was built
 
@@ -207,7 +237,7 @@ def split_protocol(cfg: BuildConfig) -> str:
 
 # healthy settings that only one backend reads: left out of the card when that backend did not run
 BACKEND_ONLY = {"diffusers": ("model_id", "revision", "prompt", "steps", "guidance", "dtype", "crop_size"),
-                "opencv": ("opencv_radius", "opencv_grain")}
+                "opencv": ("opencv_radius", "opencv_grain", "opencv_method")}
 STAGE_OF = {"healthy": "healthy", "lesion_mapped": "lesion_map", "semantic": "semantic"}
 
 
@@ -228,9 +258,12 @@ def _healthy_line(f: CardFacts) -> str:
     region = (f"inpainted region = lesion mask ({marks}) dilated {h.dilate_px} px, composited back with a "
               f"{h.feather_px} px feather; every pixel outside it is kept")
     parts = []
-    if "opencv" in backends:
+    if "opencv" in backends and h.opencv_method == "telea":
         parts.append(f"OpenCV Telea inpainting (radius {h.opencv_radius} px) with seeded skin grain "
                      f"{h.opencv_grain}; no diffusion model and no prompt")
+    elif "opencv" in backends:
+        parts.append(f"CPU `{h.opencv_method}` fill (membrane colour + nearest real skin texture); no diffusion "
+                     "model and no prompt")
     if "diffusers" in backends:
         parts.append(f"diffusion inpainting, prompt `{h.prompt}` (`{{tone}}` = light, medium, dark), "
                      f"{h.steps} steps, guidance {h.guidance}")
@@ -280,6 +313,7 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `placement` | string | lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, `other_base_downscaled` (the plan's fallbacks), `kept_in_place` (nothing fit: left where it lay in the donor, as the original method did) |
 | `prompt`, `seed` | string, int64 | generation prompt (diffusion rows only) and per-sample seed |
 | `generator` | struct | backend, model id, pinned revision, adapter files |
+| `auto_masks` | list of struct | automatic (not hand-drawn) masks the row derives from: source id, method, version, confidence; empty = hand masks only |
 | `params` | string | generation parameters as canonical JSON |
 | `toolkit_version` | string | toolkit version that built the row |"""
 

@@ -153,6 +153,7 @@ def test_croissant_1_1_has_rai_fields_and_lineage_columns(fitz):
         rec = by_id[row["lesion_mapped/sample_id"].decode()]
         assert [s.decode() for s in row["lesion_mapped/source_ids"]] == rec.source_ids
         assert row["lesion_mapped/generator"]["lesion_mapped/generator/backend"] == b"lesion_map"
+        assert len(row["lesion_mapped/auto_masks"]) == len(rec.auto_masks)  # hand masks here: empty
     sem = list(ds.records("semantic"))
     gen = sem[0]["semantic/generator"]
     assert gen["semantic/generator/model_id"] == b"tiny/sd"
