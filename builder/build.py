@@ -70,6 +70,8 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         raise ConfigError(f"version {cfg.version} uses source {cfg.source.name!r}: pass --source DIR (and --masks DIR)")
     if opts.source is not None and not Path(opts.source).is_dir():
         raise ConfigError(f"--source {opts.source} is not a folder")
+    if not isinstance(cfg.source.min_side_px, int) or cfg.source.min_side_px < 1:
+        raise ConfigError(f"source.min_side_px={cfg.source.min_side_px!r}: expected a whole number of pixels >= 1")
     if opts.source_name is not None:
         if opts.source is None:
             raise ConfigError(f"--source-name {opts.source_name} names a --source folder; the embedded demo "
@@ -145,13 +147,17 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
         auto_dir = work / "auto_masks"
         note(run_masks(source, masks, auto_dir, cfg.masks, source_name=source_name, limit=opts.limit,
                        device=opts.device))
-    plan = plan_ingest(source, masks, source_name=source_name, limit=opts.limit, auto_masks=auto_dir)
+    plan = plan_ingest(source, masks, source_name=source_name, limit=opts.limit, auto_masks=auto_dir,
+                       min_side_px=cfg.source.min_side_px)
     build_fp = build_fingerprint(cfg, plan.info)
     _guard_existing(out_dir, cfg, opts.overwrite)
     _guard_fingerprint(out_dir, cfg, plan.info, build_fp, opts.overwrite)
     real = StageStore(work / "real")
-    note(ingest_source(source, masks, real, workers=opts.workers, on_change="reset", plan=plan))
+    note(ingest_source(source, masks, real, workers=opts.workers, on_change="reset", plan=plan,
+                       min_side_px=cfg.source.min_side_px))
     fps = {"ingest": store_fingerprint(real)}
+    if not real.records():
+        raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
 
     # 2. Splits over real images (lineage groups, near-duplicates linked), decided before any
     #    generation: semantic training must know the test split.
@@ -173,8 +179,10 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
               "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts}
     stages.append(curate)
 
-    # 5. Shards, card, manifest; then prove the output loads. The manifest's stage counts come from
-    #    the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
+    # 5. Last guard, then shards, card, manifest; then prove the output loads. The manifest's stage
+    #    counts come from the stores (what exists), not from this run (what it did): resumed or not,
+    #    the same bytes.
+    refuse_source_copies(records, stores, real_records, real_split.hashes, cur.hashes)
     by_stage = {"ingest": "real", "healthy": "healthy", "lesion_map": "lesion_mapped", "semantic": "semantic"}
     content = [stage_content(st, stores[by_stage[st["stage"]]]) for st in stages if st["stage"] in by_stage]
     content.append({"records" if k == "done" else k: v for k, v in curate.items()})
@@ -182,6 +190,33 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
                     source=plan.info, fingerprint=build_fp, stage_fingerprints=fps)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages, decisions)
+
+
+def refuse_source_copies(records: list[Record], stores: dict, real: list[Record], real_hashes: dict,
+                         hashes: dict) -> None:
+    """No synthetic row may be a source photo, byte for byte or decoded pixel for pixel (issue 11: a
+    mask covering the whole photo once published the photo itself as `healthy`). A hit is a bug in the
+    stage that made the row, so the build stops before anything is written."""
+    import hashlib
+
+    def sha(store: StageStore, rec: Record) -> str:
+        return hashlib.sha256(store.read_image_bytes(rec)).hexdigest()
+
+    real_bytes = {sha(stores["real"], r): r.source_ids[0] for r in real}
+    real_pixels = {h.pixel_hash: real_id for real_id, h in real_hashes.items()}
+    by_real = {r.sample_id: r.source_ids[0] for r in real}
+    hits = []
+    for r in records:
+        if r.kind == "real":  # publish.include_real publishes sources on purpose
+            continue
+        src = real_bytes.get(sha(stores[r.kind], r))
+        pix = real_pixels.get(hashes[r.sample_id].pixel_hash) if r.sample_id in hashes else None
+        if src or pix:
+            hits.append(f"{r.sample_id} = {'bytes' if src else 'pixels'} of {src or by_real.get(pix, pix)}")
+    if hits:
+        raise BuildError(f"{len(hits)} synthetic rows are copies of source photos ({'; '.join(hits[:3])}); "
+                         "nothing was published. The stage that made them let a source through: report it "
+                         "with these ids (rerun with -v for its log)")
 
 
 def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) -> list[str] | None:
@@ -204,11 +239,13 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
     Curation has already removed leakage, so an audit finding at this point is a bug: the build
-    stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks)."""
+    stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks).
+    `source` (the source's name and fingerprint, as ingest recorded them) is shown in the card."""
     from builder.audit import audit_data
     from builder.manifest import file_entry, install_version, write_manifest
     from builder.shards import write_shards
-    from cards.card import write_card, write_license
+    from builder.source_pixels import measure_source_pixels
+    from cards.card import card_facts, write_card, write_license
     from cards.croissant import write_croissant
     from cards.plots import write_plots
 
@@ -228,14 +265,16 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
                              f"`python -m builder audit {staging}` and report it: curation should have removed them")
         log.warning("%s; see the card", msg)
     plots = write_plots(staging, records, stores)
+    pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
+    facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source,
+                       delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
-    extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
-    write_card(staging, cfg, files, records, plots=plots, audit=audit,
-               delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
-    extras += ["README.md", write_license(staging)]
+    extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
+    write_card(staging, files, facts)
+    extras += ["README.md", write_license(staging, facts)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
-    extra = {"audit": audit_summary}
+    extra = {"audit": audit_summary, "source_pixels": pixels}
     if source is not None:  # what the rows were made from, and the build's own fingerprint
         extra.update(source=source, build_fingerprint=fingerprint)
     if stage_fingerprints:  # each stage's key: what a rebuild compares to reuse or rerun it
@@ -305,8 +344,6 @@ def _hub_url(cfg: BuildConfig) -> str | None:
 
 def verify_load(out_dir: Path, files: list[dict]) -> None:
     """Load the folder with `datasets.load_dataset` (every config) and compare row counts with the shards."""
-    import tempfile
-
     import datasets
 
     from builder.core.progress import progress_enabled
@@ -317,13 +354,19 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
     for f in files:
         expected[("all", f["split"])] += f["rows"]
         expected[(f["config"], f["split"])] += f["rows"]
-    with tempfile.TemporaryDirectory(prefix="cgddi-verify-") as cache:
+    # The cache sits beside the staging folder, not in /tmp: a run killed here leaves nothing there,
+    # and the next run clears it (a TemporaryDirectory outlives a kill -9).
+    cache = out_dir.parent / ".staging" / f"{out_dir.name}.verify-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    try:
         for config in sorted({c for c, _ in expected}):
-            ds = datasets.load_dataset(str(out_dir), name=config, cache_dir=cache)
+            ds = datasets.load_dataset(str(out_dir), name=config, cache_dir=str(cache))
             got = {s: ds[s].num_rows for s in ds}
             want = {s: n for (c, s), n in expected.items() if c == config}
             if got != want:
                 raise BuildError(f"{out_dir}: config {config!r} loads back as {got}, expected {want}")
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Path | None, str | None]:

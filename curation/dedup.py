@@ -15,14 +15,13 @@ import io
 import itertools
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from builder.core.schema import Rejection
-from builder.core.stage import pool_context
+from builder.core.workers import worker_pool
 
 STAGE = "dedup"
 
@@ -103,7 +102,7 @@ def hash_images(items: Iterable[tuple[str, str | os.PathLike]], workers: int | N
     if workers == 1 or len(todo) < 2 * workers:
         results = [_hash_one(t) for t in progress(todo, desc, total=len(todo))]
     else:
-        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+        with worker_pool(workers) as pool:
             chunk = max(1, min(64, len(todo) // (8 * workers)))
             results = list(progress(pool.map(_hash_one, todo, chunksize=chunk), desc, total=len(todo)))
     hashes = [r for r in results if isinstance(r, ImageHash)]

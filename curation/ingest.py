@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.core.errors import BuildError, SourceError
+from builder.core.errors import BuildError, SampleRejected, SourceError
 from builder.core.fingerprint import combine, source_fingerprint
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import AutoMask, Record, Rejection, digest, make_sample_id
-from builder.core.stage import Shard, StageKey, outcome, pin, pool_context
-from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
+from builder.core.stage import Shard, StageKey, outcome, pin
+from builder.core.store import StageStore, atomic_write, encode_png
+from curation.images import MIN_SIDE_PX, read_photo
 from curation.masks import MaskError, read_auto_index, read_binary_masks, read_sddi_mask
 from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_map, read_source_table
 
@@ -43,7 +44,8 @@ class IngestPlan:
 
 
 def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = None, limit: int | None = None,
-                disease_map: dict[str, str] | None = None, auto_masks: Path | None = None) -> IngestPlan:
+                disease_map: dict[str, str] | None = None, auto_masks: Path | None = None,
+                min_side_px: int = MIN_SIDE_PX) -> IngestPlan:
     """Read and validate the metadata table and fingerprint the files it names; no image is decoded."""
     source = Path(source)
     if not source.is_dir():
@@ -53,17 +55,18 @@ def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = N
     items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks)
     info = describe_source(dataclasses.replace(table, rows=[row for row, _ in items]))  # automatic masks too
     settings = {"limit": limit, "disease_map": combine(sorted((disease_map or load_disease_map()).items())),
-                "auto_masks": combine([entry for _, entry in items])}
+                "auto_masks": combine([entry for _, entry in items]), "min_side_px": min_side_px}
     return IngestPlan(table, items, info, StageKey(SHARD, settings, {"source": info["fingerprint"]}))
 
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
                   limit: int | None = None, disease_map: dict[str, str] | None = None,
                   workers: int | None = None, auto_masks: Path | None = None, on_change: str = "reset",
-                  plan: IngestPlan | None = None) -> StageSummary:
+                  plan: IngestPlan | None = None, min_side_px: int = MIN_SIDE_PX) -> StageSummary:
     """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
 
-    Images are decoded, re-encoded and written over `workers` processes (default: all cores).
+    Images are decoded (any mode -> 8-bit RGB, `curation.images`), re-encoded and written over
+    `workers` processes (default: all cores); photos under `min_side_px` on a side are rejected.
     `auto_masks`: a `generate masks` output folder; photos without a hand mask take theirs from it.
     Masks listed in an `auto_masks.jsonl` (there or in the masks folder) are automatic: the record
     carries them in `auto_masks`; a photo whose automatic mask was rejected keeps the reason.
@@ -73,7 +76,7 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
     """
     summary = StageSummary("ingest")
     plan = plan or plan_ingest(source, masks, source_name=source_name, limit=limit, disease_map=disease_map,
-                               auto_masks=auto_masks)
+                               auto_masks=auto_masks, min_side_px=min_side_px)
     table, info, key = plan.table, plan.info, plan.key
     status = pin(out, key, on_change=on_change)
     done_fp = Shard(SHARD, []).fingerprint(key.fingerprint)
@@ -85,7 +88,7 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
         log.warning("%s: ingesting source %s (fingerprint %s) again: %s", out.root, info["name"],
                     info["fingerprint"], status)
     records, rejections = [], list(table.rejections)
-    for rec in _map(_ingest_one, [(row, out, auto) for row, auto in plan.items], workers):
+    for rec in _map(_ingest_one, [(row, out, auto, min_side_px) for row, auto in plan.items], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
     rejections.sort(key=lambda r: (r.item_id, r.reason, r.detail))
     for r in rejections:
@@ -133,9 +136,9 @@ def _map(fn, items: list, workers: int | None):
     workers = max(1, workers or os.cpu_count() or 1)
     if workers == 1 or len(items) < 2 * workers:
         return list(progress((fn(x) for x in items), desc="ingest", total=len(items)))
-    from concurrent.futures import ProcessPoolExecutor
+    from builder.core.workers import worker_pool
 
-    with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+    with worker_pool(workers) as pool:
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
 
 
@@ -156,20 +159,16 @@ def _with_auto_masks(rows: list[SourceRow], masks: Path, auto_dir: Path | None) 
     return out
 
 
-def _ingest_one(item: tuple[SourceRow, StageStore, dict | None]) -> Record | Rejection:
-    row, out, auto = item
+def _ingest_one(item: tuple[SourceRow, StageStore, dict | None, int]) -> Record | Rejection:
+    row, out, auto, min_side_px = item
     def reject(reason: str, detail: str) -> Rejection:
         return Rejection("ingest", row.source_id, reason, f"line {row.line}: {detail}", str(row.image))
 
     try:
         data = row.image.read_bytes()
-        rgb = decode_rgb(data)
-    except Exception as e:  # PIL raises many types for corrupt files
-        return reject("unreadable_image", f"{row.image} cannot be decoded as an image ({e}); "
-                                          "replace the file or remove the row")
-    try:
+        rgb = read_photo(data, str(row.image), min_side_px)
         label_map = _read_mask(row, *rgb.shape[:2])
-    except MaskError as e:
+    except (SampleRejected, MaskError) as e:
         return reject(e.reason, e.detail)
     png = data if data.startswith(b"\x89PNG") and _is_rgb_png(data) else encode_png(rgb)
     sample_id = make_sample_id("real", digest(png), {"source_id": row.source_id})

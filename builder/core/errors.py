@@ -17,5 +17,14 @@ class BuildError(CgddiError):
     """A build step failed as a whole (e.g. the output does not load back)."""
 
 
+class SampleRejected(CgddiError):
+    """One input that cannot be used; it becomes a `Rejection` with this snake_case `reason`."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class LockError(CgddiError):
     """Another run holds the work folder (its pid, start time and command are named)."""

@@ -191,23 +191,14 @@ def _retrying(store: StageStore, stage: str, shard: Shard, work: Work, ctx, tick
     raise AssertionError("unreachable")
 
 
-def pool_context():
-    """forkserver, not fork: a forked child of a process that already ran polars' (or torch's)
-    thread pools can deadlock; forkserver children start from a clean single-threaded server."""
-    import multiprocessing
-
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-
-
 def run_ranks(fn: Callable[..., StageSummary], workers: int, stage: str, *args, **kwargs) -> StageSummary:
     """`fn(*args, rank=r, world_size=workers, **kwargs)` for every rank, in `workers` processes; one summary."""
     if workers <= 1:
         parts = [fn(*args, rank=0, world_size=1, **kwargs)]
     else:
-        from concurrent.futures import ProcessPoolExecutor
+        from builder.core.workers import worker_pool  # Ctrl-C and a dead parent end the workers
 
-        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+        with worker_pool(workers) as pool:
             futures = [pool.submit(fn, *args, rank=r, world_size=workers, **kwargs) for r in range(workers)]
             parts = [f.result() for f in futures]
     summary = StageSummary(stage)
