@@ -134,3 +134,20 @@ def test_a_bad_lesion_map_setting_fails_before_any_work(tmp_path):
         with pytest.raises(ConfigError, match=msg):
             build(wrong, BuildOptions(out=tmp_path))
     assert not os.listdir(tmp_path)
+
+
+def test_a_full_disk_is_not_retried_but_passed_on_for_the_one_line_message(tmp_path):
+    """Retrying cannot help a full or read-only disk: the OSError reaches the CLI, which names the path."""
+    import errno
+
+    from builder.core import stage
+
+    calls = []
+
+    def work(shard, ctx, tick):
+        calls.append(shard)
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.png"))
+
+    with pytest.raises(OSError) as e:
+        stage._retrying(None, "healthy", stage.Shard("s0", []), work, None, lambda: None, 2)
+    assert e.value.errno == errno.ENOSPC and len(calls) == 1

@@ -17,6 +17,7 @@ through `run_shards`:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -175,6 +176,9 @@ def run_shards(store: StageStore, key: StageKey, shards: Sequence[Shard], work: 
     return summary.stop()
 
 
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def _retrying(store: StageStore, stage: str, shard: Shard, work: Work, ctx, tick, attempts: int):
     """A failed shard is retried once, then reported; finished shards stay, so a rerun resumes."""
     for attempt in range(1, attempts + 1):
@@ -182,13 +186,22 @@ def _retrying(store: StageStore, stage: str, shard: Shard, work: Work, ctx, tick
             return work(shard, ctx, tick)
         except CgddiError:
             raise
+        except OSError as e:
+            if e.errno in _ENVIRONMENT_ERRNOS:  # disk full, read-only, no permission: retrying cannot help,
+                raise                            # and the CLI names the path and the fix in one line
+            _note_failure(store, stage, shard, attempt, attempts, e)
         except Exception as e:  # noqa: BLE001 (any failure of a shard gets the same treatment)
-            log.warning("%s %s failed (attempt %d of %d): %r", stage, shard.name, attempt, attempts, e)
-            if attempt == attempts:
-                raise BuildError(f"{stage} {shard.name} of {store.root} failed {attempts} times, last with "
-                                 f"{e!r}; finished shards are kept: fix the cause and rerun the same command "
-                                 "to resume") from e
+            _note_failure(store, stage, shard, attempt, attempts, e)
     raise AssertionError("unreachable")
+
+
+def _note_failure(store: StageStore, stage: str, shard: Shard, attempt: int, attempts: int, e: Exception) -> None:
+    """Log a failed attempt; after the last one, stop with "rerun the same command to resume"."""
+    log.warning("%s %s failed (attempt %d of %d): %r", stage, shard.name, attempt, attempts, e)
+    if attempt == attempts:
+        raise BuildError(f"{stage} {shard.name} of {store.root} failed {attempts} times, last with "
+                         f"{e!r}; finished shards are kept: fix the cause and rerun the same command "
+                         "to resume") from e
 
 
 def run_ranks(fn: Callable[..., StageSummary], workers: int, stage: str, *args, **kwargs) -> StageSummary:
