@@ -32,6 +32,8 @@ COLUMNS = {
     "disease": ("sc:Text", "joined disease class, or healthy", False),
     "disease_raw": ("sc:Text", "source disease label before joining", False),
     "source_ids": ("sc:Text", "every source photo the row derives from (<source>:<id>)", True),
+    "patient_id": ("sc:Text", "the source table's patient id, when it has one", False),
+    "parent_id": ("sc:Text", "healthy: the real image it was inpainted from", False),
     "base_id": ("sc:Text", "lesion-mapped: the healthy base image", False),
     "donor_id": ("sc:Text", "lesion-mapped: the source lesion donor", False),
     "placement": ("sc:Text", "lesion-mapped: fit, downscaled, other_base, other_base_downscaled or kept_in_place",

@@ -175,13 +175,13 @@ def _ingest_one(item: tuple[SourceRow, StageStore, dict | None, int]) -> Record 
     path = out.put_image(sample_id, png)
     if label_map is not None:
         out.put_mask(sample_id, label_map)
-    params = {"patient_id": row.patient_id} if row.patient_id else {}
+    params = {}
     if auto is not None and not auto["accepted"]:  # healthy and lesion mapping report this reason
         params.update(mask_rejected=auto["reason"], mask_rejected_detail=auto["detail"])
     accepted = auto is not None and auto["accepted"] and label_map is not None
     return Record(sample_id=sample_id, kind="real", skin_tone=row.skin_tone, malignant=row.malignant,
                   disease=row.disease, disease_raw=row.disease_raw, source_ids=[row.source_id],
-                  image_path=path, fitzpatrick=row.fitzpatrick, params=params or None,
+                  image_path=path, fitzpatrick=row.fitzpatrick, patient_id=row.patient_id, params=params or None,
                   auto_masks=(AutoMask(row.source_id, auto["method"], auto["version"], auto["confidence"]),)
                   if accepted else ())
 

@@ -90,7 +90,7 @@ def lineage_roots(records: list[Record], links: Iterable[tuple[str, str]] = ()) 
     for r in records:
         for s in r.source_ids:
             union(r.source_ids[0], s)
-        patient = (r.params or {}).get("patient_id")
+        patient = r.patient_id
         if patient:
             union(by_patient.setdefault(patient, r.source_ids[0]), r.source_ids[0])
     for a, b in links:

@@ -215,14 +215,14 @@ def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
     image_path = out.put_image(item.sample_id, encode_png(healthy))
     out.put_mask(item.sample_id, healed_label_map(item.label_map, job.region))
     rec = item.real
-    params = {"real_id": rec.sample_id, "include_marker": cfg.include_marker,
+    params = {"include_marker": cfg.include_marker,
               "dilate_px": cfg.dilate_px, "feather_px": cfg.feather_px,
               "region_px": job.region.pixels, "region_box": list(job.region.box),
               "window": [x0, y0, x1, y1], **backend.params()}
     return Record(
         sample_id=item.sample_id, kind="healthy", skin_tone=rec.skin_tone, malignant=False,
         disease=HEALTHY_DISEASE, source_ids=list(rec.source_ids), image_path=image_path,
-        split=rec.split, fitzpatrick=rec.fitzpatrick, disease_raw=None, base_id=None,
-        donor_id=None, prompt=job.prompt, seed=job.seed if uses_seed(cfg) else None,
+        split=rec.split, fitzpatrick=rec.fitzpatrick, disease_raw=None, patient_id=rec.patient_id,
+        parent_id=rec.sample_id, base_id=None, donor_id=None, prompt=job.prompt, seed=job.seed if uses_seed(cfg) else None,
         generator=Generator(backend.name, backend.model_id, backend.revision, ()), params=params,
         auto_masks=rec.auto_masks)

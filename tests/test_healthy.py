@@ -42,8 +42,8 @@ def assert_guarantee(real: StageStore, out: StageStore, cfg: HealthyConfig) -> i
     """Outside the inpaint region every pixel equals the input; returns how many images changed inside."""
     changed = 0
     for rec in out.records():
-        src, dst = real.read_image(rec.params["real_id"]), out.read_image(rec.sample_id)
-        region = inpaint_region(real.read_mask(rec.params["real_id"]), include_marker=cfg.include_marker,
+        src, dst = real.read_image(rec.parent_id), out.read_image(rec.sample_id)
+        region = inpaint_region(real.read_mask(rec.parent_id), include_marker=cfg.include_marker,
                                 dilate_px=cfg.dilate_px, feather_px=cfg.feather_px)
         assert src.shape == dst.shape, rec.sample_id
         assert np.array_equal(src[~region.mask], dst[~region.mask]), rec.sample_id
@@ -61,7 +61,7 @@ def test_fitz17k_every_photo_healed_outside_pixels_identical(fitz):
 def test_fitz17k_new_label_map_region_becomes_skin(fitz):
     real, out, _ = fitz
     for rec in out.records():
-        old, new = real.read_mask(rec.params["real_id"]), out.read_mask(rec.sample_id)
+        old, new = real.read_mask(rec.parent_id), out.read_mask(rec.sample_id)
         region = inpaint_region(old, include_marker=True, dilate_px=CFG.dilate_px, feather_px=0)
         assert (new[region.mask] == LABEL_SKIN).all()
         assert np.array_equal(new[~region.mask], old[~region.mask])
@@ -72,7 +72,7 @@ def test_fitz17k_records_carry_lineage(fitz):
     real, out, _ = fitz
     by_id = {r.sample_id: r for r in real.records()}
     for rec in out.records():
-        src = by_id[rec.params["real_id"]]
+        src = by_id[rec.parent_id]
         assert (rec.kind, rec.disease, rec.disease_raw, rec.malignant) == ("healthy", "healthy", None, False)
         assert rec.source_ids == src.source_ids and rec.skin_tone == src.skin_tone
         assert rec.fitzpatrick == src.fitzpatrick and rec.base_id is None and rec.donor_id is None
@@ -152,11 +152,11 @@ def test_smooth_fill_has_no_seed_and_grain_adds_skin_detail(sddi):
     smooth, grainy = StageStore(tmp / "smooth"), StageStore(tmp / "grainy")
     run_healthy(real, smooth, dataclasses.replace(CFG, opencv_grain=0.0))
     run_healthy(real, grainy, CFG)
-    by_real = {r.params["real_id"]: r for r in smooth.records()}
+    by_real = {r.parent_id: r for r in smooth.records()}
     for rec in grainy.records():
-        flat = by_real[rec.params["real_id"]]
+        flat = by_real[rec.parent_id]
         assert flat.seed is None and flat.sample_id != rec.sample_id  # different settings, different id
-        region = inpaint_region(real.read_mask(rec.params["real_id"]), include_marker=True, dilate_px=3,
+        region = inpaint_region(real.read_mask(rec.parent_id), include_marker=True, dilate_px=3,
                                 feather_px=2)
         inner = region.alpha == 1
         spread = [float(np.std(np.diff(s.read_image(r.sample_id)[inner].astype(float), axis=0)))

@@ -62,7 +62,7 @@ def test_records_name_model_prompt_seed_and_window(healed, cfg, tiny_model):
     tones = {r.sample_id: r.skin_tone for r in real.records()}
     seeds = set()
     for rec in out.records():
-        assert rec.prompt == f"An image of healthy skin on a {tones[rec.params['real_id']]}-skinned individual"
+        assert rec.prompt == f"An image of healthy skin on a {tones[rec.parent_id]}-skinned individual"
         assert rec.generator.backend == "diffusers" and rec.generator.model_id == f"local:{tiny_model.name}"
         assert rec.generator.revision.startswith("local-")  # a local folder is pinned by content
         assert rec.params["steps"] == 2 and rec.params["dtype"] == "float32" and rec.params["device"] == "cpu"

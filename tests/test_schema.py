@@ -66,3 +66,17 @@ def test_public_model_id_hides_local_paths(tmp_path):
     assert public_model_id(str(tmp_path / "my-sd")) == "local:my-sd"
     assert public_model_id("./models/sd/") == "local:sd"
     assert public_model_id(None) is None
+
+
+def test_patient_and_real_parent_are_typed_lineage_columns_not_params():
+    """Lineage that code reads (issue 10): the patient id groups splits, a healthy row names its real parent."""
+    from builder.core.schema import COLUMNS, arrow_schema, features_dict
+
+    for col in ("patient_id", "parent_id"):
+        assert col in COLUMNS and col in arrow_schema().names and features_dict()[col] == {"dtype": "string",
+                                                                                          "_type": "Value"}
+    rec = Record(sample_id="healthy-1", kind="healthy", skin_tone="dark", malignant=False, disease="healthy",
+                 source_ids=["ddi:000001"], patient_id="p7", parent_id="real-abc")
+    row = rec.to_row(b"\x89PNG")
+    assert row["patient_id"] == "p7" and row["parent_id"] == "real-abc" and row["params"] is None
+    assert Record.from_json(rec.to_json()) == rec

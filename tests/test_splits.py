@@ -52,7 +52,7 @@ def test_lineage_groups_land_together(ddi):
     for k in range(40):
         for j in range(3):
             i = 3 * k + j
-            recs[i] = dataclasses.replace(recs[i], params={"patient_id": f"p{k}"})
+            recs[i] = dataclasses.replace(recs[i], patient_id=f"p{k}")
     links = [(ddi[200 + 2 * k].source_ids[0], ddi[201 + 2 * k].source_ids[0]) for k in range(20)]
     for k in range(10):  # a record deriving from two sources ties them together
         i = 300 + k
@@ -72,8 +72,8 @@ def test_lineage_groups_land_together(ddi):
 def test_test_ids_file(ddi, tmp_path):
     f = tmp_path / "test.txt"
     f.write_text("# held out by the clinic\nddi:000001\nddi:000002  # comment\n")
-    recs = [dataclasses.replace(ddi[2], params={"patient_id": "x"}),
-            dataclasses.replace(ddi[0], params={"patient_id": "x"})] + ddi[1:2] + ddi[3:]
+    recs = [dataclasses.replace(ddi[2], patient_id="x"),
+            dataclasses.replace(ddi[0], patient_id="x")] + ddi[1:2] + ddi[3:]
     cfg = dataclasses.replace(CFG, split_method="test_ids", test_ids_file=str(f))
     split_of = assign_splits(recs, cfg)
     test = sorted(s for s, v in split_of.items() if v == "test")

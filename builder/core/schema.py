@@ -32,7 +32,7 @@ PLACEMENTS = ("fit", "downscaled", "other_base", "other_base_downscaled", "kept_
 # Column order of the published table (and of `Record.to_row`).
 COLUMNS = (
     "sample_id", "image", "kind", "split", "skin_tone", "fitzpatrick", "malignant",
-    "disease", "disease_raw", "source_ids", "base_id", "donor_id", "placement", "prompt", "seed",
+    "disease", "disease_raw", "source_ids", "patient_id", "parent_id", "base_id", "donor_id", "placement", "prompt", "seed",
     "generator", "auto_masks", "params", "toolkit_version",
 )
 
@@ -104,6 +104,8 @@ class Record:
     split: str | None = None
     fitzpatrick: int | None = None
     disease_raw: str | None = None
+    patient_id: str | None = None   # the source's patient id, when its table has one (splits group by it)
+    parent_id: str | None = None    # healthy: the real image (store sample id) it was inpainted from
     base_id: str | None = None
     donor_id: str | None = None
     placement: str | None = None  # lesion-mapped: one of PLACEMENTS
@@ -154,6 +156,8 @@ class Record:
             "disease": self.disease,
             "disease_raw": self.disease_raw,
             "source_ids": list(self.source_ids),
+            "patient_id": self.patient_id,
+            "parent_id": self.parent_id,
             "base_id": self.base_id,
             "donor_id": self.donor_id,
             "placement": self.placement,
@@ -237,6 +241,8 @@ def arrow_schema():
         ("disease", pa.string()),
         ("disease_raw", pa.string()),
         ("source_ids", pa.list_(pa.string())),
+        ("patient_id", pa.string()),
+        ("parent_id", pa.string()),
         ("base_id", pa.string()),
         ("donor_id", pa.string()),
         ("placement", pa.string()),
@@ -270,6 +276,8 @@ def features_dict() -> dict[str, Any]:
         "disease": v("string"),
         "disease_raw": v("string"),
         "source_ids": {"feature": v("string"), "_type": "List"},
+        "patient_id": v("string"),
+        "parent_id": v("string"),
         "base_id": v("string"),
         "donor_id": v("string"),
         "placement": v("string"),
