@@ -35,7 +35,7 @@ def card_facts(cfg: BuildConfig, records: list[Record], plots: list[str] = (), a
     return text.CardFacts(cfg=cfg, records=list(records), generators=generators(records),
                           sources=sources_of(records), plots=tuple(plots), pixels=pixels,
                           source_info=source_info, audit=audit, delivery=delivery,
-                          repo=repo_id or getattr(cfg.publish, "repo_id", None) or "ORG/NAME")
+                          repo=repo_id or cfg.publish.repo_id or "ORG/NAME")
 
 
 def generators(records: list[Record]) -> list[tuple[str, str, str, str, int]]:

@@ -47,18 +47,18 @@ def assign_splits(real: list[Record], cfg: CurationConfig, *, links: Iterable[tu
     ingested (rows rejected at ingest, from a holdout decided on the table) are skipped, not errors.
     """
     ratios = check_ratios(dict(cfg.ratios))
-    method = getattr(cfg, "split_method", "stratified")
+    method = cfg.split_method
     if method not in METHODS:
         raise ConfigError(f"curation.split_method={method!r}: expected one of {', '.join(METHODS)}")
     root = lineage_roots(real, links)
     if test_ids is None and method == "test_ids":
-        if not getattr(cfg, "test_ids_file", None):
+        if not cfg.test_ids_file:
             raise ConfigError("curation.split_method=test_ids needs curation.test_ids_file (or --test-ids FILE)")
         test_ids = read_test_ids(cfg.test_ids_file)
     if test_ids is None and method == "patchalign24":
         log.warning("split_method=patchalign24 without the source table: holdout computed over the %d "
                     "ingested images, so a rejected row shifts it; pass the table (holdout_test_ids)", len(real))
-        test_ids = patchalign24_test_ids(real, getattr(cfg, "patchalign24_csv", None))
+        test_ids = patchalign24_test_ids(real, cfg.patchalign24_csv)
     if test_ids is None:
         return _stratified(real, root, ratios, cfg.split_seed)
     test_ids = set(test_ids)
@@ -199,8 +199,6 @@ def _sklearn_test(items: list[str]) -> list[str]:
 
 
 def _patchalign_order(csv_path: Path, ids: list[str]) -> list[str]:
-    import polars as pl
-
     if not csv_path.is_file():
         raise ConfigError(f"curation.patchalign24_csv={csv_path} does not exist")
     from curation.metadata import read_csv_strings

@@ -16,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 
-from builder.core.errors import CgddiError, ConfigError
+from builder.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,8 @@ def real_store(args: argparse.Namespace, state):
     if not args.source.is_dir():
         raise ConfigError(f"--source {args.source} is not a folder; give a DDI or Fitzpatrick17k "
                           "source folder or a real stage store")
-    try:
-        from curation.ingest import ingest_source
-    except ImportError as e:
-        raise CgddiError("this checkout has no curation.ingest; pass an existing real stage store "
-                         f"as --source ({e})") from e
+    from curation.ingest import ingest_source
+
     real = StageStore(args.out / "real")
     if state is None or state.is_main_process:
         from builder.core.progress import say

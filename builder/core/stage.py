@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import shutil
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from builder.core.errors import BuildError, CgddiError, ConfigError
 from builder.core.fingerprint import combine
