@@ -20,7 +20,7 @@ def size_category(n: int) -> str:
     return "10M<n<100M"
 
 
-def card_yaml(files: list[dict], cfg: BuildConfig):
+def card_yaml(files: list[dict], cfg: BuildConfig, diseases: tuple[str, ...] | None = None):
     """`configs` (one per kind plus `all`, the default, which reads the per-kind files) and `dataset_info`."""
     import datasets
     from datasets.info import DatasetInfo, DatasetInfosDict
@@ -46,7 +46,7 @@ def card_yaml(files: list[dict], cfg: BuildConfig):
             sel = [f for f in mine if f["split"] == s]
             split_dict.add(datasets.SplitInfo(name=s, num_bytes=sum(f["bytes"] for f in sel),
                                               num_examples=sum(f["rows"] for f in sel)))
-        infos[name] = DatasetInfo(features=features(), splits=split_dict, config_name=name)
+        infos[name] = DatasetInfo(features=features(diseases), splits=split_dict, config_name=name)
     rows = sum(f["rows"] for f in shards)
     data = DatasetCardData(
         license="other", license_name="cgddi-research-use", license_link="LICENSE.md",
@@ -63,7 +63,9 @@ def write_card(out_dir: Path, cfg: BuildConfig, files: list[dict], records: list
     """Write README.md: YAML front matter and the prose sections of `cards/text.py`."""
     from huggingface_hub import DatasetCard
 
-    data = card_yaml(files, cfg)
+    from builder.core.schema import disease_names
+
+    data = card_yaml(files, cfg, disease_names(r.disease for r in records))
     body = prose(cfg, records, list(plots), audit, repo_id or getattr(cfg.publish, "repo_id", None))
     card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
     path = out_dir / "README.md"
