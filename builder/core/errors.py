@@ -15,3 +15,7 @@ class SourceError(CgddiError):
 
 class BuildError(CgddiError):
     """A build step failed as a whole (e.g. the output does not load back)."""
+
+
+class ExportError(CgddiError):
+    """An export was refused (untrusted input, an output inside a published folder, an existing output)."""
