@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -84,11 +85,24 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
 
 
 def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
-    """Run every stage of a version into `<out>/<version>/` (publishable) and `<out>/.work/<version>/` (stages)."""
+    """Run every stage of a version into `<out>/<version>/` (publishable) and `<out>/.work/<version>/` (stages).
+
+    The run holds the work folder's lock (a second build of the version into the same --out refuses,
+    naming this one) and appends its statistics to `<work>/runs.jsonl`; the manifest holds content only."""
+    from builder.core.lock import hold
+    from builder.core.runlog import RunLog
+
     check_inputs(cfg, opts)
     out_dir = Path(opts.out) / cfg.version
     work = Path(opts.out) / ".work" / cfg.version
-    _guard_existing(out_dir, work, cfg, opts.overwrite)
+    with hold(work, command=f"build --version {cfg.version}") as holder, RunLog(work, holder, opts) as run:
+        _guard_existing(out_dir, work, cfg, opts.overwrite)
+        result = _build(cfg, opts, out_dir, work)
+        run.stages = result.stages
+        return result
+
+
+def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> BuildResult:
     stages: list[dict] = []
 
     # 1. Source -> real store (validated; bad rows become rejections). The source names itself.
@@ -144,11 +158,15 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     records = cur.records
     (work / "leakage_report.json").write_text(json.dumps(cur.report, indent=1, default=str))
     StageStore(work / "curate").finish_shard("curate", [], cur.rejections)
-    stages.append({"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
-                   "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
+    curate = {"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
+              "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts}
+    stages.append(curate)
 
-    # 5. Shards, card, manifest; then prove the output loads.
-    files = publish(out_dir, cfg, records, stores, stages, overwrite=opts.overwrite, workers=opts.workers,
+    # 5. Shards, card, manifest; then prove the output loads. The manifest's stage counts come from
+    #    the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
+    content = [stage_content(st["stage"], store) for st, store in zip(stages, stores.values())]
+    content.append({"records" if k == "done" else k: v for k, v in curate.items()})
+    files = publish(out_dir, cfg, records, stores, content, overwrite=opts.overwrite, workers=opts.workers,
                     source=source_info, fingerprint=fingerprint)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
@@ -181,10 +199,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     from cards.croissant import write_croissant
     from cards.plots import write_plots
 
-    staging = out_dir.parent / ".staging" / out_dir.name
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    staging = _staging(out_dir)
     files = []
     diseases = disease_names(r.disease for r in records)  # one ClassLabel for every config
     for kind in KINDS:
@@ -214,6 +229,28 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
                    extra=extra)
     install_version(staging, out_dir, overwrite)
     return files
+
+
+def stage_content(name: str, store: StageStore) -> dict:
+    """A stage's content for the manifest: its records and its rejections by reason, read from its store."""
+    return {"stage": name, "records": len(store.records()),
+            "rejected": dict(sorted(Counter(r.reason for r in store.rejections()).items()))}
+
+
+def _staging(out_dir: Path) -> Path:
+    """A fresh staging folder named per process; those of dead runs of this version are removed."""
+    from builder.core.lock import pid_alive
+
+    root = out_dir.parent / ".staging"
+    for old in root.glob(f"{out_dir.name}.*") if root.is_dir() else []:
+        pid = old.name[len(out_dir.name) + 1:]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(root / out_dir.name, ignore_errors=True)  # an older toolkit's name
+    staging = root / f"{out_dir.name}.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
 
 
 def _hub_url(cfg: BuildConfig) -> str | None:

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
                                      source_name=args.source_name, device=args.device,
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit))
     for st in result.stages:
-        print(f"  {st['stage']:<14} done={st.get('done', 0):<6} rejected={st.get('rejected', {})}")
+        print(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
+              f"rejected={st.get('rejected', {})}")
     print()
     print(result.table())
     print()

@@ -70,7 +70,16 @@ def low_codes(extra: set[str]) -> dict[str, int]:
 def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | None = None,
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
            image_size: int | None = None, overwrite: bool = False) -> dict:
-    """Write `out/{train,test}.csv`, `out/images/`, `out/low_codes.csv`, `out/TRAINING.md`, a report."""
+    """Write `out/{train,test}.csv`, `out/images/`, `out/low_codes.csv`, `out/TRAINING.md`, a report
+    (holding `out`'s lock: a second export into it refuses)."""
+    from builder.core.lock import hold
+
+    with hold(out, command=f"export {target}"):
+        return _export(folder, out, target, real, train_splits, test_ids, image_size, overwrite)
+
+
+def _export(folder: Path, out: Path, target: str, real: Path | None, train_splits: tuple[str, ...],
+            test_ids: set[str] | None, image_size: int | None, overwrite: bool) -> dict:
     from builder.audit import AuditReport, audit_folder
 
     if target not in TARGETS:

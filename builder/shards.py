@@ -85,7 +85,7 @@ def _write_one(group: list[Record], store_of: dict[str, StageStore], path: Path,
     schema = arrow_schema(diseases)
     codes = {name: i for i, name in enumerate(diseases)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     sizes = [_size(r, store_of) for r in group]
     # no dictionary for image bytes: every PNG is unique, a dictionary would only cost hashing and RAM
     with pq.ParquetWriter(tmp, schema, compression=COMPRESSION, use_dictionary=DICTIONARY,

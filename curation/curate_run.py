@@ -32,8 +32,15 @@ class CurateOptions:
 
 
 def curate_source(cfg: CurationConfig, opts: CurateOptions) -> str:
-    """Run curation into `opts.out`; returns the printable summary."""
+    """Run curation into `opts.out` (holding its lock: a second run into it refuses); returns the summary."""
+    from builder.core.lock import hold
+
     check_config(cfg)
+    with hold(opts.out, command="curate"):
+        return _curate(cfg, opts)
+
+
+def _curate(cfg: CurationConfig, opts: CurateOptions) -> str:
     out = Path(opts.out)
     manifests = read_training_manifests(opts.manifests)  # bad inputs fail before any work
     real_store = _real_store(opts)

@@ -19,3 +19,7 @@ class BuildError(CgddiError):
 
 class ExportError(CgddiError):
     """An export was refused (untrusted input, an output inside a published folder, an existing output)."""
+
+
+class LockError(CgddiError):
+    """Another run holds the work folder (its pid, start time and command are named)."""
