@@ -143,6 +143,9 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     mapped = StageStore(work / "lesion_mapped")
     stages.append(_log(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of,
                                            workers=opts.workers)))
+    from generation.lesion_map import delivery
+
+    stages[-1]["delivery"] = delivery(mapped)  # delivered / planned per cell: build summary, card, manifest
     stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
     if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
         from generation.semantic.build import run_semantic
@@ -218,7 +221,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     plots = write_plots(staging, records, stores)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
-    write_card(staging, cfg, files, records, plots=plots, audit=audit)
+    write_card(staging, cfg, files, records, plots=plots, audit=audit,
+               delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
     extras += ["README.md", write_license(staging)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}

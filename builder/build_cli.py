@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     for st in result.stages:
         print(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
               f"rejected={st.get('rejected', {})}")
+    for st in result.stages:
+        if st.get("delivery"):
+            from generation.plan import delivery_summary
+
+            print(delivery_summary(st["delivery"]))
     print()
     print(result.table())
     print()

@@ -100,7 +100,7 @@ def version_items(folder: Path) -> list[Item]:
 
 def real_items(real: Path, splits_csv: Path) -> tuple[list[Item], int]:
     """Real images of a stage store with their split from `splits.csv`; also how many had no split."""
-    import csv
+    from builder.core.splits_file import read_splits
 
     if not (real / "records").is_dir():
         raise ConfigError(f"--real {real} is not a real stage store (no records/ folder); pass the build's "
@@ -108,8 +108,7 @@ def real_items(real: Path, splits_csv: Path) -> tuple[list[Item], int]:
     if not splits_csv.is_file():
         raise ConfigError(f"--splits {splits_csv} not found; pass the build's splits.csv "
                           "(out/.work/<version>/splits.csv)")
-    with open(splits_csv, newline="") as fh:
-        split_of = {row["source_id"]: row["split"] for row in csv.DictReader(fh)}
+    split_of = read_splits(splits_csv)
     store, items, missing = StageStore(real), [], 0
     for rec in store.records():
         split = split_of.get(rec.source_ids[0])

@@ -59,14 +59,15 @@ def card_yaml(files: list[dict], cfg: BuildConfig, diseases: tuple[str, ...] | N
 
 
 def write_card(out_dir: Path, cfg: BuildConfig, files: list[dict], records: list[Record],
-               plots: list[str] = (), audit: dict | None = None, repo_id: str | None = None) -> Path:
+               plots: list[str] = (), audit: dict | None = None, repo_id: str | None = None,
+               delivery: dict | None = None) -> Path:
     """Write README.md: YAML front matter and the prose sections of `cards/text.py`."""
     from huggingface_hub import DatasetCard
 
     from builder.core.schema import disease_names
 
     data = card_yaml(files, cfg, disease_names(r.disease for r in records))
-    body = prose(cfg, records, list(plots), audit, repo_id or getattr(cfg.publish, "repo_id", None))
+    body = prose(cfg, records, list(plots), audit, repo_id or getattr(cfg.publish, "repo_id", None), delivery)
     card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
     path = out_dir / "README.md"
     path.write_text(str(card) + ("" if str(card).endswith("\n") else "\n"))
@@ -80,13 +81,14 @@ def write_license(out_dir: Path) -> str:
 
 
 def prose(cfg: BuildConfig, records: list[Record], plots: list[str], audit: dict | None,
-          repo_id: str | None) -> str:
+          repo_id: str | None, delivery: dict | None = None) -> str:
     repo = repo_id or "ORG/NAME"
     parts = [text.summary(cfg, len(records), sorted({r.kind for r in records}, key=KINDS.index)),
              text.how_built(cfg, _generators(records)),
              text.STRUCTURE,
              "## Splits\n\nRows per kind, split, skin tone and malignancy (benign / malignant).\n\n"
              + split_table(records),
+             text.delivery(delivery, cfg),
              _plots_section(plots),
              text.lineage(audit, cfg.version),
              text.usage(repo, cfg.version),

@@ -98,15 +98,15 @@ def write_plot(folder: Path, result: dict) -> str:
         err = np.array([[v - c[0] if v is not None and c[0] is not None else 0 for v, c in zip(vals, ci)],
                         [c[1] - v if v is not None and c[1] is not None else 0 for v, c in zip(vals, ci)]])
         ax.bar(x + (k - 0.5) * 0.38, h, 0.38, yerr=err, capsize=3, color=color, label=label)
-        for xi, v in zip(x, vals):
-            if v is None:
-                ax.text(xi + (k - 0.5) * 0.38, 0.02, "n/a", ha="center", fontsize=7)
+        for xi, v in zip(x, vals):  # the value on every bar: an AUROC of 0 must not read as "no bar"
+            ax.text(xi + (k - 0.5) * 0.38, 0.02, "n/a" if v is None else f"{v:.2f}", ha="center", fontsize=7)
     ax.axhline(0.5, color="black", lw=0.6, ls=":")
-    ax.set_xticks(x, GROUPS)
-    ax.set_ylim(0, 1.05)
+    n = [u["real"][g]["n_test"] for g in GROUPS]
+    ax.set_xticks(x, [f"{g}\n(n={k})" for g, k in zip(GROUPS, n)])
+    ax.set_ylim(0, 1.18)
     ax.set_ylabel("malignancy ROC-AUC (95% CI)")
     ax.set_title(f"cgDDI v{result['version']}: real test split, per skin tone")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})

@@ -117,6 +117,32 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `toolkit_version` | string | toolkit version that built the row |"""
 
 
+def delivery(d: dict | None, cfg: BuildConfig) -> str:
+    """The lesion-map plan as delivered: per disease, rows and (base tone x donor tone) cells filled."""
+    if not d or not d["planned"]:
+        return ""
+    per: dict[str, list[int]] = {}
+    for c in d["cells"]:
+        p = per.setdefault(c["disease"], [0, 0, 0, 0])
+        p[0] += c["planned"]
+        p[1] += c["delivered"]
+        p[2] += 1
+        p[3] += c["delivered"] == c["planned"]
+    rows = "\n".join(f"| {dis} | {p[1]} / {p[0]} | {p[3]} / {p[2]} |" for dis, p in sorted(per.items()))
+    fb = ", ".join(cfg.lesion_map.fallbacks) or "none"
+    how = ", ".join(f"{k} {v}" for k, v in d["placement"].items())
+    return f"""## Lesion-map plan, as delivered
+
+The plan balances base tone x disease x donor tone. Delivered {d['delivered']} of {d['planned']}
+planned lesion maps ({d['delivered'] / d['planned']:.1%}); fallbacks after pads
+{list(cfg.lesion_map.pads)}: {fb}. Placement of the delivered rows (`placement` column): {how}.
+Counts are of the lesion-mapping stage, before curation moves or removes rows for leakage.
+
+| disease | lesion maps delivered / planned | cells filled / cells |
+|---|---:|---:|
+{rows}"""
+
+
 def lineage(audit: dict | None, version: str) -> str:
     if audit is None:
         result = "No audit result was recorded for this build."

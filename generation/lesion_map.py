@@ -13,13 +13,13 @@ from builder.core.progress import StageSummary, progress
 from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id
 from builder.core.store import StageStore, encode_png
 from generation.placement import PlacementError
-from generation.plan import make_plan, plan_summary
+from generation.plan import make_plan, plan_delivery, plan_summary
 from generation.refill import Pixels, base_groups, check_fallbacks, map_with_fallbacks, other_bases
 
 if TYPE_CHECKING:
     import polars
 
-__all__ = ["make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "run_lesion_map_pool", "STAGE"]
+__all__ = ["delivery", "make_plan", "plan_lesion_map", "plan_summary", "run_lesion_map", "run_lesion_map_pool", "STAGE"]
 
 log = logging.getLogger(__name__)
 STAGE = "lesion_map"
@@ -132,6 +132,13 @@ def run_lesion_map_pool(bases: StageStore, donors: StageStore, out: StageStore, 
         summary.skipped += part.skipped
         summary.rejected.update(part.rejected)
     return summary.stop()
+
+
+def delivery(out: StageStore) -> dict:
+    """Delivered / planned per plan cell of a finished lesion-map store (see `plan.plan_delivery`)."""
+    import polars as pl
+
+    return plan_delivery(pl.read_parquet(out.root / PLAN_FILE), out.records())
 
 
 def _flat(mine: list) -> Iterator[tuple[str, dict, bool]]:

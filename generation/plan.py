@@ -163,3 +163,41 @@ def plan_summary(plan: "polars.DataFrame") -> str:
     lines.append(f"  malignant: {plan.filter(pl.col('malignant')).height}, "
                  f"benign: {plan.filter(~pl.col('malignant')).height}")
     return "\n".join(lines)
+
+
+def plan_delivery(plan: "polars.DataFrame", records: list[Record]) -> dict:
+    """Delivered / planned per (base tone, disease, donor tone) cell of a plan, from the mapped records.
+
+    A row counts in the cell it was planned for (another base keeps the tone, so the cell too);
+    `placement` counts how the delivered rows were placed (builder.core.schema.PLACEMENTS).
+    """
+    got = {r.params["plan_row"] for r in records if r.params and "plan_row" in r.params}
+    cells: dict[tuple, list[int]] = {}
+    for row in plan.iter_rows(named=True):
+        c = cells.setdefault((row["base_skin_tone"], row["disease"], row["donor_skin_tone"]), [0, 0])
+        c[0] += 1
+        c[1] += row["row"] in got
+    placements: dict[str, int] = {}
+    for r in records:
+        placements[r.placement or "fit"] = placements.get(r.placement or "fit", 0) + 1
+    order = lambda k: (SKIN_TONES.index(k[0]), k[1], SKIN_TONES.index(k[2]))  # noqa: E731
+    return {"planned": plan.height, "delivered": sum(d for _, d in cells.values()),
+            "placement": dict(sorted(placements.items())),
+            "cells": [{"base_skin_tone": bt, "disease": dis, "donor_skin_tone": dt, "planned": p, "delivered": d}
+                      for (bt, dis, dt), (p, d) in sorted(cells.items(), key=lambda kv: order(kv[0]))]}
+
+
+def delivery_summary(delivery: dict, limit: int = 12) -> str:
+    """A few lines: delivered / planned overall, cells filled, and the cells short of their plan."""
+    cells = delivery["cells"]
+    short = [c for c in cells if c["delivered"] < c["planned"]]
+    planned = delivery["planned"]
+    lines = [f"lesion maps delivered {delivery['delivered']} / {planned} planned"
+             f" ({delivery['delivered'] / planned:.1%})" if planned else "lesion maps: none planned",
+             f"  cells (base tone x disease x donor tone) filled as planned: {len(cells) - len(short)} / {len(cells)}",
+             "  placement: " + ", ".join(f"{k} {v}" for k, v in delivery["placement"].items())]
+    lines += [f"  short: {c['disease']} (base {c['base_skin_tone']} <- donor {c['donor_skin_tone']}) "
+              f"{c['delivered']}/{c['planned']}" for c in short[:limit]]
+    if len(short) > limit:
+        lines.append(f"  ... and {len(short) - limit} more short cells")
+    return "\n".join(lines)

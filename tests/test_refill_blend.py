@@ -169,3 +169,19 @@ def test_fallback_settings_are_checked():
                        (dict(blend="seamless"), "blend"), (dict(donor_resize="square"), "donor_resize")):
         with pytest.raises(ConfigError, match=match):
             check_config(dataclasses.replace(V12, **bad))
+
+
+def test_delivery_is_counted_per_planned_cell(runs):
+    from generation.lesion_map import delivery
+    from generation.plan import delivery_summary
+
+    for name in ("v11", "v12"):
+        store = runs[name][0]
+        d = delivery(store)
+        recs = store.records()
+        assert (d["planned"], d["delivered"]) == (30, len(recs))
+        assert sum(c["planned"] for c in d["cells"]) == 30 and sum(c["delivered"] for c in d["cells"]) == len(recs)
+        assert d["placement"] == dict(sorted(collections.Counter(r.placement for r in recs).items()))
+        short = [c for c in d["cells"] if c["delivered"] < c["planned"]]
+        text = delivery_summary(d)
+        assert f"delivered {len(recs)} / 30" in text and len(short) == text.count("short:")
