@@ -80,6 +80,10 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
     from curation.curate import check_config
 
     check_config(cfg.curation)  # curation settings fail here, not after ingest and generation
+    if cfg.masks.auto:
+        from generation.masks.run import check_inputs as check_masks
+
+        check_masks(cfg.masks)
     if cfg.healthy.backend == "diffusers" and not cfg.healthy.model_id:
         raise ConfigError("healthy.backend=diffusers needs healthy.model_id (a Hub id with revision, or a folder)")
 
@@ -112,10 +116,17 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     holdout = table_holdout(cfg.curation, source, source_name)
     from curation.ingest import ingest_source, read_source_info
 
+    auto_dir = None
+    if cfg.masks.auto:  # photos without a mask get an automatic one (gated by confidence) before ingest
+        from generation.masks.run import run_masks
+
+        auto_dir = work / "auto_masks"
+        stages.append(_log(run_masks(source, masks, auto_dir, cfg.masks, source_name=source_name,
+                                     limit=opts.limit, device=opts.device)))
     real = StageStore(work / "real")
     before = read_source_info(real)
     stages.append(_log(ingest_source(source, masks, real, source_name=source_name, limit=opts.limit,
-                                     workers=opts.workers)))
+                                     workers=opts.workers, auto_masks=auto_dir)))
     source_info = read_source_info(real)
     fingerprint = build_fingerprint(cfg, source_info)
     _guard_fingerprint(out_dir, cfg, source_info, fingerprint, opts.overwrite)

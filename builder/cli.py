@@ -22,6 +22,7 @@ COMMANDS = [
     ("evaluate", "builder.evaluate_cli", "per-skin-tone fidelity and downstream utility of a built version"),
 ]
 GENERATE_COMMANDS = [
+    ("masks", "generation.masks.cli", "automatic lesion/skin masks for photos without one, with review sheets"),
     ("healthy", "generation.healthy_cli", "inpaint lesions away: healthy synthetics (cgDDI section 1)"),
     ("lesion-map", "generation.lesion_map_cli", "move real lesions onto healthy skin of other tones"),
     ("train-ti", "generation.semantic.train_ti_cli", "train textual-inversion disease tokens"),

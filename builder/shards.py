@@ -18,10 +18,11 @@ from builder.core.store import StageStore
 
 ROW_GROUP_ROWS = 100
 ROW_GROUP_MB = 32.0
-COMPRESSION = {**{c: "zstd" for c in COLUMNS if c not in ("image", "source_ids", "generator")},
+COMPRESSION = {**{c: "zstd" for c in COLUMNS if c not in ("image", "source_ids", "generator", "auto_masks")},
                "image.bytes": "NONE", "image.path": "zstd", "source_ids.list.element": "zstd",
                "generator.backend": "zstd", "generator.model_id": "zstd", "generator.revision": "zstd",
-               "generator.adapters.list.element": "zstd"}
+               "generator.adapters.list.element": "zstd",
+               **{f"auto_masks.list.element.{f}": "zstd" for f in ("source_id", "method", "version", "confidence")}}
 
 DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "has_lesion", "disease_raw",
               "placement", "prompt",

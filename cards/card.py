@@ -84,7 +84,7 @@ def prose(cfg: BuildConfig, records: list[Record], plots: list[str], audit: dict
           repo_id: str | None, delivery: dict | None = None) -> str:
     repo = repo_id or "ORG/NAME"
     parts = [text.summary(cfg, len(records), sorted({r.kind for r in records}, key=KINDS.index)),
-             text.how_built(cfg, _generators(records)),
+             text.how_built(cfg, _generators(records), text.mask_counts(records)),
              text.STRUCTURE,
              "## Splits\n\nRows per kind, split, skin tone and malignancy (benign / malignant).\n\n"
              + split_table(records),

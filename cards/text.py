@@ -33,7 +33,37 @@ Kinds in this version:
 {items}"""
 
 
-def how_built(cfg: BuildConfig, generators: list[tuple]) -> str:
+def mask_counts(records) -> dict:
+    """Masks behind the published rows: real photos used, how many automatic (by method), bases and donors."""
+    masks, bases, donors = {}, {}, {}
+    for r in records:
+        auto = {m.source_id: m.method_version for m in r.auto_masks}
+        for sid in r.source_ids:
+            masks.setdefault(sid, auto.get(sid))
+        if r.kind == "lesion_mapped":
+            p = r.params or {}
+            for sid in p.get("base_source_ids", []):
+                bases.setdefault(sid, sid in auto)
+            for sid in p.get("donor_source_ids", []):
+                donors.setdefault(sid, sid in auto)
+    methods = sorted({m for m in masks.values() if m})
+    return {"masks": len(masks), "auto": sum(1 for m in masks.values() if m), "methods": methods,
+            "bases": len(bases), "auto_bases": sum(bases.values()),
+            "donors": len(donors), "auto_donors": sum(donors.values())}
+
+
+def _mask_line(cfg: BuildConfig, c: dict) -> str:
+    if not c["auto"]:
+        gate = "on" if cfg.masks.auto else "off"
+        return f"Masks: all {c['masks']} masks behind these rows are hand-drawn (automatic masks: {gate})."
+    return (f"Masks: {c['auto']} of {c['masks']} masks automatic, method {', '.join(c['methods'])} "
+            f"(confidence >= {cfg.masks.min_confidence}; lower-confidence photos were rejected "
+            f"`mask_low_confidence`); lesion mapping used {c['auto_bases']} of {c['bases']} bases and "
+            f"{c['auto_donors']} of {c['donors']} donors from automatic masks. Each row lists the automatic "
+            "masks it derives from in `auto_masks`.")
+
+
+def how_built(cfg: BuildConfig, generators: list[tuple], masks: dict | None = None) -> str:
     gen = "\n".join(f"| {k} | {b} | `{m}` | `{r}` | {n} |" for k, b, m, r, n in generators)
     params = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "version"}, indent=2, sort_keys=True,
                         default=list)
@@ -52,6 +82,7 @@ the full config, library versions and per-file sha256 are in `manifest.json`).
 - Lesion mapping: pads {list(cfg.lesion_map.pads)} px tried in order, rotation {cfg.lesion_map.rotate},
   donor mask dilated {cfg.lesion_map.dilate_px} px, feather {cfg.lesion_map.feather}.
 - {_semantic_line(cfg)}
+- {_mask_line(cfg, masks or mask_counts([]))}
 - {split_protocol(cfg)}
 
 <details><summary>All build parameters</summary>
@@ -113,6 +144,7 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `placement` | string | lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, `other_base_downscaled` (the plan's fallbacks), `kept_in_place` (nothing fit: left where it lay in the donor, as the original method did) |
 | `prompt`, `seed` | string, int64 | generation prompt and per-sample seed |
 | `generator` | struct | backend, model id, pinned revision, adapter files |
+| `auto_masks` | list of struct | automatic (not hand-drawn) masks the row derives from: source id, method, version, confidence; empty = hand masks only |
 | `params` | string | generation parameters as canonical JSON |
 | `toolkit_version` | string | toolkit version that built the row |"""
 

@@ -8,6 +8,7 @@ and fingerprint (table, image and mask bytes). A rerun reuses the ingest only fo
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,9 +20,9 @@ import numpy as np
 from builder.core.errors import BuildError, SourceError
 from builder.core.fingerprint import source_fingerprint
 from builder.core.progress import StageSummary, progress
-from builder.core.schema import Record, Rejection, digest, make_sample_id
+from builder.core.schema import AutoMask, Record, Rejection, digest, make_sample_id
 from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
-from curation.masks import MaskError, read_binary_masks, read_sddi_mask
+from curation.masks import MaskError, read_auto_index, read_binary_masks, read_sddi_mask
 from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_map, read_source_table
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,13 @@ __all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "read_counts", "r
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
                   limit: int | None = None, disease_map: dict[str, str] | None = None,
-                  workers: int | None = None) -> StageSummary:
+                  workers: int | None = None, auto_masks: Path | None = None) -> StageSummary:
     """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
 
     Images are decoded, re-encoded and written over `workers` processes (default: all cores).
+    `auto_masks`: a `generate masks` output folder; photos without a hand mask take theirs from it.
+    Masks listed in an `auto_masks.jsonl` (there or in the masks folder) are automatic: the record
+    carries them in `auto_masks`; a photo whose automatic mask was rejected keeps the reason.
     """
     source = Path(source)
     if not source.is_dir():
@@ -43,7 +47,8 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
                           "(DDI) or metadata.csv (Fitzpatrick17k)")
     summary = StageSummary("ingest")
     table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
-    info = describe_source(table)
+    items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks)
+    info = describe_source(dataclasses.replace(table, rows=[row for row, _ in items]))  # automatic masks too
     if out.shard_done(SHARD):
         before = read_source_info(out)
         if before.get("fingerprint") == info["fingerprint"]:
@@ -54,7 +59,7 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
                     info["name"], info["fingerprint"])
         _clear(out)
     records, rejections = [], list(table.rejections)
-    for rec in _map(_ingest_one, [(row, out) for row in table.rows], workers):
+    for rec in _map(_ingest_one, [(row, out, auto) for row, auto in items], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
     rejections.sort(key=lambda r: (r.item_id, r.reason, r.detail))
     for r in rejections:
@@ -118,8 +123,25 @@ def _map(fn, items: list, workers: int | None):
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
 
 
-def _ingest_one(item: tuple[SourceRow, StageStore]) -> Record | Rejection:
-    row, out = item
+def _with_auto_masks(rows: list[SourceRow], masks: Path, auto_dir: Path | None) -> list[tuple[SourceRow, dict | None]]:
+    """Each row with its automatic-mask entry (None for hand masks); rows without one take it from `auto_dir`."""
+    in_masks, in_auto = read_auto_index(masks), read_auto_index(auto_dir)
+    out = []
+    for row in rows:
+        entry = None
+        if row.mask is not None:  # a file in the masks folder: automatic if that folder's index says so
+            e = in_masks.get(row.source_id)
+            entry = e if e and e["accepted"] and e["file"] == row.mask.name else None
+        elif row.source_id in in_auto:
+            entry = in_auto[row.source_id]
+            if entry["accepted"]:
+                row = dataclasses.replace(row, mask=Path(auto_dir) / entry["file"], nonskin=None)
+        out.append((row, entry))
+    return out
+
+
+def _ingest_one(item: tuple[SourceRow, StageStore, dict | None]) -> Record | Rejection:
+    row, out, auto = item
     def reject(reason: str, detail: str) -> Rejection:
         return Rejection("ingest", row.source_id, reason, f"line {row.line}: {detail}", str(row.image))
 
@@ -138,10 +160,15 @@ def _ingest_one(item: tuple[SourceRow, StageStore]) -> Record | Rejection:
     path = out.put_image(sample_id, png)
     if label_map is not None:
         out.put_mask(sample_id, label_map)
+    params = {"patient_id": row.patient_id} if row.patient_id else {}
+    if auto is not None and not auto["accepted"]:  # healthy and lesion mapping report this reason
+        params.update(mask_rejected=auto["reason"], mask_rejected_detail=auto["detail"])
+    accepted = auto is not None and auto["accepted"] and label_map is not None
     return Record(sample_id=sample_id, kind="real", skin_tone=row.skin_tone, malignant=row.malignant,
                   disease=row.disease, disease_raw=row.disease_raw, source_ids=[row.source_id],
-                  image_path=path, fitzpatrick=row.fitzpatrick,
-                  params={"patient_id": row.patient_id} if row.patient_id else None)
+                  image_path=path, fitzpatrick=row.fitzpatrick, params=params or None,
+                  auto_masks=(AutoMask(row.source_id, auto["method"], auto["version"], auto["confidence"]),)
+                  if accepted else ())
 
 
 def _read_mask(row: SourceRow, h: int, w: int) -> np.ndarray | None:

@@ -76,3 +76,54 @@ def _check_lesion(path: Path, label_map: np.ndarray) -> np.ndarray:
     if not (label_map == LABEL_LESION).any():
         raise MaskError("empty_lesion", f"{path}: the mask has no lesion pixels (label {LABEL_LESION})")
     return label_map
+
+
+# -- automatic masks: the files `generate masks` writes and ingest reads back ------------------------
+AUTO_INDEX = "auto_masks.jsonl"  # one line per photo considered: accepted (file written) or rejected
+
+
+def auto_mask_file(stem: str) -> str:
+    """File name of an automatic mask: `<stem>.npy`, the sDDI form (labels 0-4) at the photo's size."""
+    return f"{stem}.npy"
+
+
+def write_label_map(path: str | Path, label_map: np.ndarray) -> None:
+    """Write a label map as sDDI `.npy` (uint8, values 0-4), atomically; `read_sddi_mask` reads it back."""
+    import io
+    import os
+
+    lm = np.asarray(label_map)
+    bad = np.setdiff1d(np.unique(lm), LABEL_VALUES)
+    if lm.ndim != 2 or bad.size:
+        raise ValueError(f"{path}: expected a 2-D label map with values in {LABEL_VALUES}, got shape "
+                         f"{lm.shape} and values {bad.tolist()}")
+    buf = io.BytesIO()
+    np.save(buf, lm.astype(np.uint8), allow_pickle=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def write_auto_index(folder: str | Path, entries: list[dict]) -> Path:
+    """`auto_masks.jsonl`: per photo `source_id, file, method, version, confidence, accepted, reason, detail`."""
+    import json
+
+    from builder.core.store import atomic_write
+
+    path = Path(folder) / AUTO_INDEX
+    body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in sorted(entries, key=lambda e: e["source_id"]))
+    atomic_write(path, body.encode())
+    return path
+
+
+def read_auto_index(folder: str | Path | None) -> dict[str, dict]:
+    """source_id -> its `auto_masks.jsonl` entry (empty when the folder has no index)."""
+    import json
+
+    path = Path(folder) / AUTO_INDEX if folder else None
+    if path is None or not path.is_file():
+        return {}
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {e["source_id"]: e for e in entries}

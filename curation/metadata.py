@@ -243,6 +243,8 @@ def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dic
         image = _inside(source, _fitz_image(source, d))
         fitz = int(d["fitzpatrick_scale"])
         lesion, nonskin = masks / f"{md5}_lesions.png", masks / f"{md5}_nonskin.png"
+        if not lesion.is_file() and (masks / f"{md5}.npy").is_file():  # an sDDI-form map (generate masks)
+            lesion = masks / f"{md5}.npy"
         label = d["label"].strip()
         rows.append(SourceRow(item, line, image, lesion if lesion.is_file() else None,
                               nonskin if nonskin.is_file() else None, fitzpatrick_to_tone(fitz), fitz,

@@ -16,7 +16,7 @@ import numpy as np
 from builder.core.config import HealthyConfig
 from builder.core.errors import BuildError, CgddiError, ConfigError
 from builder.core.progress import StageSummary, progress
-from builder.core.schema import (HEALTHY_DISEASE, LABEL_VALUES, Generator, Record, Rejection,
+from builder.core.schema import (HEALTHY_DISEASE, LABEL_SKIN, LABEL_VALUES, Generator, Record, Rejection,
                             canonical_json, digest, make_sample_id, sample_seed)
 from builder.core.store import StageStore, atomic_write, decode_label_map, decode_rgb, encode_png
 from generation.healthy_backends import BACKENDS, DTYPES, Job
@@ -189,7 +189,9 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     if not (real.root / img_rel).is_file():
         return reject("missing_image", "the image file does not exist", img_rel)
     if not (real.root / mask_rel).is_file():
-        return reject("missing_mask", "no label map for this photo", mask_rel)
+        why = (rec.params or {}).get("mask_rejected")  # an automatic mask that failed its gate
+        return reject(why, (rec.params or {}).get("mask_rejected_detail") or why, mask_rel) if why else \
+            reject("missing_mask", "no label map for this photo", mask_rel)
     img_bytes, mask_bytes = (real.root / img_rel).read_bytes(), (real.root / mask_rel).read_bytes()
     try:
         image = decode_rgb(img_bytes)
@@ -212,7 +214,7 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
     prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.name == "diffusers" else None
-    return Prepared(rec, Job(image, region, prompt, seed), label_map, sample_id)
+    return Prepared(rec, Job(image, region, prompt, seed, skin=label_map == LABEL_SKIN), label_map, sample_id)
 
 
 def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
@@ -230,7 +232,7 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
 
 def uses_seed(cfg: HealthyConfig) -> bool:
     """Whether the output depends on the per-sample seed (a smooth Telea fill does not)."""
-    return cfg.backend == "diffusers" or cfg.opencv_grain > 0
+    return cfg.backend == "diffusers" or cfg.opencv_grain > 0 or cfg.opencv_method == "exemplar"
 
 
 def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
@@ -253,4 +255,5 @@ def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
         disease=HEALTHY_DISEASE, source_ids=list(rec.source_ids), image_path=image_path,
         split=rec.split, fitzpatrick=rec.fitzpatrick, disease_raw=None, base_id=None,
         donor_id=None, prompt=job.prompt, seed=job.seed if uses_seed(cfg) else None,
-        generator=Generator(backend.name, backend.model_id, backend.revision, ()), params=params)
+        generator=Generator(backend.name, backend.model_id, backend.revision, ()), params=params,
+        auto_masks=rec.auto_masks)

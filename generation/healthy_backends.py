@@ -30,36 +30,54 @@ class Job:
     region: Region
     prompt: str | None
     seed: int
+    skin: np.ndarray | None = None  # bool (H, W): known healthy skin (where the exemplar fill takes texture)
+
+
+OPENCV_METHODS = ("telea", "exemplar")
 
 
 class OpenCVBackend:
-    """Telea fast-marching inpainting on a window around the region, plus seeded skin grain; no weights."""
+    """CPU fills, no weights: Telea fast marching + seeded skin grain (`telea`, the method's CPU stand-in),
+    or membrane colour + skin texture copied from nearby (`exemplar`, generation.exemplar_fill)."""
 
     name = "opencv"
     model_id = revision = identity = None
 
     def __init__(self, cfg: HealthyConfig):
         self.radius, self.grain = cfg.opencv_radius, cfg.opencv_grain
+        self.method = getattr(cfg, "opencv_method", "telea")
+        if self.method not in OPENCV_METHODS:
+            raise ConfigError(f"healthy.opencv_method={self.method!r}: expected one of {list(OPENCV_METHODS)}")
 
     def window(self, job: Job) -> tuple[int, int, int, int]:
         # Telea reads known pixels within `radius` of the region: a margin of 2*radius+2 is
-        # plenty, and inpainting a crop instead of the frame keeps large photos fast.
+        # plenty, and inpainting a crop instead of the frame keeps large photos fast. The
+        # exemplar fill looks for a region of the hole's shape: a margin of twice the hole's size.
         h, w = job.region.mask.shape
-        m = 2 * self.radius + 2
         x0, y0, x1, y1 = job.region.box
+        m = 2 * self.radius + 2 if self.method == "telea" else 2 * max(x1 - x0, y1 - y0) + 8
         return max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
 
     def params(self) -> dict:
-        return {"method": "telea", "radius": self.radius, "grain": self.grain}
+        if self.method == "telea":
+            return {"method": "telea", "radius": self.radius, "grain": self.grain}
+        return {"method": "exemplar"}
 
     def generate(self, jobs: list[Job]) -> list[np.ndarray]:
         import cv2
+
+        from generation.exemplar_fill import exemplar_fill
 
         out = []
         for job in jobs:
             x0, y0, x1, y1 = self.window(job)
             crop = np.ascontiguousarray(job.image[y0:y1, x0:x1])
-            mask = job.region.mask[y0:y1, x0:x1].astype(np.uint8) * 255
+            hole = job.region.mask[y0:y1, x0:x1]
+            if self.method == "exemplar":
+                skin = job.skin[y0:y1, x0:x1] if job.skin is not None else ~hole
+                out.append(exemplar_fill(crop, hole, skin, job.seed))
+                continue
+            mask = hole.astype(np.uint8) * 255
             filled = cv2.inpaint(crop, mask, self.radius, cv2.INPAINT_TELEA)
             out.append(add_grain(filled, crop, mask > 0, self.grain, job.seed) if self.grain else filled)
         return out

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Iterator
 from builder.core.config import LesionMapConfig
 from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary, progress
-from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id
+from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id, merge_auto_masks
 from builder.core.store import StageStore, encode_png
 from generation.placement import PlacementError
 from generation.plan import make_plan, plan_delivery, plan_summary
@@ -212,7 +212,8 @@ def _record(sample_id: str, path: str, base: Record, donor: Record, mapped, row:
         disease=donor.disease, source_ids=sorted(set(base.source_ids) | set(donor.source_ids)),
         image_path=path, fitzpatrick=base.fitzpatrick, disease_raw=donor.disease_raw,
         base_id=base.sample_id, donor_id=donor.sample_id, placement=mapped.placement, seed=row["seed"],
-        generator=Generator("lesion_map"), params=params)
+        generator=Generator("lesion_map"), params=params,
+        auto_masks=merge_auto_masks(base.auto_masks, donor.auto_masks))
 
 
 def _records(store: StageStore, kind: str, flag: str) -> list[Record]:

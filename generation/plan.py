@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLAN_COLUMNS = ("row", "base_id", "base_skin_tone", "base_source_ids", "donor_id", "donor_skin_tone",
-                "donor_source_ids", "disease", "disease_raw", "malignant", "seed")
+                "donor_source_ids", "disease", "disease_raw", "malignant", "seed", "base_auto_mask", "donor_auto_mask")
 
 
 def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
@@ -85,8 +85,9 @@ def _plan_one(bases: list[Record], donors: list[Record], budget: int, seed: int)
         donor = _take(donor_pools[(dis, dt)], donor_next, (dis, dt))
         base = _take(base_pools[bt], base_next, bt, avoid=set(donor.source_ids))
         rows.append(_plan_row(row, base, donor, seed))
-    schema = {"row": pl.Int64, "malignant": pl.Boolean, "seed": pl.Int64,
-              **{c: pl.String for c in PLAN_COLUMNS if c not in ("row", "malignant", "seed")}}
+    flags = ("malignant", "base_auto_mask", "donor_auto_mask")
+    schema = {"row": pl.Int64, "seed": pl.Int64, **{c: pl.Boolean for c in flags},
+              **{c: pl.String for c in PLAN_COLUMNS if c not in ("row", "seed", *flags)}}
     return pl.DataFrame(rows, schema=schema).select(PLAN_COLUMNS)
 
 
@@ -144,6 +145,7 @@ def _plan_row(row: int, base: Record, donor: Record, seed: int) -> dict:
         "donor_skin_tone": donor.skin_tone, "donor_source_ids": ";".join(sorted(donor.source_ids)),
         "disease": donor.disease, "disease_raw": donor.disease_raw, "malignant": bool(donor.malignant),
         "seed": sample_seed(f"lesion_map:{row}:{base.sample_id}:{donor.sample_id}", seed),
+        "base_auto_mask": bool(base.auto_masks), "donor_auto_mask": bool(donor.auto_masks),
     }
 
 
@@ -162,6 +164,11 @@ def plan_summary(plan: "polars.DataFrame") -> str:
               for r in tones.iter_rows(named=True)]
     lines.append(f"  malignant: {plan.filter(pl.col('malignant')).height}, "
                  f"benign: {plan.filter(~pl.col('malignant')).height}")
+    auto_b = plan.filter(pl.col("base_auto_mask"))["base_id"].n_unique()
+    auto_d = plan.filter(pl.col("donor_auto_mask"))["donor_id"].n_unique()
+    lines.append(f"  from automatic masks: {auto_b} of {plan['base_id'].n_unique()} bases, "
+                 f"{auto_d} of {plan['donor_id'].n_unique()} donors "
+                 f"({plan.filter(pl.col('base_auto_mask') | pl.col('donor_auto_mask')).height} rows)")
     return "\n".join(lines)
 
 

@@ -66,8 +66,19 @@ def test_a_dead_holders_lock_is_taken_over_with_a_note(tmp_path, caplog):
 def test_two_builds_into_one_out_at_once(tmp_path):
     """The issue's reproduction: both started together; one builds, the other refuses cleanly."""
     out = tmp_path / "out"
-    procs = [subprocess.Popen(_build_cmd(out, "--workers", "1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=_env()) for _ in range(2)]
+
+    def start():
+        return subprocess.Popen(_build_cmd(out, "--workers", "1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=_env())
+
+    # the second starts once the first holds the lock: on a loaded machine, two processes started
+    # together can run one after the other (both succeed), which is not the case under test
+    first = start()
+    deadline = time.monotonic() + 300
+    while not (out.exists() and any(out.rglob(".*.lock.json"))):
+        assert first.poll() is None and time.monotonic() < deadline, "the first build ended before holding a lock"
+        time.sleep(0.02)
+    procs = [first, start()]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     codes = sorted(rc for rc, _ in results)
     assert codes == [0, 2], results

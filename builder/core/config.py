@@ -38,6 +38,7 @@ class HealthyConfig:
     crop_size: int = 512         # model window around the region; large photos are not downscaled
     opencv_radius: int = 5       # cv2.inpaint neighbourhood (opencv backend)
     opencv_grain: float = 1.0    # seeded skin grain over the Telea fill (0 = smooth fill)
+    opencv_method: str = "telea"  # telea (+ grain; v1.1) | exemplar (membrane colour + nearby skin texture)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +109,17 @@ class PublishConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MasksConfig:
+    auto: bool = False              # make masks for photos without one (v1.1: off, the paper's inputs)
+    backend: str = "cpu"            # cpu (colour contrast + GrabCut, no weights) | learned
+    min_confidence: float = 0.4     # below: the photo is rejected `mask_low_confidence`
+    side: int = 256                 # working resolution (longest side, px); masks are written at photo size
+    model_id: str | None = None     # learned: vision model (Hub id or folder), e.g. facebook/dinov2-small
+    revision: str | None = None     # learned: pinned commit of model_id
+    batch_size: int = 16            # photos per batch: one review contact sheet each, the unit of resume
+
+
+@dataclasses.dataclass(frozen=True)
 class BuildConfig:
     version: str
     source: SourceConfig
@@ -116,6 +128,7 @@ class BuildConfig:
     semantic: SemanticConfig
     curation: CurationConfig
     publish: PublishConfig
+    masks: MasksConfig = MasksConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,7 +140,8 @@ class BuildConfig:
 
 
 _SECTIONS = {"source": SourceConfig, "healthy": HealthyConfig, "lesion_map": LesionMapConfig,
-             "semantic": SemanticConfig, "curation": CurationConfig, "publish": PublishConfig}
+             "semantic": SemanticConfig, "curation": CurationConfig, "publish": PublishConfig,
+             "masks": MasksConfig}
 
 
 def available_versions() -> list[str]:

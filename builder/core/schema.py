@@ -36,7 +36,7 @@ PLACEMENTS = ("fit", "downscaled", "other_base", "other_base_downscaled", "kept_
 COLUMNS = (
     "sample_id", "image", "kind", "split", "skin_tone", "fitzpatrick", "malignant",
     "disease", "has_lesion", "disease_raw", "source_ids", "base_id", "donor_id", "placement", "prompt", "seed",
-    "generator", "params", "toolkit_version",
+    "generator", "auto_masks", "params", "toolkit_version",
 )
 
 
@@ -83,6 +83,32 @@ class Generator:
         return cls(d["backend"], d.get("model_id"), d.get("revision"), tuple(d.get("adapters") or ()))
 
 
+@dataclasses.dataclass(frozen=True)
+class AutoMask:
+    """An automatic label map a row depends on: whose photo, which method and version, its confidence."""
+
+    source_id: str
+    method: str
+    version: str
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AutoMask":
+        return cls(d["source_id"], d["method"], d["version"], float(d["confidence"]))
+
+    @property
+    def method_version(self) -> str:
+        return f"{self.method} {self.version}"
+
+
+def merge_auto_masks(*groups) -> tuple[AutoMask, ...]:
+    """The automatic masks of several parents, one per source id, sorted (a derived row's lineage)."""
+    return tuple(sorted({m.source_id: m for g in groups for m in g}.values(), key=lambda m: m.source_id))
+
+
 @dataclasses.dataclass
 class Record:
     """One image and its lineage. `image_path` points at PNG bytes inside a stage store."""
@@ -105,6 +131,8 @@ class Record:
     generator: Generator | None = None
     params: dict[str, Any] | None = None
     toolkit_version: str = TOOLKIT_VERSION
+    # Automatic masks (not hand-drawn) this row's pixels or label map derive from; () = hand masks only.
+    auto_masks: tuple[AutoMask, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -121,12 +149,14 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["generator"] = self.generator.to_dict() if self.generator else None
+        d["auto_masks"] = [m.to_dict() for m in self.auto_masks]
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Record":
         d = dict(d)
         d["generator"] = Generator.from_dict(d.get("generator"))
+        d["auto_masks"] = tuple(AutoMask.from_dict(m) for m in d.get("auto_masks") or ())
         d["source_ids"] = list(d["source_ids"])
         return cls(**d)
 
@@ -157,6 +187,7 @@ class Record:
             "prompt": self.prompt,
             "seed": self.seed,
             "generator": self.generator.to_dict() if self.generator else None,
+            "auto_masks": [m.to_dict() for m in self.auto_masks],
             "params": canonical_json(self.params) if self.params is not None else None,
             "toolkit_version": self.toolkit_version,
         }
@@ -228,6 +259,8 @@ def arrow_schema(diseases: tuple[str, ...] | None = None):
 
     generator = pa.struct([("backend", pa.string()), ("model_id", pa.string()),
                            ("revision", pa.string()), ("adapters", pa.list_(pa.string()))])
+    auto_mask = pa.struct([("source_id", pa.string()), ("method", pa.string()), ("version", pa.string()),
+                           ("confidence", pa.float64())])
     fields = [
         ("sample_id", pa.string()),
         ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
@@ -246,6 +279,7 @@ def arrow_schema(diseases: tuple[str, ...] | None = None):
         ("prompt", pa.string()),
         ("seed", pa.int64()),
         ("generator", generator),
+        ("auto_masks", pa.list_(auto_mask)),
         ("params", pa.string()),
         ("toolkit_version", pa.string()),
     ]
@@ -280,6 +314,8 @@ def features_dict(diseases: tuple[str, ...] | None = None) -> dict[str, Any]:
         "seed": v("int64"),
         "generator": {"backend": v("string"), "model_id": v("string"), "revision": v("string"),
                       "adapters": {"feature": v("string"), "_type": "List"}},
+        "auto_masks": {"feature": {"source_id": v("string"), "method": v("string"), "version": v("string"),
+                                   "confidence": v("float64")}, "_type": "List"},
         "params": v("string"),
         "toolkit_version": v("string"),
     }

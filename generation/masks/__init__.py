@@ -1,0 +1,1 @@
+"""Automatic label maps for photos without a mask: CPU (colour contrast + GrabCut) and learned backends."""
