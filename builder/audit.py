@@ -84,15 +84,19 @@ class AuditReport:
 
 # -- 1. integrity ---------------------------------------------------------------------------
 def check_manifest(folder: Path, report: AuditReport) -> list[str]:
-    """Every manifest file present with its sha256/bytes; no unlisted shards. Returns good shard paths."""
-    from builder.push import manifest_files, sha256_file
+    """Every manifest file present with its sha256/bytes, and no file of the folder (or repo) that the
+    manifest does not list: an extra Parquet file matched by the card's globs is served by
+    `load_dataset` (issue 11). Returns the good shard paths."""
+    from builder.push import KEEP_REMOTE, manifest_files, sha256_file
 
     mpath = folder / "manifest.json"
     if not mpath.is_file():
         report.integrity.append({"problem": "missing_manifest", "path": "manifest.json",
                                  "detail": "no manifest.json: not a built version folder"})
         return sorted(str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
-    manifest = json.loads(mpath.read_text())
+    manifest = read_manifest_or_report(folder, report)
+    if manifest is None:
+        return sorted(str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
     report.version = str(manifest.get("version"))
     files = {f["path"]: f for f in manifest_files(manifest)}
     good = []
@@ -105,12 +109,37 @@ def check_manifest(folder: Path, report: AuditReport) -> list[str]:
                                      "detail": "file differs from manifest.json (tampered or corrupted)"})
         elif SHARD_RE.match(path):
             good.append(path)
-    for p in sorted(folder.glob("data/**/*.parquet")):
-        rel = str(p.relative_to(folder))
-        if rel not in files:
+    for rel in all_files(folder):
+        if rel not in files and rel != "manifest.json" and rel not in KEEP_REMOTE:
             report.integrity.append({"problem": "unlisted_file", "path": rel,
-                                     "detail": "Parquet file not in manifest.json"})
+                                     "detail": "not in manifest.json (load_dataset serves it if the card's "
+                                               "data_files match it); remove it or rebuild the version"})
     return good
+
+
+def all_files(folder: Path) -> list[str]:
+    """Every file under `folder` (links followed), relative, sorted; download bookkeeping left out."""
+    out = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        rel_root = Path(root).relative_to(folder)
+        dirs[:] = sorted(d for d in dirs if not (rel_root == Path(".") and d in (".cache", ".git")))
+        out += [(rel_root / n).as_posix() for n in names]
+    return sorted(out)
+
+
+def served_files(folder: Path) -> dict[str, str]:
+    """path -> split of every file the card's `data_files` globs match (what `load_dataset` reads)."""
+    out: dict[str, str] = {}
+    for c in read_card_yaml(folder).get("configs") or []:
+        for df in c.get("data_files") or []:
+            pats = [df.get("path")] if isinstance(df.get("path"), str) else df.get("path") or []
+            for pat in pats:
+                try:
+                    hits = sorted(folder.glob(str(pat)))
+                except (NotImplementedError, ValueError):  # an absolute or empty pattern serves nothing here
+                    continue
+                out.update({p.relative_to(folder).as_posix(): str(df.get("split")) for p in hits if p.is_file()})
+    return dict(sorted(out.items()))
 
 
 def check_schema(folder: Path, path: str, expected_rows: int | None, report: AuditReport) -> bool:
@@ -139,14 +168,32 @@ def check_schema(folder: Path, path: str, expected_rows: int | None, report: Aud
     return True
 
 
-def read_card_yaml(folder: Path) -> dict:
-    """README.md front matter (empty when there is none)."""
+def read_manifest_or_report(folder: Path, report: AuditReport | None) -> dict | None:
+    """manifest.json of an audited (untrusted) folder, or None with an `unreadable_manifest` problem."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_bytes().decode("utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
+        return manifest
+    except ValueError as e:  # bad UTF-8 or JSON
+        if report is not None:
+            report.integrity.append({"problem": "unreadable_manifest", "path": "manifest.json", "detail": str(e)[:200]})
+        return None
+
+
+def read_card_yaml(folder: Path, report: AuditReport | None = None) -> dict:
+    """README.md front matter (empty when there is none, or, with a problem in `report`, unreadable)."""
     import yaml
 
     readme = folder / "README.md"
-    if not readme.is_file() or not readme.read_text().startswith("---"):
+    try:
+        text = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
+        meta = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else {}
+        return meta if isinstance(meta, dict) else {}
+    except (ValueError, IndexError, yaml.YAMLError) as e:
+        if report is not None:
+            report.integrity.append({"problem": "unreadable_card", "path": "README.md", "detail": str(e)[:200]})
         return {}
-    return yaml.safe_load(readme.read_text().split("---", 2)[1]) or {}
 
 
 def collect_shards(folder: Path) -> list[str]:
@@ -156,12 +203,15 @@ def collect_shards(folder: Path) -> list[str]:
 
 
 # -- 2. reading rows ------------------------------------------------------------------------
-def iter_rows(folder: Path, paths: list[str]) -> Iterator[tuple[str, dict, bytes]]:
-    """(file split, lineage row, image bytes), one row group at a time (bounded memory)."""
+def iter_rows(folder: Path, paths: list[str], served: dict[str, str] | None = None
+              ) -> Iterator[tuple[str, dict, bytes]]:
+    """(file split, lineage row, image bytes), one row group at a time (bounded memory). A file's split
+    is in its shard name, or (a file only the card's globs serve) in `served`."""
     import pyarrow.parquet as pq
 
     for path in paths:
-        split = SHARD_RE.match(path).group("split")
+        m = SHARD_RE.match(path)
+        split = m.group("split") if m else (served or {}).get(path, "unknown")
         pf = pq.ParquetFile(folder / path)
         names = shard_disease_names(pf.schema_arrow)
         for g in range(pf.num_row_groups):
@@ -185,35 +235,36 @@ def fingerprint(sample_id: str, row: dict, image: bytes) -> RowInfo:
                    sha256=hashlib.sha256(image).hexdigest(), phash=int(str(ph), 16))
 
 
-def _fingerprint_shard(folder: Path, path: str) -> list[tuple[str, RowInfo]]:
+def _fingerprint_shard(folder: Path, path: str, served: dict[str, str] | None = None) -> list[tuple[str, RowInfo]]:
     """(file split, fingerprint) of every row of one shard (a unit of work for a worker process)."""
-    return [(split, fingerprint(row["sample_id"], row, img)) for split, row, img in iter_rows(folder, [path])]
+    return [(split, fingerprint(row["sample_id"], row, img)) for split, row, img in iter_rows(folder, [path], served)]
 
 
-def _fingerprints(folder: Path, shards: list[str], workers: int | None) -> Iterator[tuple[str, RowInfo]]:
+def _fingerprints(folder: Path, shards: list[str], workers: int | None,
+                  served: dict[str, str] | None = None) -> Iterator[tuple[str, RowInfo]]:
     """Shard by shard, in order; decoding + pHash (~10 ms an image) spread over `workers` processes."""
     workers = max(1, workers or os.cpu_count() or 1)
     if workers == 1 or len(shards) < 2:
         for path in shards:
-            yield from _fingerprint_shard(folder, path)
+            yield from _fingerprint_shard(folder, path, served)
         return
-    from concurrent.futures import ProcessPoolExecutor
+    from builder.core.workers import worker_pool
 
-    from curation.dedup import pool_context  # forkserver: forking after polars/torch threads can deadlock
-
-    with ProcessPoolExecutor(min(workers, len(shards)), mp_context=pool_context()) as pool:
-        for rows in pool.map(_fingerprint_shard, [folder] * len(shards), shards):
+    with worker_pool(min(workers, len(shards))) as pool:
+        for rows in pool.map(_fingerprint_shard, [folder] * len(shards), shards, [served] * len(shards)):
             yield from rows
 
 
-def collect_rows(folder: Path, shards: list[str], report: AuditReport, workers: int = 1) -> list[RowInfo]:
+def collect_rows(folder: Path, shards: list[str], report: AuditReport, workers: int = 1,
+                 served: dict[str, str] | None = None) -> list[RowInfo]:
     """Fingerprint the `all` config (or every config, deduplicated by sample_id when there is none)."""
     configs = collections.defaultdict(list)
     for p in shards:
-        configs[SHARD_RE.match(p).group("config")].append(p)
+        m = SHARD_RE.match(p)
+        configs[m.group("config") if m else Path(p).parent.name].append(p)
     main = configs["all"] if "all" in configs else sorted(shards)
     rows: dict[str, RowInfo] = {}
-    for split, info in progress(_fingerprints(folder, main, workers), desc="audit rows"):
+    for split, info in progress(_fingerprints(folder, main, workers, served), desc="audit rows"):
         if info.split != split:
             report.integrity.append({"problem": "split_column_mismatch", "path": info.sample_id,
                                      "detail": f"in {split} files but split column says {info.split!r}"})
@@ -371,13 +422,12 @@ def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: 
     report = AuditReport(target=target or str(folder), phash_hamming=phash_hamming,
                          test_ids_source="file" if test_ids is not None else "inferred")
     shards = check_manifest(folder, report)
-    rows_by_path = {}
-    if (folder / "manifest.json").is_file():
-        manifest = json.loads((folder / "manifest.json").read_text())
-        rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)}
-    readable = [p for p in shards if check_schema(folder, p, rows_by_path.get(p), report)]
+    manifest = read_manifest_or_report(folder, None) if (folder / "manifest.json").is_file() else None
+    rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)} if manifest else {}
+    served = served_files(folder)  # read too: load_dataset serves them, listed or not
+    readable = [p for p in sorted(set(shards) | set(served)) if check_schema(folder, p, rows_by_path.get(p), report)]
     _check_card_sizes(folder, readable, report)
-    return _leakage(folder, readable, test_ids, report, workers)
+    return _leakage(folder, readable, test_ids, report, workers, served)
 
 
 def audit_data(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
@@ -389,8 +439,8 @@ def audit_data(folder: Path, test_ids: set[str] | None = None, phash_hamming: in
 
 
 def _leakage(folder: Path, shards: list[str], test_ids: set[str] | None, report: AuditReport,
-             workers: int = 1) -> AuditReport:
-    rows = collect_rows(folder, shards, report, workers)
+             workers: int = 1, served: dict[str, str] | None = None) -> AuditReport:
+    rows = collect_rows(folder, shards, report, workers, served)
     report.rows = len(rows)
     if test_ids is not None:  # a file for another source would hold out nothing and pass as clean
         check_test_ids(test_ids, {s for r in rows for s in r.source_ids}, where=report.target,
@@ -409,7 +459,7 @@ def _check_card_sizes(folder: Path, shards: list[str], report: AuditReport) -> N
 
     import pyarrow.parquet as pq
 
-    meta = read_card_yaml(folder)
+    meta = read_card_yaml(folder, report)
     rows = {p: pq.read_metadata(folder / p).num_rows for p in shards}
     files_of = {}
     for c in meta.get("configs") or []:

@@ -26,17 +26,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_target(target: str, revision: str | None) -> Path:
-    """A local folder as is; a repo id is downloaded (manifest, card, data) at `revision`."""
+    """A local version folder as is; a repo id is downloaded (manifest, card, data) at `revision`.
+    A mistyped folder or an unreachable Hub is a CgddiError (one line, exit 2), not a traceback."""
     from builder.core.errors import CgddiError
 
     path = Path(target)
     if path.is_dir():
+        if not (path / "manifest.json").is_file() and not (path / "data").is_dir():
+            inside = sorted(p.parent.name for p in path.glob("*/manifest.json"))
+            hint = f"; it holds versions {', '.join(inside)}: pass e.g. {path / inside[0]}" if inside else ""
+            raise CgddiError(f"{path} is not a built version folder (no manifest.json, no data/){hint}")
         return path
-    if target.count("/") != 1:
-        raise CgddiError(f"{target!r} is neither a folder nor a Hub repo id ORG/NAME")
+    parent = path.parent
+    if target.count("/") != 1 or target.startswith((".", "/", "~")) or (parent != Path(".") and parent.is_dir()):
+        there = sorted(p.parent.name for p in parent.glob("*/manifest.json")) if parent.is_dir() else []
+        hint = f" ({parent} holds versions {', '.join(there)})" if there else ""
+        raise CgddiError(f"no folder {target}{hint}; pass a built version folder (e.g. out/1.1) or a Hub "
+                         "dataset repo id ORG/NAME")
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(target, repo_type="dataset", revision=revision))
+    try:
+        return Path(snapshot_download(target, repo_type="dataset", revision=revision))
+    except Exception as e:  # noqa: BLE001 (hub, httpx and OS errors alike: one line naming the target)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CgddiError(f"{target}{'@' + revision if revision else ''}: not a local folder, and the Hub did not "
+                         f"serve it ({type(e).__name__}: {first}); check the repo id, --revision, the network "
+                         "and HF_ENDPOINT / HF_TOKEN") from e
 
 
 def run(args: argparse.Namespace) -> int:

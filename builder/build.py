@@ -68,6 +68,8 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         raise ConfigError(f"version {cfg.version} uses source {cfg.source.name!r}: pass --source DIR (and --masks DIR)")
     if opts.source is not None and not Path(opts.source).is_dir():
         raise ConfigError(f"--source {opts.source} is not a folder")
+    if not isinstance(cfg.source.min_side_px, int) or cfg.source.min_side_px < 1:
+        raise ConfigError(f"source.min_side_px={cfg.source.min_side_px!r}: expected a whole number of pixels >= 1")
     if opts.source_name is not None:
         if opts.source is None:
             raise ConfigError(f"--source-name {opts.source_name} names a --source folder; the embedded demo "
@@ -126,7 +128,8 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     real = StageStore(work / "real")
     before = read_source_info(real)
     stages.append(_log(ingest_source(source, masks, real, source_name=source_name, limit=opts.limit,
-                                     workers=opts.workers, auto_masks=auto_dir)))
+                                     workers=opts.workers, auto_masks=auto_dir,
+                                     min_side_px=cfg.source.min_side_px)))
     source_info = read_source_info(real)
     fingerprint = build_fingerprint(cfg, source_info)
     _guard_fingerprint(out_dir, cfg, source_info, fingerprint, opts.overwrite)
@@ -176,14 +179,42 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
               "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts}
     stages.append(curate)
 
-    # 5. Shards, card, manifest; then prove the output loads. The manifest's stage counts come from
-    #    the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
+    # 5. Last guard, then shards, card, manifest; then prove the output loads. The manifest's stage
+    #    counts come from the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
+    refuse_source_copies(records, stores, real_records, real_split.hashes, cur.hashes)
     content = [stage_content(st["stage"], store) for st, store in zip(stages, stores.values())]
     content.append({"records" if k == "done" else k: v for k, v in curate.items()})
     files = publish(out_dir, cfg, records, stores, content, overwrite=opts.overwrite, workers=opts.workers,
                     source=source_info, fingerprint=fingerprint)
     verify_load(out_dir, files)
     return BuildResult(out_dir, records, files, stages)
+
+
+def refuse_source_copies(records: list[Record], stores: dict, real: list[Record], real_hashes: dict,
+                         hashes: dict) -> None:
+    """No synthetic row may be a source photo, byte for byte or decoded pixel for pixel (issue 11: a
+    mask covering the whole photo once published the photo itself as `healthy`). A hit is a bug in the
+    stage that made the row, so the build stops before anything is written."""
+    import hashlib
+
+    def sha(store: StageStore, rec: Record) -> str:
+        return hashlib.sha256(store.read_image_bytes(rec)).hexdigest()
+
+    real_bytes = {sha(stores["real"], r): r.source_ids[0] for r in real}
+    real_pixels = {h.pixel_hash: real_id for real_id, h in real_hashes.items()}
+    by_real = {r.sample_id: r.source_ids[0] for r in real}
+    hits = []
+    for r in records:
+        if r.kind == "real":  # publish.include_real publishes sources on purpose
+            continue
+        src = real_bytes.get(sha(stores[r.kind], r))
+        pix = real_pixels.get(hashes[r.sample_id].pixel_hash) if r.sample_id in hashes else None
+        if src or pix:
+            hits.append(f"{r.sample_id} = {'bytes' if src else 'pixels'} of {src or by_real.get(pix, pix)}")
+    if hits:
+        raise BuildError(f"{len(hits)} synthetic rows are copies of source photos ({'; '.join(hits[:3])}); "
+                         "nothing was published. The stage that made them let a source through: report it "
+                         "with these ids (rerun with -v for its log)")
 
 
 def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) -> list[str] | None:
@@ -274,8 +305,6 @@ def _hub_url(cfg: BuildConfig) -> str | None:
 
 def verify_load(out_dir: Path, files: list[dict]) -> None:
     """Load the folder with `datasets.load_dataset` (every config) and compare row counts with the shards."""
-    import tempfile
-
     import datasets
 
     from builder.core.progress import progress_enabled
@@ -286,13 +315,19 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
     for f in files:
         expected[("all", f["split"])] += f["rows"]
         expected[(f["config"], f["split"])] += f["rows"]
-    with tempfile.TemporaryDirectory(prefix="cgddi-verify-") as cache:
+    # The cache sits beside the staging folder, not in /tmp: a run killed here leaves nothing there,
+    # and the next run clears it (a TemporaryDirectory outlives a kill -9).
+    cache = out_dir.parent / ".staging" / f"{out_dir.name}.verify-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    try:
         for config in sorted({c for c, _ in expected}):
-            ds = datasets.load_dataset(str(out_dir), name=config, cache_dir=cache)
+            ds = datasets.load_dataset(str(out_dir), name=config, cache_dir=str(cache))
             got = {s: ds[s].num_rows for s in ds}
             want = {s: n for (c, s), n in expected.items() if c == config}
             if got != want:
                 raise BuildError(f"{out_dir}: config {config!r} loads back as {got}, expected {want}")
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Path | None, str | None]:

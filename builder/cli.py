@@ -73,8 +73,26 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command. Input and environment errors print one line (the path and the fix) and
+    exit 2; Ctrl-C prints one line and exits 130; exit 1 is left to the commands ("audit found a problem")."""
+    from builder.cli_errors import INTERRUPTED, describe
+
     try:
         return int(args._run(args) or 0)
     except CgddiError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 (anything that is not an environment error is re-raised)
+        line = describe(e)
+        if line is None:
+            raise
+        logging.getLogger(__name__).debug("environment error", exc_info=True)
+        print(f"error: {line}", file=sys.stderr)
         return 2

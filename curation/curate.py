@@ -52,6 +52,7 @@ class Curated:
     report: list[dict]  # leakage report rows
     duplicates: list[Duplicate]
     counts: dict
+    hashes: dict[str, ImageHash] = dataclasses.field(default_factory=dict)  # of the kept records
 
 
 def check_config(cfg: CurationConfig) -> None:
@@ -145,7 +146,8 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     recs = [r for r in recs if r.sample_id not in dropped]
     counts = reconcile("curate", len(candidates), recs, rejections)
     counts["cross_split_pairs_shared_lineage"] = n_related  # kept: derivation, placed by the leakage rule
-    return Curated(sorted(recs, key=lambda r: r.sample_id), sorted(rejections, key=_key), report, dups, counts)
+    return Curated(sorted(recs, key=lambda r: r.sample_id), sorted(rejections, key=_key), report, dups, counts,
+                   {r.sample_id: hashes[r.sample_id] for r in recs})
 
 
 def _hash_by_kind(recs: list[Record], stores: dict[str, StageStore], workers: int | None):

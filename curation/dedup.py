@@ -15,13 +15,13 @@ import io
 import itertools
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from builder.core.schema import Rejection
+from builder.core.workers import pool_context, worker_pool  # noqa: F401 (pool_context: old import path)
 
 STAGE = "dedup"
 
@@ -102,21 +102,12 @@ def hash_images(items: Iterable[tuple[str, str | os.PathLike]], workers: int | N
     if workers == 1 or len(todo) < 2 * workers:
         results = [_hash_one(t) for t in progress(todo, desc, total=len(todo))]
     else:
-        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+        with worker_pool(workers) as pool:
             chunk = max(1, min(64, len(todo) // (8 * workers)))
             results = list(progress(pool.map(_hash_one, todo, chunksize=chunk), desc, total=len(todo)))
     hashes = [r for r in results if isinstance(r, ImageHash)]
     rejections = [r for r in results if isinstance(r, Rejection)]
     return hashes, rejections
-
-
-def pool_context():
-    """forkserver, not fork: a forked child of a process that already ran polars' (or torch's)
-    thread pools can deadlock; forkserver children start from a clean single-threaded server."""
-    import multiprocessing
-
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 # -- near-duplicate search -------------------------------------------------------------------

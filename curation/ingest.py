@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.core.errors import BuildError, SourceError
+from builder.core.errors import BuildError, SampleRejected, SourceError
 from builder.core.fingerprint import source_fingerprint
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import AutoMask, Record, Rejection, digest, make_sample_id
-from builder.core.store import StageStore, atomic_write, decode_rgb, encode_png
+from builder.core.store import StageStore, atomic_write, encode_png
+from curation.images import MIN_SIDE_PX, read_photo
 from curation.masks import MaskError, read_auto_index, read_binary_masks, read_sddi_mask
 from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_map, read_source_table
 
@@ -33,10 +34,12 @@ __all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "read_counts", "r
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
                   limit: int | None = None, disease_map: dict[str, str] | None = None,
-                  workers: int | None = None, auto_masks: Path | None = None) -> StageSummary:
+                  workers: int | None = None, auto_masks: Path | None = None,
+                  min_side_px: int = MIN_SIDE_PX) -> StageSummary:
     """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
 
-    Images are decoded, re-encoded and written over `workers` processes (default: all cores).
+    Images are decoded (any mode -> 8-bit RGB, `curation.images`), re-encoded and written over
+    `workers` processes (default: all cores); photos under `min_side_px` on a side are rejected.
     `auto_masks`: a `generate masks` output folder; photos without a hand mask take theirs from it.
     Masks listed in an `auto_masks.jsonl` (there or in the masks folder) are automatic: the record
     carries them in `auto_masks`; a photo whose automatic mask was rejected keeps the reason.
@@ -59,7 +62,7 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
                     info["name"], info["fingerprint"])
         _clear(out)
     records, rejections = [], list(table.rejections)
-    for rec in _map(_ingest_one, [(row, out, auto) for row, auto in items], workers):
+    for rec in _map(_ingest_one, [(row, out, auto, min_side_px) for row, auto in items], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
     rejections.sort(key=lambda r: (r.item_id, r.reason, r.detail))
     for r in rejections:
@@ -115,11 +118,9 @@ def _map(fn, items: list, workers: int | None):
     workers = max(1, workers or os.cpu_count() or 1)
     if workers == 1 or len(items) < 2 * workers:
         return list(progress((fn(x) for x in items), desc="ingest", total=len(items)))
-    from concurrent.futures import ProcessPoolExecutor
+    from builder.core.workers import worker_pool
 
-    from curation.dedup import pool_context
-
-    with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+    with worker_pool(workers) as pool:
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
 
 
@@ -140,20 +141,16 @@ def _with_auto_masks(rows: list[SourceRow], masks: Path, auto_dir: Path | None) 
     return out
 
 
-def _ingest_one(item: tuple[SourceRow, StageStore, dict | None]) -> Record | Rejection:
-    row, out, auto = item
+def _ingest_one(item: tuple[SourceRow, StageStore, dict | None, int]) -> Record | Rejection:
+    row, out, auto, min_side_px = item
     def reject(reason: str, detail: str) -> Rejection:
         return Rejection("ingest", row.source_id, reason, f"line {row.line}: {detail}", str(row.image))
 
     try:
         data = row.image.read_bytes()
-        rgb = decode_rgb(data)
-    except Exception as e:  # PIL raises many types for corrupt files
-        return reject("unreadable_image", f"{row.image} cannot be decoded as an image ({e}); "
-                                          "replace the file or remove the row")
-    try:
+        rgb = read_photo(data, str(row.image), min_side_px)
         label_map = _read_mask(row, *rgb.shape[:2])
-    except MaskError as e:
+    except (SampleRejected, MaskError) as e:
         return reject(e.reason, e.detail)
     png = data if data.startswith(b"\x89PNG") and _is_rgb_png(data) else encode_png(rgb)
     sample_id = make_sample_id("real", digest(png), {"source_id": row.source_id})

@@ -17,6 +17,22 @@ class MaskError(ValueError):
         self.detail = detail
 
 
+SDDI_SHAPE = (256, 256)  # sDDI publishes every label map at 256x256, whatever the photo's aspect
+
+
+def check_mask_shape(path: Path, shape: tuple[int, int], height: int, width: int, *,
+                     sddi: bool = False) -> None:
+    """A mask must be the sDDI 256x256 form (`.npy` only) or have the photo's aspect ratio, up to the one
+    pixel of rounding a resize leaves on the smaller of the two (|mh*w - mw*h| <= the larger one's
+    h + w); anything else would be stretched onto the wrong pixels."""
+    mh, mw = shape
+    if (sddi and (mh, mw) == SDDI_SHAPE) or abs(mh * width - mw * height) <= max(mh + mw, height + width):
+        return
+    form = "neither the sDDI 256x256 form nor" if sddi else "not"
+    raise MaskError("mask_aspect_mismatch", f"{path}: mask is {mw}x{mh} px, photo {width}x{height} px: {form} "
+                                            "the photo's aspect ratio; export the mask at the photo's size")
+
+
 def resize_nearest(label_map: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize (label values must never blend)."""
     import cv2
@@ -40,6 +56,7 @@ def read_sddi_mask(path: str | Path, height: int, width: int) -> np.ndarray:
     if bad.size:
         raise MaskError("unknown_label_values", f"{path}: label values {bad.tolist()} are not sDDI "
                                                 f"labels {list(LABEL_VALUES)}")
+    check_mask_shape(path, raw.shape, height, width, sddi=True)
     return _check_lesion(path, resize_nearest(raw.astype(np.uint8), height, width))
 
 
@@ -69,6 +86,7 @@ def _read_binary(path: Path, height: int, width: int) -> np.ndarray:
     if bad.size:
         raise MaskError("unknown_label_values", f"{path}: binary mask has values {bad[:5].tolist()}..., "
                                                 "expected only 0 and 255")
+    check_mask_shape(path, arr.shape, height, width)
     return resize_nearest((arr > 127).astype(np.uint8), height, width).astype(bool)
 
 

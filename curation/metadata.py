@@ -7,10 +7,12 @@ ends up in `SourceTable.rows` or `SourceTable.rejections` (`n_in == kept + rejec
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from pathlib import Path
 
 from builder.core.errors import SourceError
+from builder.core.text import read_text_strict
 from builder.core.schema import DDI_TONE_TO_NAME, Rejection, fitzpatrick_to_tone
 
 STAGE = "ingest"
@@ -50,15 +52,26 @@ class SourceTable:
 
 def load_disease_map(path: str | Path | None = None) -> dict[str, str]:
     """The raw -> joined disease map (`ddi_disease,joined_disease`; 78 raw DDI names -> 65)."""
-    import polars as pl
-
     path = Path(path or DISEASE_MAP)
-    df = pl.read_csv(path, infer_schema=False)
+    df = read_csv_strings(path)
     missing = {"ddi_disease", "joined_disease"} - set(df.columns)
     if missing:
         raise SourceError(f"{path}: disease map lacks columns {sorted(missing)}; expected a CSV with "
                           "header 'ddi_disease,joined_disease'")
     return dict(zip(df["ddi_disease"].to_list(), df["joined_disease"].to_list()))
+
+
+def read_csv_strings(path: Path, limit: int | None = None):
+    """A CSV as a string-only polars frame; non-UTF-8 bytes (`read_text_strict`) or a malformed file
+    raise a SourceError naming the file."""
+    import polars as pl
+
+    data = read_text_strict(path).encode()
+    try:  # strings only: every value is validated by us instead of by type inference
+        return pl.read_csv(io.BytesIO(data), infer_schema=False, n_rows=limit)
+    except pl.exceptions.PolarsError as e:
+        raise SourceError(f"{path}: not a readable CSV table ({str(e).splitlines()[0]}); "
+                          "fix the file (one header row, comma-separated, the same columns on every line)") from e
 
 
 def find_table(source: Path) -> tuple[str, Path]:
@@ -81,21 +94,22 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
     `<source>/masks`. `limit` keeps the first rows only (quick runs); orphan files are then not
     checked, since most would be orphans of the rows left out.
     """
-    import polars as pl
-
     source = Path(source).resolve()
     if not source.is_dir():
         raise SourceError(f"source folder {source} does not exist; pass the folder holding "
                           f"{DDI_TABLE} (DDI) or metadata.csv (Fitzpatrick17k)")
     layout, table = find_table(source)
     name = check_source_name(source_name) if source_name else layout
-    # Strings only: we validate every value ourselves instead of trusting type inference.
-    lazy = pl.scan_csv(table, infer_schema=False).with_row_index("line", offset=2)
-    df = (lazy.head(limit) if limit is not None else lazy).collect()
-    masks = Path(masks).resolve() if masks else source / "masks"
+    if _inside(source, table.name) is None:
+        raise SourceError(f"{table} resolves to {table.resolve()}, outside the source folder {source}; "
+                          "copy the table into the folder (symlinks must stay inside it)")
+    df = read_csv_strings(table, limit).with_row_index("line", offset=2)
+    masks_given = masks is not None
+    masks = Path(masks).resolve() if masks_given else source / "masks"
     check = _check_ddi if layout == "ddi" else _check_fitz
     rows, rejections = check(df, table, source, masks, name,
-                             disease_map if disease_map is not None else load_disease_map())
+                             disease_map if disease_map is not None else load_disease_map(),
+                             masks if masks_given else source)
     rejections += _duplicate_ids(rows, table)
     dup = {r.item_id for r in rejections if r.reason == "duplicate_id"}
     rows = [r for r in rows if r.source_id not in dup or r.line == _first_line(rows, r.source_id)]
@@ -156,7 +170,7 @@ def _reject(table: Path, line: int, item: str, reason: str, column: str, value, 
                      f"{table.name} line {line}, column {column}: value {value!r} {why}; {fix}", str(table))
 
 
-def _check_ddi(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str]):
+def _check_ddi(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str], mask_root: Path):
     _require(df, table, ["DDI_ID", "DDI_file", "skin_tone", "disease"])
     mal_col = "malignancy(malig=1)" if "malignancy(malig=1)" in df.columns and "malignant" not in df.columns \
         else "malignant"
@@ -175,8 +189,12 @@ def _check_ddi(df, table: Path, source: Path, masks: Path, name: str, dmap: dict
             rej.append(problem)
             continue
         image = _inside(source, _ddi_image(source, d["DDI_file"]))
-        mask = masks / f"{image.stem}.npy"
-        rows.append(SourceRow(item, line, image, mask if mask.is_file() else None, None,
+        mask, problem = _mask_file(masks, mask_root, f"{image.stem}.npy", table, line, item, "DDI_file",
+                                   d["DDI_file"])
+        if problem:
+            rej.append(problem)
+            continue
+        rows.append(SourceRow(item, line, image, mask, None,
                               DDI_TONE_TO_NAME[int(d["skin_tone"])], None,
                               d[mal_col].strip().lower() in _TRUE, dmap[d["disease"].strip()],
                               d["disease"].strip(), _str_or_none(d.get(patient_col))))
@@ -211,26 +229,39 @@ def _ddi_image(source: Path, name: str) -> str:
 def _file_problem(R, source: Path, rel: str, col: str) -> Rejection | None:
     path = _inside(source, rel)
     if path is None:
-        return R("path_escapes_root", col, f"resolves outside the source folder {source}",
-                 "use a path relative to the source folder")
+        return R("path_escapes_root", col, f"resolves to {(source / rel.strip()).resolve()}, outside the "
+                 f"source folder {source}", "copy the file into the source folder (symlinks must stay inside it)")
     if not path.is_file():
         return R("missing_image", col, f"names no file ({path} does not exist)",
                  "add the image or remove the row")
     return None
 
 
-def _inside(source: Path, rel: str) -> Path | None:
-    """`rel` under `source`, or None when it escapes (absolute path, `..`). Checked on the names,
-    not the resolved path: a symlinked images folder is the user's choice, `../x` in a table is not."""
-    path = Path(os.path.normpath(source / rel.strip()))
-    return path if path.is_relative_to(source) else None
+def _inside(root: Path, rel: str) -> Path | None:
+    """`rel` under `root` (resolved), or None when it escapes: an absolute path, `..`, or a symlink (of
+    the file or of a folder above it) resolving outside. The path keeps its own name (a mask is found
+    by the image's stem, not its link target's)."""
+    path = Path(os.path.normpath(root / rel.strip()))
+    return path if path.is_relative_to(root) and path.resolve().is_relative_to(root) else None
+
+
+def _mask_file(masks: Path, root: Path, name: str, table: Path, line: int, item: str, col: str, value):
+    """(mask path or None, rejection or None): a mask whose file resolves outside `root` rejects its row."""
+    mask = masks / name
+    if not mask.is_file():
+        return None, None
+    if _inside(root, str(mask.relative_to(root))) is None:
+        return None, _reject(table, line, item, "path_escapes_root", col, value,
+                             f"has mask {mask}, which resolves to {mask.resolve()}, outside {root}",
+                             "copy the mask into the masks folder (symlinks must stay inside it)")
+    return mask, None
 
 
 def _str_or_none(v) -> str | None:
     return v.strip() if isinstance(v, str) and v.strip() else None
 
 
-def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str]):
+def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str], mask_root: Path):
     _require(df, table, ["md5hash", "fitzpatrick_scale", "label", "three_partition_label"])
     rows, rej = [], []
     for d in df.iter_rows(named=True):
@@ -242,12 +273,15 @@ def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dic
             continue
         image = _inside(source, _fitz_image(source, d))
         fitz = int(d["fitzpatrick_scale"])
-        lesion, nonskin = masks / f"{md5}_lesions.png", masks / f"{md5}_nonskin.png"
-        if not lesion.is_file() and (masks / f"{md5}.npy").is_file():  # an sDDI-form map (generate masks)
-            lesion = masks / f"{md5}.npy"
+        lesion, p1 = _mask_file(masks, mask_root, f"{md5}_lesions.png", table, line, item, "md5hash", md5)
+        if lesion is None and p1 is None:  # an sDDI-form map (generate masks)
+            lesion, p1 = _mask_file(masks, mask_root, f"{md5}.npy", table, line, item, "md5hash", md5)
+        nonskin, p2 = _mask_file(masks, mask_root, f"{md5}_nonskin.png", table, line, item, "md5hash", md5)
+        if p1 or p2:
+            rej.append(p1 or p2)
+            continue
         label = d["label"].strip()
-        rows.append(SourceRow(item, line, image, lesion if lesion.is_file() else None,
-                              nonskin if nonskin.is_file() else None, fitzpatrick_to_tone(fitz), fitz,
+        rows.append(SourceRow(item, line, image, lesion, nonskin, fitzpatrick_to_tone(fitz), fitz,
                               d["three_partition_label"].strip() == "malignant", dmap.get(label, label),
                               label, _str_or_none(d.get("patient_id"))))
     return rows, rej

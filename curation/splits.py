@@ -203,7 +203,9 @@ def _patchalign_order(csv_path: Path, ids: list[str]) -> list[str]:
 
     if not csv_path.is_file():
         raise ConfigError(f"curation.patchalign24_csv={csv_path} does not exist")
-    df = pl.read_csv(csv_path, infer_schema=False)
+    from curation.metadata import read_csv_strings
+
+    df = read_csv_strings(csv_path)
     if "hasher" not in df.columns:
         raise ConfigError(f"{csv_path}: no 'hasher' column; expected PatchAlign24's DDI CSV")
     by_stem = {s.split(":", 1)[1]: s for s in ids}

@@ -211,6 +211,9 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     if region is None:
         what = "lesion or marker" if cfg.include_marker else "lesion"
         return reject("empty_region", f"no {what} pixels to inpaint", mask_rel)
+    if not (label_map[~region.mask] == LABEL_SKIN).any():  # issue 11: else the photo came back as is
+        return reject("no_skin_to_inpaint", f"the inpaint region ({region.pixels} px) leaves no skin pixel "
+                      "(label 4) to inpaint from; the photo cannot become a healthy-skin image", mask_rel)
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
     prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.name == "diffusers" else None

@@ -120,11 +120,9 @@ def run_lesion_map_pool(bases: StageStore, donors: StageStore, out: StageStore, 
     if workers == 1:
         parts = [run_lesion_map(bases, donors, out, cfg, rank=0, **kw)]
     else:
-        from concurrent.futures import ProcessPoolExecutor
+        from builder.core.workers import worker_pool
 
-        from curation.dedup import pool_context
-
-        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+        with worker_pool(workers) as pool:
             futures = [pool.submit(run_lesion_map, bases, donors, out, cfg, rank=r, **kw) for r in range(workers)]
             parts = [f.result() for f in futures]
     for part in parts:

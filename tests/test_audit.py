@@ -126,3 +126,62 @@ def test_near_duplicates_sharing_a_source_are_derivation_not_leaks(store, tmp_pa
     report = audit_folder(build_version(store, tmp_path / "out"))
     reasons = {i["reason"] for i in report.leaks if i["sample_id"] == copy}
     assert reasons == {"semantic_model_saw_test_source"} and report.derivation_pairs >= 1
+
+
+def test_extra_parquet_served_by_load_dataset_fails_audit(store, tmp_path):
+    """Issue 11: an extra `data/healthy/train-extra.parquet` passed audit while load_dataset served its
+    planted test row. Audit now reads every file the card's globs match and lists every unlisted file."""
+    import datasets
+
+    folder = build_version(store, tmp_path / "out")
+    test_shard = pq.read_table(folder / "data" / "healthy" / "test-00000-of-00001.parquet")
+    planted = test_shard.slice(0, 1)
+    pq.write_table(planted, folder / "data" / "healthy" / "train-extra.parquet")
+    sid = planted.column("sample_id")[0].as_py()
+    served = datasets.load_dataset(str(folder), name="healthy", cache_dir=str(tmp_path / "cache"),
+                                   verification_mode="no_checks")
+    assert sid in served["train"]["sample_id"]  # the case is real: the file is served as train
+    rc, report = _audit(folder, tmp_path)
+    assert rc == 1 and not report["ok"]
+    problems = {(p["problem"], p["path"]) for p in report["integrity"]["problems"]}
+    assert ("unlisted_file", "data/healthy/train-extra.parquet") in problems
+    assert ("split_column_mismatch", sid) in problems  # its rows were read: a test row in train files
+    assert any(p == "card_split_size_mismatch" for p, _ in problems)
+    # Listed in the manifest too (what made the old audit say CLEAN: it read only shard-named files).
+    from builder.manifest import relist_files
+
+    relist_files(folder, ["data/healthy/train-extra.parquet"])
+    rc, report = _audit(folder, tmp_path)
+    problems = {(p["problem"], p["path"]) for p in report["integrity"]["problems"]}
+    assert rc == 1 and ("split_column_mismatch", sid) in problems
+    assert not any(p == "unlisted_file" for p, _ in problems)
+
+
+def test_any_file_not_in_the_manifest_fails_integrity(store, tmp_path):
+    folder = build_version(store, tmp_path / "out")
+    (folder / "notes.txt").write_text("hello\n")
+    (folder / "data" / "semantic" / "extra").mkdir(parents=True)
+    (folder / "data" / "semantic" / "extra" / "x.bin").write_bytes(b"\0")
+    report = audit_folder(folder)
+    assert {(p["problem"], p["path"]) for p in report.integrity} == {
+        ("unlisted_file", "notes.txt"), ("unlisted_file", "data/semantic/extra/x.bin")}
+
+
+def test_unreadable_manifest_or_card_is_an_integrity_problem(store, tmp_path):
+    folder = build_version(store, tmp_path / "out")
+    (folder / "README.md").write_bytes(b"---\nconfigs: [\xe9\n---\n")
+    report = audit_folder(folder)
+    assert "unreadable_card" in {p["problem"] for p in report.integrity} and not report.ok
+    (folder / "manifest.json").write_bytes(b"{not json")
+    report = audit_folder(folder)
+    assert "unreadable_manifest" in {p["problem"] for p in report.integrity} and not report.ok
+
+
+def test_test_ids_file_with_a_non_utf8_byte_names_line_and_offset(tmp_path, capsys):
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"ddi:000001\nddi:00\xff002\n")
+    folder = tmp_path / "v"
+    (folder / "data").mkdir(parents=True)
+    assert main(["audit", str(folder), "--test-ids", str(ids)]) == 2
+    err = capsys.readouterr().err
+    assert f"{ids} line 2, byte offset 17" in err and "not UTF-8" in err

@@ -183,3 +183,16 @@ def test_build_with_automatic_masks_uses_every_photo_that_passes(tmp_path, share
     assert "auto_masks" in ds.features
     plan = (tmp_path / "out" / ".work" / "1.2" / "lesion_mapped" / "plan.csv").read_text().splitlines()[0]
     assert "base_auto_mask" in plan and "donor_auto_mask" in plan
+
+
+def test_generate_masks_command_on_real_photos_with_masks_hidden(tmp_path, shared_data, capsys):
+    from builder.cli import main
+
+    fitz_source(shared_data, tmp_path / "src", 3)
+    assert main(["-q", "generate", "masks", "--source", str(tmp_path / "src"), "--out", str(tmp_path / "out"),
+                 "--min-confidence", "0"]) == 0
+    assert "[masks] done=3" in capsys.readouterr().out
+    assert len(list((tmp_path / "out").glob("*.npy"))) == 3 and (tmp_path / "out" / "sheets" / "batch-00000.png").is_file()
+    assert main(["generate", "masks", "--source", str(tmp_path / "src"), "--out", str(tmp_path / "x"),
+                 "--backend", "learned"]) == 2  # no --model: a ConfigError naming masks.model_id
+    assert "masks.model_id" in capsys.readouterr().err

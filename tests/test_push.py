@@ -133,6 +133,23 @@ def test_audit_a_pushed_revision(hub, store, tmp_path):
     assert doc["ok"] and doc["target"] == f"{REPO}@v1.1" and doc["rows"] == len(store.records())
 
 
+def test_audit_of_a_repo_fails_on_a_file_the_manifest_does_not_list(hub, store, tmp_path):
+    """Issue 11: every file of the repo counts, not only the manifest's; an extra shard the card's
+    globs match is served by load_dataset, so it must fail the audit."""
+    folder = build_version(store, tmp_path / "out")
+    assert _push(hub, tmp_path, folder).returncode == 0
+    repo = hub.repo(REPO)
+    head = repo.resolve("main")
+    extra = (folder / "data" / "healthy" / "test-00000-of-00001.parquet").read_bytes()
+    planted = repo.add_commit(head.oid, "plant", {**head.files, "data/healthy/train-extra.parquet": extra})
+    repo.branches["main"] = planted.oid
+    report = tmp_path / "audit.json"
+    p = _cli(hub, tmp_path, "audit", REPO, "--revision", "main", "--report", str(report))
+    assert p.returncode == 1, p.stdout + p.stderr
+    problems = {(q["problem"], q["path"]) for q in json.loads(report.read_text())["integrity"]["problems"]}
+    assert ("unlisted_file", "data/healthy/train-extra.parquet") in problems
+
+
 def test_push_interrupted_before_the_tag_resumes_without_a_new_commit(hub, store, tmp_path):
     folder = build_version(store, tmp_path / "out")
     assert _push(hub, tmp_path, folder).returncode == 0

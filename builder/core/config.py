@@ -20,6 +20,7 @@ class SourceConfig:
     name: str = "demo"
     demo_count: int = 36
     demo_seed: int = 20261125
+    min_side_px: int = 64  # smaller photos are rejected `image_too_small` (why 64: curation/images.py)
 
 
 @dataclasses.dataclass(frozen=True)

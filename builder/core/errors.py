@@ -21,5 +21,14 @@ class ExportError(CgddiError):
     """An export was refused (untrusted input, an output inside a published folder, an existing output)."""
 
 
+class SampleRejected(CgddiError):
+    """One input that cannot be used; it becomes a `Rejection` with this snake_case `reason`."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class LockError(CgddiError):
     """Another run holds the work folder (its pid, start time and command are named)."""

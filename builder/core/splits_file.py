@@ -14,6 +14,7 @@ from typing import Iterable
 
 from builder.core.errors import ConfigError
 from builder.core.schema import SPLITS
+from builder.core.text import read_text_strict
 
 HEADER = ("source_id", "split")
 SHOWN = 3  # ids named per side when a file matches nothing
@@ -58,7 +59,7 @@ def read_test_ids(path: str | os.PathLike) -> set[str]:
     if not path.is_file():
         raise ConfigError(f"test-ids file {path} does not exist; give a file with one source id per line "
                           "(e.g. ddi:000001) or a build's splits.csv")
-    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
+    lines = [ln.split("#", 1)[0].strip() for ln in read_text_strict(path).splitlines()]
     lines = [ln for ln in lines if ln]
     if lines and lines[0].split(",")[0].strip() == "source_id":
         rows = _csv_rows(path, "test-ids file", "give one source id per line")
@@ -103,7 +104,7 @@ def _few(ids: list[str]) -> str:
 def _csv_rows(path: Path, what: str, fix: str) -> list[dict]:
     """The header (as a dict of itself) and the rows of a CSV file; `#` comment lines dropped."""
     try:
-        text = path.read_text()
+        text = read_text_strict(path)
     except OSError as e:
         raise ConfigError(f"{what} {path}: cannot read ({e}); {fix}") from e
     body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))

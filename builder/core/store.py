@@ -127,5 +127,9 @@ def decode_label_map(data: bytes) -> np.ndarray:
 def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:  # disk full, Ctrl-C: no half-written file left behind
+        tmp.unlink(missing_ok=True)
+        raise

@@ -18,10 +18,11 @@ import logging
 from pathlib import Path
 
 from builder.core.config import MasksConfig
-from builder.core.errors import ConfigError
+from builder.core.errors import ConfigError, SampleRejected
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import canonical_json
-from builder.core.store import atomic_write, decode_rgb
+from builder.core.store import atomic_write
+from curation.images import read_photo
 from curation.masks import (MaskError, auto_mask_file, read_auto_index, read_binary_masks, read_sddi_mask,
                             write_auto_index, write_label_map)
 from curation.metadata import SourceRow, read_source_table
@@ -120,10 +121,10 @@ def _mask_one(out: Path, row: SourceRow, backend, cfg: MasksConfig) -> tuple[dic
     entry = {"source_id": row.source_id, "image": row.image.name, "file": None, "method": backend.method,
              "version": backend.version, "confidence": None, "min_confidence": cfg.min_confidence,
              "accepted": False, "reason": None, "detail": None}
-    try:
-        rgb = decode_rgb(row.image.read_bytes())
-    except Exception as e:  # PIL raises many types for corrupt files
-        entry.update(reason="unreadable_image", detail=f"{row.image}: cannot be decoded ({e})")
+    try:  # the same decoding as ingest: any mode -> faithful 8-bit RGB, or its named reason
+        rgb = read_photo(row.image.read_bytes(), str(row.image))
+    except SampleRejected as e:
+        entry.update(reason=e.reason, detail=e.detail)
         return entry, None
     result = backend.segment(rgb)
     entry.update(confidence=result.confidence, lesion_frac=round(result.lesion_frac, 4))
@@ -142,11 +143,11 @@ def _training_pairs(rows: list[SourceRow]):
     """(photo, hand label map) for every row with a readable mask (unreadable ones are left to ingest)."""
     for row in rows:
         try:
-            rgb = decode_rgb(row.image.read_bytes())
+            rgb = read_photo(row.image.read_bytes(), str(row.image))
             h, w = rgb.shape[:2]
             lm = read_sddi_mask(row.mask, h, w) if row.mask.suffix == ".npy" else \
                 read_binary_masks(row.mask, row.nonskin, h, w)
-        except (MaskError, OSError, ValueError) as e:
+        except (MaskError, SampleRejected, OSError, ValueError) as e:
             log.warning("learned masks: %s not used for training (%s)", row.source_id, e)
             continue
         yield rgb, lm

@@ -1,0 +1,25 @@
+"""Text files a user hands in (metadata tables, id lists, split tables), decoded as strict UTF-8.
+
+A byte that is not UTF-8 is an error naming the file, line, byte offset and the fix, instead of a
+polars `invalid utf-8 sequence` or a Python traceback that names nothing (issue 11).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from builder.core.errors import SourceError
+
+
+def read_text_strict(path: str | os.PathLike) -> str:
+    """The file's text; raises SourceError on the first byte that is not UTF-8."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SourceError(f"{path} line {line}, byte offset {e.start} (column {column}): byte "
+                          f"0x{data[e.start]:02x} is not UTF-8; re-save the file as UTF-8 "
+                          f"(e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`)") from e
