@@ -183,6 +183,9 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     #    counts come from the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
     refuse_source_copies(records, stores, real_records, real_split.hashes, cur.hashes)
     content = [stage_content(st["stage"], store) for st, store in zip(stages, stores.values())]
+    for entry, st in zip(content, stages):  # delivered / planned is read from the store: content too
+        if "delivery" in st:
+            entry["delivery"] = st["delivery"]
     content.append({"records" if k == "done" else k: v for k, v in curate.items()})
     files = publish(out_dir, cfg, records, stores, content, overwrite=opts.overwrite, workers=opts.workers,
                     source=source_info, fingerprint=fingerprint)
@@ -236,11 +239,13 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
     Curation has already removed leakage, so an audit finding at this point is a bug: the build
-    stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks)."""
+    stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks).
+    `source` (the source's name and fingerprint, as ingest recorded them) is shown in the card."""
     from builder.audit import audit_data
     from builder.manifest import file_entry, install_version, write_manifest
     from builder.shards import write_shards
-    from cards.card import write_card, write_license
+    from builder.source_pixels import measure_source_pixels
+    from cards.card import card_facts, write_card, write_license
     from cards.croissant import write_croissant
     from cards.plots import write_plots
 
@@ -261,14 +266,16 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
                              f"`python -m builder audit {staging}` and report it: curation should have removed them")
         log.warning("%s; see the card", msg)
     plots = write_plots(staging, records, stores)
+    pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
+    facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source,
+                       delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
-    extras = plots + [write_croissant(staging, cfg, configs, _hub_url(cfg), f"cgDDI v{cfg.version}")]
-    write_card(staging, cfg, files, records, plots=plots, audit=audit,
-               delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
-    extras += ["README.md", write_license(staging)]
+    extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
+    write_card(staging, files, facts)
+    extras += ["README.md", write_license(staging, facts)]
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
-    extra = {"audit": audit_summary}
+    extra = {"audit": audit_summary, "source_pixels": pixels}
     if source is not None:  # what the rows were made from, and the build's own fingerprint
         extra.update(source=source, build_fingerprint=fingerprint)
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,

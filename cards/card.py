@@ -1,30 +1,96 @@
-"""Dataset card (README.md): Hub YAML (`configs`, `dataset_info`, license, tags, ...) and the prose."""
+"""Dataset card (README.md) and LICENSE.md: Hub YAML (configs, dataset_info, licence by source, gating, tags) and the prose."""
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
 from builder.core.config import BuildConfig
-from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, TOOLKIT_VERSION, Record
+from builder.core.schema import KINDS, SPLITS, Record
 from cards import text
+from cards.sources import card_license, gated, license_md, sources_of
 
-CONFIG_ORDER = ("all",) + KINDS
+# The order of the card's prose sections; a new section is a function `f(CardFacts) -> str` added here.
+SECTIONS = (text.summary, text.source, text.source_pixels, text.how_built, text.structure, text.splits,
+            text.delivery, text.figures, text.lineage, text.usage, text.terms, text.bias, text.citations)
+
+# The Hub's `size_categories` (huggingface_hub.DatasetCardData): upper bound -> name; above the last, n>1T.
+SIZE_CATEGORIES = ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
+                   (10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B"), (10**10, "1B<n<10B"),
+                   (10**11, "10B<n<100B"), (10**12, "100B<n<1T"))
+BASE_TAGS = ("dermatology", "medical", "synthetic", "fairness", "skin-tone")
 
 
 def size_category(n: int) -> str:
-    """The Hub's `size_categories` bucket for n rows."""
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+    """The Hub's `size_categories` bucket for n rows (n = 1,000 is `1K<n<10K`, as the Hub's own tools say)."""
+    for limit, name in SIZE_CATEGORIES:
         if n < limit:
             return name
-    return "10M<n<100M"
+    return "n>1T"
 
 
-def card_yaml(files: list[dict], cfg: BuildConfig, diseases: tuple[str, ...] | None = None):
-    """`configs` (one per kind plus `all`, the default, which reads the per-kind files) and `dataset_info`."""
-    import datasets
-    from datasets.info import DatasetInfo, DatasetInfosDict
+def card_facts(cfg: BuildConfig, records: list[Record], plots: list[str] = (), audit: dict | None = None,
+               repo_id: str | None = None, pixels: dict | None = None,
+               source_info: dict | None = None, delivery: dict | None = None) -> text.CardFacts:
+    """What the card and croissant.json may state about this build, gathered once."""
+    return text.CardFacts(cfg=cfg, records=list(records), generators=generators(records),
+                          sources=sources_of(records), plots=tuple(plots), pixels=pixels,
+                          source_info=source_info, audit=audit, delivery=delivery,
+                          repo=repo_id or getattr(cfg.publish, "repo_id", None) or "ORG/NAME")
+
+
+def generators(records: list[Record]) -> list[tuple[str, str, str, str, int]]:
+    """(kind, backend, model id, revision, rows) for every generator met in the records."""
+    c = Counter((r.kind, r.generator.backend if r.generator else "-",
+                 (r.generator.model_id if r.generator else None) or "-",
+                 (r.generator.revision if r.generator else None) or "-") for r in records)
+    return [(*k, n) for k, n in sorted(c.items())]
+
+
+def tags(f: text.CardFacts) -> list[str]:
+    """Base tags, plus one per generator family that actually produced rows."""
+    out = list(BASE_TAGS)
+    models = [m.lower() for _, b, m, _, _ in f.generators if b == "diffusers"]
+    if models:
+        out.append("diffusers")
+    if any("stable-diffusion" in m for m in models):
+        out.append("stable-diffusion")
+    if "healthy" in f.kinds:
+        out.append("inpainting")
+    if any(r.generator and r.generator.adapters for r in f.records if r.kind == "semantic"):
+        out += ["textual-inversion", "lora"]
+    if f.demo_only:
+        out.append("demo")
+    return out
+
+
+def card_yaml(files: list[dict], f: text.CardFacts):
+    """Hub metadata: `configs` (one per kind plus `all`, the default), `dataset_info`, licence and gating."""
+    from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
+
+    from builder.core.schema import disease_names
+
+    out_configs, infos = _configs(files, disease_names(r.disease for r in f.records))
+    lic = card_license(f.sources)
+    prompt, fields = gated(f.sources)
+    extra = {"extra_gated_prompt": prompt, "extra_gated_fields": fields} if prompt else {}
+    if lic == "other":
+        extra.update(license_name="-".join(s.name for s in f.sources) + "-terms", license_link="LICENSE.md")
+    prompted = any(r.prompt and r.generator and r.generator.backend == "diffusers" for r in f.records)
+    tasks = ["image-classification"] + (["text-to-image"] if prompted else [])
+    data = DatasetCardData(
+        license=lic, pretty_name=f"cgDDI v{f.cfg.version}", configs=out_configs, language=["en"],
+        task_categories=tasks, task_ids=["multi-class-image-classification"],
+        size_categories=[size_category(sum(x["rows"] for x in files if "config" in x))],
+        source_datasets=list(dict.fromkeys(d for s in f.sources for d in s.source_datasets)),
+        tags=tags(f), **extra)
+    DatasetInfosDict(infos).to_dataset_card_data(data)
+    return data
+
+
+def _configs(files: list[dict], diseases: tuple[str, ...] | None = None) -> tuple[list[dict], dict]:
+    import datasets
+    from datasets.info import DatasetInfo
 
     from builder.core.schema import features
 
@@ -47,85 +113,26 @@ def card_yaml(files: list[dict], cfg: BuildConfig, diseases: tuple[str, ...] | N
             split_dict.add(datasets.SplitInfo(name=s, num_bytes=sum(f["bytes"] for f in sel),
                                               num_examples=sum(f["rows"] for f in sel)))
         infos[name] = DatasetInfo(features=features(diseases), splits=split_dict, config_name=name)
-    rows = sum(f["rows"] for f in shards)
-    data = DatasetCardData(
-        license="other", license_name="cgddi-research-use", license_link="LICENSE.md",
-        pretty_name=f"cgDDI v{cfg.version}", configs=out_configs, language=["en"],
-        task_categories=["image-classification", "text-to-image"], size_categories=[size_category(rows)],
-        source_datasets=["extended|ddi", "extended|sddi"],
-        tags=["dermatology", "medical", "synthetic", "fairness", "skin-tone", "stable-diffusion"])
-    DatasetInfosDict(infos).to_dataset_card_data(data)
-    return data
+    return out_configs, infos
 
 
-def write_card(out_dir: Path, cfg: BuildConfig, files: list[dict], records: list[Record],
-               plots: list[str] = (), audit: dict | None = None, repo_id: str | None = None,
-               delivery: dict | None = None) -> Path:
-    """Write README.md: YAML front matter and the prose sections of `cards/text.py`."""
+def write_card(out_dir: Path, files: list[dict], facts: text.CardFacts) -> Path:
+    """Write README.md: YAML front matter and the prose sections."""
     from huggingface_hub import DatasetCard
 
-    from builder.core.schema import disease_names
-
-    data = card_yaml(files, cfg, disease_names(r.disease for r in records))
-    body = prose(cfg, records, list(plots), audit, repo_id or getattr(cfg.publish, "repo_id", None), delivery)
-    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    data = card_yaml(files, facts)
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{prose(facts)}")
     path = out_dir / "README.md"
     path.write_text(str(card) + ("" if str(card).endswith("\n") else "\n"))
     return path
 
 
-def write_license(out_dir: Path) -> str:
-    """LICENSE.md, the file the card's `license_link` points at; returns its relative path."""
-    (out_dir / "LICENSE.md").write_text(text.LICENSE)
+def write_license(out_dir: Path, facts: text.CardFacts) -> str:
+    """LICENSE.md: the terms of every source the build derives from; returns its relative path."""
+    (out_dir / "LICENSE.md").write_text(license_md(facts.sources))
     return "LICENSE.md"
 
 
-def prose(cfg: BuildConfig, records: list[Record], plots: list[str], audit: dict | None,
-          repo_id: str | None, delivery: dict | None = None) -> str:
-    repo = repo_id or "ORG/NAME"
-    parts = [text.summary(cfg, len(records), sorted({r.kind for r in records}, key=KINDS.index)),
-             text.how_built(cfg, _generators(records), text.mask_counts(records)),
-             text.STRUCTURE,
-             "## Splits\n\nRows per kind, split, skin tone and malignancy (benign / malignant).\n\n"
-             + split_table(records),
-             text.delivery(delivery, cfg),
-             _plots_section(plots),
-             text.lineage(audit, cfg.version),
-             text.usage(repo, cfg.version),
-             text.TERMS, text.BIAS, text.CITATIONS]
+def prose(facts: text.CardFacts) -> str:
+    parts = (section(facts) for section in SECTIONS)
     return "\n\n".join(p.strip() for p in parts if p.strip()) + "\n"
-
-
-def _generators(records: list[Record]) -> list[tuple[str, str, str, str, int]]:
-    """(kind, backend, model id, revision, rows) for every generator met in the records."""
-    c = Counter((r.kind, r.generator.backend if r.generator else "-",
-                 (r.generator.model_id if r.generator else None) or "-",
-                 (r.generator.revision if r.generator else None) or "-") for r in records)
-    return [(*k, n) for k, n in sorted(c.items())]
-
-
-def split_table(records: list[Record]) -> str:
-    """Markdown table: one row per kind x split, one column per tone with `benign / malignant`."""
-    counts = Counter((r.kind, r.split, r.skin_tone, bool(r.malignant)) for r in records)
-    head = "| kind | split | " + " | ".join(SKIN_TONES) + " | total |"
-    lines = [head, "|---|---|" + "---:|" * (len(SKIN_TONES) + 1)]
-    for kind in KINDS:
-        for split in SPLITS:
-            cells = [(counts[(kind, split, t, False)], counts[(kind, split, t, True)]) for t in SKIN_TONES]
-            total = sum(b + m for b, m in cells)
-            if total:
-                lines.append(f"| {kind} | {split} | " + " | ".join(f"{b} / {m}" for b, m in cells)
-                             + f" | {total} |")
-    tone_totals = [sum(n for (_, _, t, _), n in counts.items() if t == tone) for tone in SKIN_TONES]
-    lines.append("| **all** | | " + " | ".join(map(str, tone_totals)) + f" | {len(records)} |")
-    return "\n".join(lines) + f"\n\nMalignancy classes: {', '.join(MALIGNANCY)}. Toolkit {TOOLKIT_VERSION}."
-
-
-def _plots_section(plots: list[str]) -> str:
-    if not plots:
-        return ""
-    lines = ["## Figures", ""]
-    for p in plots:
-        title = "Distributions" if "distribution" in p else "Samples: " + Path(p).stem.replace("samples_", "")
-        lines += [f"**{title}**", "", f"![{title}]({p})", ""]
-    return "\n".join(lines)

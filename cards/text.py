@@ -1,36 +1,162 @@
-"""The dataset card's prose sections: built from the config, the records' generators and the audit."""
+"""The dataset card's prose: one small function per section, each built from what was built.
+
+Inputs are a `CardFacts` (config, records' generators, sources, measured source pixels, audit);
+`cards.card.prose` lists the sections in order, so a new section is one function and one line there.
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
 
+from collections import Counter
+from pathlib import Path
+
 from builder.core.config import BuildConfig
-from builder.core.schema import TOOLKIT_VERSION
+from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, TOOLKIT_VERSION, Record
+from cards import rai
+from cards.sources import Source, card_license
+
+
+@dataclasses.dataclass(frozen=True)
+class CardFacts:
+    """Everything the prose may state, measured or read from the build (nothing assumed)."""
+
+    cfg: BuildConfig
+    records: list[Record]                     # the published rows
+    generators: list[tuple]                   # (kind, backend, model id, revision, rows) that ran
+    sources: list[Source]
+    plots: tuple[str, ...] = ()               # figure paths relative to the card
+    pixels: dict | None = None                # builder.source_pixels.measure_source_pixels
+    source_info: dict | None = None           # from the build: name, fingerprint (when recorded)
+    audit: dict | None = None
+    delivery: dict | None = None              # the lesion-map stage's delivered / planned cells
+    repo: str = "ORG/NAME"
+
+    @property
+    def rows(self) -> int:
+        return len(self.records)
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted({r.kind for r in self.records}, key=KINDS.index)
+
+    def backends(self, kind: str) -> set[str]:
+        return {b for k, b, *_ in self.generators if k == kind}
+
+    @property
+    def demo_only(self) -> bool:
+        return all(not s.real_patients for s in self.sources)
+
 
 KIND_TEXT = {
-    "healthy": "healthy skin: the lesion of a real photo inpainted away, everything outside the "
-               "inpainted region pixel-identical to the photo",
-    "lesion_mapped": "lesion-mapped: a real lesion (donor) moved onto the healthy skin of a healthy "
-                     "synthetic (base), often of another skin tone; label from the donor, tone from the base",
-    "semantic": "semantic: sampled from Stable Diffusion with per-disease textual-inversion tokens and "
-                "LoRA adapters trained on real images",
-    "real": "real source photos (only when the config allows it; never for DDI)",
+    "healthy": "healthy skin: the lesion of a source photo inpainted away; the rest of the photo kept as is",
+    "lesion_mapped": "lesion-mapped: a lesion cut from a source photo (the donor) pasted onto the healthy skin "
+                     "of a healthy image (the base), often of another skin tone; label from the donor, tone "
+                     "from the base",
+    "semantic": "semantic: sampled from a diffusion model with per-disease textual-inversion tokens and LoRA "
+                "adapters trained on source photos",
+    "real": "real source photos, as they are",
 }
 
 
-def summary(cfg: BuildConfig, rows: int, kinds: list[str]) -> str:
-    items = "\n".join(f"- **{k}**: {KIND_TEXT[k]}" for k in kinds)
-    return f"""# cgDDI v{cfg.version}
+def pct(x: float) -> str:
+    """A share as a whole percent; never rounds a partial share to 0% or 100%."""
+    if 0 < x < 0.01:
+        return "<1%"
+    if 0.99 < x < 1:
+        return ">99%"
+    return f"{100 * x:.0f}%"
 
-Skin-tone-balanced synthetic dermatology images built from biopsy-confirmed photos with the
-cgDDI method (Controllable Generation of Diverse Dermatological Imagery), by cgddi-toolkit
-{TOOLKIT_VERSION}. {rows} rows; every row carries typed lineage (the real images it derives from,
-its base and donor, prompt, seed, model and revision, parameters), and the train / validation /
-test splits follow the real images' splits so that nothing derived from a test image is in
-training. No original source photo is included.
+
+def summary(f: CardFacts) -> str:
+    items = "\n".join(f"- **{k}**: {KIND_TEXT[k]}" for k in f.kinds)
+    names = " and ".join(s.title for s in f.sources)
+    what = ("synthetic photos made by the toolkit itself: no patient is involved" if f.demo_only
+            else "real clinical photos")
+    tones = Counter(r.skin_tone for r in f.records)
+    per_tone = ", ".join(f"{t} {tones[t]}" for t in SKIN_TONES)
+    return f"""# cgDDI v{f.cfg.version}
+
+Dermatology images built with the cgDDI method (Controllable Generation of Diverse
+Dermatological Imagery), which aims at balanced skin tones, by cgddi-toolkit {TOOLKIT_VERSION},
+from **{names}** ({what}). {f.rows} rows (per skin tone: {per_tone}); every row carries typed
+lineage (the source photos it derives from, its base and donor, prompt, seed, model and revision,
+parameters), and the train / validation / test splits follow the source photos' splits so that
+nothing derived from a test photo is in training. {_pixel_sentence(f)}
 
 Kinds in this version:
 
 {items}"""
+
+
+def _pixel_sentence(f: CardFacts) -> str:
+    if "healthy" not in f.kinds and "lesion_mapped" not in f.kinds:
+        return ""
+    return ("No source photo is published as a file of its own, but by the method's design healthy and "
+            "lesion-mapped images keep most of their source photos' pixels: see "
+            "[Source pixels in the images](#source-pixels-in-the-images).")
+
+
+def source(f: CardFacts) -> str:
+    lines = ["## Source", ""]
+    for s in f.sources:
+        lines.append(f"- **{s.title}** (ids `{s.name}:...`, licence `{s.license}`): {s.description}")
+    info = f.source_info or {}
+    if info.get("fingerprint"):
+        what = f"`{info['table']}` and {info['files']} image and mask files" if info.get("table") else \
+            "metadata table, every image and mask file"
+        lines += ["", f"Source fingerprint ({what}, as ingested): `{info['fingerprint']}`."]
+    return "\n".join(lines)
+
+
+def source_pixels(f: CardFacts) -> str:
+    head = "## Source pixels in the images\n\n"
+    if f.pixels is None:
+        return head + "The share of source-photo pixels in the images was not measured for this build."
+    rows = ["| kind | rows measured | pixels bit-identical to a source photo: median (range) | donor lesion "
+            "pixels: median (range) |", "|---|---:|---|---|"]
+    said = []
+    for kind, m in f.pixels.items():
+        ident, donor = m["identical"], m.get("donor")
+        rows.append(f"| {kind} | {m['measured']} of {m['rows']} | {_range(ident)} | {_range(donor)} |")
+        said.append(plain_pixels(kind, m))
+    return head + (
+        "Measured at build time on the decoded pixels of every published image against its source photos "
+        "(the ingested photos named in `source_ids`, same position, exact RGB equality; photos of another "
+        "size are not comparable).\n\n" + "\n".join(rows) + "\n\n" + "\n".join(f"- {s}" for s in said if s))
+
+
+def _range(stats: dict | None) -> str:
+    return "-" if not stats else f"{pct(stats['median'])} ({pct(stats['min'])}-{pct(stats['max'])})"
+
+
+def plain_pixels(kind: str, m: dict) -> str:
+    """One plain sentence on how much of a kind's images is source-photo pixels."""
+    ident = m["identical"]
+    skipped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in m["not_measured"].items())
+    tail = f" Not measured: {skipped}." if skipped else ""
+    if not ident:
+        return f"**{kind}**: no row could be compared with a source photo.{tail}"
+    if kind == "healthy":
+        return (f"**healthy**: a median {pct(ident['median'])} of each image's pixels (range "
+                f"{pct(ident['min'])}-{pct(ident['max'])}) are its source photo's pixels, unchanged; the rest is "
+                f"the inpainted lesion region.{tail}")
+    if kind == "lesion_mapped":
+        donor = m.get("donor")
+        lesion = (f" The donor's lesion covers a median {pct(donor['median'])} of the image (range "
+                  f"{pct(donor['min'])}-{pct(donor['max'])}; the pixels that differ from the healthy base): "
+                  "lesion pixels from the donor's source photo, placed on the base (moved, rotated or rescaled as "
+                  "the `placement` and `params` columns say) and blended at the edge, so counted as identical "
+                  "above only where they kept their place and value.") if donor else ""
+        return (f"**lesion_mapped**: a median {pct(ident['median'])} of each image's pixels (range "
+                f"{pct(ident['min'])}-{pct(ident['max'])}) are bit-identical to a source photo (mostly the "
+                f"base's photo, outside its inpainted region).{lesion}{tail}")
+    return (f"**{kind}**: a median {pct(ident['median'])} (range {pct(ident['min'])}-{pct(ident['max'])}) "
+            f"of each image's pixels equal a source photo's at the same position.{tail}")
+
+
+def strip_markdown(s: str) -> str:
+    return s.replace("**", "").replace("`", "")
 
 
 def mask_counts(records) -> dict:
@@ -63,29 +189,25 @@ def _mask_line(cfg: BuildConfig, c: dict) -> str:
             "masks it derives from in `auto_masks`.")
 
 
-def how_built(cfg: BuildConfig, generators: list[tuple], masks: dict | None = None) -> str:
-    gen = "\n".join(f"| {k} | {b} | `{m}` | `{r}` | {n} |" for k, b, m, r, n in generators)
-    params = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "version"}, indent=2, sort_keys=True,
-                        default=list)
+def how_built(f: CardFacts) -> str:
+    cfg = f.cfg
+    gen = "\n".join(f"| {k} | {b} | `{m}` | `{r}` | {n} |" for k, b, m, r, n in f.generators)
+    bullets = [b for b in (_healthy_line(f), _lesion_map_line(f), _semantic_line(f)) if b]
+    bullets += [_mask_line(cfg, mask_counts(f.records)), split_protocol(cfg)]
+    params = json.dumps(_stage_params(f), indent=2, sort_keys=True, default=list)
     return f"""## How it was built
 
 Built with `python -m builder build --version {cfg.version}` (config hash `{cfg.config_hash()}`;
-the full config, library versions and per-file sha256 are in `manifest.json`).
+the full config, library versions and per-file sha256 are in `manifest.json`). Generators that
+produced the published rows:
 
 | kind | backend | model | revision | rows |
 |---|---|---|---|---:|
 {gen}
 
-- Healthy prompt: `{cfg.healthy.prompt}` (`{{tone}}` in light, medium, dark); lesion mask (and
-  surgical-ink markers: {cfg.healthy.include_marker}) dilated {cfg.healthy.dilate_px} px, composited
-  back with a {cfg.healthy.feather_px} px feather.
-- Lesion mapping: pads {list(cfg.lesion_map.pads)} px tried in order, rotation {cfg.lesion_map.rotate},
-  donor mask dilated {cfg.lesion_map.dilate_px} px, feather {cfg.lesion_map.feather}.
-- {_semantic_line(cfg)}
-- {_mask_line(cfg, masks or mask_counts([]))}
-- {split_protocol(cfg)}
+{chr(10).join(f"- {b}" for b in bullets)}
 
-<details><summary>All build parameters</summary>
+<details><summary>Parameters of the stages that ran (the full config is in manifest.json)</summary>
 
 ```json
 {params}
@@ -113,15 +235,63 @@ def split_protocol(cfg: BuildConfig) -> str:
             f"ratios {c.ratios}; {tail}")
 
 
-def _semantic_line(cfg: BuildConfig) -> str:
-    if not cfg.semantic.budget:
-        return "Semantic: none in this version (`semantic.budget: 0`)."
-    return (f"Semantic: `{cfg.semantic.model_id}` at `{cfg.semantic.revision}` with textual-inversion "
-            "tokens and LoRA, prompts `An image of <disease-class> on the skin of a {tone}-skinned "
-            f"individual`; budget {cfg.semantic.budget}.")
+# healthy settings that only one backend reads: left out of the card when that backend did not run
+BACKEND_ONLY = {"diffusers": ("model_id", "revision", "prompt", "steps", "guidance", "dtype", "crop_size"),
+                "opencv": ("opencv_radius", "opencv_grain", "opencv_method")}
+STAGE_OF = {"healthy": "healthy", "lesion_mapped": "lesion_map", "semantic": "semantic"}
 
 
-STRUCTURE = """## Structure
+def _stage_params(f: CardFacts) -> dict:
+    """The config sections of the stages that produced rows (and source, curation, publish)."""
+    d = f.cfg.to_dict()
+    ran = {STAGE_OF[k] for k in f.kinds if k in STAGE_OF}
+    out = {k: v for k, v in d.items() if k not in ("version", *STAGE_OF.values()) or k in ran}
+    if "healthy" in out:
+        idle = [key for b, keys in BACKEND_ONLY.items() if b not in f.backends("healthy") for key in keys]
+        out["healthy"] = {k: v for k, v in out["healthy"].items() if k not in idle}
+    return out
+
+
+def _healthy_line(f: CardFacts) -> str:
+    h, backends = f.cfg.healthy, f.backends("healthy")
+    marks = "with surgical-ink markers" if h.include_marker else "markers left in place"
+    region = (f"inpainted region = lesion mask ({marks}) dilated {h.dilate_px} px, composited back with a "
+              f"{h.feather_px} px feather; every pixel outside it is kept")
+    parts = []
+    if "opencv" in backends and h.opencv_method == "telea":
+        parts.append(f"OpenCV Telea inpainting (radius {h.opencv_radius} px) with seeded skin grain "
+                     f"{h.opencv_grain}; no diffusion model and no prompt")
+    elif "opencv" in backends:
+        parts.append(f"CPU `{h.opencv_method}` fill (membrane colour + nearest real skin texture); no diffusion "
+                     "model and no prompt")
+    if "diffusers" in backends:
+        parts.append(f"diffusion inpainting, prompt `{h.prompt}` (`{{tone}}` = light, medium, dark), "
+                     f"{h.steps} steps, guidance {h.guidance}")
+    parts += [f"backend `{b}`" for b in sorted(backends - {"opencv", "diffusers"})]
+    return f"Healthy: {'; '.join(parts)}; {region}." if parts else ""
+
+
+def _lesion_map_line(f: CardFacts) -> str:
+    if not f.backends("lesion_mapped"):
+        return ""
+    lm = f.cfg.lesion_map
+    return (f"Lesion mapping: pads {list(lm.pads)} px tried in order, rotation {lm.rotate}, donor mask "
+            f"dilated {lm.dilate_px} px, feather {lm.feather}.")
+
+
+def _semantic_line(f: CardFacts) -> str:
+    models = sorted({(m, r) for k, _, m, r, _ in f.generators if k == "semantic"})
+    if not models:
+        return ""
+    names = ", ".join(f"`{m}` at `{r}`" for m, r in models)
+    return (f"Semantic: {names} with textual-inversion tokens and LoRA adapters, prompts `An image of "
+            "<disease-class> on the skin of a {tone}-skinned individual`.")
+
+
+def structure(f: CardFacts) -> str:
+    label = ("assigned by the demo generator (no diagnosis)" if f.demo_only
+             else "from the source's diagnosis of the source lesion")
+    return f"""## Structure
 
 Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic` when present);
 `all` reads the per-kind files, so nothing is stored twice. Files:
@@ -135,22 +305,51 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `split` | string | train, validation, test |
 | `skin_tone` | ClassLabel | light (Fitzpatrick I-II), medium (III-IV), dark (V-VI) |
 | `fitzpatrick` | int8 | Fitzpatrick type 1-6 when the source gives one |
-| `malignant` | ClassLabel | benign, malignant (biopsy-confirmed for the source lesion) |
+| `malignant` | ClassLabel | benign, malignant ({label}) |
 | `disease` | ClassLabel | joined disease class (65 DDI classes), then `healthy`, then any class outside DDI's |
 | `has_lesion` | bool | false for healthy rows (no lesion: `malignant` is then `benign` by convention) |
 | `disease_raw` | string | the source's own label |
-| `source_ids` | list of string | every real image the row derives from (`ddi:000123`, ...) |
-| `base_id`, `donor_id` | string | lesion mapping: healthy base and real lesion donor |
+| `source_ids` | list of string | every source photo the row derives from (`{f.sources[0].name}:...`) |
+| `base_id`, `donor_id` | string | lesion mapping: healthy base and source lesion donor |
 | `placement` | string | lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, `other_base_downscaled` (the plan's fallbacks), `kept_in_place` (nothing fit: left where it lay in the donor, as the original method did) |
-| `prompt`, `seed` | string, int64 | generation prompt and per-sample seed |
+| `prompt`, `seed` | string, int64 | generation prompt (diffusion rows only) and per-sample seed |
 | `generator` | struct | backend, model id, pinned revision, adapter files |
 | `auto_masks` | list of struct | automatic (not hand-drawn) masks the row derives from: source id, method, version, confidence; empty = hand masks only |
 | `params` | string | generation parameters as canonical JSON |
 | `toolkit_version` | string | toolkit version that built the row |"""
 
 
-def delivery(d: dict | None, cfg: BuildConfig) -> str:
+def splits(f: CardFacts) -> str:
+    """One row per kind x split, one column per tone with `benign / malignant`."""
+    counts = Counter((r.kind, r.split, r.skin_tone, bool(r.malignant)) for r in f.records)
+    lines = ["## Splits", "", "Rows per kind, split, skin tone and malignancy (benign / malignant).", "",
+             "| kind | split | " + " | ".join(SKIN_TONES) + " | total |",
+             "|---|---|" + "---:|" * (len(SKIN_TONES) + 1)]
+    for kind in KINDS:
+        for split in SPLITS:
+            cells = [(counts[(kind, split, t, False)], counts[(kind, split, t, True)]) for t in SKIN_TONES]
+            total = sum(b + m for b, m in cells)
+            if total:
+                lines.append(f"| {kind} | {split} | " + " | ".join(f"{b} / {m}" for b, m in cells)
+                             + f" | {total} |")
+    tone_totals = [sum(n for (_, _, t, _), n in counts.items() if t == tone) for tone in SKIN_TONES]
+    lines.append("| **all** | | " + " | ".join(map(str, tone_totals)) + f" | {f.rows} |")
+    return "\n".join(lines) + f"\n\nMalignancy classes: {', '.join(MALIGNANCY)}. Toolkit {TOOLKIT_VERSION}."
+
+
+def figures(f: CardFacts) -> str:
+    if not f.plots:
+        return ""
+    lines = ["## Figures", ""]
+    for p in f.plots:
+        title = "Distributions" if "distribution" in p else "Samples: " + Path(p).stem.replace("samples_", "")
+        lines += [f"**{title}**", "", f"![{title}]({p})", ""]
+    return "\n".join(lines)
+
+
+def delivery(f: CardFacts) -> str:
     """The lesion-map plan as delivered: per disease, rows and (base tone x donor tone) cells filled."""
+    d, cfg = f.delivery, f.cfg
     if not d or not d["planned"]:
         return ""
     per: dict[str, list[int]] = {}
@@ -175,7 +374,8 @@ Counts are of the lesion-mapping stage, before curation moves or removes rows fo
 {rows}"""
 
 
-def lineage(audit: dict | None, version: str) -> str:
+def lineage(f: CardFacts) -> str:
+    audit = f.audit
     if audit is None:
         result = "No audit result was recorded for this build."
     else:
@@ -186,18 +386,19 @@ def lineage(audit: dict | None, version: str) -> str:
                   f"searched within {audit['phash_hamming']} bits of a 64-bit pHash.")
     return f"""## Lineage and leakage audit
 
-Every row names the real images it derives from (`source_ids`; for semantic rows, every image
+Every row names the source photos it derives from (`source_ids`; for semantic rows, every photo
 the models saw). The rule (cgDDI): no synthetic derived from a test image may be used in training,
 and near duplicates across splits count as leakage too. Re-check it from the data alone:
 
 ```bash
-python -m builder audit ORG/NAME --revision v{version} [--test-ids your_test_ids.txt]
+python -m builder audit {f.repo} --revision v{f.cfg.version} [--test-ids your_test_ids.txt]
 ```
 
 {result}"""
 
 
-def usage(repo: str, version: str) -> str:
+def usage(f: CardFacts) -> str:
+    repo, version = f.repo, f.cfg.version
     return f"""## Usage
 
 ```python
@@ -236,57 +437,57 @@ loader = torch.utils.data.DataLoader(lesions.with_transform(to_tensors), batch_s
 batch = next(iter(loader))   # pixel_values: (16, 3, 224, 224) float, malignant: (16,)"""
 
 
-TERMS = """## Terms
+def terms(f: CardFacts) -> str:
+    lic = card_license(f.sources)
+    gated = any(s.gated_prompt for s in f.sources)
+    lines = ["## Terms", "", f"Licence: `{lic}`; the full terms are in [LICENSE.md](LICENSE.md)."]
+    if gated:
+        lines.append("Access is gated on the Hub: requesting it means agreeing to those terms.")
+    for s in f.sources:
+        lines += ["", f"**{s.title}**: {s.terms}"]
+    return "\n".join(lines)
 
-No original DDI image is included: every image is synthetic, and lesion-mapped images contain
-lesion pixels of real photos composited onto synthetic skin. Derived from the Stanford Diverse
-Dermatology Images (DDI) under its research-use terms: use for non-commercial research only, do
-not attempt to re-identify patients, and cite the sources below."""
 
-BIAS = """## Bias, risks and limitations
+def bias(f: CardFacts) -> str:
+    items = rai.biases(f.sources, f.kinds) + rai.limitations(f.sources, f.kinds)
+    return "## Bias, risks and limitations\n\n" + "\n".join(f"- {x}" for x in items)
 
-- Not for clinical use. Synthetic images can look plausible and still be wrong; labels come
-  from the source lesion (lesion-mapped) or from the prompt (semantic), not from a new biopsy.
-- Skin-tone balance is by DDI's three coarse groups; within-group variation and lighting,
-  anatomy and camera biases of the source photos carry over.
-- Rare diseases rest on a few real images: lesion-mapped and semantic rows of such classes repeat
-  the same few lesions, which inflates apparent class size.
-- Generative models carry biases of their pre-training data (e.g. lighter-skinned dermatology
-  images dominate public sets), which can leak into semantic rows.
-- Evaluate on held-out real images only, with the split used to build this version."""
 
-CITATIONS = """## Citations
+def citations(f: CardFacts) -> str:
+    keys = ["cgddi"] + [k for s in f.sources for k in s.citations if k != "cgddi"]
+    entries = "\n".join(CITATIONS[k] for k in dict.fromkeys(keys))
+    return f"## Citations\n\n```bibtex\n{entries}\n```"
 
-```bibtex
-@inproceedings{cgddi2026,
+
+CITATIONS = {
+    "cgddi": """@inproceedings{cgddi2026,
   title     = {Controllable Generation of Diverse Dermatological Imagery},
   booktitle = {Medical Image Computing and Computer Assisted Intervention (MICCAI)},
   year      = {2026}
-}
-@article{daneshjou2022ddi,
+}""",
+    "ddi": """@article{daneshjou2022ddi,
   title   = {Disparities in dermatology AI performance on a diverse, curated clinical image set},
   author  = {Daneshjou, Roxana and Vodrahalli, Kailas and Novoa, Roberto A. and others},
   journal = {Science Advances},
   volume  = {8},
   number  = {32},
   year    = {2022}
-}
-@misc{fedd_sddi,
+}""",
+    "sddi": """@misc{fedd_sddi,
   title  = {FEDD: Fair, Efficient, and Diverse Diffusion-based Lesion Segmentation and Malignancy Classification},
-  author = {Carri{\'o}n, H{\'e}ctor and Norouzi, Narges},
+  author = {Carri{\\'o}n, H{\\'e}ctor and Norouzi, Narges},
   note   = {https://github.com/hectorcarrion/FEDD}
+}""",
+    "fitzpatrick17k": """@inproceedings{groh2021fitzpatrick,
+  title     = {Evaluating Deep Neural Networks Trained on Clinical Images in Dermatology with the Fitzpatrick 17k Dataset},
+  author    = {Groh, Matthew and Harris, Caleb and Soenksen, Luis and Lau, Felix and Han, Rachel and Kim, Aerin and Koochek, Arash and Badri, Omar},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition Workshops (CVPRW)},
+  year      = {2021}
+}""",
+    "dermsynth3d": """@article{sinha2024dermsynth3d,
+  title   = {DermSynth3D: Synthesis of in-the-wild Annotated Dermatology Images},
+  author  = {Sinha, Ashish and Kawahara, Jeremy and Pakzad, Arezou and Abhishek, Kumar and Ruthven, Matthieu and Ghorbel, Enjie and Kacem, Anis and Aouada, Djamila and Hamarneh, Ghassan},
+  journal = {Medical Image Analysis},
+  year    = {2024}
+}""",
 }
-```"""
-
-LICENSE = """# cgDDI terms of use (cgddi-research-use)
-
-This dataset is synthetic imagery derived from the Stanford Diverse Dermatology Images (DDI)
-dataset and related research sources, and inherits their research-use terms:
-
-1. Use it for non-commercial research and education only.
-2. Do not attempt to identify any patient, and do not combine it with data that could.
-3. Do not use it for clinical decisions or in a medical device.
-4. Cite cgDDI, DDI and the other sources named in the dataset card.
-5. No original DDI image is included. Requests for the original images go to the DDI authors
-   under their own terms.
-"""

@@ -39,6 +39,9 @@ def check_config(cfg: LesionMapConfig, rank: int = 0, world_size: int = 1, shard
         raise ConfigError(f"lesion_map.feather={cfg.feather!r}: expected a Gaussian sigma in pixels, 0-10 "
                           "(the method uses 1-2)")
     check_fallbacks(cfg)
+    if not isinstance(cfg.png_level, int) or isinstance(cfg.png_level, bool) or not 0 <= cfg.png_level <= 9:
+        raise ConfigError(f"lesion_map.png_level={cfg.png_level!r}: expected a zlib level 0-9 (6: the default, "
+                          "1: fastest lossless)")
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank={rank} must be in [0, world_size={world_size})")
     if shard_size < 1:
@@ -172,7 +175,7 @@ def _map_row(row: dict, ctx: _MapContext, records: list, rejections: list, summa
         rejections.append(Rejection(STAGE, item, e.reason, f"{who}: {e.detail}"))
         summary.reject(e.reason)
         return
-    png = encode_png(mapped.rgb)
+    png = encode_png(mapped.rgb, ctx.cfg.png_level)
     lineage = {"base_id": base.sample_id, "donor_id": donor.sample_id, "plan_row": row["row"], "seed": row["seed"]}
     sample_id = make_sample_id("lesion_mapped", digest(png), lineage)
     path = ctx.out.put_image(sample_id, png)

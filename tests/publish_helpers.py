@@ -32,16 +32,20 @@ def _split(i: int) -> str:
     return "test" if i % 5 == 0 else ("validation" if i % 10 == 1 else "train")
 
 
-def make_store(shared_data: Path, root: Path, limit: int = 20) -> StageStore:
-    """Records of every synthetic kind from the first `limit` real photos; splits fixed per source."""
+def make_store(shared_data: Path, root: Path, limit: int = 20, source: str = "fitz17k") -> StageStore:
+    """Records of every synthetic kind from the first `limit` real photos; splits fixed per source.
+
+    The photos themselves go to a real store at `real_store(store)`; `source` is the id prefix
+    (`ddi` gives a DDI-named build with the same stand-in photos)."""
     store = StageStore(root)
     meta = list(csv.DictReader(open(shared_data / "fitz17k_lesions" / "metadata.csv")))[:limit]
     reals = []
     for i, row in enumerate(meta):
         rgb, mask = _load(shared_data, row)
         fitz = int(row["fitzpatrick_scale"]) if row["fitzpatrick_scale"] in "123456" else 3
-        reals.append(dict(src=f"fitz17k:{row['md5hash']}", rgb=rgb, mask=mask, split=_split(i), fitz=fitz,
+        reals.append(dict(src=f"{source}:{row['md5hash']}", rgb=rgb, mask=mask, split=_split(i), fitz=fitz,
                           disease=row["label"], malignant=row["three_partition_label"] == "malignant"))
+    _real_store(store, reals)
     records = [_healthy(store, r) for r in reals]
     for i, (base, rec) in enumerate(zip(reals, list(records))):
         donors = [d for d in reals if d["split"] == base["split"] and d is not base]
@@ -51,6 +55,22 @@ def make_store(shared_data: Path, root: Path, limit: int = 20) -> StageStore:
     records += [_semantic(store, k, train_src, tone) for k, tone in enumerate(("light", "medium", "dark"))]
     store.finish_shard("00000", records, [])
     return store
+
+
+def real_store(store: StageStore) -> StageStore:
+    """The store of the real photos behind `store` (made by `make_store`)."""
+    return StageStore(store.root / "real")
+
+
+def _real_store(store: StageStore, reals: list[dict]) -> None:
+    real = real_store(store)
+    records = []
+    for r in reals:
+        sid, path = _put(real, "real", r["rgb"], {"source_id": r["src"]})
+        records.append(Record(sample_id=sid, kind="real", skin_tone=fitzpatrick_to_tone(r["fitz"]),
+                              malignant=r["malignant"], disease=r["disease"], source_ids=[r["src"]],
+                              image_path=path, fitzpatrick=r["fitz"]))
+    real.finish_shard("00000", records, [])
 
 
 def _put(store: StageStore, kind: str, rgb: np.ndarray, lineage: dict) -> tuple[str, str]:
@@ -65,7 +85,7 @@ def _healthy(store: StageStore, r: dict) -> Record:
     sid, path = _put(store, "healthy", rgb, {"source": r["src"]})
     return Record(sample_id=sid, kind="healthy", skin_tone=fitzpatrick_to_tone(r["fitz"]), malignant=False,
                   disease="healthy", source_ids=[r["src"]], image_path=path, split=r["split"],
-                  fitzpatrick=r["fitz"], prompt="An image of healthy skin", seed=0,
+                  fitzpatrick=r["fitz"], prompt=None, seed=0,
                   generator=Generator("opencv"), params={"dilate_px": 3})
 
 
@@ -127,6 +147,6 @@ def build_version(store: StageStore, out: Path, version: str = "1.1", overwrite:
     cfg = load_config("1.1")
     cfg = dataclasses.replace(cfg, version=version, publish=dataclasses.replace(cfg.publish, **publish))
     stages = [{"stage": "fixture", "done": len(store.records()), "rejected": {}}]
-    publish_version(out / version, cfg, store.records(), {k: store for k in KINDS}, stages, overwrite=overwrite,
-                    refuse_leaks=False)
+    stores = {k: store for k in KINDS} | {"real": real_store(store)}
+    publish_version(out / version, cfg, store.records(), stores, stages, overwrite=overwrite, refuse_leaks=False)
     return out / version

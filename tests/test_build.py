@@ -85,3 +85,20 @@ def test_cli_build_prints_summary_table(tmp_path):
                            "--limit", "12"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "kind" in proc.stdout and "light" in proc.stdout and str(tmp_path / "1.1") in proc.stdout
+
+
+def test_demo_card_names_the_demo_source_and_the_toolkit_licence(built):
+    import yaml
+
+    _, result = built
+    card = (result.out_dir / "README.md").read_text()
+    front = yaml.safe_load(card.split("---", 2)[1])
+    assert front["license"] == "apache-2.0" and front["source_datasets"] == ["original"]
+    assert "stable-diffusion" not in front["tags"] and "text-to-image" not in front["task_categories"]
+    assert "the toolkit's embedded demo source" in card and "No patient and no real photo" in card
+    assert "biopsy" not in card.lower() and "An image of healthy skin" not in card
+    assert "## Lesion-map plan, as delivered" in card  # the lesion-map stage's delivery reaches the card
+    pixels = json.loads((result.out_dir / "manifest.json").read_text())["source_pixels"]
+    for kind in ("healthy", "lesion_mapped"):  # every published row measured against its demo photo
+        assert pixels[kind]["measured"] == sum(r.kind == kind for r in result.records) > 0
+        assert 0.5 < pixels[kind]["identical"]["median"] < 1

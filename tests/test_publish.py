@@ -62,7 +62,7 @@ def test_card_yaml_and_sections(store, built, tmp_path):
     front = _front(built)
     for key in ("license", "task_categories", "tags", "size_categories", "pretty_name", "source_datasets"):
         assert front.get(key), key
-    assert (built / front["license_link"]).is_file()
+    assert front["license"] == "cc-by-nc-sa-3.0" and (built / "LICENSE.md").is_file()
     configs = {c["config_name"]: c for c in front["configs"]}
     assert set(configs) == {"all", "healthy", "lesion_mapped", "semantic"} and configs["all"]["default"]
     records = store.records()
@@ -74,7 +74,7 @@ def test_card_yaml_and_sections(store, built, tmp_path):
         assert names["skin_tone"]["dtype"]["class_label"]["names"] == {"0": "light", "1": "medium", "2": "dark"}
     text = (built / "README.md").read_text()
     for section in ("## How it was built", "## Structure", "## Splits", "## Lineage and leakage audit",
-                    "## Usage", 'revision="v1.1"', "## Terms", "No original DDI image is included",
+                    "## Usage", 'revision="v1.1"', "## Terms", "## Source", "## Source pixels in the images",
                     "## Bias, risks and limitations", "## Citations", "Audit at build time: **clean**"):
         assert section in text, section
     plots = sorted(p.relative_to(built).as_posix() for p in built.glob("plots/*.png"))

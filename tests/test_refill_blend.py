@@ -185,3 +185,19 @@ def test_delivery_is_counted_per_planned_cell(runs):
         short = [c for c in d["cells"] if c["delivered"] < c["planned"]]
         text = delivery_summary(d)
         assert f"delivered {len(recs)} / 30" in text and len(short) == text.count("short:")
+
+
+def test_png_level_changes_bytes_not_pixels(runs, stores, tmp_path):
+    from generation.lesion_map import check_config as check
+
+    fast = StageStore(tmp_path / "level6")
+    run_lesion_map(*stores, fast, dataclasses.replace(V12, png_level=6, budget=6), shard_size=8)
+    ref = {r.params["plan_row"]: r for r in runs["v12"][0].records()}
+    recs = fast.records()
+    assert recs and load_config("1.2").lesion_map.png_level == 1 and load_config("1.1").lesion_map.png_level == 6
+    for r in recs:
+        other = ref[r.params["plan_row"]]
+        assert np.array_equal(fast.read_image(r.sample_id), runs["v12"][0].read_image(other.sample_id))
+        assert fast.image_path(r.sample_id).read_bytes() != runs["v12"][0].image_path(other.sample_id).read_bytes()
+    with pytest.raises(ConfigError, match="png_level"):
+        check(dataclasses.replace(V12, png_level=11))

@@ -131,3 +131,20 @@ def test_fitz17k_folder_gives_fitz17k_ids(shared_data, tmp_path):
     assert manifest["source"]["name"] == manifest["source"]["layout"] == "fitz17k"
     ids = [r["source_id"] for r in _splits(tmp_path / ".work" / "1.1" / "splits.csv")]
     assert len(ids) == 12 and all(s.startswith("fitz17k:") for s in ids)
+
+
+def test_ddi_layout_build_card_has_ddi_terms_gating_and_measured_pixels(ddi_build):
+    import yaml
+
+    out, result = ddi_build
+    folder = out / "1.1"
+    card = (folder / "README.md").read_text()
+    front = yaml.safe_load(card.split("---", 2)[1])
+    assert front["license"] == "other" and front["license_link"] == "LICENSE.md"
+    assert front["extra_gated_prompt"] and "checkbox" in front["extra_gated_fields"].values()
+    assert "research-use terms" in (folder / "LICENSE.md").read_text()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert f"`{manifest['source']['fingerprint']}`" in card
+    pixels = manifest["source_pixels"]
+    assert pixels["healthy"]["measured"] == sum(r.kind == "healthy" for r in result.records) > 0
+    assert "## Source pixels in the images" in card and "toolkit's embedded demo" not in card
