@@ -3,7 +3,9 @@
 TARGET is a built version folder or a Hub dataset repo id (downloaded at --revision). Checks:
 lineage columns against the test split (or --test-ids), exact and near (pHash) duplicates across
 splits, files against manifest.json (sha256), Parquet schema, card split sizes. Prints balance
-tables and writes a JSON report.
+tables and writes a JSON report: to --report, else into the version's work folder
+(<out>/.work/<version>/audit_report.json for a folder <out>/<version>; for a Hub repo, a folder per
+repo and revision under the user cache), never into the current directory.
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phash-hamming", type=int, default=6,
                    help="near-duplicate threshold in bits of a 64-bit pHash (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="processes for decoding + pHash (default: %(default)s)")
-    p.add_argument("--report", type=Path, default=Path("audit_report.json"),
-                   help="where to write the JSON report (default: %(default)s)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="where to write the JSON report (default: <out>/.work/<version>/audit_report.json "
+                        "beside a version folder <out>/<version>; for a Hub repo, under the user cache)")
 
 
 def resolve_target(target: str, revision: str | None) -> Path:
@@ -54,8 +57,20 @@ def resolve_target(target: str, revision: str | None) -> Path:
                          "and HF_ENDPOINT / HF_TOKEN") from e
 
 
+def default_report(target: str, revision: str | None) -> Path:
+    """The audited version's work folder: beside a local version folder, in the user cache for a Hub repo."""
+    if Path(target).is_dir():
+        folder = Path(target).resolve()
+        return folder.parent / ".work" / folder.name / "audit_report.json"
+    import os
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cgddi-toolkit" / "audit"
+    return cache / f"{target.replace('/', '__')}@{revision or 'main'}" / "audit_report.json"
+
+
 def run(args: argparse.Namespace) -> int:
     from builder.audit import audit_folder, format_balance
+    from builder.core.progress import say
     from builder.core.splits_file import read_test_ids
 
     folder = resolve_target(args.target, args.revision)
@@ -64,14 +79,15 @@ def run(args: argparse.Namespace) -> int:
     report = audit_folder(folder, test_ids=test_ids, phash_hamming=args.phash_hamming, target=target,
                           workers=args.workers)
     doc = report.to_json()
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    print(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source})")
-    print(format_balance(report.balance))
+    report_path = args.report or default_report(args.target, args.revision)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    say(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source})",
+        format_balance(report.balance))
     for p in report.integrity:
         print(f"INTEGRITY {p['problem']}: {p['path']}: {p['detail']}")
     for reason, n in doc["leakage"]["by_reason"].items():
         print(f"LEAK {reason}: {n}")
     print(f"{'CLEAN' if report.ok else 'FAILED'}: {doc['leakage']['rows']} leaked rows, "
-          f"{len(report.integrity)} integrity problems; report: {args.report}")
+          f"{len(report.integrity)} integrity problems; report: {report_path}")
     return 0 if report.ok else 1

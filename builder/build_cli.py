@@ -28,23 +28,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from builder.build import BuildOptions, build
     from builder.core.config import load_config
+    from builder.core.progress import say
 
     cfg = load_config(args.version)
     t0 = time.perf_counter()
     result = build(cfg, BuildOptions(out=args.out, source=args.source, masks=args.masks,
                                      source_name=args.source_name, device=args.device,
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit))
-    for st in result.stages:
-        print(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
-              f"rejected={st.get('rejected', {})}")
+    say(*(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
+          f"rejected={st.get('rejected', {})}" for st in result.stages))
     for st in result.stages:
         if st.get("delivery"):
             from generation.plan import delivery_summary
 
-            print(delivery_summary(st["delivery"]))
-    print()
-    print(result.table())
-    print()
+            say(delivery_summary(st["delivery"]))
+    say("", result.table(), "")
     print(f"built cgDDI v{cfg.version}: {len(result.records)} rows in {len(result.files)} shards, "
           f"{time.perf_counter() - t0:.1f}s -> {result.out_dir}")
     return 0

@@ -44,8 +44,12 @@ def make_parser() -> argparse.ArgumentParser:
         prog="python -m builder",
         description="cgDDI toolkit: build, curate, publish and audit skin-tone-balanced "
                     "synthetic dermatology datasets.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--version", action="version", version=f"cgddi-toolkit {tool_version()}",
+                        help="print the toolkit's version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="debug logging for the toolkit, info for libraries (-vv: debug for libraries too)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print only errors and each command's final summary (no progress bars, no tables)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_text in COMMANDS:
         _add(sub, name, module, help_text)
@@ -61,15 +65,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if args.quiet:
-        import os
-
-        from builder.core.progress import set_progress
-
-        set_progress(False)
-        os.environ["CGDDI_PROGRESS"] = "0"  # worker processes (forkserver pools) read it at import
+    if args.quiet and args.verbose:
+        parser.error("-q and -v contradict each other; give one")
+    configure_output(args.verbose, args.quiet)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
@@ -96,3 +94,48 @@ def run_command(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).debug("environment error", exc_info=True)
         print(f"error: {line}", file=sys.stderr)
         return 2
+
+
+# Third-party loggers that talk at INFO (one line per HTTP request, faiss's CPU-feature probing):
+# WARNING unless -v. httpx2/httpcore2 are the names the Hub client's HTTP stack logs under here.
+LIBRARY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "huggingface_hub", "faiss", "urllib3",
+                   "filelock", "fsspec", "PIL", "matplotlib")
+
+
+def configure_output(verbose: int = 0, quiet: bool = False) -> None:
+    """Logging levels, progress bars and -q, for this process and the worker processes it starts."""
+    import os
+
+    from builder.core.progress import progress_enabled, set_progress, set_quiet
+
+    ours = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
+    libraries = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    if not logging.getLogger().handlers:  # called in-process by a host that set up logging: leave it
+        logging.basicConfig(level=ours, format="%(levelname)s %(name)s: %(message)s")
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(libraries)
+    if verbose:
+        os.environ.setdefault("HF_HUB_VERBOSITY", "info" if verbose == 1 else "debug")  # read at its import
+    set_quiet(quiet)
+    if quiet:
+        set_progress(False)
+        os.environ["CGDDI_PROGRESS"] = "0"  # worker processes (forkserver pools) read these at import
+        os.environ["CGDDI_QUIET"] = "1"
+    else:
+        os.environ.pop("CGDDI_QUIET", None)
+    if not progress_enabled():  # the Hub client's and datasets' own bars too (both read these at import)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+
+def tool_version() -> str:
+    """The installed distribution's version (the source tree's when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from builder.core.schema import TOOLKIT_VERSION
+
+    try:
+        installed = version("cgddi-toolkit")
+    except PackageNotFoundError:
+        return f"{TOOLKIT_VERSION} (not installed; running from {__file__.rsplit('/builder/', 1)[0]})"
+    return installed if installed == TOOLKIT_VERSION else f"{TOOLKIT_VERSION} (installed metadata says {installed})"

@@ -28,8 +28,11 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.folder) if args.folder else Path(args.out) / args.version
     plan = push_version(folder, args.version, args.repo_id, private=args.private, dry_run=args.dry_run)
     if args.dry_run:
-        print("dry run: planned operations")
-        print("\n".join(plan.describe(args.private)))
+        from builder.core.progress import say
+
+        lines = plan.describe(args.private)
+        say("dry run: planned operations", *lines)
+        print(f"dry run: {len(lines)} planned operations for {args.repo_id}; nothing was changed")
     else:
         print(f"pushed {len(plan.files)} files to {args.repo_id} at tag {plan.tag} "
               f"(commit {plan.tag_commit}); load with "

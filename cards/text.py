@@ -127,7 +127,7 @@ def source_pixels(f: CardFacts) -> str:
 
 
 def _range(stats: dict | None) -> str:
-    return "-" if not stats else f"{pct(stats['median'])} ({pct(stats['min'])}-{pct(stats['max'])})"
+    return "-" if not stats else f"{pct(stats['median'])} ({pct(stats['min'])} to {pct(stats['max'])})"
 
 
 def plain_pixels(kind: str, m: dict) -> str:
@@ -139,19 +139,19 @@ def plain_pixels(kind: str, m: dict) -> str:
         return f"**{kind}**: no row could be compared with a source photo.{tail}"
     if kind == "healthy":
         return (f"**healthy**: a median {pct(ident['median'])} of each image's pixels (range "
-                f"{pct(ident['min'])}-{pct(ident['max'])}) are its source photo's pixels, unchanged; the rest is "
+                f"{pct(ident['min'])} to {pct(ident['max'])}) are its source photo's pixels, unchanged; the rest is "
                 f"the inpainted lesion region.{tail}")
     if kind == "lesion_mapped":
         donor = m.get("donor")
         lesion = (f" The donor's lesion covers a median {pct(donor['median'])} of the image (range "
-                  f"{pct(donor['min'])}-{pct(donor['max'])}; the pixels that differ from the healthy base): "
+                  f"{pct(donor['min'])} to {pct(donor['max'])}; the pixels that differ from the healthy base): "
                   "lesion pixels from the donor's source photo, placed on the base (moved, rotated or rescaled as "
                   "the `placement` and `params` columns say) and blended at the edge, so counted as identical "
                   "above only where they kept their place and value.") if donor else ""
         return (f"**lesion_mapped**: a median {pct(ident['median'])} of each image's pixels (range "
-                f"{pct(ident['min'])}-{pct(ident['max'])}) are bit-identical to a source photo (mostly the "
+                f"{pct(ident['min'])} to {pct(ident['max'])}) are bit-identical to a source photo (mostly the "
                 f"base's photo, outside its inpainted region).{lesion}{tail}")
-    return (f"**{kind}**: a median {pct(ident['median'])} (range {pct(ident['min'])}-{pct(ident['max'])}) "
+    return (f"**{kind}**: a median {pct(ident['median'])} (range {pct(ident['min'])} to {pct(ident['max'])}) "
             f"of each image's pixels equal a source photo's at the same position.{tail}")
 
 

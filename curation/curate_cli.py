@@ -51,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
                          synthetic=_parse_synthetic(args.synthetic), manifests=list(args.training_manifest),
                          workers=args.workers, limit=args.limit)
     summary = curate_source(cfg, opts)
+    from builder.core.progress import is_quiet
+
+    if is_quiet():  # the counts and where they went, not the split table
+        lines = summary.splitlines()
+        summary = "\n".join(lines[:lines.index("")] + lines[-1:]) if "" in lines else summary
     print(summary)
     return 0
 

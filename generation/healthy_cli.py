@@ -83,7 +83,9 @@ def real_store(args: argparse.Namespace, state):
                          f"as --source ({e})") from e
     real = StageStore(args.out / "real")
     if state is None or state.is_main_process:
-        print(ingest_source(args.source, args.masks, real).line())
+        from builder.core.progress import say
+
+        say(ingest_source(args.source, args.masks, real).line())
     if state is not None:
         state.wait_for_everyone()  # every rank shards the same, complete real store
     return real

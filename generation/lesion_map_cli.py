@@ -52,10 +52,13 @@ def run(args: argparse.Namespace) -> int:
     split_of = read_splits(args.splits) if args.splits else None
     plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size,
                            split_of=split_of)
-    print(plan_summary(plan))
-    print(f"plan written to {stores[2].root / 'plan.csv'}")
-    if args.plan_only:
+    from builder.core.progress import is_quiet, say
+
+    summary, written = plan_summary(plan), f"plan written to {stores[2].root / 'plan.csv'}"
+    if args.plan_only:  # the plan is this run's result: under -q its headline line is the final summary
+        print(f"{summary.splitlines()[0]}; {written}" if is_quiet() else f"{summary}\n{written}")
         return 0
+    say(summary, written)
     if args.workers != 1:
         if args.world_size != 1:
             from builder.core.errors import ConfigError

@@ -22,8 +22,8 @@ REQUIRE_SHARED_DATA = os.environ.get("CGDDI_REQUIRE_SHARED_DATA", "") not in (""
 # What the real-data tests read; scripts/fetch_test_data.py writes exactly this layout.
 SHARED_DATA_LAYOUT = ("sddi_masks/manifest.csv", "ddi_metadata.csv", "fitz17k_lesions/metadata.csv",
                       "fitzpatrick17k.csv")
-HOW_TO_GET = ("set CGDDI_SHARED_DATA to the folder holding sddi_masks/, fitz17k_lesions/, ddi_metadata.csv "
-              "and fitzpatrick17k.csv (README, 'Set up')")
+HOW_TO_GET = (f"run `python scripts/fetch_test_data.py --dest {SHARED_DATA}` (public files at pinned commits, "
+              "sha256-checked), or set CGDDI_SHARED_DATA to a folder that has them")
 
 
 def _shared_data_problem() -> tuple[str, str] | None:

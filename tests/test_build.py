@@ -1,7 +1,9 @@
 """The walking skeleton: `build --version 1.1` on the demo source, loaded back with `datasets`."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import datasets
 import pytest
@@ -80,11 +82,40 @@ def test_bad_options_fail_before_work(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_cli_build_prints_summary_table(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "builder", "-q", "build", "--version", "1.1", "--out", str(tmp_path),
-                           "--limit", "12"], capture_output=True, text=True, timeout=600)
+def _builder(*argv, cwd=None) -> subprocess.CompletedProcess:
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    env.pop("CGDDI_PROGRESS", None)  # the default: bars only on a terminal (stderr here is a pipe)
+    return subprocess.run([sys.executable, "-m", "builder", *argv], capture_output=True, text=True, timeout=600,
+                          cwd=cwd or repo, env=env)
+
+
+def test_cli_build_prints_summary_table_and_quiet_prints_only_the_summary(tmp_path):
+    proc = _builder("build", "--version", "1.1", "--out", str(tmp_path), "--limit", "12")
     assert proc.returncode == 0, proc.stderr
     assert "kind" in proc.stdout and "light" in proc.stdout and str(tmp_path / "1.1") in proc.stdout
+    assert "it/s" not in proc.stderr and "img/s" not in proc.stderr  # no bars: stderr is not a terminal
+    assert "faiss.loader" not in proc.stderr  # library chatter stays at WARNING without -v
+    again = _builder("-q", "build", "--version", "1.1", "--out", str(tmp_path), "--limit", "12")  # resumes: fast
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ""
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("built cgDDI")]
+    assert len(again.stdout.splitlines()) == 1 and len(summary) == 1
+    assert again.stdout.split(",")[0] == summary[0].split(",")[0]  # same rows and shards; timing differs
+
+
+def test_audit_writes_its_report_beside_the_version_never_into_the_cwd(built, tmp_path):
+    _, result = built
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    proc = _builder("-q", "audit", str(result.out_dir), cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = result.out_dir.parent / ".work" / result.out_dir.name / "audit_report.json"
+    assert proc.stdout.splitlines() == [f"CLEAN: 0 leaked rows, 0 integrity problems; report: {report}"]
+    assert proc.stderr == ""
+    assert json.loads(report.read_text())["ok"] is True
+    assert not any(cwd.iterdir())
+    assert not (result.out_dir / "audit_report.json").exists()  # the version folder holds only its files
 
 
 def test_demo_card_names_the_demo_source_and_the_toolkit_licence(built):

@@ -25,7 +25,7 @@ def test_missing_data_skips_with_one_line(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     skipped = [line for line in run.stdout.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 1, run.stdout
-    assert "real test data not found" in skipped[0] and "CGDDI_SHARED_DATA to the folder" in skipped[0]
+    assert "real test data not found" in skipped[0] and "scripts/fetch_test_data.py" in skipped[0]
     assert " passed, " in run.stdout and " skipped" in run.stdout and "error" not in run.stdout
 
 
@@ -33,7 +33,7 @@ def test_ci_variable_turns_missing_data_into_a_failure(tmp_path):
     run = _pytest(tmp_path / "no-such-folder", require=True)
     assert run.returncode != 0
     assert "CGDDI_REQUIRE_SHARED_DATA is set" in run.stdout + run.stderr
-    assert "CGDDI_SHARED_DATA to the folder" in run.stdout + run.stderr
+    assert "scripts/fetch_test_data.py" in run.stdout + run.stderr
 
 
 def test_incomplete_data_fails_naming_what_is_missing(tmp_path):

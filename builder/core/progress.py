@@ -1,4 +1,4 @@
-"""One progress helper (tqdm, switchable off) and the one-line stage summary every stage returns."""
+"""One progress helper (tqdm on a terminal only, switchable), quiet output for -q, and the one-line stage summary."""
 from __future__ import annotations
 
 import collections
@@ -12,22 +12,55 @@ from typing import Iterable, Iterator, TypeVar
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_ENABLED = os.environ.get("CGDDI_PROGRESS", "1") != "0"
+
+def _forced_from_env() -> bool | None:
+    """CGDDI_PROGRESS=1 forces bars on, 0 off; unset: bars only when stderr is a terminal."""
+    value = os.environ.get("CGDDI_PROGRESS", "")
+    return True if value == "1" else False if value == "0" else None
 
 
-def set_progress(enabled: bool) -> None:
-    """Switch every progress bar on or off (the CLI's --quiet)."""
-    global _ENABLED
-    _ENABLED = enabled
+_FORCED = _forced_from_env()
+_QUIET = False  # the CLI's -q: only errors and each command's final summary
+# -q reaches worker processes (forkserver pools) through the environment: they log errors only.
+if os.environ.get("CGDDI_QUIET", "") == "1":
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+def set_progress(enabled: bool | None) -> None:
+    """Force every progress bar on (True) or off (False, the CLI's --quiet); None: on a terminal only."""
+    global _FORCED
+    _FORCED = enabled
 
 
 def progress_enabled() -> bool:
-    return _ENABLED
+    """Bars on a terminal only: a log file or a pipe gets the summary lines, not bar redraws."""
+    if _FORCED is not None:
+        return _FORCED
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _QUIET
+    _QUIET = quiet
+
+
+def is_quiet() -> bool:
+    return _QUIET
+
+
+def say(*lines: str) -> None:
+    """Print a command's details (tables, per-step lines) to stdout unless -q; final summaries use print()."""
+    if not _QUIET:
+        for line in lines:
+            print(line)
 
 
 def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "img") -> Iterator[T]:
-    """Iterate with a progress bar on stderr when enabled and attached to a terminal or forced on."""
-    if not _ENABLED:
+    """Iterate with a progress bar on stderr when stderr is a terminal (or CGDDI_PROGRESS=1), else plainly."""
+    if not progress_enabled():
         yield from items
         return
     from tqdm.auto import tqdm
