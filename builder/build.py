@@ -11,8 +11,9 @@ from pathlib import Path
 
 from builder.core.config import BuildConfig, CurationConfig
 from builder.core.errors import BuildError, ConfigError
+from builder.core.fingerprint import combine
 from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record, disease_names
-from builder.core.splits_file import write_splits
+from builder.core.stage import store_fingerprint
 from builder.core.store import StageStore
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class BuildResult:
     records: list[Record]
     files: list[dict]
     stages: list[dict]
+    decisions: dict[str, str] = dataclasses.field(default_factory=dict)  # stage -> reused / rerun because ...
 
     def table(self) -> str:
         """Rows per kind x split x skin tone, as a fixed-width text table."""
@@ -56,7 +58,7 @@ class BuildResult:
 
 
 def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
-    """Fail on bad configuration before any work starts."""
+    """Fail on bad options or settings of any stage before any work starts."""
     if opts.device not in ("cpu", "cuda") and not opts.device.startswith("cuda:"):
         raise ConfigError(f"--device {opts.device!r}: expected cpu, cuda or cuda:N")
     if opts.device.startswith("cuda"):
@@ -77,24 +79,37 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         from curation.metadata import check_source_name
 
         check_source_name(opts.source_name)
-    if cfg.healthy.backend not in ("opencv", "diffusers"):
-        raise ConfigError(f"healthy.backend={cfg.healthy.backend!r}: expected opencv or diffusers")
-    from curation.curate import check_config
+    check_stages(cfg, opts.device)
 
-    check_config(cfg.curation)  # curation settings fail here, not after ingest and generation
+
+
+def check_stages(cfg: BuildConfig, device: str = "cpu") -> None:
+    """Every stage's `check` on its config section, before ingest or any generation."""
+    from curation.curate import check_config as check_curation
+    from generation.healthy import check as check_healthy
+    from generation.lesion_map import check as check_lesion_map
+
     if cfg.masks.auto:
         from generation.masks.run import check_inputs as check_masks
 
         check_masks(cfg.masks)
-    if cfg.healthy.backend == "diffusers" and not cfg.healthy.model_id:
-        raise ConfigError("healthy.backend=diffusers needs healthy.model_id (a Hub id with revision, or a folder)")
+    check_healthy(cfg.healthy)
+    check_lesion_map(cfg.lesion_map)
+    if cfg.semantic.budget > 0:
+        from generation.semantic.trainer import check_config as check_semantic
+
+        check_semantic(cfg.semantic, device)
+    check_curation(cfg.curation)
 
 
 def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     """Run every stage of a version into `<out>/<version>/` (publishable) and `<out>/.work/<version>/` (stages).
 
-    The run holds the work folder's lock (a second build of the version into the same --out refuses,
-    naming this one) and appends its statistics to `<work>/runs.jsonl`; the manifest holds content only."""
+    Every stage's outputs are keyed by the fingerprints of its inputs (`builder.core.stage`): a rerun
+    reuses what still matches, reruns exactly the stages whose source or settings changed, and logs
+    which (`[stage] ...; reused` / `; rerun because X changed`). The run holds the work folder's lock
+    (a second build of the version into the same --out refuses, naming this one) and appends its
+    statistics to `<work>/runs.jsonl`; the manifest holds content only."""
     from builder.core.lock import hold
     from builder.core.runlog import RunLog
 
@@ -102,7 +117,6 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     out_dir = Path(opts.out) / cfg.version
     work = Path(opts.out) / ".work" / cfg.version
     with hold(work, command=f"build --version {cfg.version}") as holder, RunLog(work, holder, opts) as run:
-        _guard_existing(out_dir, work, cfg, opts.overwrite)
         result = _build(cfg, opts, out_dir, work)
         run.stages = result.stages
         return result
@@ -110,87 +124,72 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
 def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> BuildResult:
     stages: list[dict] = []
+    decisions: dict[str, str] = {}
 
-    # 1. Source -> real store (validated; bad rows become rejections). The source names itself.
-    #    A table-decided holdout (PatchAlign24's) is fixed first, from the metadata alone:
-    #    rejections at ingest cannot shift it.
+    def note(summary) -> dict:
+        log.info(summary.line())
+        decisions[summary.stage] = summary.status
+        stages.append(summary.to_json())
+        return stages[-1]
+
+    # 1. Source -> real store (validated; bad rows become rejections), keyed by the source's bytes;
+    #    the source names itself. A published version from another config or source is refused
+    #    here, before the work folder changes. A table-decided holdout (PatchAlign24's) is fixed
+    #    first, from the metadata alone: rejections at ingest cannot shift it.
     source, masks, source_name = _source(cfg, opts, work)
     holdout = table_holdout(cfg.curation, source, source_name)
-    from curation.ingest import ingest_source, read_source_info
+    from curation.ingest import ingest_source, plan_ingest
 
     auto_dir = None
     if cfg.masks.auto:  # photos without a mask get an automatic one (gated by confidence) before ingest
         from generation.masks.run import run_masks
 
         auto_dir = work / "auto_masks"
-        stages.append(_log(run_masks(source, masks, auto_dir, cfg.masks, source_name=source_name,
-                                     limit=opts.limit, device=opts.device)))
+        note(run_masks(source, masks, auto_dir, cfg.masks, source_name=source_name, limit=opts.limit,
+                       device=opts.device))
+    plan = plan_ingest(source, masks, source_name=source_name, limit=opts.limit, auto_masks=auto_dir,
+                       min_side_px=cfg.source.min_side_px)
+    build_fp = build_fingerprint(cfg, plan.info)
+    _guard_existing(out_dir, cfg, opts.overwrite)
+    _guard_fingerprint(out_dir, cfg, plan.info, build_fp, opts.overwrite)
     real = StageStore(work / "real")
-    before = read_source_info(real)
-    stages.append(_log(ingest_source(source, masks, real, source_name=source_name, limit=opts.limit,
-                                     workers=opts.workers, auto_masks=auto_dir,
-                                     min_side_px=cfg.source.min_side_px)))
-    source_info = read_source_info(real)
-    fingerprint = build_fingerprint(cfg, source_info)
-    _guard_fingerprint(out_dir, cfg, source_info, fingerprint, opts.overwrite)
-    if before and before["fingerprint"] != source_info["fingerprint"]:
-        _drop_downstream(work)
-    real_records = real.records()
-    if not real_records:
+    note(ingest_source(source, masks, real, workers=opts.workers, on_change="reset", plan=plan,
+                       min_side_px=cfg.source.min_side_px))
+    fps = {"ingest": store_fingerprint(real)}
+    if not real.records():
         raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
 
     # 2. Splits over real images (lineage groups, near-duplicates linked), decided before any
     #    generation: semantic training must know the test split.
-    from curation.curate import curate_records, split_real
+    from curation.curate_run import curate_phase, split_phase
 
-    real_split = split_real(real_records, real, cfg.curation, workers=opts.workers, test_ids=holdout)
+    real_records, real_split = split_phase(real, cfg.curation, work, workers=opts.workers, test_ids=holdout)
     split_of = real_split.split_of
-    write_splits(work / "splits.csv", split_of)
+    fps["splits"] = combine(sorted(split_of.items()))
 
-    # 3. Healthy synthetics, then lesion-mapped synthetics onto them.
-    from generation.healthy import run_healthy
+    # 3. Healthy synthetics, then lesion-mapped (and semantic) synthetics.
+    stores = _generate(cfg, opts, work, real, split_of, fps, note)
 
-    healthy = StageStore(work / "healthy")
-    stages.append(_log(run_healthy(real, healthy, cfg.healthy, device=opts.device)))
-    from generation.lesion_map import run_lesion_map_pool
-
-    mapped = StageStore(work / "lesion_mapped")
-    stages.append(_log(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of,
-                                           workers=opts.workers)))
-    from generation.lesion_map import delivery
-
-    stages[-1]["delivery"] = delivery(mapped)  # delivered / planned per cell: build summary, card, manifest
-    stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
-    if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
-        from generation.semantic.build import run_semantic
-
-        stores["semantic"] = StageStore(work / "semantic")
-        stages.append(_log(run_semantic(real, split_of, stores["semantic"], cfg.semantic, device=opts.device,
-                                        work_dir=work / "models", healthy=healthy)))
-
-    # 4. Curation: the leakage rule, cross-split near-duplicates, one copy per split.
-    candidates = [r for kind in ("healthy", "lesion_mapped", "semantic") if kind in stores
-                  for r in stores[kind].records()] + (real_split.kept(real_records) if cfg.publish.include_real else [])
-    cur = curate_records(candidates, stores, real_records, real_split, cfg.curation, workers=opts.workers)
+    # 4. Curation (the same orchestrator as `curate`): the leakage rule, cross-split
+    #    near-duplicates, one copy per split.
+    cur, _ = curate_phase(real, real_records, real_split, stores, cfg.curation, work, workers=opts.workers,
+                          include_real=cfg.publish.include_real)
     records = cur.records
-    (work / "leakage_report.json").write_text(json.dumps(cur.report, indent=1, default=str))
-    StageStore(work / "curate").finish_shard("curate", [], cur.rejections)
     curate = {"stage": "curate", "done": len(records), "rejected": cur.counts["by_reason"],
               "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts}
     stages.append(curate)
 
     # 5. Last guard, then shards, card, manifest; then prove the output loads. The manifest's stage
-    #    counts come from the stores (what exists), not from this run (what it did): resumed or not, the same bytes.
+    #    counts come from the stores (what exists), not from this run (what it did): resumed or not,
+    #    the same bytes.
     refuse_source_copies(records, stores, real_records, real_split.hashes, cur.hashes)
-    content = [stage_content(st["stage"], store) for st, store in zip(stages, stores.values())]
-    for entry, st in zip(content, stages):  # delivered / planned is read from the store: content too
-        if "delivery" in st:
-            entry["delivery"] = st["delivery"]
+    by_stage = {"ingest": "real", "healthy": "healthy", "lesion_map": "lesion_mapped", "semantic": "semantic"}
+    content = [stage_content(st, stores[by_stage[st["stage"]]]) for st in stages if st["stage"] in by_stage]
     content.append({"records" if k == "done" else k: v for k, v in curate.items()})
     files = publish(out_dir, cfg, records, stores, content, overwrite=opts.overwrite, workers=opts.workers,
-                    source=source_info, fingerprint=fingerprint)
+                    source=plan.info, fingerprint=build_fp, stage_fingerprints=fps)
     verify_load(out_dir, files)
-    return BuildResult(out_dir, records, files, stages)
+    return BuildResult(out_dir, records, files, stages, decisions)
 
 
 def refuse_source_copies(records: list[Record], stores: dict, real: list[Record], real_hashes: dict,
@@ -234,7 +233,8 @@ def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) ->
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
             overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True,
-            source: dict | None = None, fingerprint: str | None = None) -> list[dict]:
+            source: dict | None = None, fingerprint: str | None = None,
+            stage_fingerprints: dict[str, str] | None = None) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
@@ -278,16 +278,49 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     extra = {"audit": audit_summary, "source_pixels": pixels}
     if source is not None:  # what the rows were made from, and the build's own fingerprint
         extra.update(source=source, build_fingerprint=fingerprint)
+    if stage_fingerprints:  # each stage's key: what a rebuild compares to reuse or rerun it
+        extra["stage_fingerprints"] = stage_fingerprints
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
                    extra=extra)
     install_version(staging, out_dir, overwrite)
     return files
 
 
-def stage_content(name: str, store: StageStore) -> dict:
-    """A stage's content for the manifest: its records and its rejections by reason, read from its store."""
-    return {"stage": name, "records": len(store.records()),
-            "rejected": dict(sorted(Counter(r.reason for r in store.rejections()).items()))}
+def _generate(cfg: BuildConfig, opts: BuildOptions, work: Path, real: StageStore, split_of: dict[str, str],
+              fps: dict[str, str], note) -> dict[str, StageStore]:
+    """The generation stages, each keyed by its upstream fingerprints (added to `fps`); their stores."""
+    from generation.healthy import run_healthy
+    from generation.lesion_map import delivery, run_lesion_map_pool
+
+    healthy = StageStore(work / "healthy")
+    note(run_healthy(real, healthy, cfg.healthy, device=opts.device, inputs={"real": fps["ingest"]},
+                     on_change="reset"))
+    fps["healthy"] = store_fingerprint(healthy)
+    mapped = StageStore(work / "lesion_mapped")
+    lesion_map = note(run_lesion_map_pool(healthy, real, mapped, cfg.lesion_map, split_of=split_of,
+                                          workers=opts.workers, on_change="reset"))
+    lesion_map["delivery"] = delivery(mapped)  # delivered / planned per cell: build summary, card, manifest
+    fps["lesion_map"] = store_fingerprint(mapped)
+    stores = {"real": real, "healthy": healthy, "lesion_mapped": mapped}
+    if cfg.semantic.budget > 0:  # textual inversion + LoRA per disease, then sampling (GPU in practice)
+        from generation.semantic.build import run_semantic
+
+        stores["semantic"] = StageStore(work / "semantic")
+        note(run_semantic(real, split_of, stores["semantic"], cfg.semantic, device=opts.device,
+                          work_dir=work / "models", healthy=healthy, on_change="reset",
+                          inputs={k: fps[k] for k in ("ingest", "splits", "healthy")}))
+        fps["semantic"] = store_fingerprint(stores["semantic"])
+    return stores
+
+
+def stage_content(stage: dict, store: StageStore) -> dict:
+    """A stage's content for the manifest: its records and its rejections by reason, read from its store
+    (and the lesion map's delivery per plan cell, which the card shows)."""
+    out = {"stage": stage["stage"], "records": len(store.records()),
+           "rejected": dict(sorted(Counter(r.reason for r in store.rejections()).items()))}
+    if "delivery" in stage:
+        out["delivery"] = stage["delivery"]
+    return out
 
 
 def _staging(out_dir: Path) -> Path:
@@ -350,7 +383,6 @@ def _source(cfg: BuildConfig, opts: BuildOptions, work: Path) -> tuple[Path, Pat
 
 def build_fingerprint(cfg: BuildConfig, source_info: dict) -> str:
     """The build's fingerprint: its content settings, its source's fingerprint and the toolkit version."""
-    from builder.core.fingerprint import combine
     from builder.core.schema import TOOLKIT_VERSION
 
     return combine("build", cfg.config_hash(), source_info.get("fingerprint"), TOOLKIT_VERSION)
@@ -372,27 +404,11 @@ def _guard_fingerprint(out_dir: Path, cfg: BuildConfig, source_info: dict, finge
                          "pass --overwrite to replace it, or build into another --out")
 
 
-def _drop_downstream(work: Path) -> None:
-    """The source changed: every stage after ingest derives from it, so its stores are stale."""
-    stale = [d for d in ("healthy", "lesion_mapped", "semantic", "models", "curate") if (work / d).exists()]
-    if stale:
-        log.warning("the source changed since the last run in %s: rerunning %s", work, ", ".join(stale))
-    for d in stale:
-        shutil.rmtree(work / d)
-
-
-def _guard_existing(out_dir: Path, work: Path, cfg: BuildConfig, overwrite: bool) -> None:
-    """A version is immutable: rebuilding it with other content needs --overwrite."""
+def _guard_existing(out_dir: Path, cfg: BuildConfig, overwrite: bool) -> None:
+    """A version is immutable: rebuilding it from another config needs --overwrite (checked before any stage)."""
     manifest = out_dir / "manifest.json"
-    if manifest.exists():
+    if manifest.exists() and not overwrite:
         old = json.loads(manifest.read_text()).get("config_hash")
-        if old != cfg.config_hash() and not overwrite:
+        if old != cfg.config_hash():
             raise BuildError(f"{out_dir} holds version {cfg.version} built from another config "
                              f"(hash {old}, now {cfg.config_hash()}); pass --overwrite to replace it")
-    if overwrite and work.exists():
-        shutil.rmtree(work)
-
-
-def _log(summary) -> dict:
-    log.info(summary.line())
-    return summary.to_json()

@@ -20,9 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--workers", type=int, help="CPU worker processes for ingest and hashing (default: all cores)")
     p.add_argument("--limit", type=int, help="ingest only the first N source rows (smoke runs)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true", default=True, help="reuse finished stage shards (default)")
-    g.add_argument("--overwrite", action="store_true", help="discard earlier work and replace an existing version")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing version whose content would change (stages whose inputs did not "
+                        "change are still reused; a rerun always reuses finished shards with matching fingerprints)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
                                      source_name=args.source_name, device=args.device,
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit))
     say(*(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
-          f"rejected={st.get('rejected', {})}" for st in result.stages))
+          f"rejected={st.get('rejected', {})}"
+          + (f"  {result.decisions[st['stage']]}" if result.decisions.get(st["stage"]) else "")
+          for st in result.stages))
     for st in result.stages:
         if st.get("delivery"):
             from generation.plan import delivery_summary

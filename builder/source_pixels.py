@@ -91,11 +91,9 @@ def _run(jobs: list[tuple], workers: int | None) -> list[dict]:
     workers = max(1, workers or os.cpu_count() or 1)
     if workers == 1 or len(jobs) < 100 * workers:  # a pool costs ~2 s to start: not worth it for a few rows
         return list(progress(map(_measure, jobs), desc="source pixels", total=len(jobs)))
-    from concurrent.futures import ProcessPoolExecutor
+    from builder.core.workers import worker_pool  # Ctrl-C and a dead parent end the workers
 
-    from curation.dedup import pool_context
-
-    with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+    with worker_pool(workers) as pool:
         return list(progress(pool.map(_measure, jobs, chunksize=16), desc="source pixels", total=len(jobs)))
 
 

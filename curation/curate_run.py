@@ -1,4 +1,4 @@
-"""The `curate` command's run: ingest -> real splits -> synthetic curation -> tables on disk."""
+"""The one curation orchestrator (`build` and `curate`): real splits, then synthetic curation, tables on disk."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,8 @@ from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import Record, Rejection
 from builder.core.splits_file import write_splits
 from builder.core.store import StageStore
-from curation.curate import check_config, curate_records, read_training_manifests, reconcile, split_real
+from curation.curate import (Curated, RealSplit, check_config, curate_records, read_training_manifests,
+                             reconcile, split_real)
 from curation.ingest import ingest_source, read_counts
 from curation.splits import split_table
 
@@ -44,20 +45,49 @@ def _curate(cfg: CurationConfig, opts: CurateOptions) -> str:
     out = Path(opts.out)
     manifests = read_training_manifests(opts.manifests)  # bad inputs fail before any work
     real_store = _real_store(opts)
+    ingested = real_store.records()
+    real, rs = split_phase(real_store, cfg, out, workers=opts.workers,
+                           test_ids=_holdout(cfg, opts, real_store, ingested) if ingested else None)
+    stores = {kind: StageStore(p) for kind, p in opts.synthetic.items()}
+    _, summary = curate_phase(real_store, real, rs, stores, cfg, out, workers=opts.workers,
+                              training_manifests=manifests)
+    return _summary_text(summary, out)
+
+
+def split_phase(real_store: StageStore, cfg: CurationConfig, out: Path, *, workers: int | None = None,
+                test_ids: list[str] | None = None) -> tuple[list[Record], RealSplit]:
+    """Curation, part 1 (build and `curate`): splits over the real images, written to `out/splits.csv`.
+
+    The build runs it before generation (semantic training and lesion-map pairs must know the
+    splits), `curate` right before part 2.
+    """
     real = real_store.records()
     if not real:
-        raise BuildError(f"no usable real image in {opts.source or opts.real}; see {out / 'rejections.csv'} "
+        raise BuildError(f"no usable real image in {real_store.root}; see {Path(out) / 'rejections.csv'} "
                          "for the reasons")
-    _write_rejections(out / "rejections.csv", real_store.rejections())  # early: useful even if a later step fails
-    rs = split_real(real, real_store, cfg, workers=opts.workers, test_ids=_holdout(cfg, opts, real_store, real))
-    write_splits(out / "splits.csv", rs.split_of)
+    _write_rejections(Path(out) / "rejections.csv", real_store.rejections())  # early: useful if a later step fails
+    rs = split_real(real, real_store, cfg, workers=workers, test_ids=test_ids)
+    write_splits(Path(out) / "splits.csv", rs.split_of)
+    return real, rs
+
+
+def curate_phase(real_store: StageStore, real: list[Record], rs: RealSplit, stores: dict[str, StageStore],
+                 cfg: CurationConfig, out: Path, *, workers: int | None = None,
+                 training_manifests: dict[str, list[str]] | None = None,
+                 include_real: bool = False) -> tuple[Curated, dict]:
+    """Curation, part 2 (build and `curate`): leakage rule, de-duplication, and the tables in `out`.
+
+    Candidates are every record of `stores` (plus the kept real images with `include_real`);
+    writes records.jsonl, rejections.csv, duplicates.csv, leakage_report.csv and curation.json.
+    """
+    out = Path(out)
     real_kept = rs.kept(real)
     real_counts = reconcile("real_dedup", len(real), real_kept,
                             rs.rejections + [d.to_rejection("curate") for d in rs.duplicates])
-    stores = {kind: StageStore(p) for kind, p in opts.synthetic.items()}
-    candidates = [r for kind in sorted(stores) for r in stores[kind].records()]
-    cur = curate_records(candidates, stores, real, rs, cfg, workers=opts.workers,
-                         training_manifests=manifests)
+    candidates = [r for kind in sorted(stores) if kind != "real" for r in stores[kind].records()]
+    candidates += real_kept if include_real else []
+    cur = curate_records(candidates, stores, real, rs, cfg, workers=workers,
+                         training_manifests=training_manifests)
     _write_jsonl(out / "records.jsonl", cur.records)
     all_rej = real_store.rejections() + rs.rejections + [d.to_rejection("curate") for d in rs.duplicates] \
         + cur.rejections
@@ -70,7 +100,7 @@ def _curate(cfg: CurationConfig, opts: CurateOptions) -> str:
                "real_dedup": real_counts, "synthetic": cur.counts,
                "splits": split_table(real_kept, rs.split_of)}
     (out / "curation.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
-    return _summary_text(summary, out)
+    return cur, summary
 
 
 def _real_store(opts: CurateOptions) -> StageStore:

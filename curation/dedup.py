@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from builder.core.schema import Rejection
-from builder.core.workers import pool_context, worker_pool  # noqa: F401 (pool_context: old import path)
+from builder.core.workers import worker_pool
 
 STAGE = "dedup"
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from builder.core.errors import BuildError, SampleRejected, SourceError
-from builder.core.fingerprint import source_fingerprint
+from builder.core.fingerprint import combine, source_fingerprint
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import AutoMask, Record, Rejection, digest, make_sample_id
+from builder.core.stage import Shard, StageKey, outcome, pin
 from builder.core.store import StageStore, atomic_write, encode_png
 from curation.images import MIN_SIDE_PX, read_photo
 from curation.masks import MaskError, read_auto_index, read_binary_masks, read_sddi_mask
@@ -29,13 +30,39 @@ from curation.metadata import DISEASE_MAP, SourceRow, SourceTable, load_disease_
 log = logging.getLogger(__name__)
 SHARD = "ingest"
 COUNTS_FILE = "ingest.json"
-__all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "read_counts", "read_source_info"]
+__all__ = ["DISEASE_MAP", "ingest_source", "load_disease_map", "plan_ingest", "read_counts", "read_source_info"]
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestPlan:
+    """A source's validated table, its rows with their automatic masks, its identity and the store's key."""
+
+    table: SourceTable
+    items: list  # (SourceRow, automatic-mask entry or None)
+    info: dict
+    key: StageKey
+
+
+def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = None, limit: int | None = None,
+                disease_map: dict[str, str] | None = None, auto_masks: Path | None = None,
+                min_side_px: int = MIN_SIDE_PX) -> IngestPlan:
+    """Read and validate the metadata table and fingerprint the files it names; no image is decoded."""
+    source = Path(source)
+    if not source.is_dir():
+        raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
+                          "(DDI) or metadata.csv (Fitzpatrick17k)")
+    table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
+    items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks)
+    info = describe_source(dataclasses.replace(table, rows=[row for row, _ in items]))  # automatic masks too
+    settings = {"limit": limit, "disease_map": combine(sorted((disease_map or load_disease_map()).items())),
+                "auto_masks": combine([entry for _, entry in items]), "min_side_px": min_side_px}
+    return IngestPlan(table, items, info, StageKey(SHARD, settings, {"source": info["fingerprint"]}))
 
 
 def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_name: str | None = None,
                   limit: int | None = None, disease_map: dict[str, str] | None = None,
-                  workers: int | None = None, auto_masks: Path | None = None,
-                  min_side_px: int = MIN_SIDE_PX) -> StageSummary:
+                  workers: int | None = None, auto_masks: Path | None = None, on_change: str = "reset",
+                  plan: IngestPlan | None = None, min_side_px: int = MIN_SIDE_PX) -> StageSummary:
     """Validate every row, write kept photos (PNG) + label maps + Records, reject the rest with reasons.
 
     Images are decoded (any mode -> 8-bit RGB, `curation.images`), re-encoded and written over
@@ -43,26 +70,25 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
     `auto_masks`: a `generate masks` output folder; photos without a hand mask take theirs from it.
     Masks listed in an `auto_masks.jsonl` (there or in the masks folder) are automatic: the record
     carries them in `auto_masks`; a photo whose automatic mask was rejected keeps the reason.
+    A finished ingest with the same key (source fingerprint, settings) is reused; a store holding
+    another or an edited source is ingested again (`on_change='refuse'` makes that an error).
+    `plan` is `plan_ingest`'s result when the caller made it already (the build checks it first).
     """
-    source = Path(source)
-    if not source.is_dir():
-        raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
-                          "(DDI) or metadata.csv (Fitzpatrick17k)")
     summary = StageSummary("ingest")
-    table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
-    items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks)
-    info = describe_source(dataclasses.replace(table, rows=[row for row, _ in items]))  # automatic masks too
-    if out.shard_done(SHARD):
-        before = read_source_info(out)
-        if before.get("fingerprint") == info["fingerprint"]:
-            summary.skipped = len(out.records())
-            return summary.stop()
-        log.warning("%s holds the ingest of source %s (fingerprint %s); %s is source %s (fingerprint %s): "
-                    "ingesting it again", out.root, before.get("name"), before.get("fingerprint"), source,
-                    info["name"], info["fingerprint"])
-        _clear(out)
+    plan = plan or plan_ingest(source, masks, source_name=source_name, limit=limit, disease_map=disease_map,
+                               auto_masks=auto_masks, min_side_px=min_side_px)
+    table, info, key = plan.table, plan.info, plan.key
+    status = pin(out, key, on_change=on_change)
+    done_fp = Shard(SHARD, []).fingerprint(key.fingerprint)
+    if out.shard_done(SHARD, done_fp):
+        summary.skipped = len(out.records())
+        summary.status = outcome(status, summary)
+        return summary.stop()
+    if status.startswith("rerun"):
+        log.warning("%s: ingesting source %s (fingerprint %s) again: %s", out.root, info["name"],
+                    info["fingerprint"], status)
     records, rejections = [], list(table.rejections)
-    for rec in _map(_ingest_one, [(row, out, auto, min_side_px) for row, auto in items], workers):
+    for rec in _map(_ingest_one, [(row, out, auto, min_side_px) for row, auto in plan.items], workers):
         (rejections if isinstance(rec, Rejection) else records).append(rec)
     rejections.sort(key=lambda r: (r.item_id, r.reason, r.detail))
     for r in rejections:
@@ -70,8 +96,9 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
     summary.done = len(records)
     counts = _reconcile(table.n_in, records, rejections, table.table, table.layout)
     counts["source"] = info
-    out.finish_shard(SHARD, records, rejections)
     atomic_write(out.root / COUNTS_FILE, (json.dumps(counts, indent=1, sort_keys=True) + "\n").encode())
+    out.finish_shard(SHARD, records, rejections, fingerprint=done_fp)
+    summary.status = outcome(status, summary)
     return summary.stop()
 
 
@@ -95,15 +122,6 @@ def describe_source(table: SourceTable) -> dict:
         files += [(f"{role}:{p.name}", p) for role, p in (("mask", row.mask), ("nonskin", row.nonskin)) if p]
     return {"name": table.name, "layout": table.layout, "table": table.table.name, "files": len(files),
             "fingerprint": source_fingerprint(table.name, table.layout, table.table, files)}
-
-
-def _clear(store: StageStore) -> None:
-    """Remove a stale ingest (another source) so the new one does not mix with it."""
-    import shutil
-
-    for sub in ("records", "rejections", "images", "masks"):
-        shutil.rmtree(store.root / sub, ignore_errors=True)
-    (store.root / COUNTS_FILE).unlink(missing_ok=True)
 
 
 def _reconcile(n_in: int, records: list[Record], rejections: list[Rejection], table: Path, layout: str) -> dict:

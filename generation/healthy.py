@@ -1,31 +1,28 @@
 """Healthy synthetics (cgDDI section 1): inpaint each real photo's lesion into healthy skin, in shards.
 
-Work is cut into deterministic shards of real records sorted by id; process `rank` of
-`world_size` takes shard i iff i % world_size == rank, and a shard whose records file exists is
-skipped, so the union of outputs is the same for any world size and a killed run resumes.
+Work is cut into deterministic shards of real records sorted by id and run by the one stage loop
+(`builder.core.stage`): shards by rank, fingerprinted markers, one retry, settings pinned.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-from typing import Iterator
 
 import numpy as np
 
 from builder.core.config import HealthyConfig
-from builder.core.errors import BuildError, CgddiError, ConfigError
-from builder.core.progress import StageSummary, progress
+from builder.core.errors import ConfigError
+from builder.core.progress import StageSummary
 from builder.core.schema import (HEALTHY_DISEASE, LABEL_SKIN, LABEL_VALUES, Generator, Record, Rejection,
-                            canonical_json, digest, make_sample_id, sample_seed)
-from builder.core.store import StageStore, atomic_write, decode_label_map, decode_rgb, encode_png
+                                 digest, make_sample_id, sample_seed)
+from builder.core.stage import Shard, StageKey, check_slot, outcome, pin, run_shards, store_fingerprint
+from builder.core.store import StageStore, decode_label_map, decode_rgb, encode_png
 from generation.healthy_backends import BACKENDS, DTYPES, Job
 from generation.inpaint_region import composite, healed_label_map, inpaint_region
 
 log = logging.getLogger(__name__)
 
 STAGE = "healthy"
-PLAN_FILE = "healthy_plan.json"
 
 
 @dataclasses.dataclass
@@ -39,35 +36,42 @@ class Prepared:
 
 
 def run_healthy(real: StageStore, out: StageStore, cfg: HealthyConfig, *, device: str = "cpu",
-                batch_size: int = 4, rank: int = 0, world_size: int = 1,
-                shard_size: int = 16) -> StageSummary:
-    """Inpaint every real record of `real` (kind 'real', with image + label map) into `out`."""
+                batch_size: int = 4, rank: int = 0, world_size: int = 1, shard_size: int = 16,
+                inputs: dict[str, str] | None = None, on_change: str = "refuse") -> StageSummary:
+    """Inpaint every real record of `real` (kind 'real', with image + label map) into `out`.
+
+    `inputs` names the fingerprints the outputs depend on (default: the real store's); a store
+    made with another key is refused, or cleared with `on_change='reset'` (see `builder.core.stage`).
+    """
     check_inputs(cfg, device, batch_size, rank, world_size, shard_size)
-    summary = StageSummary(STAGE)
+    key = stage_key(cfg, shard_size, batch_size, inputs or {"real": store_fingerprint(real)})
+    status = pin(out, key, on_change=on_change)
     shards = make_shards(real.records(), shard_size)
-    write_plan(out, cfg, shard_size, batch_size, shards)
-    todo = []
-    for i, (name, recs) in enumerate(shards):
-        if i % world_size != rank:
-            continue
-        if out.shard_done(name):
-            summary.skipped += len(recs)
-        else:
-            todo.append((name, recs))
-    if todo:
+
+    def setup(todo):
         from generation.healthy_backends import make_backend
 
-        backend = make_backend(cfg, device)  # loaded once per process, only when there is work
-        ticks = iter(progress(range(sum(len(r) for _, r in todo)), desc=f"healthy[{rank}]"))
-        for name, recs in todo:
-            run_shard_retrying(real, out, cfg, backend, name, recs, batch_size, summary, ticks)
-    log.debug(summary.stop().line())  # the caller prints it (CLI, build table)
+        return make_backend(cfg, device)  # loaded once per process, only when there is work
+
+    def work(shard: Shard, backend, tick):
+        return run_shard(real, out, cfg, backend, shard.items, batch_size, tick)
+
+    summary = run_shards(out, key, shards, work, rank=rank, world_size=world_size, setup=setup)
+    summary.status = outcome(status, summary)
+    log.debug(summary.line())  # the caller prints it (CLI, build table)
     return summary
 
 
-def check_inputs(cfg: HealthyConfig, device: str, batch_size: int, rank: int, world_size: int,
-                 shard_size: int) -> None:
-    """Bad configuration fails here, before any image is read or any model loaded."""
+def stage_key(cfg: HealthyConfig, shard_size: int, batch_size: int, inputs: dict[str, str]) -> StageKey:
+    """What healthy outputs depend on: the config, the shard layout, (diffusers) the batch size, the inputs."""
+    settings = {"config": dataclasses.asdict(cfg), "shard_size": shard_size}
+    if cfg.backend == "diffusers":
+        settings["batch_size"] = batch_size  # batch composition changes diffusers pixels by +-1
+    return StageKey(STAGE, settings, inputs)
+
+
+def check(cfg: HealthyConfig) -> None:
+    """Bad healthy settings fail here, before any image is read or any model loaded (the build calls it first)."""
     if cfg.backend not in BACKENDS:
         raise ConfigError(f"healthy.backend={cfg.backend!r} is not one of {BACKENDS}")
     if cfg.backend == "diffusers" and not cfg.model_id:
@@ -91,88 +95,50 @@ def check_inputs(cfg: HealthyConfig, device: str, batch_size: int, rank: int, wo
     except (KeyError, IndexError, ValueError) as e:
         raise ConfigError(f"healthy.prompt={cfg.prompt!r} must be a template whose only field is "
                           f"{{tone}} ({e!r})") from e
+
+
+def check_inputs(cfg: HealthyConfig, device: str, batch_size: int, rank: int, world_size: int,
+                 shard_size: int) -> None:
+    """`check` plus the run's device, batch and shard sizes and process slot."""
+    check(cfg)
     if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
         raise ConfigError(f"--device {device!r}: expected cpu, cuda, cuda:N or mps")
     if batch_size < 1 or shard_size < 1:
         raise ConfigError(f"batch_size={batch_size} and shard_size={shard_size} must be >= 1")
-    if not 0 <= rank < world_size:
-        raise ConfigError(f"rank={rank} must be in [0, world_size={world_size})")
+    check_slot(rank, world_size)
 
 
-def make_shards(records: list[Record], shard_size: int) -> list[tuple[str, list[Record]]]:
+def make_shards(records: list[Record], shard_size: int) -> list[Shard]:
     """Real records sorted by id, cut into `shard-00000`, `shard-00001`, ... of `shard_size` each."""
     recs = sorted(records, key=lambda r: r.sample_id)
-    return [(f"shard-{i // shard_size:05d}", recs[i:i + shard_size])
-            for i in range(0, len(recs), shard_size)]
+    return [Shard(f"shard-{i // shard_size:05d}", recs[i:i + shard_size],
+                  tuple(r.sample_id for r in recs[i:i + shard_size])) for i in range(0, len(recs), shard_size)]
 
 
-def write_plan(out: StageStore, cfg: HealthyConfig, shard_size: int, batch_size: int,
-               shards: list[tuple[str, list[Record]]]) -> None:
-    """Pin what finished shards were made with; resuming with other settings would mix outputs."""
-    plan = {"config": dataclasses.asdict(cfg), "shard_size": shard_size,
-            "inputs": digest("\n".join(r.sample_id for _, rs in shards for r in rs).encode())}
-    if cfg.backend == "diffusers":
-        plan["batch_size"] = batch_size  # batch composition changes diffusers pixels by +-1
-    path = out.root / PLAN_FILE
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))
-        if diff:
-            raise ConfigError(f"{out.root} holds healthy outputs made with different {diff} "
-                              f"(see {path}); rerun with the same settings to resume, or use a new --out")
-        return
-    atomic_write(path, (canonical_json(plan) + "\n").encode())
-
-
-def run_shard_retrying(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, name: str,
-                       recs: list[Record], batch_size: int, summary: StageSummary, ticks: Iterator,
-                       attempts: int = 2) -> None:
-    """A failed shard is retried once, then reported; finished shards stay, so a rerun resumes."""
-    for attempt in range(1, attempts + 1):
-        partial = StageSummary(STAGE)  # counts only land once the shard is finished
-        try:
-            run_shard(real, out, cfg, backend, name, recs, batch_size, partial, ticks)
-        except CgddiError:
-            raise
-        except Exception as e:  # noqa: BLE001 (any failure of a shard gets the same treatment)
-            log.warning("healthy %s failed (attempt %d of %d): %r", name, attempt, attempts, e)
-            if attempt == attempts:
-                raise BuildError(f"healthy {name} of {out.root} failed {attempts} times, last with {e!r}; "
-                                 "finished shards are kept: fix the cause and rerun the same command "
-                                 "to resume") from e
-            continue
-        summary.done += partial.done
-        summary.rejected.update(partial.rejected)
-        return
-
-
-def run_shard(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, name: str,
-              recs: list[Record], batch_size: int, summary: StageSummary, ticks: Iterator) -> None:
-    """Prepare, generate in batches, write images and masks, then the shard's records (its marker)."""
+def run_shard(real: StageStore, out: StageStore, cfg: HealthyConfig, backend, recs: list[Record],
+              batch_size: int, tick) -> tuple[list[Record], list[Rejection]]:
+    """Prepare, generate in batches, write images and masks; the shard's records and rejections."""
     ready, rejections = [], []
     for rec in recs:
         item = prepare(real, rec, cfg, backend)
         if isinstance(item, Rejection):
             rejections.append(item)
-            summary.reject(item.reason)
-            next(ticks, None)
+            tick()
         else:
             ready.append(item)
     records = []
     for start in range(0, len(ready), batch_size):
         batch = ready[start:start + batch_size]
         for item, patch in zip(batch, backend.generate([p.job for p in batch])):
-            next(ticks, None)
+            tick()
             if patch is None:
                 rejections.append(Rejection(
                     STAGE, item.real.sample_id, "non_finite_output",
                     f"{item.real.sample_id}: the model returned NaN/inf pixels; use healthy.dtype "
                     "float32 or bfloat16 (fp16 VAEs can overflow)", None))
-                summary.reject("non_finite_output")
                 continue
             records.append(write_healthy(out, cfg, backend, item, patch))
-            summary.done += 1
-    out.finish_shard(name, records, rejections)
+    return records, rejections
 
 
 def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepared | Rejection:

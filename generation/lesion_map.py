@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from builder.core.config import LesionMapConfig
 from builder.core.errors import ConfigError
-from builder.core.progress import StageSummary, progress
+from builder.core.fingerprint import combine
+from builder.core.progress import StageSummary
 from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id, merge_auto_masks
+from builder.core.stage import (Shard, StageKey, check_slot, outcome, pin, run_ranks, run_shards,
+                                store_fingerprint, worker_count)
 from builder.core.store import StageStore, encode_png
 from generation.placement import PlacementError
 from generation.plan import make_plan, plan_delivery, plan_summary
@@ -24,11 +26,10 @@ __all__ = ["delivery", "make_plan", "plan_lesion_map", "plan_summary", "run_lesi
 log = logging.getLogger(__name__)
 STAGE = "lesion_map"
 PLAN_FILE = "plan.parquet"
-SETTINGS_FILE = "lesion_map_settings.json"
 
 
-def check_config(cfg: LesionMapConfig, rank: int = 0, world_size: int = 1, shard_size: int = 64) -> None:
-    """Fail before any work on settings that cannot make sense."""
+def check(cfg: LesionMapConfig) -> None:
+    """Fail before any work on settings that cannot make sense (the build calls it before ingest)."""
     pads = list(cfg.pads)
     if not pads or any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in pads):
         raise ConfigError(f"lesion_map.pads={pads!r}: expected a non-empty list of integers >= 0, "
@@ -42,97 +43,96 @@ def check_config(cfg: LesionMapConfig, rank: int = 0, world_size: int = 1, shard
     if not isinstance(cfg.png_level, int) or isinstance(cfg.png_level, bool) or not 0 <= cfg.png_level <= 9:
         raise ConfigError(f"lesion_map.png_level={cfg.png_level!r}: expected a zlib level 0-9 (6: the default, "
                           "1: fastest lossless)")
-    if not 0 <= rank < world_size:
-        raise ConfigError(f"rank={rank} must be in [0, world_size={world_size})")
-    if shard_size < 1:
-        raise ConfigError(f"shard_size={shard_size} must be >= 1")
+
+
+def check_config(cfg: LesionMapConfig, rank: int = 0, world_size: int = 1, shard_size: int = 64) -> None:
+    """`check` plus this process's slot and the shard size."""
+    check(cfg)
+    check_slot(rank, world_size, shard_size)
 
 
 def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
-                    budget: int | None = None, seed: int | None = None,
-                    shard_size: int = 64, split_of: dict[str, str] | None = None) -> "polars.DataFrame":
-    """Make the plan and write it to `out.root / plan.parquet` and `plan.csv` (inspect before mapping).
+                    budget: int | None = None, seed: int | None = None, shard_size: int = 64,
+                    split_of: dict[str, str] | None = None, on_change: str = "refuse") -> tuple:
+    """Pin the stage key, make the plan and write it to `out.root / plan.parquet` and `plan.csv`.
 
-    A rerun into the same folder must ask for the same plan and settings, or finished shards of
-    the old plan would be mixed with new ones: a mismatch is an error naming both.
+    Returns (plan, key, status). A rerun into the same folder must have the same key (settings,
+    bases, donors, splits), or finished shards of the old plan would be mixed with new ones: a
+    mismatch is refused naming what changed (or, with `on_change='reset'`, the folder is redone).
     """
     check_config(cfg, shard_size=shard_size)
     budget = cfg.budget if budget is None else budget
     seed = cfg.seed if seed is None else seed
+    settings = {**dataclasses.asdict(cfg), "budget": budget, "seed": seed, "shard_size": shard_size,
+                "pads": list(cfg.pads), "fallbacks": list(cfg.fallbacks), "downscales": list(cfg.downscales),
+                "split_aware": bool(split_of)}
+    inputs = {"bases": store_fingerprint(bases), "donors": store_fingerprint(donors)}
+    if split_of:
+        inputs["splits"] = combine(sorted(split_of.items()))
+    key = StageKey(STAGE, settings, inputs)
+    status = pin(out, key, on_change=on_change)
     real = _records(donors, "real", "--donors")
     donor_recs = [r for r in real if donors.mask_path(r.sample_id).exists()]
     if len(donor_recs) < len(real):  # no label map, no lesion to move: they stay real images only
         log.info("%d of %d real images have no label map and cannot donate a lesion",
                  len(real) - len(donor_recs), len(real))
     plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of)
-    settings = {**dataclasses.asdict(cfg), "budget": budget, "seed": seed, "shard_size": shard_size,
-                "pads": list(cfg.pads), "fallbacks": list(cfg.fallbacks), "downscales": list(cfg.downscales),
-                "split_aware": bool(split_of)}
-    _write_plan(out, plan, settings)
-    return plan
+    if not (out.root / PLAN_FILE).exists():
+        _write_plan(out, plan)
+    return plan, key, status
 
 
 def run_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
                    budget: int | None = None, seed: int | None = None, rank: int = 0,
-                   world_size: int = 1, shard_size: int = 64,
-                   split_of: dict[str, str] | None = None) -> StageSummary:
-    """Plan (written to out.root / 'plan.parquet' and .csv) then map every pair into `out`.
+                   world_size: int = 1, shard_size: int = 64, split_of: dict[str, str] | None = None,
+                   on_change: str = "refuse") -> StageSummary:
+    """Plan (written to out.root / 'plan.parquet' and .csv) then map this process's shards into `out`.
 
     Shard i (plan rows [i * shard_size, (i + 1) * shard_size)) is this worker's iff
-    i % world_size == rank; a shard with a records file is done and skipped (resume).
+    i % world_size == rank; a shard with a marker of the same fingerprint is done and skipped.
     """
     check_config(cfg, rank, world_size, shard_size)
-    plan = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed, shard_size=shard_size,
-                           split_of=split_of)
-    summary = StageSummary(STAGE)
+    plan, key, status = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed,
+                                        shard_size=shard_size, split_of=split_of, on_change=on_change)
     base_recs = {r.sample_id: r for r in bases.records()}
     donor_recs = {r.sample_id: r for r in donors.records()}
     ctx = _MapContext(bases, donors, out, cfg, base_recs, donor_recs,
                       base_groups([r for r in base_recs.values() if r.kind == "healthy"], split_of))
-    mine = []
+    shards = []
     for i in range(0, plan.height, shard_size):
-        shard, name = plan.slice(i, shard_size), f"{STAGE}-{i // shard_size:05d}"
-        if (i // shard_size) % world_size != rank:
-            continue
-        if out.shard_done(name):
-            summary.skipped += shard.height
-        else:
-            mine.append((name, shard))
-    pending = {name: ([], []) for name, _ in mine}
-    for name, row, last in progress(_flat(mine), desc="lesion-map", total=sum(s.height for _, s in mine)):
-        records, rejections = pending[name]
-        _map_row(row, ctx, records, rejections, summary)
-        if last:
-            out.finish_shard(name, *pending.pop(name))
-    return summary.stop()
+        rows = list(plan.slice(i, shard_size).iter_rows(named=True))
+        shards.append(Shard(f"{STAGE}-{i // shard_size:05d}", rows,
+                            tuple(f"{r['row']}:{r['base_id']}:{r['donor_id']}:{r['seed']}" for r in rows)))
+
+    def work(shard: Shard, _ctx, tick):
+        records, rejections = [], []
+        for row in shard.items:
+            made = _map_row(row, ctx)
+            (rejections if isinstance(made, Rejection) else records).append(made)
+            tick()
+        return records, rejections
+
+    summary = run_shards(out, key, shards, work, rank=rank, world_size=world_size)
+    summary.status = outcome(status, summary)
+    return summary
 
 
 def run_lesion_map_pool(bases: StageStore, donors: StageStore, out: StageStore, cfg: LesionMapConfig, *,
                         workers: int | None = None, budget: int | None = None, seed: int | None = None,
-                        shard_size: int = 64, split_of: dict[str, str] | None = None) -> StageSummary:
+                        shard_size: int = 64, split_of: dict[str, str] | None = None,
+                        on_change: str = "refuse") -> StageSummary:
     """`run_lesion_map` over `workers` processes (default: all cores), one rank each.
 
-    The plan is written first, once; shards do not depend on the worker count, so the output is
-    byte-identical to a one-process run (and a rerun with another count resumes it).
+    The key is pinned and the plan written first, once; shards do not depend on the worker count,
+    so the output is byte-identical to a one-process run (and a rerun with another count resumes it).
     """
-    summary = StageSummary(STAGE)
-    plan = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed, shard_size=shard_size,
-                           split_of=split_of)
-    workers = min(max(1, workers or os.cpu_count() or 1), max(1, -(-plan.height // shard_size)))
-    kw = dict(budget=budget, seed=seed, world_size=workers, shard_size=shard_size, split_of=split_of)
-    if workers == 1:
-        parts = [run_lesion_map(bases, donors, out, cfg, rank=0, **kw)]
-    else:
-        from builder.core.workers import worker_pool
-
-        with worker_pool(workers) as pool:
-            futures = [pool.submit(run_lesion_map, bases, donors, out, cfg, rank=r, **kw) for r in range(workers)]
-            parts = [f.result() for f in futures]
-    for part in parts:
-        summary.done += part.done
-        summary.skipped += part.skipped
-        summary.rejected.update(part.rejected)
-    return summary.stop()
+    plan, _, status = plan_lesion_map(bases, donors, out, cfg, budget=budget, seed=seed,
+                                      shard_size=shard_size, split_of=split_of, on_change=on_change)
+    workers = worker_count(workers, -(-plan.height // shard_size))
+    summary = run_ranks(run_lesion_map, workers, STAGE, bases, donors, out, cfg, budget=budget, seed=seed,
+                        shard_size=shard_size, split_of=split_of)
+    summary.status = outcome(status, summary)
+    return summary
 
 
 def delivery(out: StageStore) -> dict:
@@ -140,13 +140,6 @@ def delivery(out: StageStore) -> dict:
     import polars as pl
 
     return plan_delivery(pl.read_parquet(out.root / PLAN_FILE), out.records())
-
-
-def _flat(mine: list) -> Iterator[tuple[str, dict, bool]]:
-    """(shard name, plan row, is the shard's last row): one progress bar over every row of this worker."""
-    for name, shard in mine:
-        for i, row in enumerate(shard.iter_rows(named=True)):
-            yield name, row, i == shard.height - 1
 
 
 @dataclasses.dataclass
@@ -162,7 +155,7 @@ class _MapContext:
     groups: dict
 
 
-def _map_row(row: dict, ctx: _MapContext, records: list, rejections: list, summary: StageSummary) -> None:
+def _map_row(row: dict, ctx: _MapContext) -> Record | Rejection:
     """Map one plan row into `out`: a record on success, a rejection with its reason otherwise."""
     item = f"plan-row-{row['row']:06d}"
     who = f"base={row['base_id']} donor={row['donor_id']}"
@@ -172,16 +165,13 @@ def _map_row(row: dict, ctx: _MapContext, records: list, rejections: list, summa
         mapped, base = map_with_fallbacks(planned, donor, _pixels(ctx.bases, "base"), _pixels(ctx.donors, "donor"),
                                           ctx.cfg, row["seed"], others)
     except PlacementError as e:
-        rejections.append(Rejection(STAGE, item, e.reason, f"{who}: {e.detail}"))
-        summary.reject(e.reason)
-        return
+        return Rejection(STAGE, item, e.reason, f"{who}: {e.detail}")
     png = encode_png(mapped.rgb, ctx.cfg.png_level)
     lineage = {"base_id": base.sample_id, "donor_id": donor.sample_id, "plan_row": row["row"], "seed": row["seed"]}
     sample_id = make_sample_id("lesion_mapped", digest(png), lineage)
     path = ctx.out.put_image(sample_id, png)
     ctx.out.put_mask(sample_id, mapped.label_map)
-    records.append(_record(sample_id, path, base, donor, mapped, row, ctx.cfg))
-    summary.done += 1
+    return _record(sample_id, path, base, donor, mapped, row, ctx.cfg)
 
 
 def _pixels(store: StageStore, role: str) -> Pixels:
@@ -227,25 +217,11 @@ def _records(store: StageStore, kind: str, flag: str) -> list[Record]:
     return keep
 
 
-def _write_plan(out: StageStore, plan: "polars.DataFrame", settings: dict) -> None:
-    import polars as pl
-
-    path, settings_path = out.root / PLAN_FILE, out.root / SETTINGS_FILE
-    if path.exists():
-        old_settings = json.loads(settings_path.read_text()) if settings_path.exists() else None
-        if old_settings != settings or not pl.read_parquet(path).equals(plan):
-            raise ConfigError(f"{out.root} holds a lesion-map run with other settings or inputs "
-                              f"({old_settings} vs {settings}); use a new --out folder or delete that one")
-        return
+def _write_plan(out: StageStore, plan: "polars.DataFrame") -> None:
     out.root.mkdir(parents=True, exist_ok=True)
     # Workers of one run may all get here: each writes the same bytes through its own temp file.
     tag = f"{os.getpid()}.tmp"
-    for name, write in (("plan.csv", plan.write_csv), (SETTINGS_FILE, _settings_writer(settings)),
-                        (PLAN_FILE, plan.write_parquet)):  # the parquet file last: it marks a complete plan
+    for name, write in (("plan.csv", plan.write_csv), (PLAN_FILE, plan.write_parquet)):
         tmp = out.root / f".{name}.{tag}"
         write(tmp)
         os.replace(tmp, out.root / name)
-
-
-def _settings_writer(settings: dict):
-    return lambda path: path.write_text(json.dumps(settings, sort_keys=True, indent=1) + "\n")

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from builder.core.splits_file import read_splits
 
     split_of = read_splits(args.splits) if args.splits else None
-    plan = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size,
-                           split_of=split_of)
+    plan, _, _ = plan_lesion_map(*stores, cfg, budget=args.budget, seed=args.seed, shard_size=args.shard_size,
+                                 split_of=split_of)
     from builder.core.progress import is_quiet, say
 
     summary, written = plan_summary(plan), f"plan written to {stores[2].root / 'plan.csv'}"

@@ -218,7 +218,7 @@ def test_sampling_records_have_complete_lineage_and_resume(env, trained, capsys)
     assert "done=3 skipped=3" in capsys.readouterr().out
     assert {r.sample_id: store.read_image_bytes(r) for r in store.records()} == first
     assert cli(_args(env, "sample", "--out", str(out), "--per-cell", "3")) == 2
-    assert "different semantic plan" in capsys.readouterr().err
+    assert "other settings or inputs (semantic.plan changed" in capsys.readouterr().err
 
 
 def test_two_processes_give_the_same_set_as_one(env, trained):

@@ -78,6 +78,7 @@ class StageSummary:
     skipped: int = 0  # finished by an earlier run (resume)
     rejected: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     seconds: float = 0.0
+    status: str = ""  # what the stage's fingerprint said: new, reused, rerun because X changed
     _t0: float = dataclasses.field(default_factory=time.perf_counter, repr=False)
 
     def reject(self, reason: str, n: int = 1) -> None:
@@ -89,8 +90,9 @@ class StageSummary:
 
     def line(self) -> str:
         rej = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
+        status = f"; {self.status}" if self.status else ""
         return (f"[{self.stage}] done={self.done} skipped={self.skipped} "
-                f"rejected={sum(self.rejected.values())} ({rej}) in {self.seconds:.1f}s")
+                f"rejected={sum(self.rejected.values())} ({rej}) in {self.seconds:.1f}s{status}")
 
     def to_json(self) -> dict:
         return {"stage": self.stage, "done": self.done, "skipped": self.skipped,

@@ -6,9 +6,12 @@ Layout of a store folder::
     masks/<sample_id>.png       uint8 label map, same size, values 0-4 (sDDI convention)
     records/<shard>.jsonl       one Record per line, written atomically when the shard is done
     rejections/<shard>.jsonl    one Rejection per line, written with its shard
+    markers/<shard>.json        completion marker carrying the shard's fingerprint, written last
+    stage.json                  the stage key the outputs were made with (`builder.core.stage.pin`)
 
-A shard's `records/<shard>.jsonl` is its completion marker: a rerun skips shards that have one,
-so an interrupted run resumes without redoing finished work (img2dataset's model).
+A shard is done when its records file exists and (for fingerprinted stages) its marker carries the
+expected fingerprint: a rerun skips it, so an interrupted run resumes without redoing finished
+work (img2dataset's model), and a shard made from other inputs is never reused.
 """
 from __future__ import annotations
 
@@ -50,16 +53,26 @@ class StageStore:
     def put_mask(self, sample_id: str, label_map: np.ndarray) -> None:
         atomic_write(self.mask_path(sample_id), encode_label_map(label_map))
 
-    def shard_done(self, shard: str) -> bool:
-        return self._shard_file("records", shard).exists()
+    def shard_done(self, shard: str, fingerprint: str | None = None) -> bool:
+        """The shard's records exist (and, given a fingerprint, its marker carries that fingerprint)."""
+        if not self._shard_file("records", shard).exists():
+            return False
+        if fingerprint is None:
+            return True
+        marker = self.root / "markers" / f"{shard}.json"
+        return marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint
 
-    def finish_shard(self, shard: str, records: Iterable[Record], rejections: Iterable[Rejection]) -> None:
-        """Write the shard's rejections, then its records (the completion marker), atomically."""
+    def finish_shard(self, shard: str, records: Iterable[Record], rejections: Iterable[Rejection],
+                     fingerprint: str | None = None) -> None:
+        """Write the shard's rejections, its records, then its marker (with `fingerprint`), atomically."""
         rej = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in rejections)
         atomic_write(self._shard_file("rejections", shard), rej.encode())
         recs = sorted(records, key=lambda r: r.sample_id)
         body = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in recs)
         atomic_write(self._shard_file("records", shard), body.encode())
+        if fingerprint is not None:
+            marker = json.dumps({"fingerprint": fingerprint, "records": len(recs)}, sort_keys=True) + "\n"
+            atomic_write(self.root / "markers" / f"{shard}.json", marker.encode())
 
     # -- reading -----------------------------------------------------------------------
     def records(self) -> list[Record]:

@@ -66,8 +66,12 @@ def ensure_lora(real: StageStore, splits: dict[str, str], disease: str, cfg: Sem
 
 
 def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg: SemanticConfig, *,
-                 device, work_dir, healthy: StageStore | None = None) -> StageSummary:
+                 device, work_dir, healthy: StageStore | None = None, inputs: dict[str, str] | None = None,
+                 on_change: str = "refuse") -> StageSummary:
     """Train every disease's models if needed, then sample `cfg.budget` images into `out`.
+
+    `inputs` and `on_change` key the sampled store (see `builder.core.stage.pin`); the trained
+    models carry their own fingerprints (instance images, settings) and are retrained on a change.
 
     Under `accelerate launch` every process calls this: training runs data-parallel, and
     sampling takes shard i iff i % world_size == rank.
@@ -82,7 +86,7 @@ def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg:
     models = {d: load_model(Path(work_dir), d) for d in diseases}
     rank, world = process_slot(device)
     return sample(out, models, make_plan(diseases, budget=cfg.budget), cfg, device=device,
-                  rank=rank, world_size=world)
+                  rank=rank, world_size=world, inputs=inputs, on_change=on_change)
 
 
 def process_slot(device: str | None = None) -> tuple[int, int]:

@@ -2,25 +2,23 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from builder.core.config import SemanticConfig
 from builder.core.errors import ConfigError
-from builder.core.progress import StageSummary, progress
-from builder.core.schema import (SKIN_TONES, Generator, Record, Rejection, canonical_json, make_sample_id,
-                            public_model_id, sample_seed)
+from builder.core.progress import StageSummary
+from builder.core.schema import (SKIN_TONES, Generator, Record, Rejection, make_sample_id, public_model_id,
+                                 sample_seed)
+from builder.core.fingerprint import combine
+from builder.core.stage import Shard, StageKey, outcome, pin, run_shards
 from builder.core.store import StageStore, encode_png
 from generation.semantic.training_set import (disease_slug, manifest_source_ids, prompt_for, read_manifest,
                                               sha256_file)
 
 log = logging.getLogger(__name__)
-PLAN_FILE = "semantic_plan.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,55 +132,44 @@ def generate_batch(pipe, prompts: list[str], seeds: list[int], cfg: SemanticConf
             for im in out]
 
 
-def _check_plan_file(out: StageStore, jobs: list[Job], is_main: bool) -> None:
-    """An out store holds one plan: a different plan there would mix old and new shards silently."""
-    body = canonical_json([[j.sample_id, j.item.disease, j.item.tone] for j in jobs])
-    digest = hashlib.sha256(body.encode()).hexdigest()
-    path = out.root / PLAN_FILE
-    if path.is_file():
-        old = json.loads(path.read_text())["sha256"]
-        if old != digest:
-            raise ConfigError(f"{out.root} already holds a different semantic plan ({old[:12]} vs "
-                              f"{digest[:12]}: budget, settings or adapters changed); use a new --out "
-                              "or delete that folder")
-    elif is_main:
-        out.root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{PLAN_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"sha256": digest, "samples": len(jobs)}) + "\n")
-        os.replace(tmp, path)
+def stage_key(jobs: list[Job], cfg: SemanticConfig, inputs: dict[str, str] | None = None) -> StageKey:
+    """What sampled shards depend on: the plan (ids carry model, adapters, steps, scheduler), shards, batch."""
+    plan = combine([[j.sample_id, j.item.disease, j.item.tone] for j in jobs])
+    return StageKey("semantic", {"plan": plan, "shard_size": cfg.shard_size, "sample_batch": cfg.sample_batch},
+                    inputs or {})
 
 
 def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem], cfg: SemanticConfig,
-           *, device: str | None = None, rank: int = 0, world_size: int = 1) -> StageSummary:
-    """Generate this process's shards (shard i iff i % world_size == rank); done shards are skipped."""
+           *, device: str | None = None, rank: int = 0, world_size: int = 1,
+           inputs: dict[str, str] | None = None, on_change: str = "refuse") -> StageSummary:
+    """Generate this process's shards (shard i iff i % world_size == rank) in the one stage loop."""
     from generation.semantic import trainer as T
 
-    summary = StageSummary("semantic")
     T.check_config(cfg, device)
     dev = device or ("cuda" if _cuda() else "cpu")
     pipe = T.load_pipeline(cfg, T.weight_dtype(cfg.mixed_precision) if dev != "cpu" else None).to(dev)
     jobs = plan_jobs(plan, models, cfg, type(pipe.scheduler).__name__)
-    _check_plan_file(out, jobs, rank == 0)
-    shards = shard_jobs(jobs, cfg.shard_size)
-    mine = [s for i, s in enumerate(shards) if i % world_size == rank]
-    todo = [s for s in mine if not out.shard_done(s[0])]
-    summary.skipped = sum(len(js) for name, js in mine if out.shard_done(name))
-    for d in sorted({j.item.disease for _, js in todo for j in js}):
-        pipe.load_textual_inversion(str(models[d].ti_path))
-    loaded = None
-    for name, js in progress(todo, desc="semantic shards", unit="shard"):
-        disease = js[0].item.disease
-        if loaded != disease:
-            if loaded is not None:
+    key = stage_key(jobs, cfg, inputs)
+    status = pin(out, key, on_change=on_change)
+    shards = [Shard(name, js, tuple(j.sample_id for j in js)) for name, js in shard_jobs(jobs, cfg.shard_size)]
+    loaded: list[str | None] = [None]
+
+    def setup(todo: list[Shard]):
+        for d in sorted({j.item.disease for s in todo for j in s.items}):
+            pipe.load_textual_inversion(str(models[d].ti_path))
+
+    def work(shard: Shard, _ctx, tick):
+        disease = shard.items[0].item.disease
+        if loaded[0] != disease:
+            if loaded[0] is not None:
                 pipe.unload_lora_weights()
             _load_lora(pipe, models[disease].lora_path)
-            loaded = disease
-        records, rejections = _run_shard(pipe, out, js, models[disease], cfg)
-        out.finish_shard(name, records, rejections)
-        summary.done += len(records)
-        for r in rejections:
-            summary.reject(r.reason)
-    return summary.stop()
+            loaded[0] = disease
+        return _run_shard(pipe, out, shard.items, models[disease], cfg, tick)
+
+    summary = run_shards(out, key, shards, work, rank=rank, world_size=world_size, setup=setup)
+    summary.status = outcome(status, summary)
+    return summary
 
 
 def _load_lora(pipe, path: Path) -> None:
@@ -197,7 +184,7 @@ def _load_lora(pipe, path: Path) -> None:
 
 
 def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel,
-               cfg: SemanticConfig) -> tuple[list[Record], list[Rejection]]:
+               cfg: SemanticConfig, tick=lambda: None) -> tuple[list[Record], list[Rejection]]:
     gen = Generator("diffusers", public_model_id(cfg.model_id), cfg.revision,
                     tuple(f"{name}@sha256:{h}" for name, h in sorted(model.adapters.items())))
     records, rejections = [], []
@@ -205,6 +192,7 @@ def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel,
         batch = jobs[k:k + cfg.sample_batch]
         images = generate_batch(pipe, [j.prompt for j in batch], [j.seed for j in batch], cfg)
         for j, rgb in zip(batch, images):
+            tick()
             if rgb is None:
                 rejections.append(Rejection("semantic", j.sample_id, "non_finite_output",
                                             f"seed {j.seed}: the pipeline returned NaN/inf pixels "
