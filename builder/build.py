@@ -12,7 +12,7 @@ from pathlib import Path
 from builder.core.config import BuildConfig, CurationConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.fingerprint import combine
-from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record
+from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record, disease_names
 from builder.core.stage import store_fingerprint
 from builder.core.store import StageStore
 
@@ -251,10 +251,11 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
 
     staging = _staging(out_dir)
     files = []
+    diseases = disease_names(r.disease for r in records)  # one ClassLabel for every config
     for kind in KINDS:
         mine = [r for r in records if r.kind == kind]
         if mine:
-            files += write_shards(mine, stores, staging, kind, cfg.publish.shard_mb)
+            files += write_shards(mine, stores, staging, kind, cfg.publish.shard_mb, diseases)
     audit = audit_data(staging, phash_hamming=cfg.curation.phash_hamming,
                        target=f"build of v{cfg.version}", workers=workers).to_json()
     if audit["leakage"]["rows"]:

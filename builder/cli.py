@@ -18,7 +18,7 @@ COMMANDS = [
     ("curate", "curation.curate_cli", "ingest, split, de-duplicate and remove leakage"),
     ("push", "builder.push_cli", "push a built version to the Hub as one commit + tag"),
     ("audit", "builder.audit_cli", "audit a version for leakage and integrity (exit 1 on failure)"),
-    ("export", "builder.export_cli", "export a version for a downstream trainer (patchalign)"),
+    ("export", "builder.export_cli", "export train + test CSVs for PatchAlign24 or FairDisCo (patchalign, fairdisco)"),
     ("evaluate", "builder.evaluate_cli", "per-skin-tone fidelity and downstream utility of a built version"),
 ]
 GENERATE_COMMANDS = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builder.core.schema import COLUMNS, SPLITS, Record, arrow_schema
+from builder.core.schema import COLUMNS, SPLITS, Record, arrow_schema, disease_names
 from builder.core.store import StageStore
 
 ROW_GROUP_ROWS = 100
@@ -24,7 +24,8 @@ COMPRESSION = {**{c: "zstd" for c in COLUMNS if c not in ("image", "source_ids",
                "generator.adapters.list.element": "zstd",
                **{f"auto_masks.list.element.{f}": "zstd" for f in ("source_id", "method", "version", "confidence")}}
 
-DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw", "placement", "prompt",
+DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "has_lesion", "disease_raw",
+              "placement", "prompt",
               "generator.backend", "generator.model_id", "generator.revision", "toolkit_version"]
 
 
@@ -56,10 +57,14 @@ def plan_shards(records: list[Record], store_of: dict[str, StageStore], shard_mb
 
 
 def write_shards(records: list[Record], store_of: dict[str, StageStore], out_dir: Path, config: str,
-                 shard_mb: float) -> list[dict]:
-    """Write one config's shards for every split; returns one file entry per shard (path, rows, bytes, sha256)."""
+                 shard_mb: float, diseases: tuple[str, ...] | None = None) -> list[dict]:
+    """Write one config's shards for every split; returns one file entry per shard (path, rows, bytes, sha256).
+
+    `diseases`: the version's `disease` ClassLabel names (`schema.disease_names` over every record of
+    the version, so all configs share them); default: those of `records`."""
     from builder.manifest import file_entry
 
+    diseases = diseases if diseases is not None else disease_names(r.disease for r in records)
     entries = []
     for split in SPLITS:
         rows = [r for r in records if r.split == split]
@@ -68,17 +73,18 @@ def write_shards(records: list[Record], store_of: dict[str, StageStore], out_dir
         groups = plan_shards(rows, store_of, shard_mb)
         for i, group in enumerate(groups):
             rel = f"data/{config}/{split}-{i:05d}-of-{len(groups):05d}.parquet"
-            _write_one(group, store_of, out_dir / rel)
+            _write_one(group, store_of, out_dir / rel, diseases)
             entries.append(file_entry(out_dir, rel, config=config, split=split, rows=len(group)))
     return entries
 
 
-def _write_one(group: list[Record], store_of: dict[str, StageStore], path: Path) -> None:
+def _write_one(group: list[Record], store_of: dict[str, StageStore], path: Path, diseases: tuple[str, ...]) -> None:
     """One shard, one row group at a time; written to a temp name and renamed (no half files)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = arrow_schema()
+    schema = arrow_schema(diseases)
+    codes = {name: i for i, name in enumerate(diseases)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     sizes = [_size(r, store_of) for r in group]
@@ -86,6 +92,6 @@ def _write_one(group: list[Record], store_of: dict[str, StageStore], path: Path)
     with pq.ParquetWriter(tmp, schema, compression=COMPRESSION, use_dictionary=DICTIONARY,
                           write_statistics=["sample_id", "split"]) as writer:
         for chunk in cut_by_size(group, sizes, ROW_GROUP_MB * 1e6, ROW_GROUP_ROWS):
-            rows = [r.to_row(store_of[r.kind].read_image_bytes(r)) for r in chunk]
+            rows = [r.to_row(store_of[r.kind].read_image_bytes(r), codes) for r in chunk]
             writer.write_table(pa.Table.from_pylist(rows, schema=schema), row_group_size=len(rows))
     os.replace(tmp, path)

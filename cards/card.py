@@ -68,7 +68,9 @@ def card_yaml(files: list[dict], f: text.CardFacts):
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
-    out_configs, infos = _configs(files)
+    from builder.core.schema import disease_names
+
+    out_configs, infos = _configs(files, disease_names(r.disease for r in f.records))
     lic = card_license(f.sources)
     prompt, fields = gated(f.sources)
     extra = {"extra_gated_prompt": prompt, "extra_gated_fields": fields} if prompt else {}
@@ -86,7 +88,7 @@ def card_yaml(files: list[dict], f: text.CardFacts):
     return data
 
 
-def _configs(files: list[dict]) -> tuple[list[dict], dict]:
+def _configs(files: list[dict], diseases: tuple[str, ...] | None = None) -> tuple[list[dict], dict]:
     import datasets
     from datasets.info import DatasetInfo
 
@@ -110,7 +112,7 @@ def _configs(files: list[dict]) -> tuple[list[dict], dict]:
             sel = [f for f in mine if f["split"] == s]
             split_dict.add(datasets.SplitInfo(name=s, num_bytes=sum(f["bytes"] for f in sel),
                                               num_examples=sum(f["rows"] for f in sel)))
-        infos[name] = DatasetInfo(features=features(), splits=split_dict, config_name=name)
+        infos[name] = DatasetInfo(features=features(diseases), splits=split_dict, config_name=name)
     return out_configs, infos
 
 

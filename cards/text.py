@@ -306,7 +306,8 @@ Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic
 | `skin_tone` | ClassLabel | light (Fitzpatrick I-II), medium (III-IV), dark (V-VI) |
 | `fitzpatrick` | int8 | Fitzpatrick type 1-6 when the source gives one |
 | `malignant` | ClassLabel | benign, malignant ({label}) |
-| `disease` | string | joined disease class, or `healthy` |
+| `disease` | ClassLabel | joined disease class (65 DDI classes), then `healthy`, then any class outside DDI's |
+| `has_lesion` | bool | false for healthy rows (no lesion: `malignant` is then `benign` by convention) |
 | `disease_raw` | string | the source's own label |
 | `source_ids` | list of string | every source photo the row derives from (`{f.sources[0].name}:...`) |
 | `base_id`, `donor_id` | string | lesion mapping: healthy base and source lesion donor |
@@ -408,8 +409,32 @@ healthy = load_dataset("{repo}", "healthy", revision="v{version}")
 stream = load_dataset("{repo}", revision="v{version}", split="train", streaming=True)
 ```
 
-Always pin `revision="v{version}"`: tags are immutable, `main` moves with new versions. For
-PatchAlign24: `python -m builder export patchalign --version {version} --out DIR`."""
+Always pin `revision="v{version}"`: tags are immutable, `main` moves with new versions.
+
+Fixed-size tensors for training (images come in several sizes): resize in a transform, then a
+plain PyTorch `DataLoader` batches them; `has_lesion` filters the healthy rows out of a classifier's data.
+
+```python
+{TRAIN_SNIPPET}
+```
+
+`ds["train"].train_test_split(test_size=0.1, stratify_by_column="disease")` works (`disease` is a
+ClassLabel). For PatchAlign24 or FairDisCo, export CSVs in their own encodings:
+`python -m builder export patchalign --version {version} --out DIR [--real DDI_DIR]` (or `fairdisco`)."""
+
+
+# Runs as written in tests/test_downstream.py (with `ds` loaded from a local build).
+TRAIN_SNIPPET = """import numpy as np
+import torch
+
+def to_tensors(batch, size=224):
+    pixels = [np.asarray(im.convert("RGB").resize((size, size))) for im in batch["image"]]
+    return {"pixel_values": torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 255,
+            "malignant": torch.tensor(batch["malignant"]), "skin_tone": torch.tensor(batch["skin_tone"])}
+
+lesions = ds["train"].filter(lambda has: has, input_columns="has_lesion")
+loader = torch.utils.data.DataLoader(lesions.with_transform(to_tensors), batch_size=16, shuffle=True)
+batch = next(iter(loader))   # pixel_values: (16, 3, 224, 224) float, malignant: (16,)"""
 
 
 def terms(f: CardFacts) -> str:

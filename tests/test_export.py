@@ -1,4 +1,4 @@
-"""PatchAlign24 export: its CSV schema, PNG bytes copied as-is, leaked and test rows left out."""
+"""PatchAlign24 export without real rows: its DDI CSV encodings, PNG bytes copied as-is, leaked rows left out."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from builder.cli import main
-from builder.export import base_codes
+from builder.export import CSV_COLUMNS, raw_ddi_diseases
 from tests.publish_helpers import build_version, make_store, plant_leak
 
 
@@ -24,21 +24,25 @@ def test_export_schema_and_bytes(store, tmp_path):
     folder = build_version(store, tmp_path / "build")
     out = tmp_path / "pa"
     assert _export(folder, out) == 0
-    rows = list(csv.DictReader(open(out / "patchalign.csv")))
-    assert list(rows[0]) == ["hasher", "high", "low", "fitzpatrick", "disease", "label"]
+    rows = list(csv.DictReader(open(out / "train.csv")))
+    assert list(rows[0]) == list(CSV_COLUMNS)
     want = [r for r in store.records() if r.split in ("train", "validation")]
     assert [r["hasher"] for r in rows] == [f"{r.sample_id}.png" for r in sorted(want, key=lambda r: r.sample_id)]
+    test_rows = list(csv.DictReader(open(out / "test.csv")))  # no --real: the test-split synthetics
+    assert {r["hasher"][:-4] for r in test_rows} == {r.sample_id for r in store.records() if r.split == "test"}
     by_id = {r.sample_id: r for r in store.records()}
-    codes = {int(c["low"]): c["label"] for c in csv.DictReader(open(out / "low_codes.csv"))}
-    for row in rows:
+    codes = {c["disease"]: int(c["low"]) for c in csv.DictReader(open(out / "low_codes.csv"))}
+    for row in rows + test_rows:
         rec = by_id[row["hasher"][:-4]]
         assert (out / "images" / row["hasher"]).read_bytes() == store.read_image_bytes(rec)
-        assert row["high"] == str(int(rec.malignant))
-        assert row["fitzpatrick"] == {"light": "12", "medium": "34", "dark": "56"}[rec.skin_tone]
-        assert codes[int(row["low"])] == row["label"] == rec.disease
-    # DDI's joined classes keep their codes whatever the data holds; healthy follows them
-    assert [codes[i] for i in range(len(base_codes()))] == base_codes()
-    assert codes[len(base_codes()) - 1] == "healthy"
+        assert row["high"] == str(int(rec.malignant)) and row["malignant"] == str(bool(rec.malignant))
+        assert row["fitzpatrick"] == {"light": "1", "medium": "2", "dark": "3"}[rec.skin_tone]
+        assert row["skin_tone"] == {"light": "12", "medium": "34", "dark": "56"}[rec.skin_tone]
+        assert row["disease"] == (rec.disease_raw or rec.disease) and codes[row["disease"]] == int(row["low"])
+        assert row["source_ids"] == ";".join(rec.source_ids)
+    # raw DDI names keep PatchAlign24's codes whatever the data holds; healthy follows them
+    assert [n for n, i in sorted(codes.items(), key=lambda kv: kv[1])][:78] == raw_ddi_diseases()
+    assert codes["healthy"] == 78
 
 
 def test_leaked_rows_are_excluded(store, tmp_path):
@@ -46,7 +50,7 @@ def test_leaked_rows_are_excluded(store, tmp_path):
     folder = build_version(store, tmp_path / "build")
     out = tmp_path / "pa"
     assert _export(folder, out) == 0
-    hashers = {r["hasher"] for r in csv.DictReader(open(out / "patchalign.csv"))}
+    hashers = {r["hasher"] for r in csv.DictReader(open(out / "train.csv"))}
     assert f"{victim}.png" not in hashers and not (out / "images" / f"{victim}.png").exists()
     report = json.loads((out / "export_report.json").read_text())
     assert report["leaked"][victim] == "lesion_mapped_from_test_source" and report["excluded"]["leaked"] >= 1

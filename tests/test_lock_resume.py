@@ -43,9 +43,9 @@ def test_a_second_run_refuses_naming_the_holder(tmp_path, capsys):
             assert rc == 2 and "is in use by pid" in capsys.readouterr().err
         with hold(tmp_path / "pa"):
             with pytest.raises(LockError, match=f"in use by pid {os.getpid()}"):
-                from builder.export import export_patchalign
+                from builder.export import export
 
-                export_patchalign(tmp_path / "no-version", tmp_path / "pa")
+                export(tmp_path / "no-version", tmp_path / "pa")
     assert not (tmp_path / "out" / "1.1").exists()
 
 

@@ -2,8 +2,8 @@
 import datasets
 import pytest
 
-from builder.core.schema import (Generator, Record, arrow_schema, features, fitzpatrick_to_tone, make_sample_id,
-                            sample_seed)
+from builder.core.schema import (Generator, Record, arrow_schema, disease_names, features, fitzpatrick_to_tone,
+                                 joined_diseases, make_sample_id, sample_seed, shard_disease_names)
 
 
 def _rec(**kw):
@@ -32,6 +32,21 @@ def test_row_round_trips_through_arrow_with_nulls():
     assert row["params"] == '{"a":[1,2],"b":1}'
     assert row["generator"] == {"backend": "opencv", "model_id": None, "revision": None, "adapters": ["a.safetensors"]}
     assert row["base_id"] is None and row["fitzpatrick"] is None
+    assert row["disease"] == disease_names().index("healthy") and row["has_lesion"] is False
+
+
+def test_disease_is_a_classlabel_of_the_joined_classes_then_healthy():
+    names = disease_names()
+    assert len(joined_diseases()) == 65 and names == joined_diseases() + ("healthy",)
+    assert features()["disease"].names == list(names)
+    assert disease_names(["melanoma", "zz unknown", "aa other"])[-2:] == ("aa other", "zz unknown")
+    schema = arrow_schema(disease_names(["aa other"]))
+    assert shard_disease_names(schema)[-1] == "aa other"
+    assert arrow_schema().remove_metadata().equals(schema.remove_metadata())  # names live in metadata only
+    lesion = _rec(kind="lesion_mapped", disease="melanoma", malignant=True)
+    assert lesion.to_row(b"")["has_lesion"] is True
+    with pytest.raises(ValueError, match="aa other"):
+        _rec(disease="aa other").to_row(b"")  # not among the default names: named, with the fix
 
 
 def test_json_round_trip():

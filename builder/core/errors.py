@@ -17,6 +17,10 @@ class BuildError(CgddiError):
     """A build step failed as a whole (e.g. the output does not load back)."""
 
 
+class ExportError(CgddiError):
+    """An export was refused (untrusted input, an output inside a published folder, an existing output)."""
+
+
 class SampleRejected(CgddiError):
     """One input that cannot be used; it becomes a `Rejection` with this snake_case `reason`."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
 
 TOOLKIT_VERSION = "0.1.0"
 
@@ -22,6 +24,7 @@ LABEL_BACKGROUND, LABEL_LESION, LABEL_MARKER, LABEL_RULER, LABEL_SKIN = 0, 1, 2,
 LABEL_VALUES = (0, 1, 2, 3, 4)
 
 HEALTHY_DISEASE = "healthy"
+DISEASE_MAP_FILE = Path(__file__).resolve().parents[1] / "data" / "ddi_disease_map.csv"
 
 # How a lesion-mapped row's lesion was placed: a random valid position on the planned base
 # ("fit"), after shrinking the lesion ("downscaled"), on another base of the same split and tone
@@ -32,9 +35,26 @@ PLACEMENTS = ("fit", "downscaled", "other_base", "other_base_downscaled", "kept_
 # Column order of the published table (and of `Record.to_row`).
 COLUMNS = (
     "sample_id", "image", "kind", "split", "skin_tone", "fitzpatrick", "malignant",
-    "disease", "disease_raw", "source_ids", "patient_id", "parent_id", "base_id", "donor_id", "placement", "prompt", "seed",
+    "disease", "has_lesion", "disease_raw", "source_ids", "patient_id", "parent_id", "base_id", "donor_id",
+    "placement", "prompt", "seed",
     "generator", "auto_masks", "params", "toolkit_version",
 )
+
+
+@lru_cache(maxsize=1)
+def joined_diseases() -> tuple[str, ...]:
+    """DDI's joined disease classes (`builder/data/ddi_disease_map.csv`), alphabetical."""
+    import csv
+
+    with open(DISEASE_MAP_FILE, newline="") as f:
+        return tuple(sorted({row["joined_disease"] for row in csv.DictReader(f)}))
+
+
+def disease_names(diseases: Iterable[str] = ()) -> tuple[str, ...]:
+    """The `disease` ClassLabel names: the joined DDI classes, `healthy`, then any other name met in
+    `diseases` (a source outside DDI's classes), alphabetically. DDI versions all share one list."""
+    base = joined_diseases() + (HEALTHY_DISEASE,)
+    return base + tuple(sorted(set(diseases) - set(base)))
 
 
 def fitzpatrick_to_tone(fitzpatrick: int) -> str:
@@ -143,8 +163,15 @@ class Record:
         d["source_ids"] = list(d["source_ids"])
         return cls(**d)
 
-    def to_row(self, image_bytes: bytes) -> dict[str, Any]:
-        """The published row: ClassLabels as ints, params as canonical JSON, image as bytes."""
+    def to_row(self, image_bytes: bytes, disease_codes: dict[str, int] | None = None) -> dict[str, Any]:
+        """The published row: ClassLabels as ints, params as canonical JSON, image as bytes.
+
+        `disease_codes` maps disease name -> ClassLabel int (`disease_names` of the version).
+        """
+        codes = disease_codes if disease_codes is not None else _base_codes()
+        if self.disease not in codes:
+            raise ValueError(f"{self.sample_id}: disease {self.disease!r} is not among the version's disease "
+                             "names; build them with schema.disease_names(<every record's disease>)")
         return {
             "sample_id": self.sample_id,
             "image": {"bytes": image_bytes, "path": f"{self.sample_id}.png"},
@@ -153,7 +180,8 @@ class Record:
             "skin_tone": SKIN_TONES.index(self.skin_tone),
             "fitzpatrick": self.fitzpatrick,
             "malignant": int(bool(self.malignant)),
-            "disease": self.disease,
+            "disease": codes[self.disease],
+            "has_lesion": self.kind != "healthy",
             "disease_raw": self.disease_raw,
             "source_ids": list(self.source_ids),
             "patient_id": self.patient_id,
@@ -182,6 +210,11 @@ class Rejection:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@lru_cache(maxsize=1)
+def _base_codes() -> dict[str, int]:
+    return {name: i for i, name in enumerate(disease_names())}
 
 
 def public_model_id(model_id: str | None) -> str | None:
@@ -222,8 +255,11 @@ def sample_seed(sample_id: str, base_seed: int = 0) -> int:
     return int.from_bytes(h.digest(), "little") & 0x7FFFFFFF
 
 
-def arrow_schema():
-    """The pyarrow schema of published shards, with the `huggingface` features metadata."""
+def arrow_schema(diseases: tuple[str, ...] | None = None):
+    """The pyarrow schema of published shards, with the `huggingface` features metadata.
+
+    `diseases`: the `disease` ClassLabel names (default `disease_names()`); they change the
+    metadata only, never the Arrow types."""
     import pyarrow as pa
 
     generator = pa.struct([("backend", pa.string()), ("model_id", pa.string()),
@@ -238,7 +274,8 @@ def arrow_schema():
         ("skin_tone", pa.int64()),
         ("fitzpatrick", pa.int8()),
         ("malignant", pa.int64()),
-        ("disease", pa.string()),
+        ("disease", pa.int64()),
+        ("has_lesion", pa.bool_()),
         ("disease_raw", pa.string()),
         ("source_ids", pa.list_(pa.string())),
         ("patient_id", pa.string()),
@@ -253,11 +290,11 @@ def arrow_schema():
         ("params", pa.string()),
         ("toolkit_version", pa.string()),
     ]
-    meta = {b"huggingface": json.dumps({"info": {"features": features_dict()}}).encode()}
+    meta = {b"huggingface": json.dumps({"info": {"features": features_dict(diseases)}}).encode()}
     return pa.schema(fields, metadata=meta)
 
 
-def features_dict() -> dict[str, Any]:
+def features_dict(diseases: tuple[str, ...] | None = None) -> dict[str, Any]:
     """`datasets.Features` in its serialized form (what goes into Parquet metadata and the card)."""
     def v(dtype: str) -> dict[str, Any]:
         return {"dtype": dtype, "_type": "Value"}
@@ -273,7 +310,8 @@ def features_dict() -> dict[str, Any]:
         "skin_tone": cl(SKIN_TONES),
         "fitzpatrick": v("int8"),
         "malignant": cl(MALIGNANCY),
-        "disease": v("string"),
+        "disease": cl(tuple(diseases) if diseases is not None else disease_names()),
+        "has_lesion": v("bool"),
         "disease_raw": v("string"),
         "source_ids": {"feature": v("string"), "_type": "List"},
         "patient_id": v("string"),
@@ -292,8 +330,17 @@ def features_dict() -> dict[str, Any]:
     }
 
 
-def features():
+def shard_disease_names(schema) -> tuple[str, ...]:
+    """The `disease` ClassLabel names recorded in a shard's Arrow schema (its `huggingface` metadata)."""
+    meta = json.loads((schema.metadata or {}).get(b"huggingface", b"{}"))
+    feature = meta.get("info", {}).get("features", {}).get("disease", {})
+    if feature.get("_type") != "ClassLabel":
+        raise ValueError("the shard's `disease` column is not a ClassLabel (built by an older toolkit?); rebuild it")
+    return tuple(feature["names"])
+
+
+def features(diseases: tuple[str, ...] | None = None):
     """The same schema as `datasets.Features` (imports `datasets` lazily)."""
     import datasets
 
-    return datasets.Features.from_dict(features_dict())
+    return datasets.Features.from_dict(features_dict(diseases))
