@@ -18,7 +18,6 @@ import csv
 import dataclasses
 import json
 import logging
-import os
 import shutil
 from collections import Counter
 from pathlib import Path

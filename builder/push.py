@@ -15,15 +15,11 @@ import json
 import logging
 from pathlib import Path
 
-from builder.core.errors import CgddiError
+from builder.core.errors import PublishError  # noqa: F401 (callers import it from here too)
 
 log = logging.getLogger(__name__)
 
 KEEP_REMOTE = (".gitattributes",)  # maintained by the Hub itself, not part of a version
-
-
-class PublishError(CgddiError):
-    """Publishing was refused or failed; the message says why and what to do."""
 
 
 @dataclasses.dataclass

@@ -5,16 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.core.errors import MaskError  # noqa: F401 (callers import it from here too)
 from builder.core.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_SKIN, LABEL_VALUES
-
-
-class MaskError(ValueError):
-    """A mask that cannot be used; `reason` is the snake_case rejection reason."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 SDDI_SHAPE = (256, 256)  # sDDI publishes every label map at 256x256, whatever the photo's aspect

@@ -16,6 +16,7 @@ import threading
 
 import numpy as np
 
+from builder.core.errors import PlacementError  # noqa: F401 (callers import it from here too)
 from builder.core.schema import LABEL_LESION, LABEL_MARKER, LABEL_SKIN
 
 # Where a lesion may land: skin, the base's former lesion (inpainted to skin) and surgical ink.
@@ -24,15 +25,6 @@ ALLOWED_LABELS = (LABEL_SKIN, LABEL_LESION, LABEL_MARKER)
 # the support is then exactly the set of pixels the composite may change.
 ALPHA_EPS = 1.0 / 512
 _BELOW_EPS = float(np.nextafter(ALPHA_EPS, 0.0))
-
-
-class PlacementError(ValueError):
-    """A pair that cannot be mapped; `reason` is the snake_case rejection reason."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclasses.dataclass(frozen=True)

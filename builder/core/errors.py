@@ -32,3 +32,19 @@ class SampleRejected(CgddiError):
 
 class LockError(CgddiError):
     """Another run holds the work folder (its pid, start time and command are named)."""
+
+
+class PublishError(CgddiError):
+    """Publishing was refused or failed; the message says why and what to do."""
+
+
+class LeakageError(CgddiError):
+    """A model was asked to train on an image of the held-out test split (the leakage rule)."""
+
+
+class MaskError(SampleRejected, ValueError):
+    """A mask that cannot be used; `reason` is the snake_case rejection reason."""
+
+
+class PlacementError(SampleRejected, ValueError):
+    """A (base, donor) pair that cannot be mapped; `reason` is the snake_case rejection reason."""

@@ -9,17 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from builder.core.errors import CgddiError, ConfigError
+from builder.core.errors import ConfigError, LeakageError  # noqa: F401 (callers import LeakageError from here too)
 from builder.core.schema import SKIN_TONES, Record
 from builder.core.store import StageStore
 
 TEMPLATE = "An image of {token} on the skin of a {tone}-skinned individual"
 CLASS_TEMPLATE = "An image of healthy skin on a {tone}-skinned individual"
 MANIFEST = "manifest.json"
-
-
-class LeakageError(CgddiError):
-    """A model was asked to train on an image of the held-out test split (the leakage rule)."""
 
 
 def disease_token(disease: str) -> str:
