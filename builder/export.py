@@ -135,14 +135,19 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tup
 
     from builder.audit import collect_shards
 
-    ids, held = Counter(), set(test_ids or ())
+    ids, held, every = Counter(), set(test_ids or ()), set()
     for path in collect_shards(folder):
         for row in pq.read_table(folder / path, columns=["source_ids", "split", "kind"]).to_pylist():
             sources = row["source_ids"] or []
+            every.update(sources)
             ids.update(s.split(":", 1)[0] for s in sources)
             if row["split"] == "test" and KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
                 held |= set(sources)  # a test image's own healthy synthetic: the audit's inference too
     prefix = ids.most_common(1)[0][0] if ids else "ddi"
+    if test_ids:  # a file for another source would hold out nothing and pass silently (issue 10)
+        from builder.core.splits_file import check_test_ids
+
+        check_test_ids(test_ids, every, where=str(folder), hint="pass the build's splits.csv or its test ids")
     if real is not None:
         from curation.metadata import find_table
         from curation.splits import holdout_test_ids
