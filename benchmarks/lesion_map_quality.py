@@ -32,8 +32,7 @@ os.environ.setdefault("CGDDI_PROGRESS", "0")
 
 from builder.core.config import load_config  # noqa: E402
 from builder.core.store import StageStore  # noqa: E402
-from generation.placement import allowed_region, cut_patch, fit_donor  # noqa: E402
-from generation.quality import halo_delta_e, placed_masks  # noqa: E402
+from generation.quality import halo_delta_e, lesion_footprint as footprint  # noqa: E402
 
 
 def prepare(data: Path, work: Path) -> tuple[StageStore, StageStore]:
@@ -44,17 +43,6 @@ def prepare(data: Path, work: Path) -> tuple[StageStore, StageStore]:
     ingest_source(data / "fitz17k_lesions", None, real, workers=1)
     run_healthy(real, healthy, load_config("1.1").healthy)
     return healthy, real
-
-
-def footprint(rec, bases: StageStore, donors: StageStore):
-    """The placed lesion and support of a record, rebuilt from its recorded params."""
-    p = rec.params
-    base_map = bases.read_mask(rec.base_id)
-    drgb, dmap, _ = fit_donor(donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id), base_map.shape,
-                              p["donor_resize"])
-    patch = cut_patch(drgb, dmap, p["angle"], p["dilate"], p["feather"], p["lesion_scale"])
-    lesion, support = placed_masks(base_map.shape, patch.lesion, patch.support, tuple(p["offset"]))
-    return lesion, support, allowed_region(base_map).astype(bool)
 
 
 def run(name: str, cfg, bases, donors, work: Path) -> dict:

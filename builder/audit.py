@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from builder.core.progress import progress
-from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, shard_disease_names
+from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES
 from builder.core.splits_file import check_test_ids
 
 log = logging.getLogger(__name__)
@@ -207,19 +207,13 @@ def iter_rows(folder: Path, paths: list[str], served: dict[str, str] | None = No
               ) -> Iterator[tuple[str, dict, bytes]]:
     """(file split, lineage row, image bytes), one row group at a time (bounded memory). A file's split
     is in its shard name, or (a file only the card's globs serve) in `served`."""
-    import pyarrow.parquet as pq
+    from builder.shards import iter_shard_rows
 
     for path in paths:
         m = SHARD_RE.match(path)
         split = m.group("split") if m else (served or {}).get(path, "unknown")
-        pf = pq.ParquetFile(folder / path)
-        names = shard_disease_names(pf.schema_arrow)
-        for g in range(pf.num_row_groups):
-            table = pf.read_row_group(g, columns=LINEAGE_COLUMNS + ["image"])
-            images = table.column("image").combine_chunks().field("bytes").to_pylist()
-            for row, img in zip(table.drop_columns(["image"]).to_pylist(), images):
-                row["disease"] = names[row["disease"]]  # ClassLabel int -> name
-                yield split, row, img
+        for row, img in iter_shard_rows(folder / path, LINEAGE_COLUMNS):
+            yield split, row, img
 
 
 def fingerprint(sample_id: str, row: dict, image: bytes) -> RowInfo:

@@ -23,8 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from builder.core.errors import ExportError
-from builder.core.schema import (DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI,
-                                 shard_disease_names)
+from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
 
 log = logging.getLogger(__name__)
 
@@ -183,17 +182,10 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: s
 
 
 def _shard_rows(folder: Path, shards: list[str]):
-    import pyarrow.parquet as pq
+    from builder.shards import iter_shard_rows
 
     for path in shards:
-        pf = pq.ParquetFile(folder / path)
-        names = shard_disease_names(pf.schema_arrow)
-        for g in range(pf.num_row_groups):
-            t = pf.read_row_group(g, columns=READ_COLUMNS + ["image"])
-            images = t.column("image").combine_chunks().field("bytes").to_pylist()
-            for row, image in zip(t.drop_columns(["image"]).to_pylist(), images):
-                row["disease"] = names[row["disease"]]
-                yield row, image
+        yield from iter_shard_rows(folder / path, READ_COLUMNS)
 
 
 def _csv_row(row: dict, hasher: str, split: str) -> dict:

@@ -95,3 +95,21 @@ def _write_one(group: list[Record], store_of: dict[str, StageStore], path: Path,
             rows = [r.to_row(store_of[r.kind].read_image_bytes(r), codes) for r in chunk]
             writer.write_table(pa.Table.from_pylist(rows, schema=schema), row_group_size=len(rows))
     os.replace(tmp, path)
+
+
+def iter_shard_rows(path: Path, columns: list[str]):
+    """(row without `image`, PNG bytes) of one shard, a row group at a time (bounded memory); the
+    `disease` ClassLabel int is decoded to its name from the shard's own metadata."""
+    import pyarrow.parquet as pq
+
+    from builder.core.schema import shard_disease_names
+
+    pf = pq.ParquetFile(path)
+    names = shard_disease_names(pf.schema_arrow)
+    for g in range(pf.num_row_groups):
+        table = pf.read_row_group(g, columns=list(columns) + ["image"])
+        images = table.column("image").combine_chunks().field("bytes").to_pylist()
+        for row, image in zip(table.drop_columns(["image"]).to_pylist(), images):
+            if "disease" in row:
+                row["disease"] = names[row["disease"]]
+            yield row, image

@@ -17,7 +17,7 @@ from generation.blend import poisson_clone
 from generation.healthy import run_healthy
 from generation.lesion_map import check_config, run_lesion_map
 from generation.placement import allowed_region, cut_patch, fit_donor
-from generation.quality import halo_delta_e, placed_masks
+from generation.quality import halo_delta_e, lesion_footprint, placed_masks
 
 V11 = dataclasses.replace(load_config("1.1").lesion_map, budget=30, seed=4)
 V12 = dataclasses.replace(load_config("1.2").lesion_map, budget=30, seed=4)
@@ -125,13 +125,7 @@ def test_poisson_blend_removes_the_donor_skin_halo_on_real_photos(runs, stores):
     for rec in runs["v12"][0].records():
         other = alpha_recs[rec.params["plan_row"]]
         assert (other.base_id, other.params["offset"]) == (rec.base_id, rec.params["offset"])
-        p = rec.params
-        base_map = bases.read_mask(rec.base_id)
-        drgb, dmap, _ = fit_donor(donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id), base_map.shape,
-                                  p["donor_resize"])
-        patch = cut_patch(drgb, dmap, p["angle"], p["dilate"], p["feather"], p["lesion_scale"])
-        lesion, support = placed_masks(base_map.shape, patch.lesion, patch.support, tuple(p["offset"]))
-        skin = allowed_region(base_map).astype(bool)
+        lesion, support, skin = lesion_footprint(rec, bases, donors)
         for name, r in (("v12", rec), ("v12_alpha", other)):
             de = halo_delta_e(runs[name][0].read_image(r.sample_id), lesion, support, skin)
             if de is not None:
