@@ -2,7 +2,8 @@
 
 Run: python benchmarks/lesion_map_quality.py [--budget 200] [--out out/benchmarks]
 
-The real photos are ingested at full size, healed with v1.1's healthy stage (OpenCV), then one
+The real photos are ingested at full size, healed with v1.2's healthy stage (the exemplar CPU fill;
+which skin a lesion may land on does not depend on the fill, so delivery is the same), then one
 plan (same budget and seed) is mapped four ways side by side:
   before   - the toolkit before issue 14: donor resized to the base's short side, no fallback (rejects)
   v1.1     - the method: donor at its own scale, pads 10/5/0, then kept in place
@@ -41,7 +42,7 @@ def prepare(data: Path, work: Path) -> tuple[StageStore, StageStore]:
 
     real, healthy = StageStore(work / "real"), StageStore(work / "healthy")
     ingest_source(data / "fitz17k_lesions", None, real, workers=1)
-    run_healthy(real, healthy, load_config("1.1").healthy)
+    run_healthy(real, healthy, load_config("1.2").healthy)
     return healthy, real
 
 

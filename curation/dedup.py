@@ -16,7 +16,7 @@ import itertools
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -133,8 +133,10 @@ def choose_chunks(n: int, radius: int) -> int:
     return best
 
 
-def _equal_runs(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (a, b) of equal keys: all pairs within each run of equal keys."""
+def _equal_runs(keys: np.ndarray, key_bits: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Index pairs (a, b) of equal keys, all pairs within each run of equal keys, one offset at a
+    time (a caller filters each piece, so a run of thousands of equal keys never sits in memory
+    as one list of its pairs)."""
     n = len(keys)
     if key_bits + max(1, (n - 1).bit_length()) <= 64:
         # Sorting key|index packed in one uint64 is ~1.5x faster than argsort and as stable.
@@ -145,25 +147,27 @@ def _equal_runs(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray
     else:
         order = np.argsort(keys, kind="stable")
         sk = keys[order]
-    left, right = [], []
     d = 1
     while d < len(sk):
         same = np.flatnonzero(sk[d:] == sk[:-d])
         if same.size == 0:
             break  # runs of length d+1 would also contain an equal pair at offset d
-        left.append(order[same])
-        right.append(order[same + d])
+        yield order[same], order[same + d]
         d += 1
-    if not left:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(left), np.concatenate(right)
 
 
-def near_pairs(codes: np.ndarray, radius: int, chunks: int | None = None) -> np.ndarray:
+PairFilter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def near_pairs(codes: np.ndarray, radius: int, chunks: int | None = None,
+               keep: PairFilter | None = None) -> np.ndarray:
     """All index pairs (i, j, distance), i < j, with Hamming(codes[i], codes[j]) <= radius.
 
     `codes` is a 1-D uint64 array of 64-bit hashes. Exact (recall 1.0) by the pigeonhole argument
-    in the module docstring. Rows are sorted by (i, j).
+    in the module docstring. Rows are sorted by (i, j). `keep(i, j)` (index arrays, i < j) returns
+    a boolean mask of the pairs the caller wants; it runs on every piece as it is found, so memory
+    holds only kept pairs (synthetics of one base are all near each other, and a caller that
+    wants pairs across splits or across lineages would otherwise hold all of them).
     """
     codes = np.ascontiguousarray(codes, dtype=np.uint64)
     n = len(codes)
@@ -174,21 +178,51 @@ def near_pairs(codes: np.ndarray, radius: int, chunks: int | None = None) -> np.
     m = chunks or choose_chunks(n, radius)
     bounds = _chunk_bounds(m)
     parts = [((codes >> np.uint64(s)) & np.uint64((1 << w) - 1), w) for s, w in bounds]
-    found = []
+    found = np.empty(0, np.int64)  # kept pairs as i * n + j: sorted, unique
     for combo in itertools.combinations(range(m), max(1, m - radius)):
         key, key_bits = np.zeros(n, np.uint64), 0
         for c in combo:  # concatenate the chosen chunks into one key (<= 64 bits)
             key = (key << np.uint64(parts[c][1])) | parts[c][0]
             key_bits += parts[c][1]
-        a, b = _equal_runs(key, key_bits)
-        if a.size:
-            dist = np.bitwise_count(codes[a] ^ codes[b])
-            ok = dist <= radius
+        pieces = []
+        for a, b in _equal_runs(key, key_bits):
+            ok = np.bitwise_count(codes[a] ^ codes[b]) <= radius
             i, j = np.minimum(a[ok], b[ok]), np.maximum(a[ok], b[ok])
-            found.append(np.stack([i, j, dist[ok].astype(np.int64)], axis=1))
-    if not found:
-        return np.empty((0, 3), np.int64)
-    return np.unique(np.concatenate(found).astype(np.int64), axis=0)  # a pair may match in many combos
+            if keep is not None and i.size:
+                wanted = keep(i, j)
+                i, j = i[wanted], j[wanted]
+            if i.size:
+                pieces.append(i * n + j)
+        if pieces:  # a pair may match in many combos: one copy
+            found = np.union1d(found, np.concatenate(pieces))
+    i, j = found // n, found % n
+    return np.stack([i, j, np.bitwise_count(codes[i] ^ codes[j]).astype(np.int64)], axis=1)
+
+
+def group_filter(groups: Sequence, same: bool) -> PairFilter:
+    """`keep` for `near_pairs`: pairs whose items are in the same group (`same`) or in different ones."""
+    index: dict = {}
+    g = np.array([index.setdefault(x, len(index)) for x in groups], np.int64)
+    return (lambda i, j: g[i] == g[j]) if same else (lambda i, j: g[i] != g[j])
+
+
+def lineage_filter(sources: Sequence[Iterable[str]]) -> PairFilter:
+    """`keep` for `near_pairs`: pairs that share no source id (variants of one source are by design)."""
+    index: dict[str, int] = {}
+    rows = [sorted({index.setdefault(s, len(index)) for s in src}) for src in sources]
+    width = max((len(r) for r in rows), default=0)
+    table = np.full((len(rows), max(width, 1)), -1, np.int64)
+    for k, r in enumerate(rows):
+        table[k, :len(r)] = r
+
+    def keep(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        shared = np.zeros(len(i), bool)
+        for a in range(table.shape[1]):
+            ia = table[i, a]
+            for b in range(table.shape[1]):
+                shared |= (ia >= 0) & (ia == table[j, b])
+        return ~shared
+    return keep
 
 
 def brute_force_pairs(codes: np.ndarray, radius: int, block: int = 2048) -> np.ndarray:
@@ -239,13 +273,12 @@ def find_duplicates(hashes: Sequence[ImageHash], radius: int, group_of: dict[str
 def _near_greedy(ranked: list[ImageHash], radius: int, group_of: dict[str, str],
                  lineage: dict[str, set[str]]) -> list[Duplicate]:
     codes = np.array([h.phash for h in ranked], dtype=np.uint64)
-    pairs = near_pairs(codes, radius)
-    groups = [group_of.get(h.sample_id) for h in ranked]
+    same_group = group_filter([group_of.get(h.sample_id) for h in ranked], same=True)
+    other_lineage = lineage_filter([lineage.get(h.sample_id, ()) for h in ranked])
+    pairs = near_pairs(codes, radius, keep=lambda i, j: same_group(i, j) & other_lineage(i, j))
     nbrs: dict[int, list[tuple[int, int]]] = {}
     for i, j, d in pairs.tolist():  # i < j: i has priority (ranked order)
-        a, b = ranked[i].sample_id, ranked[j].sample_id
-        if groups[i] == groups[j] and not lineage.get(a, set()) & lineage.get(b, set()):
-            nbrs.setdefault(i, []).append((j, d))
+        nbrs.setdefault(i, []).append((j, d))
     dropped: dict[int, tuple[int, int]] = {}
     for i in sorted(nbrs):
         if i in dropped:
@@ -255,12 +288,14 @@ def _near_greedy(ranked: list[ImageHash], radius: int, group_of: dict[str, str],
     return [Duplicate(ranked[j].sample_id, ranked[i].sample_id, "near", d) for j, (i, d) in dropped.items()]
 
 
-def similar_pairs(hashes: Sequence[ImageHash], radius: int) -> list[tuple[str, str, int]]:
+def similar_pairs(hashes: Sequence[ImageHash], radius: int,
+                  keep: PairFilter | None = None) -> list[tuple[str, str, int]]:
     """(id_a, id_b, distance), id_a < id_b, for every pair within `radius` (exact copies included:
-    equal pixels give equal pHashes), sorted."""
+    equal pixels give equal pHashes), sorted. `keep` (over sample_id-sorted indices) as in `near_pairs`."""
     ordered = sorted(hashes, key=lambda h: h.sample_id)
     codes = np.array([h.phash for h in ordered], dtype=np.uint64)
-    return [(ordered[i].sample_id, ordered[j].sample_id, d) for i, j, d in near_pairs(codes, radius).tolist()]
+    return [(ordered[i].sample_id, ordered[j].sample_id, d)
+            for i, j, d in near_pairs(codes, radius, keep=keep).tolist()]
 
 
 def cross_group_pairs(hashes: Sequence[ImageHash], radius: int,
@@ -269,4 +304,5 @@ def cross_group_pairs(hashes: Sequence[ImageHash], radius: int,
 
     Across splits these are leakage, not duplicates: the caller decides which side leaves.
     """
-    return [(a, b, d) for a, b, d in similar_pairs(hashes, radius) if group_of.get(a) != group_of.get(b)]
+    ordered = sorted(hashes, key=lambda h: h.sample_id)
+    return similar_pairs(ordered, radius, keep=group_filter([group_of.get(h.sample_id) for h in ordered], same=False))

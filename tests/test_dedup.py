@@ -119,3 +119,30 @@ def test_variants_sharing_a_source_are_not_duplicates():
     lineage = {"lm-1": {"ddi:1", "ddi:7"}, "lm-2": {"ddi:1", "ddi:9"}, "other": {"ddi:5"}, "lm-3": {"ddi:1"}}
     got = {(d.sample_id, d.dup_of, d.kind) for d in find_duplicates(hashes, 6, lineage=lineage)}
     assert got == {("lm-3", "lm-1", "exact"), ("other", "lm-1", "near")}
+
+
+def test_near_pairs_keep_filter_equals_filtering_brute_force_on_dense_clusters():
+    """Synthetics of one base are all near each other: a dense cluster of 400 codes gives ~80k pairs,
+    most of them within one lineage. A `keep` filter applied while searching gives exactly the
+    brute-force pairs that pass it (the search no longer holds the pairs it drops)."""
+    from curation.dedup import group_filter, lineage_filter
+
+    rng = np.random.default_rng(3)
+    centres = rng.integers(0, 2**63, size=5, dtype=np.uint64)
+    centres[1] = centres[0] ^ np.uint64(0b101)  # two bases that look alike: pairs across lineages
+    codes = np.concatenate([c ^ (np.uint64(1) << rng.integers(0, 64, size=(400, 1)).astype(np.uint64)).ravel()
+                            for c in centres] + [rng.integers(0, 2**63, size=500, dtype=np.uint64)])
+    base = [f"b{k // 400}" if k < 2000 else f"u{k}" for k in range(len(codes))]
+    split = rng.choice(["train", "test"], size=len(codes)).tolist()
+    slow = brute_force_pairs(codes, 6)
+    assert len(slow) > 200_000
+    same_split = group_filter(split, same=True)
+    other_base = lineage_filter([{b, "donor:x" if k % 2 else "donor:y"} for k, b in enumerate(base)])
+    i, j = slow[:, 0], slow[:, 1]
+    for keep in (group_filter(split, same=False), lambda a, b: same_split(a, b) & other_base(a, b)):
+        want = slow[keep(i, j)]
+        got = near_pairs(codes, 6, keep=keep)
+        np.testing.assert_array_equal(got, want)
+    # every kept pair of the lineage filter shares neither base nor donor
+    got = near_pairs(codes, 6, keep=other_base)
+    assert len(got) and all(base[a] != base[b] and a % 2 != b % 2 for a, b, _ in got.tolist())

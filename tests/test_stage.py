@@ -151,3 +151,24 @@ def test_a_full_disk_is_not_retried_but_passed_on_for_the_one_line_message(tmp_p
     with pytest.raises(OSError) as e:
         stage._retrying(None, "healthy", stage.Shard("s0", []), work, None, lambda: None, 2)
     assert e.value.errno == errno.ENOSPC and len(calls) == 1
+
+
+def _sleepy_rank(pause: float, *, rank: int, world_size: int):
+    import time
+
+    from builder.core.progress import StageSummary
+
+    summary = StageSummary("sleepy")
+    time.sleep(pause)
+    summary.done = 1
+    return summary.stop()
+
+
+def test_run_ranks_summary_spans_the_work_of_every_rank():
+    """The combined summary's wall time covers the ranks' work (it used to start after them: `in 0.0s`)."""
+    from builder.core.stage import run_ranks
+
+    for workers in (1, 2):
+        summary = run_ranks(_sleepy_rank, workers, "sleepy", 0.3)
+        assert summary.done == workers
+        assert summary.seconds >= 0.3, (workers, summary.seconds)

@@ -205,7 +205,9 @@ def _note_failure(store: StageStore, stage: str, shard: Shard, attempt: int, att
 
 
 def run_ranks(fn: Callable[..., StageSummary], workers: int, stage: str, *args, **kwargs) -> StageSummary:
-    """`fn(*args, rank=r, world_size=workers, **kwargs)` for every rank, in `workers` processes; one summary."""
+    """`fn(*args, rank=r, world_size=workers, **kwargs)` for every rank, in `workers` processes; one summary
+    (its wall time spans all ranks)."""
+    summary = StageSummary(stage)
     if workers <= 1:
         parts = [fn(*args, rank=0, world_size=1, **kwargs)]
     else:
@@ -214,7 +216,6 @@ def run_ranks(fn: Callable[..., StageSummary], workers: int, stage: str, *args, 
         with worker_pool(workers) as pool:
             futures = [pool.submit(fn, *args, rank=r, world_size=workers, **kwargs) for r in range(workers)]
             parts = [f.result() for f in futures]
-    summary = StageSummary(stage)
     for part in parts:
         summary.done += part.done
         summary.skipped += part.skipped

@@ -94,14 +94,16 @@ class StageStore:
     def read_mask(self, sample_id: str) -> np.ndarray:
         return decode_label_map(self.mask_path(sample_id).read_bytes())
 
-    def _read_jsonl(self, kind: str) -> list[dict]:
+    def _read_jsonl(self, kind: str) -> Iterable[dict]:
+        """Every row of every shard file, one at a time (a caller keeps objects, not dicts and lines)."""
         folder = self.root / kind
         if not folder.is_dir():
-            return []
-        rows = []
+            return
         for f in sorted(folder.glob("*.jsonl")):
-            rows.extend(json.loads(line) for line in f.read_text().splitlines() if line)
-        return rows
+            with f.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
 
 
 def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
