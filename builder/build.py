@@ -348,12 +348,15 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
 
     Per config: `load_dataset_builder` resolves the card's configs, features and data-file globs;
     the Parquet files it resolves must be exactly the shards written, and their row counts (from
-    the Parquet footers) the rows written; then the first row of every split is streamed and
-    decoded with the card's features (the image opens as a PIL image, `disease` is a ClassLabel
-    index). A full `load_dataset` would convert every shard into an Arrow cache: a second copy of
-    every image on disk and a peak RSS that grew with the build (1.2 GiB at 5k rows)."""
+    the Parquet footers) the rows written; then the first row of every split is cast and decoded
+    with the card's features, as the Parquet loader does (the image opens as a PIL image, `disease`
+    is a ClassLabel index). A full `load_dataset` would convert every shard into an Arrow cache: a
+    second copy of every image on disk and a peak RSS that grew with the build (1.2 GiB at 5k
+    rows). Streaming is not used: a stream left unfinished leaves Arrow threads that abort the
+    interpreter at exit ("terminate called without an active exception")."""
     import datasets
     import pyarrow.parquet as pq
+    from datasets.table import table_cast
 
     from builder.core.progress import progress_enabled
 
@@ -367,6 +370,8 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
             paths.setdefault((config, f["split"]), set()).add(str((out_dir / f["path"]).resolve()))
     for config in sorted({c for c, _ in expected}):
         builder = datasets.load_dataset_builder(str(out_dir), name=config)
+        if builder.info.features is None:
+            raise BuildError(f"{out_dir}/README.md: config {config!r} declares no features (dataset_info)")
         resolved = {s: {str(Path(p).resolve()) for p in fl} for s, fl in builder.config.data_files.items()}
         want = {s: paths[(c, s)] for c, s in paths if c == config}
         if resolved != want:
@@ -378,9 +383,10 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
         rows = {s: n for (c, s), n in expected.items() if c == config}
         if got != rows:
             raise BuildError(f"{out_dir}: config {config!r} loads back as {got}, expected {rows}")
-        streamed = datasets.load_dataset(str(out_dir), name=config, streaming=True)
-        for split in sorted(streamed):
-            row = next(iter(streamed[split]))
+        for split, paths_ in sorted(resolved.items()):  # the first row of each split, as `datasets` decodes it
+            first = pq.ParquetFile(sorted(paths_)[0]).read_row_group(0).slice(0, 1)
+            row = builder.info.features.decode_example(table_cast(first, builder.info.features.arrow_schema)
+                                                       .to_pylist()[0])
             row["image"].load()  # the PNG decodes with the card's Image feature
             if not isinstance(row["disease"], int):
                 raise BuildError(f"{out_dir}: config {config!r} split {split!r}: disease loads as "

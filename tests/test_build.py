@@ -133,3 +133,26 @@ def test_demo_card_names_the_demo_source_and_the_toolkit_licence(built):
     for kind in ("healthy", "lesion_mapped"):  # every published row measured against its demo photo
         assert pixels[kind]["measured"] == sum(r.kind == kind for r in result.records) > 0
         assert 0.5 < pixels[kind]["identical"]["median"] < 1
+
+
+def test_load_back_check_names_served_files_and_row_counts(built, tmp_path):
+    """The build's last step resolves what `datasets` would serve: an extra shard matching the
+    card's globs, or a shard whose footer disagrees with the manifest, stops it with the file named."""
+    import shutil
+
+    from builder.build import verify_load
+
+    _, result = built
+    copy = tmp_path / "copy"
+    shutil.copytree(result.out_dir, copy)
+    files = [f for f in json.loads((copy / "manifest.json").read_text())["files"] if "config" in f]
+    verify_load(copy, files)  # as built: passes
+    extra = copy / "data" / "healthy" / "train-extra.parquet"
+    shutil.copy(copy / next(f["path"] for f in files if f["config"] == "healthy" and f["split"] == "train"), extra)
+    with pytest.raises(BuildError, match="served but not written: .*train-extra.parquet"):
+        verify_load(copy, files)
+    extra.unlink()
+    wrong = [dict(f, rows=f["rows"] + 1) if f["config"] == "lesion_mapped" and f["split"] == "test" else f
+             for f in files]
+    with pytest.raises(BuildError, match="config 'all' loads back as"):
+        verify_load(copy, wrong)
