@@ -1,4 +1,4 @@
-"""How a placed lesion enters the base skin: `alpha` (the method's feathered composite) or `poisson`.
+"""How a placed lesion enters the base skin: `alpha` (the method's feathered composite), `poisson` or `poisson_screen`.
 
 `poisson` is gradient-domain cloning in log-RGB: the donor patch keeps its own gradients (the
 lesion's texture and its contrast to the donor's skin) and is multiplied by a smooth field equal to
@@ -8,6 +8,14 @@ boundary ratios (the exact solution of the Poisson equation with the donor's gui
 solved with SuperLU on the footprint's pixels; the boundary ratios are read from lightly smoothed
 images so the membrane matches local skin colour, not pixel noise. Large footprints are solved on
 a grid coarsened by an integer factor (the membrane is smooth) and upsampled.
+
+`poisson_screen` treats the pixels darker than the donor's own skin (pigment, blood: they absorb)
+exactly as `poisson`, by the ratio base skin / donor skin, and the pixels brighter than it (scale,
+keratin, ulcer base: they scatter) by the ratio of their distance to white, 255 - value: a white
+crust stays white instead of being multiplied past 255 and clipped to flat white, which is what
+`poisson` does to a bright lesion taken from dark skin onto light skin. The two rules agree at the
+donor's skin colour, so nothing changes where the donor skin itself is (the halo ring). The skin
+colours are the same membranes, solved for base and donor separately (one LU, six columns).
 
 Hand-written rather than cv2.seamlessClone: OpenCV 5.0's seamlessClone returned different bytes on
 repeated identical calls here (differences up to 182 grey levels), and a dataset build must be
@@ -20,7 +28,7 @@ import math
 
 import numpy as np
 
-BLENDS = ("alpha", "poisson")
+BLENDS = ("alpha", "poisson", "poisson_screen")
 SMOOTH_SIGMA = 2.0      # px: boundary colours are local skin means, not single noisy pixels
 MAX_UNKNOWNS = 12_000   # footprint pixels solved at full resolution; larger ones on a coarser grid
 
@@ -33,8 +41,9 @@ def blend_window(base: np.ndarray, donor: np.ndarray, alpha: np.ndarray, method:
     `context` is the base window grown by one pixel on every side where the image allows
     (it holds the boundary the membrane is pinned to), as (pixels, (top, left) margin).
     """
-    if method == "poisson":
-        donor = poisson_clone(base if context is None else context, donor, alpha > 0)
+    if method in ("poisson", "poisson_screen"):
+        donor = poisson_clone(base if context is None else context, donor, alpha > 0,
+                              screen=method == "poisson_screen")
     elif method != "alpha":
         raise ValueError(f"blend={method!r}: expected one of {BLENDS}")
     # base + a * (donor - base): exactly the base where alpha is 0; with dyadic alpha and integer
@@ -45,8 +54,11 @@ def blend_window(base: np.ndarray, donor: np.ndarray, alpha: np.ndarray, method:
     return np.clip(np.rint(out, out=out), 0, 255, out=out)
 
 
-def poisson_clone(context, donor: np.ndarray, support: np.ndarray) -> np.ndarray:
-    """The donor window times exp(membrane): base colour on the support's outer boundary, donor gradients inside."""
+def poisson_clone(context, donor: np.ndarray, support: np.ndarray, screen: bool = False) -> np.ndarray:
+    """The donor window times exp(membrane): base colour on the support's outer boundary, donor gradients inside.
+
+    `screen`: pixels brighter than the donor's skin keep their distance to white in proportion instead
+    (see the module docstring)."""
     import cv2
 
     if isinstance(context, tuple):
@@ -62,11 +74,16 @@ def poisson_clone(context, donor: np.ndarray, support: np.ndarray) -> np.ndarray
     donor_ctx[...] = np.nan
     donor_ctx[top:top + h, left:left + w] = donor_s
     donor_ctx = _fill_edges(donor_ctx, top, left, h, w)
-    diff = log_base - donor_ctx
     inside = np.zeros(ctx.shape[:2], bool)
     inside[top:top + h, left:left + w] = support
-    field = membrane(inside, diff)[top:top + h, left:left + w]
-    return np.expm1(np.log1p(donor) + field)
+    if not screen:
+        field = membrane(inside, log_base - donor_ctx)[top:top + h, left:left + w]
+        return np.expm1(np.log1p(donor) + field)
+    both = membrane(inside, np.concatenate([log_base, donor_ctx], axis=2))[top:top + h, left:left + w]
+    skin_base, skin_donor = np.expm1(both[..., :3]), np.expm1(both[..., 3:])
+    darker = np.expm1(np.log1p(donor) + both[..., :3] - both[..., 3:])
+    lighter = 255.0 - (255.0 - donor) * (255.0 - skin_base) / np.maximum(255.0 - skin_donor, 1.0)
+    return np.where(donor <= skin_donor, darker, lighter)
 
 
 def _fill_edges(arr: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray:
@@ -80,7 +97,7 @@ def _fill_edges(arr: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndar
 
 
 def membrane(inside: np.ndarray, boundary: np.ndarray) -> np.ndarray:
-    """(H, W, 3): harmonic inside `inside`, equal to `boundary` on its 4-neighbours outside; 0 elsewhere.
+    """(H, W, C): harmonic inside `inside`, equal to `boundary` on its 4-neighbours outside; 0 elsewhere.
 
     Pixels at the image edge have fewer neighbours (a natural boundary). Footprints above
     MAX_UNKNOWNS pixels are solved on a grid coarsened by an integer factor and upsampled linearly.
@@ -93,14 +110,22 @@ def membrane(inside: np.ndarray, boundary: np.ndarray) -> np.ndarray:
         return _solve(inside, boundary)
     hh, ww = -(-inside.shape[0] // f), -(-inside.shape[1] // f)
     small_in = cv2.resize(inside.astype(np.float64), (ww, hh), interpolation=cv2.INTER_AREA) > 0.5
-    small_b = cv2.resize(boundary, (ww, hh), interpolation=cv2.INTER_AREA)
-    field = cv2.resize(_solve(small_in, small_b, fill_all=True), inside.shape[::-1],
-                       interpolation=cv2.INTER_LINEAR)
+    small_b = _resize(boundary, (ww, hh), cv2.INTER_AREA)
+    field = _resize(_solve(small_in, small_b, fill_all=True), inside.shape[::-1], cv2.INTER_LINEAR)
     return np.where(inside[..., None], field, 0.0)
 
 
+def _resize(arr: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """cv2.resize three channels at a time (some of its paths take at most four)."""
+    import cv2
+
+    parts = [cv2.resize(np.ascontiguousarray(arr[..., c:c + 3]), size, interpolation=interpolation)
+             for c in range(0, arr.shape[2], 3)]
+    return np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=2)
+
+
 def _solve(inside: np.ndarray, boundary: np.ndarray, fill_all: bool = False) -> np.ndarray:
-    """Discrete Laplace equation on `inside` with Dirichlet values from `boundary`, 3 channels, one LU."""
+    """Discrete Laplace equation on `inside` with Dirichlet values from `boundary`, all channels, one LU."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as sla
 
@@ -114,7 +139,7 @@ def _solve(inside: np.ndarray, boundary: np.ndarray, fill_all: bool = False) -> 
     idx[ys + 1, xs + 1] = np.arange(n)
     framed = np.zeros((h + 2, w + 2), bool)
     framed[1:-1, 1:-1] = True
-    rows, cols, rhs, degree = [], [], np.zeros((n, 3)), np.zeros(n)
+    rows, cols, rhs, degree = [], [], np.zeros((n, boundary.shape[2])), np.zeros(n)
     for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
         ny, nx = ys + 1 + dy, xs + 1 + dx
         in_image = framed[ny, nx]

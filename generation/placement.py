@@ -347,7 +347,7 @@ def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
     window = rgb[y:y + h, x:x + w]
     region = window.astype(np.float64)
     context = None
-    if blend == "poisson":  # the window grown by one pixel: the boundary the membrane is pinned to
+    if blend.startswith("poisson"):  # the window grown by one pixel: the boundary the membrane is pinned to
         t, lft = min(1, y), min(1, x)
         ctx = base_rgb[y - t:y + h + 1, x - lft:x + w + 1].astype(np.float64)
         context = (ctx, (t, lft))

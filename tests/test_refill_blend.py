@@ -62,7 +62,8 @@ def stores(tmp_path_factory, shared_data):
 def runs(stores, tmp_path_factory):
     root = tmp_path_factory.mktemp("refill-runs")
     out = {}
-    for name, cfg in (("v11", V11), ("v12", V12), ("v12_alpha", dataclasses.replace(V12, blend="alpha"))):
+    for name, cfg in (("v11", V11), ("v12", V12), ("v12_alpha", dataclasses.replace(V12, blend="alpha")),
+                      ("v12_poisson", dataclasses.replace(V12, blend="poisson"))):
         store = StageStore(root / name)
         out[name] = (store, run_lesion_map(*stores, store, cfg, shard_size=8))
     return out
@@ -146,6 +147,47 @@ def test_poisson_blend_is_deterministic_and_exact_on_a_flat_case():
     assert np.array_equal(a, b)
     flat_base = (np.full((40, 50, 3), 90.0), (1, 1))
     np.testing.assert_allclose(poisson_clone(flat_base, donor, support)[support], 90.0, atol=1e-6)
+
+
+def test_poisson_screen_keeps_bright_lesion_parts_off_white_on_real_photos(runs, stores):
+    """v1.2's `poisson_screen` on the same placements as `poisson`: lesion pixels darker than the donor's
+    skin come out as with Poisson (within rounding), and fewer placed-lesion pixels end clipped at 255."""
+    bases, donors = stores
+    assert V12.blend == "poisson_screen"
+    plain = {r.params["plan_row"]: r for r in runs["v12_poisson"][0].records()}
+    clipped = {"poisson": 0, "screen": 0}
+    close = total = 0
+    for rec in runs["v12"][0].records():
+        other = plain[rec.params["plan_row"]]
+        assert (other.base_id, other.params["offset"]) == (rec.base_id, rec.params["offset"])
+        lesion, _, _ = lesion_footprint(rec, bases, donors)
+        a = runs["v12"][0].read_image(rec.sample_id)[lesion].astype(int)
+        b = runs["v12_poisson"][0].read_image(other.sample_id)[lesion].astype(int)
+        clipped["screen"] += int((a == 255).any(axis=1).sum())
+        clipped["poisson"] += int((b == 255).any(axis=1).sum())
+        unclipped = (b < 250).all(axis=1)  # where Poisson did not saturate, most pixels (the darker ones) agree
+        close += int((unclipped & (np.abs(a - b) <= 1).all(axis=1)).sum())
+        total += int(unclipped.sum())
+    assert clipped["poisson"] > 100 and clipped["screen"] < 0.5 * clipped["poisson"], clipped
+    assert close > 0.5 * total, (close, total)
+
+
+def test_poisson_screen_rule_on_a_flat_case():
+    """Flat donor skin 80, flat base 200: a pixel darker than the skin scales by the ratio (as `poisson`),
+    a brighter one keeps its distance to white in proportion: 230 -> 255 - 25 * 55 / 175, not clipped."""
+    from generation.blend import blend_window
+
+    base = np.full((30, 30, 3), 200.0)
+    donor = np.full((30, 30, 3), 80.0)
+    donor[10:20, 10:20] = 230.0
+    donor[12:14, 12:14] = 40.0
+    alpha = np.zeros((30, 30))
+    alpha[3:27, 3:27] = 1.0
+    screen = blend_window(base, donor, alpha, "poisson_screen")
+    plain = blend_window(base, donor, alpha, "poisson")
+    assert screen[15, 15, 0] == round(255 - 25 * 55 / 175) and plain[15, 15, 0] == 255
+    assert screen[12, 12, 0] == plain[12, 12, 0] == round(41 * 201 / 81 - 1)
+    assert np.array_equal(screen[alpha == 0], base[alpha == 0])
 
 
 def test_same_bytes_on_rerun_with_other_worker_layout(runs, stores, tmp_path):
