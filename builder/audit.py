@@ -409,13 +409,21 @@ def format_balance(balance: dict) -> str:
 
 # -- the audit ------------------------------------------------------------------------------
 def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
-                 target: str | None = None, workers: int = 1) -> AuditReport:
-    """Run every check on a local version folder (a build output or a downloaded snapshot)."""
+                 target: str | None = None, workers: int = 1,
+                 checked: tuple[AuditReport, list[str]] | None = None) -> AuditReport:
+    """Run every check on a local version folder (a build output or a downloaded snapshot).
+
+    `checked`: the (report, good shards) of a `check_manifest` the caller already ran on `folder`
+    (export checks before it reads anything), carried on so no file is hashed twice."""
     from builder.push import manifest_files
 
-    report = AuditReport(target=target or str(folder), phash_hamming=phash_hamming,
-                         test_ids_source="file" if test_ids is not None else "inferred")
-    shards = check_manifest(folder, report)
+    if checked is None:
+        report = AuditReport(target=target or str(folder))
+        shards = check_manifest(folder, report)
+    else:
+        report, shards = checked
+    report.phash_hamming = phash_hamming
+    report.test_ids_source = "file" if test_ids is not None else "inferred"
     manifest = read_manifest_or_report(folder, None) if (folder / "manifest.json").is_file() else None
     rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)} if manifest else {}
     served = served_files(folder)  # read too: load_dataset serves them, listed or not

@@ -9,7 +9,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from builder.core.config import BuildConfig, CurationConfig
+from builder.core.config import BuildConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.fingerprint import combine
 from builder.core.schema import KINDS, SKIN_TONES, SPLITS, Record, disease_names
@@ -136,9 +136,12 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     #    the source names itself. A published version from another config or source is refused
     #    here, before the work folder changes. A table-decided holdout (PatchAlign24's) is fixed
     #    first, from the metadata alone: rejections at ingest cannot shift it.
+    from curation.ingest import ingest_source, plan_ingest
+    from curation.splits import table_holdout
+
+    _guard_existing(out_dir, cfg, opts.overwrite)
     source, masks, source_name = _source(cfg, opts, work)
     holdout = table_holdout(cfg.curation, source, source_name)
-    from curation.ingest import ingest_source, plan_ingest
 
     auto_dir = None
     if cfg.masks.auto:  # photos without a mask get an automatic one (gated by confidence) before ingest
@@ -150,14 +153,11 @@ def _build(cfg: BuildConfig, opts: BuildOptions, out_dir: Path, work: Path) -> B
     plan = plan_ingest(source, masks, source_name=source_name, limit=opts.limit, auto_masks=auto_dir,
                        min_side_px=cfg.source.min_side_px)
     build_fp = build_fingerprint(cfg, plan.info)
-    _guard_existing(out_dir, cfg, opts.overwrite)
     _guard_fingerprint(out_dir, cfg, plan.info, build_fp, opts.overwrite)
     real = StageStore(work / "real")
     note(ingest_source(source, masks, real, workers=opts.workers, on_change="reset", plan=plan,
                        min_side_px=cfg.source.min_side_px))
     fps = {"ingest": store_fingerprint(real)}
-    if not real.records():
-        raise BuildError(f"no usable real image in {source}; see {real.root}/rejections for the reasons")
 
     # 2. Splits over real images (lineage groups, near-duplicates linked), decided before any
     #    generation: semantic training must know the test split.
@@ -196,39 +196,40 @@ def refuse_source_copies(records: list[Record], stores: dict, real: list[Record]
                          hashes: dict) -> None:
     """No synthetic row may be a source photo, byte for byte or decoded pixel for pixel (issue 11: a
     mask covering the whole photo once published the photo itself as `healthy`). A hit is a bug in the
-    stage that made the row, so the build stops before anything is written."""
+    stage that made the row, so the build stops before anything is written.
+
+    Curation has hashed every decoded image already (`real_hashes`, `hashes`): equal bytes decode to
+    equal pixels, so the pixel hash finds every copy; bytes are read only to name a hit, or for a row
+    curation did not hash."""
     import hashlib
 
     def sha(store: StageStore, rec: Record) -> str:
         return hashlib.sha256(store.read_image_bytes(rec)).hexdigest()
 
-    real_bytes = {sha(stores["real"], r): r.source_ids[0] for r in real}
     real_pixels = {h.pixel_hash: real_id for real_id, h in real_hashes.items()}
-    by_real = {r.sample_id: r.source_ids[0] for r in real}
+    by_id = {r.sample_id: r for r in real}
+    real_bytes = None  # sha256 -> source id, built only when a row has no pixel hash
     hits = []
     for r in records:
         if r.kind == "real":  # publish.include_real publishes sources on purpose
             continue
+        if r.sample_id in hashes:
+            pix = real_pixels.get(hashes[r.sample_id].pixel_hash)
+            if pix is None:
+                continue
+            src = by_id[pix].source_ids[0] if pix in by_id else pix
+            same = pix in by_id and stores[r.kind].read_image_bytes(r) == stores["real"].read_image_bytes(by_id[pix])
+            hits.append(f"{r.sample_id} = {'bytes' if same else 'pixels'} of {src}")
+            continue
+        if real_bytes is None:
+            real_bytes = {sha(stores["real"], x): x.source_ids[0] for x in real}
         src = real_bytes.get(sha(stores[r.kind], r))
-        pix = real_pixels.get(hashes[r.sample_id].pixel_hash) if r.sample_id in hashes else None
-        if src or pix:
-            hits.append(f"{r.sample_id} = {'bytes' if src else 'pixels'} of {src or by_real.get(pix, pix)}")
+        if src:
+            hits.append(f"{r.sample_id} = bytes of {src}")
     if hits:
         raise BuildError(f"{len(hits)} synthetic rows are copies of source photos ({'; '.join(hits[:3])}); "
                          "nothing was published. The stage that made them let a source through: report it "
                          "with these ids (rerun with -v for its log)")
-
-
-def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) -> list[str] | None:
-    """The test ids of a holdout decided on the source's metadata table (None for other split methods).
-    Ids are named as ingest names them: `source_name`, else the layout (`ddi`, `fitz17k`)."""
-    if cfg.split_method != "patchalign24":
-        return None
-    from curation.metadata import find_table
-    from curation.splits import holdout_test_ids
-
-    layout, table = find_table(Path(source))
-    return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
 
 
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],

@@ -91,10 +91,10 @@ def _export(folder: Path, out: Path, target: str, real: Path | None, train_split
     from builder.audit import check_manifest
 
     pre = AuditReport(target=str(folder))
-    check_manifest(folder, pre)
+    shards = check_manifest(folder, pre)
     _refuse_untrusted(folder, pre)  # tampered files stop the export before any shard is read
     prefix, held = _held_out(folder, real, test_ids)
-    report = audit_folder(folder, test_ids=held or None)
+    report = audit_folder(folder, test_ids=held or None, checked=(pre, shards))
     _refuse_untrusted(folder, report)
     leaked = {i["sample_id"]: i["reason"] for i in report.leaks}
     _prepare_out(out, overwrite)

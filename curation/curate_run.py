@@ -123,12 +123,10 @@ def _holdout(cfg: CurationConfig, opts: CurateOptions, store: StageStore, real: 
     """PatchAlign24's holdout over the source's metadata table (the ingest records which table it read)."""
     if cfg.split_method != "patchalign24":
         return None
-    from curation.metadata import find_table
-    from curation.splits import holdout_test_ids
+    from curation.splits import holdout_test_ids, table_holdout
 
     if opts.source is not None:
-        layout, table = find_table(Path(opts.source))
-        return holdout_test_ids(table, opts.source_name or layout, cfg.patchalign24_csv)
+        return table_holdout(cfg, Path(opts.source), opts.source_name)
     table = read_counts(store).get("table")
     if not table or not Path(table).is_file():
         log.warning("--real %s: its ingest names no readable metadata table; the holdout falls back to the "

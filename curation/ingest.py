@@ -167,7 +167,7 @@ def _ingest_one(item: tuple[SourceRow, StageStore, dict | None, int]) -> Record 
     try:
         data = row.image.read_bytes()
         rgb = read_photo(data, str(row.image), min_side_px)
-        label_map = _read_mask(row, *rgb.shape[:2])
+        label_map = read_row_mask(row, *rgb.shape[:2])
     except (SampleRejected, MaskError) as e:
         return reject(e.reason, e.detail)
     png = data if data.startswith(b"\x89PNG") and _is_rgb_png(data) else encode_png(rgb)
@@ -186,7 +186,7 @@ def _ingest_one(item: tuple[SourceRow, StageStore, dict | None, int]) -> Record 
                   if accepted else ())
 
 
-def _read_mask(row: SourceRow, h: int, w: int) -> np.ndarray | None:
+def read_row_mask(row: SourceRow, h: int, w: int) -> np.ndarray | None:
     """The row's label map, or None: a photo without a mask stays a real image (no donor / base)."""
     if row.mask is None:
         return None

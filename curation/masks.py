@@ -100,7 +100,8 @@ def auto_mask_file(stem: str) -> str:
 def write_label_map(path: str | Path, label_map: np.ndarray) -> None:
     """Write a label map as sDDI `.npy` (uint8, values 0-4), atomically; `read_sddi_mask` reads it back."""
     import io
-    import os
+
+    from builder.core.store import atomic_write
 
     lm = np.asarray(label_map)
     bad = np.setdiff1d(np.unique(lm), LABEL_VALUES)
@@ -109,11 +110,7 @@ def write_label_map(path: str | Path, label_map: np.ndarray) -> None:
                          f"{lm.shape} and values {bad.tolist()}")
     buf = io.BytesIO()
     np.save(buf, lm.astype(np.uint8), allow_pickle=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write(Path(path), buf.getvalue())
 
 
 def write_auto_index(folder: str | Path, entries: list[dict]) -> Path:

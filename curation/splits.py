@@ -151,16 +151,10 @@ def patchalign24_test_ids(real: list[Record], csv_path: str | Path | None = None
     else the published DDI order (by DDI file number). The split depends only on the row count,
     so it reproduces theirs exactly when the rows are the same.
     """
-    try:
-        from sklearn.model_selection import train_test_split
-    except ImportError as e:
-        raise ConfigError("curation.split_method=patchalign24 needs scikit-learn: "
-                          "pip install 'cgddi-toolkit[patchalign]'") from e
     ids = sorted({s for r in real for s in r.source_ids})
     if csv_path:
         ids = _patchalign_order(Path(csv_path), ids)
-    _, test = train_test_split(ids, test_size=PATCHALIGN_TEST_SIZE, random_state=PATCHALIGN_SEED)
-    return sorted(test)
+    return sorted(_sklearn_test(ids))
 
 
 def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path | None = None) -> list[str]:
@@ -186,6 +180,17 @@ def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path 
     stems = [Path((v or "").strip()).stem if column != "md5hash" else (v or "").strip()
              for v in df[column].to_list()]
     return sorted(f"{source_name}:{s}" for s in _sklearn_test(stems) if s)
+
+
+def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) -> list[str] | None:
+    """The test ids of a holdout decided on the source's metadata table (None for other split methods).
+    Ids are named as ingest names them: `source_name`, else the layout (`ddi`, `fitz17k`)."""
+    if cfg.split_method != "patchalign24":
+        return None
+    from curation.metadata import find_table
+
+    layout, table = find_table(Path(source))
+    return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
 
 
 def _sklearn_test(items: list[str]) -> list[str]:

@@ -28,7 +28,8 @@ import math
 
 import numpy as np
 
-BLENDS = ("alpha", "poisson", "poisson_screen")
+GRADIENT_BLENDS = ("poisson", "poisson_screen")  # pinned to the base one pixel outside the window
+BLENDS = ("alpha", *GRADIENT_BLENDS)
 SMOOTH_SIGMA = 2.0      # px: boundary colours are local skin means, not single noisy pixels
 MAX_UNKNOWNS = 12_000   # footprint pixels solved at full resolution; larger ones on a coarser grid
 
@@ -41,7 +42,7 @@ def blend_window(base: np.ndarray, donor: np.ndarray, alpha: np.ndarray, method:
     `context` is the base window grown by one pixel on every side where the image allows
     (it holds the boundary the membrane is pinned to), as (pixels, (top, left) margin).
     """
-    if method in ("poisson", "poisson_screen"):
+    if method in GRADIENT_BLENDS:
         donor = poisson_clone(base if context is None else context, donor, alpha > 0,
                               screen=method == "poisson_screen")
     elif method != "alpha":

@@ -17,7 +17,7 @@ from builder.core.schema import (HEALTHY_DISEASE, LABEL_SKIN, LABEL_VALUES, Gene
                                  digest, make_sample_id, sample_seed)
 from builder.core.stage import Shard, StageKey, check_slot, outcome, pin, run_shards, store_fingerprint
 from builder.core.store import StageStore, decode_label_map, decode_rgb, encode_png
-from generation.healthy_backends import BACKENDS, DTYPES, Job
+from generation.healthy_backends import BACKENDS, DTYPES, Job, check_opencv_method
 from generation.inpaint_region import composite, healed_label_map, inpaint_region
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def check(cfg: HealthyConfig) -> None:
                           "(SD latents are 1/8 of the image size); e.g. 512")
     if cfg.opencv_grain < 0:
         raise ConfigError(f"healthy.opencv_grain={cfg.opencv_grain} must be >= 0 (0 = smooth fill)")
+    check_opencv_method(cfg.opencv_method)
     if cfg.steps < 1 or cfg.opencv_radius < 1:
         raise ConfigError(f"healthy.steps={cfg.steps} and healthy.opencv_radius={cfg.opencv_radius} "
                           "must be >= 1")
@@ -177,13 +178,14 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     if region is None:
         what = "lesion or marker" if cfg.include_marker else "lesion"
         return reject("empty_region", f"no {what} pixels to inpaint", mask_rel)
-    if not (label_map[~region.mask] == LABEL_SKIN).any():  # issue 11: else the photo came back as is
+    skin = label_map == LABEL_SKIN
+    if not (skin & ~region.mask).any():  # issue 11: else the photo came back as is
         return reject("no_skin_to_inpaint", f"the inpaint region ({region.pixels} px) leaves no skin pixel "
                       "(label 4) to inpaint from; the photo cannot become a healthy-skin image", mask_rel)
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
     prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.name == "diffusers" else None
-    return Prepared(rec, Job(image, region, prompt, seed, skin=label_map == LABEL_SKIN), label_map, sample_id)
+    return Prepared(rec, Job(image, region, prompt, seed, skin=skin), label_map, sample_id)
 
 
 def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:

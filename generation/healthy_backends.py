@@ -36,6 +36,12 @@ class Job:
 OPENCV_METHODS = ("telea", "exemplar")
 
 
+def check_opencv_method(method: str) -> str:
+    if method not in OPENCV_METHODS:
+        raise ConfigError(f"healthy.opencv_method={method!r}: expected one of {list(OPENCV_METHODS)}")
+    return method
+
+
 class OpenCVBackend:
     """CPU fills, no weights: Telea fast marching + seeded skin grain (`telea`, the method's CPU stand-in),
     or membrane colour + skin texture copied from nearby (`exemplar`, generation.exemplar_fill)."""
@@ -45,9 +51,7 @@ class OpenCVBackend:
 
     def __init__(self, cfg: HealthyConfig):
         self.radius, self.grain = cfg.opencv_radius, cfg.opencv_grain
-        self.method = getattr(cfg, "opencv_method", "telea")
-        if self.method not in OPENCV_METHODS:
-            raise ConfigError(f"healthy.opencv_method={self.method!r}: expected one of {list(OPENCV_METHODS)}")
+        self.method = check_opencv_method(cfg.opencv_method)
 
     def window(self, job: Job) -> tuple[int, int, int, int]:
         # Telea reads known pixels within `radius` of the region: a margin of 2*radius+2 is

@@ -339,7 +339,7 @@ def choose_offset(valid: np.ndarray, rng: np.random.Generator) -> tuple[int, int
 def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
               offset: tuple[int, int], blend: str = "alpha") -> tuple[np.ndarray, np.ndarray]:
     """Blend the patch in at `offset` (clipped to the image); the output map gets label 1 on the placed lesion."""
-    from generation.blend import blend_window
+    from generation.blend import GRADIENT_BLENDS, blend_window
 
     patch, (y, x) = clip_patch(patch, offset, base_map.shape)
     h, w = patch.alpha.shape
@@ -347,7 +347,7 @@ def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
     window = rgb[y:y + h, x:x + w]
     region = window.astype(np.float64)
     context = None
-    if blend.startswith("poisson"):  # the window grown by one pixel: the boundary the membrane is pinned to
+    if blend in GRADIENT_BLENDS:  # the window grown by one pixel: the boundary the membrane is pinned to
         t, lft = min(1, y), min(1, x)
         ctx = base_rgb[y - t:y + h + 1, x - lft:x + w + 1].astype(np.float64)
         context = (ctx, (t, lft))

@@ -69,12 +69,11 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 def lesion_footprint(rec, bases, donors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lesion, support, base skin) masks of a lesion-mapped record, rebuilt from its recorded params."""
-    from generation.placement import allowed_region, cut_patch, fit_donor
+    from generation.placement import DonorCuts, allowed_region
 
     p = rec.params
     base_map = bases.read_mask(rec.base_id)
-    drgb, dmap, _ = fit_donor(donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id), base_map.shape,
-                              p["donor_resize"])
-    patch = cut_patch(drgb, dmap, p["angle"], p["dilate"], p["feather"], p["lesion_scale"])
+    patch = DonorCuts(donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id), p["angle"], p["dilate"],
+                      p["feather"], p["donor_resize"]).get(base_map.shape, p["lesion_scale"])
     lesion, support = placed_masks(base_map.shape, patch.lesion, patch.support, tuple(p["offset"]))
     return lesion, support, allowed_region(base_map).astype(bool)

@@ -91,6 +91,8 @@ def _exit_when_gone(owner: int, owner_tmp: str) -> None:
     import shutil
     import time
 
+    from builder.core.lock import pid_alive
+
     try:
         fd = os.pidfd_open(owner)
     except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll
@@ -98,17 +100,7 @@ def _exit_when_gone(owner: int, owner_tmp: str) -> None:
     if fd is not None:
         select.select([fd], [], [])  # readable once the owner has exited
     else:
-        while _alive(owner):
+        while pid_alive(owner):
             time.sleep(1.0)
     shutil.rmtree(owner_tmp, ignore_errors=True)  # the owner cannot: it died without its finalizers
     os._exit(OWNER_GONE_EXIT)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else (cannot be ours, but do not exit early)
-        return True
-    return True

@@ -23,8 +23,8 @@ from builder.core.progress import StageSummary, progress
 from builder.core.schema import canonical_json
 from builder.core.store import atomic_write
 from curation.images import read_photo
-from curation.masks import (MaskError, auto_mask_file, read_auto_index, read_binary_masks, read_sddi_mask,
-                            write_auto_index, write_label_map)
+from curation.ingest import read_row_mask
+from curation.masks import MaskError, auto_mask_file, read_auto_index, write_auto_index, write_label_map
 from curation.metadata import SourceRow, read_source_table
 from generation.masks.sheets import SheetItem, write_sheet
 
@@ -145,8 +145,7 @@ def _training_pairs(rows: list[SourceRow]):
         try:
             rgb = read_photo(row.image.read_bytes(), str(row.image))
             h, w = rgb.shape[:2]
-            lm = read_sddi_mask(row.mask, h, w) if row.mask.suffix == ".npy" else \
-                read_binary_masks(row.mask, row.nonskin, h, w)
+            lm = read_row_mask(row, h, w)
         except (MaskError, SampleRejected, OSError, ValueError) as e:
             log.warning("learned masks: %s not used for training (%s)", row.source_id, e)
             continue
