@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from builder.core.config import HealthyConfig  # noqa: E402
 from builder.core.schema import LABEL_LESION, LABEL_SKIN  # noqa: E402
-from generation.healthy_backends import Job, OpenCVBackend  # noqa: E402
-from generation.inpaint_region import Region, feather_alpha  # noqa: E402
-from generation.placement import _bbox, choose_offset, valid_offsets, with_margin  # noqa: E402
-from generation.quality import fill_fidelity  # noqa: E402
+from generation.healthy.backends import Job, OpenCVBackend  # noqa: E402
+from generation.healthy.region import Region, feather_alpha  # noqa: E402
+from generation.lesion_map.placement import _bbox, choose_offset, valid_offsets, with_margin  # noqa: E402
+from generation.lesion_map.quality import fill_fidelity  # noqa: E402
 
 METHODS = {"telea": HealthyConfig(opencv_grain=0.0), "telea+grain": HealthyConfig(),
            "exemplar": HealthyConfig(opencv_method="exemplar")}
@@ -42,7 +42,7 @@ METHODS = {"telea": HealthyConfig(opencv_grain=0.0), "telea+grain": HealthyConfi
 def load(data: Path, side: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     from PIL import Image
 
-    from curation.masks import read_binary_masks
+    from curation.source.masks import read_binary_masks
 
     src = data / "fitz17k_lesions"
     out = []

@@ -25,9 +25,9 @@ os.environ.setdefault("CGDDI_PROGRESS", "0")
 
 from builder.core.config import HealthyConfig  # noqa: E402
 from builder.core.store import StageStore  # noqa: E402
-from curation.ingest import ingest_source  # noqa: E402
-from generation.healthy import run_healthy  # noqa: E402
-from generation.inpaint_region import inpaint_region  # noqa: E402
+from curation.source.ingest import ingest_source  # noqa: E402
+from generation.healthy.stage import run_healthy  # noqa: E402
+from generation.healthy.region import inpaint_region  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -38,12 +38,12 @@ os.environ.setdefault("CGDDI_PROGRESS", "0")
 from builder.core.config import load_config  # noqa: E402
 from builder.core.store import StageStore  # noqa: E402
 from builder.core.schema import SKIN_TONES as TONES  # noqa: E402
-from generation.quality import halo_delta_e, lesion_footprint as footprint  # noqa: E402
+from generation.lesion_map.quality import halo_delta_e, lesion_footprint as footprint  # noqa: E402
 
 
 def prepare(data: Path, work: Path) -> tuple[StageStore, StageStore]:
-    from curation.ingest import ingest_source
-    from generation.healthy import run_healthy
+    from curation.source.ingest import ingest_source
+    from generation.healthy.stage import run_healthy
 
     real, healthy = StageStore(work / "real"), StageStore(work / "healthy")
     ingest_source(data / "fitz17k_lesions", None, real, workers=1)
@@ -52,7 +52,7 @@ def prepare(data: Path, work: Path) -> tuple[StageStore, StageStore]:
 
 
 def run(name: str, cfg, bases, donors, work: Path) -> dict:
-    from generation.lesion_map import delivery, run_lesion_map
+    from generation.lesion_map.stage import delivery, run_lesion_map
 
     out = StageStore(work / name.replace(" ", "_"))
     t0 = time.perf_counter()

@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from builder.core.schema import LABEL_LESION, LABEL_SKIN  # noqa: E402
 from builder.core.store import decode_label_map, decode_rgb, encode_label_map, encode_png  # noqa: E402
-from curation.masks import resize_nearest  # noqa: E402
-from generation.placement import (allowed_region, choose_offset, composite, cut_patch, fit_donor,  # noqa: E402
+from curation.source.masks import resize_nearest  # noqa: E402
+from generation.lesion_map.placement import (allowed_region, choose_offset, composite, cut_patch, fit_donor,  # noqa: E402
                                   map_lesion, naive_valid_offsets, valid_offsets, with_margin)
 
 SETTINGS = dict(pads=(10, 5, 0), rotate=True, dilate_px=1, feather=1.5)

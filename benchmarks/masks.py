@@ -28,7 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from builder.core.schema import LABEL_LESION  # noqa: E402
 from builder.core.store import decode_rgb  # noqa: E402
-from curation.masks import read_binary_masks  # noqa: E402
+from curation.source.masks import read_binary_masks  # noqa: E402
 
 DATA = Path(os.environ.get("CGDDI_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data") \
     / "fitz17k_lesions"
@@ -72,7 +72,7 @@ def score(method, photos):
 
 
 def learned_cv(photos, folds: int, model: str, revision: str | None):
-    from generation.masks.learned import LearnedBackend
+    from curation.source.automasks.learned import LearnedBackend
 
     backend = LearnedBackend(model, revision)
     order = np.random.default_rng(0).permutation(len(photos))
@@ -114,7 +114,7 @@ def main() -> None:
     import cv2
     from scipy.stats import spearmanr
 
-    from generation.masks.cpu import segment
+    from curation.source.automasks.cpu import segment
 
     cv2.setNumThreads(1)
     photos = list(load(args.limit))

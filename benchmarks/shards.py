@@ -63,7 +63,7 @@ def child(mode: str, store_dir: Path, out: Path, shard_mb: float) -> dict:
         for r in records:
             shutil.copyfile(store.root / r.image_path, out / f"{r.sample_id}.png")
     elif mode == "toolkit":
-        from builder.shards import write_shards
+        from builder.build.shards import write_shards
 
         write_shards(records, {"healthy": store}, out, "healthy", shard_mb)
     elif mode == "datasets":

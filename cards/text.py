@@ -26,7 +26,7 @@ class CardFacts:
     generators: list[tuple]                   # (kind, backend, model id, revision, rows) that ran
     sources: list[Source]
     plots: tuple[str, ...] = ()               # figure paths relative to the card
-    pixels: dict | None = None                # builder.source_pixels.measure_source_pixels
+    pixels: dict | None = None                # builder.build.source_pixels.measure_source_pixels
     source_info: dict | None = None           # from the build: name, fingerprint (when recorded)
     audit: dict | None = None
     delivery: dict | None = None              # the lesion-map stage's delivered / planned cells

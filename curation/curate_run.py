@@ -13,7 +13,7 @@ from builder.core.splits_file import write_splits
 from builder.core.store import StageStore
 from curation.curate import (Curated, RealSplit, check_config, curate_records, read_training_manifests,
                              reconcile, split_real)
-from curation.ingest import ingest_source, read_counts
+from curation.source.ingest import ingest_source, read_counts
 from curation.splits import split_table
 
 log = logging.getLogger(__name__)

@@ -187,7 +187,7 @@ def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) ->
     Ids are named as ingest names them: `source_name`, else the layout (`ddi`, `fitz17k`)."""
     if cfg.split_method != "patchalign24":
         return None
-    from curation.metadata import find_table
+    from curation.source.metadata import find_table
 
     layout, table = find_table(Path(source))
     return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
@@ -206,7 +206,7 @@ def _sklearn_test(items: list[str]) -> list[str]:
 def _patchalign_order(csv_path: Path, ids: list[str]) -> list[str]:
     if not csv_path.is_file():
         raise ConfigError(f"curation.patchalign24_csv={csv_path} does not exist")
-    from curation.metadata import read_csv_strings
+    from curation.source.metadata import read_csv_strings
 
     df = read_csv_strings(csv_path)
     if "hasher" not in df.columns:

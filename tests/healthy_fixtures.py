@@ -9,7 +9,7 @@ from PIL import Image
 
 from builder.core.schema import Record, digest, fitzpatrick_to_tone, make_sample_id
 from builder.core.store import StageStore, encode_png
-from curation.masks import read_binary_masks, read_sddi_mask
+from curation.source.masks import read_binary_masks, read_sddi_mask
 
 
 def fitz17k_real_store(data: Path, out: StageStore, limit: int | None = None) -> list[Record]:

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO_ROOT, SHARED_DATA_LAYOUT
+from tests.conftest import REPO_ROOT, SHARED_DATA_LAYOUT
 
 # test_dedup mixes tests that need the real data with tests that do not.
 TARGET = "tests/test_dedup.py"

@@ -20,7 +20,7 @@ class SourceConfig:
     name: str = "demo"
     demo_count: int = 36
     demo_seed: int = 20261125
-    min_side_px: int = 64  # smaller photos are rejected `image_too_small` (why 64: curation/images.py)
+    min_side_px: int = 64  # smaller photos are rejected `image_too_small` (why 64: curation/source/images.py)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,93 @@
+"""Audit a published version for leakage, from the data alone; exit 1 on leakage or integrity failure.
+
+TARGET is a built version folder or a Hub dataset repo id (downloaded at --revision). Checks:
+lineage columns against the test split (or --test-ids), exact and near (pHash) duplicates across
+splits, files against manifest.json (sha256), Parquet schema, card split sizes. Prints balance
+tables and writes a JSON report: to --report, else into the version's work folder
+(<out>/.work/<version>/audit_report.json for a folder <out>/<version>; for a Hub repo, a folder per
+repo and revision under the user cache), never into the current directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="version folder (e.g. out/1.1) or Hub repo id ORG/NAME")
+    p.add_argument("--revision", default=None, help="Hub revision when TARGET is a repo id, e.g. v1.1")
+    p.add_argument("--test-ids", type=Path, default=None,
+                   help="file of real test source ids, one per line, or a build's splits.csv (its test rows); "
+                        "ids matching no source of the version are an error (default: inferred from the data)")
+    p.add_argument("--phash-hamming", type=int, default=6,
+                   help="near-duplicate threshold in bits of a 64-bit pHash (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="processes for decoding + pHash (default: %(default)s)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="where to write the JSON report (default: <out>/.work/<version>/audit_report.json "
+                        "beside a version folder <out>/<version>; for a Hub repo, under the user cache)")
+
+
+def resolve_target(target: str, revision: str | None) -> Path:
+    """A local version folder as is; a repo id is downloaded (manifest, card, data) at `revision`.
+    A mistyped folder or an unreachable Hub is a CgddiError (one line, exit 2), not a traceback."""
+    from builder.core.errors import CgddiError
+
+    path = Path(target)
+    if path.is_dir():
+        if not (path / "manifest.json").is_file() and not (path / "data").is_dir():
+            inside = sorted(p.parent.name for p in path.glob("*/manifest.json"))
+            hint = f"; it holds versions {', '.join(inside)}: pass e.g. {path / inside[0]}" if inside else ""
+            raise CgddiError(f"{path} is not a built version folder (no manifest.json, no data/){hint}")
+        return path
+    parent = path.parent
+    if target.count("/") != 1 or target.startswith((".", "/", "~")) or (parent != Path(".") and parent.is_dir()):
+        there = sorted(p.parent.name for p in parent.glob("*/manifest.json")) if parent.is_dir() else []
+        hint = f" ({parent} holds versions {', '.join(there)})" if there else ""
+        raise CgddiError(f"no folder {target}{hint}; pass a built version folder (e.g. out/1.1) or a Hub "
+                         "dataset repo id ORG/NAME")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(target, repo_type="dataset", revision=revision))
+    except Exception as e:  # noqa: BLE001 (hub, httpx and OS errors alike: one line naming the target)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CgddiError(f"{target}{'@' + revision if revision else ''}: not a local folder, and the Hub did not "
+                         f"serve it ({type(e).__name__}: {first}); check the repo id, --revision, the network "
+                         "and HF_ENDPOINT / HF_TOKEN") from e
+
+
+def default_report(target: str, revision: str | None) -> Path:
+    """The audited version's work folder: beside a local version folder, in the user cache for a Hub repo."""
+    if Path(target).is_dir():
+        folder = Path(target).resolve()
+        return folder.parent / ".work" / folder.name / "audit_report.json"
+    import os
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cgddi-toolkit" / "audit"
+    return cache / f"{target.replace('/', '__')}@{revision or 'main'}" / "audit_report.json"
+
+
+def run(args: argparse.Namespace) -> int:
+    from builder.published.audit import audit_folder, format_balance
+    from builder.core.progress import say
+    from builder.core.splits_file import read_test_ids
+
+    folder = resolve_target(args.target, args.revision)
+    test_ids = read_test_ids(args.test_ids) if args.test_ids else None
+    target = f"{args.target}@{args.revision}" if args.revision else args.target
+    report = audit_folder(folder, test_ids=test_ids, phash_hamming=args.phash_hamming, target=target,
+                          workers=args.workers)
+    doc = report.to_json()
+    report_path = args.report or default_report(args.target, args.revision)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    say(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source})",
+        format_balance(report.balance))
+    for p in report.integrity:
+        print(f"INTEGRITY {p['problem']}: {p['path']}: {p['detail']}")
+    for reason, n in doc["leakage"]["by_reason"].items():
+        print(f"LEAK {reason}: {n}")
+    print(f"{'CLEAN' if report.ok else 'FAILED'}: {doc['leakage']['rows']} leaked rows, "
+          f"{len(report.integrity)} integrity problems; report: {report_path}")
+    return 0 if report.ok else 1

@@ -1,0 +1,1 @@
+"""Tools that act on a published version folder: push, audit, export, evaluate."""

@@ -1,0 +1,478 @@
+"""Leakage audit of a published version, from the data alone: lineage, duplicates, integrity, balance.
+
+What counts as leakage (cgddi-method.md, "the leakage rule"): a train/validation row derived from a
+test source image (a healthy synthetic of it, a lesion-mapped image whose base or donor is it, a
+semantic synthetic from a model that saw it), and exact or near duplicates (pHash) across splits.
+Test sources come from `--test-ids` when given, else from the data: the split of every
+single-source row (a real image or its healthy synthetic) fixes its source's split.
+Integrity: every file against manifest.json (sha256, bytes, rows), the Parquet schema against
+`builder.core.schema.arrow_schema()`, the card's split sizes against the rows, per-kind configs against
+`all`. Any failure makes `AuditReport.ok` false (the CLI exits 1).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from builder.core.progress import progress
+from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES
+from builder.core.splits_file import check_test_ids
+
+log = logging.getLogger(__name__)
+
+SHARD_RE = re.compile(r"^data/(?P<config>[^/]+)/(?P<split>[a-z]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet$")
+LINEAGE_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease",
+                   "source_ids", "base_id", "donor_id"]
+MAX_ITEMS = 1000  # leak items listed in the JSON report (counts are always complete)
+
+
+@dataclasses.dataclass
+class RowInfo:
+    """What the audit keeps per row: lineage and two image fingerprints (never the pixels)."""
+
+    sample_id: str
+    kind: str
+    split: str
+    skin_tone: str
+    malignant: bool
+    disease: str
+    source_ids: list[str]
+    base_id: str | None
+    donor_id: str | None
+    sha256: str
+    phash: int
+
+
+@dataclasses.dataclass
+class AuditReport:
+    target: str
+    version: str | None = None
+    rows: int = 0
+    phash_hamming: int = 6
+    test_ids_source: str = "inferred"
+    test_ids: int = 0
+    derivation_pairs: int = 0  # near-duplicate pairs across splits that share a source id
+    leaks: list[dict] = dataclasses.field(default_factory=list)
+    integrity: list[dict] = dataclasses.field(default_factory=list)
+    balance: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.leaks and not self.integrity
+
+    def leaked_ids(self) -> set[str]:
+        return {item["sample_id"] for item in self.leaks}
+
+    def to_json(self) -> dict:
+        by_reason = collections.Counter(item["reason"] for item in self.leaks)
+        return {"target": self.target, "version": self.version, "ok": self.ok, "rows": self.rows,
+                "phash_hamming": self.phash_hamming, "near_duplicate_derivation_pairs": self.derivation_pairs,
+                "test_ids": {"source": self.test_ids_source, "count": self.test_ids},
+                "leakage": {"rows": len(self.leaked_ids()), "by_reason": dict(sorted(by_reason.items())),
+                            "items": self.leaks[:MAX_ITEMS]},
+                "integrity": {"ok": not self.integrity, "problems": self.integrity},
+                "balance": self.balance}
+
+
+# -- 1. integrity ---------------------------------------------------------------------------
+def check_manifest(folder: Path, report: AuditReport) -> list[str]:
+    """Every manifest file present with its sha256/bytes, and no file of the folder (or repo) that the
+    manifest does not list: an extra Parquet file matched by the card's globs is served by
+    `load_dataset` (issue 11). Returns the good shard paths."""
+    from builder.published.push import KEEP_REMOTE, manifest_files, sha256_file
+
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        report.integrity.append({"problem": "missing_manifest", "path": "manifest.json",
+                                 "detail": "no manifest.json: not a built version folder"})
+        return sorted(str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
+    manifest = read_manifest_or_report(folder, report)
+    if manifest is None:
+        return sorted(str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
+    report.version = str(manifest.get("version"))
+    files = {f["path"]: f for f in manifest_files(manifest)}
+    good = []
+    for path, f in sorted(files.items()):
+        p = folder / path
+        if not p.is_file():
+            report.integrity.append({"problem": "missing_file", "path": path, "detail": "listed in manifest"})
+        elif p.stat().st_size != f.get("bytes") or sha256_file(p) != f.get("sha256"):
+            report.integrity.append({"problem": "sha256_mismatch", "path": path,
+                                     "detail": "file differs from manifest.json (tampered or corrupted)"})
+        elif SHARD_RE.match(path):
+            good.append(path)
+    for rel in all_files(folder):
+        if rel not in files and rel != "manifest.json" and rel not in KEEP_REMOTE:
+            report.integrity.append({"problem": "unlisted_file", "path": rel,
+                                     "detail": "not in manifest.json (load_dataset serves it if the card's "
+                                               "data_files match it); remove it or rebuild the version"})
+    return good
+
+
+def all_files(folder: Path) -> list[str]:
+    """Every file under `folder` (links followed), relative, sorted; download bookkeeping left out."""
+    out = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        rel_root = Path(root).relative_to(folder)
+        dirs[:] = sorted(d for d in dirs if not (rel_root == Path(".") and d in (".cache", ".git")))
+        out += [(rel_root / n).as_posix() for n in names]
+    return sorted(out)
+
+
+def served_files(folder: Path) -> dict[str, str]:
+    """path -> split of every file the card's `data_files` globs match (what `load_dataset` reads)."""
+    out: dict[str, str] = {}
+    for c in read_card_yaml(folder).get("configs") or []:
+        for df in c.get("data_files") or []:
+            pats = [df.get("path")] if isinstance(df.get("path"), str) else df.get("path") or []
+            for pat in pats:
+                try:
+                    hits = sorted(folder.glob(str(pat)))
+                except (NotImplementedError, ValueError):  # an absolute or empty pattern serves nothing here
+                    continue
+                out.update({p.relative_to(folder).as_posix(): str(df.get("split")) for p in hits if p.is_file()})
+    return dict(sorted(out.items()))
+
+
+def check_schema(folder: Path, path: str, expected_rows: int | None, report: AuditReport) -> bool:
+    """The shard's Arrow schema and `huggingface` metadata match the published schema."""
+    import pyarrow.parquet as pq
+
+    from builder.core.schema import arrow_schema
+
+    try:
+        meta = pq.read_metadata(folder / path)
+        schema = pq.read_schema(folder / path)
+    except Exception as e:  # a truncated or overwritten file: report, keep auditing the rest
+        report.integrity.append({"problem": "unreadable_parquet", "path": path, "detail": str(e)[:200]})
+        return False
+    want = arrow_schema()
+    if not schema.remove_metadata().equals(want.remove_metadata()):
+        report.integrity.append({"problem": "schema_mismatch", "path": path,
+                                 "detail": f"columns {schema.names} differ from the published schema"})
+        return False
+    if b"huggingface" not in (schema.metadata or {}):
+        report.integrity.append({"problem": "missing_hf_metadata", "path": path,
+                                 "detail": "no `huggingface` schema metadata (features would not decode)"})
+    if expected_rows is not None and meta.num_rows != expected_rows:
+        report.integrity.append({"problem": "row_count_mismatch", "path": path,
+                                 "detail": f"{meta.num_rows} rows, manifest says {expected_rows}"})
+    return True
+
+
+def read_manifest_or_report(folder: Path, report: AuditReport | None) -> dict | None:
+    """manifest.json of an audited (untrusted) folder, or None with an `unreadable_manifest` problem."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_bytes().decode("utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
+        return manifest
+    except ValueError as e:  # bad UTF-8 or JSON
+        if report is not None:
+            report.integrity.append({"problem": "unreadable_manifest", "path": "manifest.json", "detail": str(e)[:200]})
+        return None
+
+
+def read_card_yaml(folder: Path, report: AuditReport | None = None) -> dict:
+    """README.md front matter (empty when there is none, or, with a problem in `report`, unreadable)."""
+    import yaml
+
+    readme = folder / "README.md"
+    try:
+        text = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
+        meta = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else {}
+        return meta if isinstance(meta, dict) else {}
+    except (ValueError, IndexError, yaml.YAMLError) as e:
+        if report is not None:
+            report.integrity.append({"problem": "unreadable_card", "path": "README.md", "detail": str(e)[:200]})
+        return {}
+
+
+def collect_shards(folder: Path) -> list[str]:
+    """Every shard path of the Hub layout under `folder`, sorted."""
+    paths = (str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
+    return sorted(p for p in paths if SHARD_RE.match(p))
+
+
+# -- 2. reading rows ------------------------------------------------------------------------
+def iter_rows(folder: Path, paths: list[str], served: dict[str, str] | None = None
+              ) -> Iterator[tuple[str, dict, bytes]]:
+    """(file split, lineage row, image bytes), one row group at a time (bounded memory). A file's split
+    is in its shard name, or (a file only the card's globs serve) in `served`."""
+    from builder.build.shards import iter_shard_rows
+
+    for path in paths:
+        m = SHARD_RE.match(path)
+        split = m.group("split") if m else (served or {}).get(path, "unknown")
+        for row, img in iter_shard_rows(folder / path, LINEAGE_COLUMNS):
+            yield split, row, img
+
+
+def fingerprint(sample_id: str, row: dict, image: bytes) -> RowInfo:
+    import imagehash
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as im:
+        ph = imagehash.phash(im.convert("RGB"))
+    return RowInfo(sample_id=sample_id, kind=KINDS[row["kind"]], split=row["split"],
+                   skin_tone=SKIN_TONES[row["skin_tone"]], malignant=bool(row["malignant"]),
+                   disease=row["disease"], source_ids=list(row["source_ids"] or []),
+                   base_id=row["base_id"], donor_id=row["donor_id"],
+                   sha256=hashlib.sha256(image).hexdigest(), phash=int(str(ph), 16))
+
+
+def _fingerprint_shard(folder: Path, path: str, served: dict[str, str] | None = None) -> list[tuple[str, RowInfo]]:
+    """(file split, fingerprint) of every row of one shard (a unit of work for a worker process)."""
+    return [(split, fingerprint(row["sample_id"], row, img)) for split, row, img in iter_rows(folder, [path], served)]
+
+
+def _fingerprints(folder: Path, shards: list[str], workers: int | None,
+                  served: dict[str, str] | None = None) -> Iterator[tuple[str, RowInfo]]:
+    """Shard by shard, in order; decoding + pHash (~10 ms an image) spread over `workers` processes."""
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(shards) < 2:
+        for path in shards:
+            yield from _fingerprint_shard(folder, path, served)
+        return
+    from builder.core.workers import worker_pool
+
+    with worker_pool(min(workers, len(shards))) as pool:
+        for rows in pool.map(_fingerprint_shard, [folder] * len(shards), shards, [served] * len(shards)):
+            yield from rows
+
+
+def collect_rows(folder: Path, shards: list[str], report: AuditReport, workers: int = 1,
+                 served: dict[str, str] | None = None) -> list[RowInfo]:
+    """Fingerprint the `all` config (or every config, deduplicated by sample_id when there is none)."""
+    configs = collections.defaultdict(list)
+    for p in shards:
+        m = SHARD_RE.match(p)
+        configs[m.group("config") if m else Path(p).parent.name].append(p)
+    main = configs["all"] if "all" in configs else sorted(shards)
+    rows: dict[str, RowInfo] = {}
+    for split, info in progress(_fingerprints(folder, main, workers, served), desc="audit rows"):
+        if info.split != split:
+            report.integrity.append({"problem": "split_column_mismatch", "path": info.sample_id,
+                                     "detail": f"in {split} files but split column says {info.split!r}"})
+        if info.sample_id in rows:
+            report.integrity.append({"problem": "duplicate_sample_id", "path": info.sample_id,
+                                     "detail": "sample_id appears twice"})
+            continue
+        rows[info.sample_id] = info
+    if "all" in configs:
+        _check_kind_configs(folder, configs, rows, report)
+    return [rows[k] for k in sorted(rows)]
+
+
+def _check_kind_configs(folder: Path, configs: dict, rows: dict[str, RowInfo], report: AuditReport) -> None:
+    """Per-kind configs must be exactly the `all` rows of that kind."""
+    import pyarrow.parquet as pq
+
+    for config, paths in sorted(configs.items()):
+        if config == "all":
+            continue
+        ids = set()
+        for p in paths:
+            ids.update(pq.read_table(folder / p, columns=["sample_id"]).column("sample_id").to_pylist())
+        want = {sid for sid, r in rows.items() if r.kind == config}
+        if ids != want:
+            report.integrity.append({"problem": "config_mismatch", "path": f"data/{config}",
+                                     "detail": f"{len(ids - want)} rows not in `all` of kind {config}, "
+                                               f"{len(want - ids)} missing"})
+
+
+# -- 3. leakage -----------------------------------------------------------------------------
+def source_splits(rows: list[RowInfo], test_ids: set[str] | None) -> tuple[dict[str, set[str]], set[str]]:
+    """Each source id's split(s) as fixed by single-source rows, and the set of test source ids."""
+    seen: dict[str, set[str]] = collections.defaultdict(set)
+    for r in rows:
+        if len(r.source_ids) == 1 and r.kind in ("real", "healthy"):
+            seen[r.source_ids[0]].add(r.split)
+    inferred = {s for s, splits in seen.items() if "test" in splits}
+    return seen, (set(test_ids) if test_ids is not None else inferred)
+
+
+def lineage_leaks(rows: list[RowInfo], test_ids: set[str] | None, report: AuditReport) -> None:
+    seen, tests = source_splits(rows, test_ids)
+    report.test_ids = len(tests)
+    by_id = {r.sample_id: r for r in rows}
+    for sid, splits in sorted(seen.items()):
+        if len(splits) > 1:
+            report.leaks.append({"sample_id": sid, "split": "/".join(sorted(splits)),
+                                 "reason": "source_in_several_splits",
+                                 "detail": f"single-source rows of {sid} sit in {sorted(splits)}"})
+    for r in rows:
+        for ref in (r.base_id, r.donor_id):
+            parent = by_id.get(ref) if ref else None
+            if parent and not set(parent.source_ids) <= set(r.source_ids):
+                report.leaks.append({"sample_id": r.sample_id, "split": r.split, "reason": "incomplete_lineage",
+                                     "detail": f"{ref}'s sources {parent.source_ids} missing from source_ids"})
+        if r.split == "test":
+            continue
+        hit = sorted(set(r.source_ids) & tests)
+        if hit:
+            reason = {"semantic": "semantic_model_saw_test_source"}.get(r.kind, f"{r.kind}_from_test_source")
+            report.leaks.append({"sample_id": r.sample_id, "split": r.split, "reason": reason,
+                                 "detail": f"derived from test source(s) {hit[:5]}"})
+
+
+def duplicate_leaks(rows: list[RowInfo], hamming: int, report: AuditReport) -> None:
+    """Exact (sha256) and near (pHash within `hamming` bits) duplicates between test and other splits."""
+    import numpy as np
+
+    by_hash = collections.defaultdict(list)
+    for r in rows:
+        by_hash[r.sha256].append(r)
+    for group in by_hash.values():
+        if len({r.split for r in group}) > 1 and any(r.split == "test" for r in group):
+            for r in group:
+                if r.split != "test":
+                    report.leaks.append({"sample_id": r.sample_id, "split": r.split,
+                                         "reason": "exact_duplicate_across_splits",
+                                         "detail": f"same bytes as test row(s) "
+                                                   f"{[g.sample_id for g in group if g.split == 'test'][:3]}"})
+    test = [r for r in rows if r.split == "test"]
+    other = [r for r in rows if r.split != "test"]
+    if not test or not other:
+        return
+    exact = {i["sample_id"] for i in report.leaks if i["reason"] == "exact_duplicate_across_splits"}
+    pairs = near_pairs(np.array([r.phash for r in test], dtype=np.uint64),
+                       np.array([r.phash for r in other], dtype=np.uint64), hamming)
+    for ti, oi, d in pairs:
+        o = other[oi]
+        if o.sample_id in exact:
+            continue
+        if set(o.source_ids) & set(test[ti].source_ids):
+            # a shared source makes this derivation (e.g. a test image mapped onto a train base), which
+            # the lineage check judges; the curation counts these pairs the same way, as non-leaks
+            report.derivation_pairs += 1
+            continue
+        report.leaks.append({"sample_id": o.sample_id, "split": o.split, "reason": "near_duplicate_across_splits",
+                             "detail": f"pHash within {d} bits of test row {test[ti].sample_id}"})
+
+
+def near_pairs(a, b, hamming: int) -> list[tuple[int, int, int]]:
+    """(i, j, distance) for 64-bit hashes a[i], b[j] within `hamming` bits (faiss binary range search)."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise on the CLI
+    import faiss
+
+    index = faiss.IndexBinaryFlat(64)
+    index.add(_codes(b))
+    lims, dist, idx = index.range_search(_codes(a), hamming + 1)  # radius is exclusive
+    out = []
+    for i in range(len(a)):
+        for k in range(lims[i], lims[i + 1]):
+            out.append((i, int(idx[k]), int(dist[k])))
+    return sorted(out)
+
+
+def _codes(h):
+    import numpy as np
+
+    return np.ascontiguousarray(h.astype(">u8")).view(np.uint8).reshape(-1, 8)
+
+
+# -- 4. balance -----------------------------------------------------------------------------
+def balance_tables(rows: list[RowInfo], leaked: set[str]) -> dict:
+    """Counts by split x kind x skin tone x malignancy, and by split x tone (the fairness view)."""
+    cells = collections.Counter((r.split, r.kind, r.skin_tone, MALIGNANCY[int(r.malignant)]) for r in rows)
+    tone = collections.Counter((r.split, r.skin_tone) for r in rows)
+    return {"by_split_kind_tone_malignancy": [
+                {"split": s, "kind": k, "skin_tone": t, "malignancy": m, "rows": n}
+                for (s, k, t, m), n in sorted(cells.items())],
+            "by_split_tone": [{"split": s, "skin_tone": t, "rows": n} for (s, t), n in sorted(tone.items())],
+            "leaked_rows": len(leaked)}
+
+
+def format_balance(balance: dict) -> str:
+    """Plain-text table: split x tone rows, with the malignant share per cell."""
+    cells = collections.defaultdict(lambda: [0, 0])
+    for c in balance["by_split_kind_tone_malignancy"]:
+        cell = cells[(c["split"], c["skin_tone"])]
+        cell[0] += c["rows"]
+        cell[1] += c["rows"] if c["malignancy"] == "malignant" else 0
+    splits = sorted({s for s, _ in cells})
+    lines = [f"{'split':<12}" + "".join(f"{t:>20}" for t in SKIN_TONES)]
+    for s in splits:
+        lines.append(f"{s:<12}" + "".join(
+            f"{cells[(s, t)][0]:>10} ({cells[(s, t)][1]:>4} mal)" for t in SKIN_TONES))
+    return "\n".join(lines)
+
+
+# -- the audit ------------------------------------------------------------------------------
+def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
+                 target: str | None = None, workers: int = 1,
+                 checked: tuple[AuditReport, list[str]] | None = None) -> AuditReport:
+    """Run every check on a local version folder (a build output or a downloaded snapshot).
+
+    `checked`: the (report, good shards) of a `check_manifest` the caller already ran on `folder`
+    (export checks before it reads anything), carried on so no file is hashed twice."""
+    from builder.published.push import manifest_files
+
+    if checked is None:
+        report = AuditReport(target=target or str(folder))
+        shards = check_manifest(folder, report)
+    else:
+        report, shards = checked
+    report.phash_hamming = phash_hamming
+    report.test_ids_source = "file" if test_ids is not None else "inferred"
+    manifest = read_manifest_or_report(folder, None) if (folder / "manifest.json").is_file() else None
+    rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)} if manifest else {}
+    served = served_files(folder)  # read too: load_dataset serves them, listed or not
+    readable = [p for p in sorted(set(shards) | set(served)) if check_schema(folder, p, rows_by_path.get(p), report)]
+    _check_card_sizes(folder, readable, report)
+    return _leakage(folder, readable, test_ids, report, workers, served)
+
+
+def audit_data(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
+               target: str | None = None, workers: int = 1) -> AuditReport:
+    """Leakage and balance only, on the shards under `folder` (the build runs this before the card)."""
+    report = AuditReport(target=target or str(folder), phash_hamming=phash_hamming,
+                         test_ids_source="file" if test_ids is not None else "inferred")
+    return _leakage(folder, collect_shards(folder), test_ids, report, workers)
+
+
+def _leakage(folder: Path, shards: list[str], test_ids: set[str] | None, report: AuditReport,
+             workers: int = 1, served: dict[str, str] | None = None) -> AuditReport:
+    rows = collect_rows(folder, shards, report, workers, served)
+    report.rows = len(rows)
+    if test_ids is not None:  # a file for another source would hold out nothing and pass as clean
+        check_test_ids(test_ids, {s for r in rows for s in r.source_ids}, where=report.target,
+                       hint="pass the test ids of the source this version was built from "
+                            "(the build's splits.csv works: its test rows count)")
+    lineage_leaks(rows, test_ids, report)
+    duplicate_leaks(rows, report.phash_hamming, report)
+    report.leaks.sort(key=lambda i: (i["sample_id"], i["reason"]))
+    report.balance = balance_tables(rows, report.leaked_ids())
+    return report
+
+
+def _check_card_sizes(folder: Path, shards: list[str], report: AuditReport) -> None:
+    """Each config's `dataset_info` split sizes equal the rows of the files its `data_files` match."""
+    import fnmatch
+
+    import pyarrow.parquet as pq
+
+    meta = read_card_yaml(folder, report)
+    rows = {p: pq.read_metadata(folder / p).num_rows for p in shards}
+    files_of = {}
+    for c in meta.get("configs") or []:
+        for df in c.get("data_files") or []:
+            pats = [df["path"]] if isinstance(df["path"], str) else df["path"]
+            files_of[(c["config_name"], df["split"])] = [p for p in shards if any(fnmatch.fnmatch(p, x) for x in pats)]
+    infos = meta.get("dataset_info") or []
+    for info in [infos] if isinstance(infos, dict) else infos:
+        for sp in info.get("splits") or []:
+            key = (info.get("config_name", "default"), sp["name"])
+            have = sum(rows[p] for p in files_of.get(key, []))
+            if have != int(sp["num_examples"]):
+                report.integrity.append({"problem": "card_split_size_mismatch", "path": f"{key[0]}/{key[1]}",
+                                         "detail": f"README.md says {sp['num_examples']} rows, files hold {have}"})

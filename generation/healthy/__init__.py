@@ -1,0 +1,1 @@
+"""Healthy synthetics: the lesion region inpainted away (the stage, the region crop, the backends)."""

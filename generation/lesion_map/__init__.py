@@ -1,0 +1,1 @@
+"""Lesion-mapped synthetics: plan, exact placement, fallbacks, blends, the stage and its quality measures."""

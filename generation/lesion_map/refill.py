@@ -1,0 +1,113 @@
+"""The lesion-map fallbacks after pads: a bounded downscale, another base of the same split and tone, or
+keeping the lesion where it lay in the donor (the original method's last resort).
+
+`lesion_map.fallbacks` lists them in the order tried; every row records which one placed it (the
+typed `placement` column) and, for another base, the base it planned (`params.planned_base_id`).
+Bases are tried in a seeded order per row, so any worker count gives the same bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from builder.core.config import LesionMapConfig
+from builder.core.errors import ConfigError
+from builder.core.schema import SPLITS, Record
+from generation.lesion_map.placement import (DONOR_RESIZES, DonorCuts, Mapped, PlacementError, allowed_region, check_pair,
+                                  draw_angle, keep, no_fit, place, search)
+
+FALLBACKS = ("downscale", "other_base", "keep_in_place")
+
+
+def check_fallbacks(cfg: LesionMapConfig) -> None:
+    """Settings errors name the bad value and the valid ones."""
+    from generation.lesion_map.blend import BLENDS
+
+    fb = list(cfg.fallbacks)
+    if any(f not in FALLBACKS for f in fb) or len(set(fb)) != len(fb):
+        raise ConfigError(f"lesion_map.fallbacks={fb!r}: expected distinct items of {list(FALLBACKS)}, in the "
+                          "order to try them (v1.1, the method: [keep_in_place])")
+    if "keep_in_place" in fb and fb[-1] != "keep_in_place":
+        raise ConfigError(f"lesion_map.fallbacks={fb!r}: keep_in_place always places, so it must come last")
+    scales = list(cfg.downscales)
+    if any(not isinstance(s, (int, float)) or not 0.1 <= s < 1 for s in scales) or scales != sorted(scales, reverse=True):
+        raise ConfigError(f"lesion_map.downscales={scales!r}: expected decreasing factors in [0.1, 1), "
+                          "the lesion scales tried after full size (e.g. [0.8, 0.64, 0.5])")
+    if "downscale" in fb and not scales:
+        raise ConfigError("lesion_map.fallbacks has downscale but lesion_map.downscales is empty")
+    if cfg.donor_resize not in DONOR_RESIZES:
+        raise ConfigError(f"lesion_map.donor_resize={cfg.donor_resize!r}: expected one of {list(DONOR_RESIZES)} "
+                          "(none: donor pixels as they are, the method)")
+    if cfg.blend not in BLENDS:
+        raise ConfigError(f"lesion_map.blend={cfg.blend!r}: expected one of {list(BLENDS)}")
+
+
+def split_key(split_of: dict[str, str] | None) -> Callable[[Record], str | None]:
+    """A record's split as plans use it: the most held-out split of its sources (None: no splits)."""
+    if not split_of:
+        return lambda r: None
+    return lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=SPLITS.index)
+
+
+def base_groups(bases: list[Record], split_of: dict[str, str] | None) -> dict[tuple, list[Record]]:
+    """(skin tone, split) -> bases sorted by id: where another base for a row may come from."""
+    key = split_key(split_of)
+    groups: dict[tuple, list[Record]] = {}
+    for r in sorted(bases, key=lambda r: r.sample_id):
+        groups.setdefault((r.skin_tone, key(r)), []).append(r)
+    return groups
+
+
+@dataclasses.dataclass
+class Pixels:
+    """How the mapper reads a record's pixels (label maps alone while searching other bases)."""
+
+    image: Callable[[str], np.ndarray]
+    mask: Callable[[str], np.ndarray]
+
+
+def map_with_fallbacks(base: Record, donor: Record, base_px: Pixels, donor_px: Pixels, cfg: LesionMapConfig,
+                       seed: int, others: list[Record]) -> tuple[Mapped, Record]:
+    """Map one plan row: the planned base (pads, then downscales), then `others`, then keep in place.
+
+    Returns the mapped image and the base it went on. Raises PlacementError as `map_lesion` does.
+    """
+    fb = tuple(cfg.fallbacks)
+    scales = (1.0,) + (tuple(float(s) for s in cfg.downscales) if "downscale" in fb else ())
+    pads = tuple(int(p) for p in cfg.pads)
+    base_rgb, base_map = base_px.image(base.sample_id), base_px.mask(base.sample_id)
+    donor_rgb, donor_map = donor_px.image(donor.sample_id), donor_px.mask(donor.sample_id)
+    check_pair(base_rgb, base_map, donor_rgb, donor_map)
+    rng = np.random.default_rng(seed)
+    cuts = DonorCuts(donor_rgb, donor_map, draw_angle(rng, cfg.rotate), cfg.dilate_px, float(cfg.feather),
+                     cfg.donor_resize)
+    cuts.get(base_map.shape, 1.0)  # a donor without a lesion fails here, before any search
+    found = search(base_map, cuts, scales, pads, rng)
+    if found is not None:
+        patch, pad, offset = found
+        return place(base_rgb, base_map, patch, offset, pad, cuts.angle,
+                     "fit" if patch.scale == 1 else "downscaled", cfg.blend), base
+    if "other_base" in fb:
+        order = np.random.default_rng([seed, 1]).permutation(len(others))
+        for i in order:
+            other = others[int(i)]
+            found = search(base_px.mask(other.sample_id), cuts, scales, pads, rng)
+            if found is not None:
+                patch, pad, offset = found
+                kind = "other_base" if patch.scale == 1 else "other_base_downscaled"
+                return place(base_px.image(other.sample_id), base_px.mask(other.sample_id), patch, offset, pad,
+                             cuts.angle, kind, cfg.blend), other
+    if not allowed_region(base_map).any():
+        raise PlacementError("base_has_no_skin", "the base's label map has no skin, lesion or marker pixels")
+    if "keep_in_place" in fb:
+        return keep(base_rgb, base_map, cuts, cfg.blend), base
+    raise no_fit(cuts.get(base_map.shape, 1.0), pads, scales)
+
+
+def other_bases(groups: dict[tuple, list[Record]], base: Record, donor: Record, split: str | None) -> list[Record]:
+    """Bases of the planned base's tone and split, without it and without any sharing the donor's photo."""
+    donor_src = set(donor.source_ids)
+    return [r for r in groups.get((base.skin_tone, split), [])
+            if r.sample_id != base.sample_id and not donor_src.intersection(r.source_ids)]

@@ -1,0 +1,1 @@
+"""The test suite: folders mirror the packages (core, cli, build, published, curation, generation, cards)."""
