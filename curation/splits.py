@@ -20,7 +20,7 @@ import hashlib
 import logging
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from builder.core.config import CurationConfig
 from builder.core.errors import ConfigError
@@ -165,30 +165,42 @@ def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path 
     `md5hash`), or over PatchAlign24's own CSV (`order_csv`, its `hasher` column) when given.
     Ids are `<source_name>:<file stem>`, as ingest names them. The result depends on the table
     only: a row later rejected at ingest simply has no image, and no other row changes split.
+    The table is read by the strict reader (non-UTF-8 bytes are a one-line error naming the file).
     """
-    import polars as pl
+    from curation.source.metadata import read_csv_strings, table_stems
 
     path = Path(order_csv or table)
     if not path.is_file():
         raise ConfigError(f"holdout table {path} does not exist; pass the source folder holding ddi_metadata.csv"
                           + (" (curation.patchalign24_csv)" if order_csv else ""))
-    df = pl.read_csv(path, infer_schema=False)
-    column = next((c for c in ("hasher", "DDI_file", "md5hash") if c in df.columns), None)
-    if column is None:
+    stems = table_stems(read_csv_strings(path))
+    if not stems:
         raise ConfigError(f"{path}: no DDI_file, md5hash or hasher column to name the holdout's images; "
                           "expected DDI's ddi_metadata.csv (or PatchAlign24's CSV)")
-    stems = [Path((v or "").strip()).stem if column != "md5hash" else (v or "").strip()
-             for v in df[column].to_list()]
-    return sorted(f"{source_name}:{s}" for s in _sklearn_test(stems) if s)
+    return stems_holdout(stems, source_name)
 
 
-def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) -> list[str] | None:
+def stems_holdout(stems: Sequence[str], source_name: str) -> list[str]:
+    """PatchAlign24's holdout over image stems in table order, as `<source_name>:<stem>` ids."""
+    return sorted(f"{source_name}:{s}" for s in _sklearn_test(list(stems)) if s)
+
+
+def table_holdout(cfg: CurationConfig, source, source_name: str | None = None) -> list[str] | None:
     """The test ids of a holdout decided on the source's metadata table (None for other split methods).
-    Ids are named as ingest names them: `source_name`, else the layout (`ddi`, `fitz17k`)."""
+
+    `source`: the table already read (`read_source_table`, whose ids it names as ingest does), or a
+    source folder. Ids are named `source_name`, else the layout (`ddi`, `fitz17k`)."""
     if cfg.split_method != "patchalign24":
         return None
-    from curation.source.metadata import find_table
+    from curation.source.metadata import SourceTable, find_table
 
+    if isinstance(source, SourceTable):
+        if cfg.patchalign24_csv:
+            return holdout_test_ids(source.table, source.name, cfg.patchalign24_csv)
+        if not source.id_stems:
+            raise ConfigError(f"{source.table}: no DDI_file, md5hash or hasher column to name the holdout's "
+                              "images; expected DDI's ddi_metadata.csv (or PatchAlign24's CSV)")
+        return stems_holdout(source.id_stems, source.name)
     layout, table = find_table(Path(source))
     return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
 

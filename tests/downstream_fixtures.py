@@ -80,7 +80,7 @@ def build_ddi_version(shared_data: Path, root: Path):
     """v1.1 built from the DDI-layout stand-in source (lesion budget cut to 40 for test time)."""
     import dataclasses
 
-    from builder.build.pipeline import BuildOptions, build
+    from builder.build import BuildOptions, build
     from builder.core.config import load_config
 
     src = write_ddi_source(shared_data, root / "ddi")

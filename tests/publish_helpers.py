@@ -140,7 +140,7 @@ def build_version(store: StageStore, out: Path, version: str = "1.1", overwrite:
     """Publish `store` as `<out>/<version>` with the build's own publish step (shards, card, manifest)."""
     import dataclasses
 
-    from builder.build.pipeline import publish as publish_version
+    from builder.build.publish import publish as publish_version
     from builder.core.config import load_config
     from builder.core.schema import KINDS
 

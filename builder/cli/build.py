@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from builder.build.pipeline import BuildOptions, build
+    from builder.build import BuildOptions, build
     from builder.core.config import load_config
     from builder.core.progress import say
 

@@ -22,17 +22,19 @@ import json
 import logging
 import os
 import shutil
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from builder.core.errors import BuildError, CgddiError, ConfigError
 from builder.core.fingerprint import combine
 from builder.core.progress import StageSummary, progress
 from builder.core.schema import TOOLKIT_VERSION, Record, Rejection
-from builder.core.store import StageStore, atomic_write
+from builder.core.store import StageStore, atomic_write, marker_matches, write_marker  # noqa: F401 (re-exported for steps)
 
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"
+OUTPUT_DIRS = ("records", "markers")  # a folder holding either has outputs of some key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,33 +82,56 @@ def describe(key: StageKey, what: list[str]) -> str:
     return ", ".join(names[:6]) + (f" (+{len(names) - 6} more)" if len(names) > 6 else "")
 
 
-def pin(store: StageStore, key: StageKey, *, on_change: str = "refuse") -> str:
+def pin(store: StageStore | os.PathLike, key: StageKey, *, on_change: str = "refuse") -> str:
     """Pin `key` in `<store>/stage.json`; returns 'new', 'reused' or 'rerun because X changed'.
 
-    A store holding outputs of another key is refused (`on_change='refuse'`: a folder the user
-    named, where mixing outputs would be silent corruption) or cleared (`'reset'`: the build's own
-    work folder, where the stage simply reruns).
+    A store (a `StageStore` or any step's output folder) holding outputs of another key is refused
+    (`on_change='refuse'`: a folder the user named, where mixing outputs would be silent corruption)
+    or cleared (`'reset'`: the build's own work folder, where the step simply reruns).
     """
-    path = store.root / STAGE_FILE
+    root = Path(store.root if isinstance(store, StageStore) else store)
+    path = root / STAGE_FILE
     body = {"fingerprint": key.fingerprint, "key": key.to_json()}
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("fingerprint") == key.fingerprint:
             return "reused"
         what = describe(key, changed(old.get("key", {}), key.to_json())) or "the key format"
-    elif (store.root / "records").is_dir() and any((store.root / "records").iterdir()):
+    elif any((root / d).is_dir() and any((root / d).iterdir()) for d in OUTPUT_DIRS):
         what = "the stage key (none recorded)"
     else:
         what = None
     if what is not None:
         if on_change != "reset":
-            raise ConfigError(f"{store.root} holds {key.stage} outputs made with other settings or inputs "
+            raise ConfigError(f"{root} holds {key.stage} outputs made with other settings or inputs "
                               f"({what} changed; see {path}): rerun with the same settings to resume, "
                               "or use a new --out")
-        shutil.rmtree(store.root)
-    store.root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
     atomic_write(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
     return "new" if what is None else f"rerun because {what} changed"
+
+
+class Step:
+    """One step of a build (source, masks, ingest, splits, healthy, lesion map, semantic, curation,
+    publish): `check` runs for every enabled step before any step does work, then `run` reads the
+    build's context and adds its outputs to it. A step that writes a store keys it with a `StageKey`
+    (`pin`) and, where it has shards, runs them through `run_shards` (rank sharding, markers, retry).
+
+    `name` is the step's one spelling (logs, manifests, `stage.json`; the CLI writes `_` as `-`);
+    `kind` is the row kind its store holds, if any."""
+
+    name: str = ""
+    kind: str | None = None
+
+    def enabled(self, cfg) -> bool:
+        return True
+
+    def check(self, cfg, device: str) -> None:
+        """Refuse bad settings before any work (no photo read, no model loaded)."""
+
+    def run(self, ctx) -> None:
+        raise NotImplementedError(f"step {self.name!r} has no run")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,21 @@ import numpy as np
 from builder.core.schema import LABEL_VALUES, Record, Rejection
 
 
+def marker_path(root: os.PathLike, shard: str) -> Path:
+    """A shard's completion marker: written last, it carries the shard's fingerprint."""
+    return Path(root) / "markers" / f"{shard}.json"
+
+
+def marker_matches(root: os.PathLike, shard: str, fingerprint: str) -> bool:
+    path = marker_path(root, shard)
+    return path.is_file() and json.loads(path.read_text()).get("fingerprint") == fingerprint
+
+
+def write_marker(root: os.PathLike, shard: str, fingerprint: str, **counts: int) -> None:
+    body = json.dumps({"fingerprint": fingerprint, **counts}, sort_keys=True) + "\n"
+    atomic_write(marker_path(root, shard), body.encode())
+
+
 class StageStore:
     """Reads and writes one stage's outputs under `root`."""
 
@@ -59,8 +74,7 @@ class StageStore:
             return False
         if fingerprint is None:
             return True
-        marker = self.root / "markers" / f"{shard}.json"
-        return marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint
+        return marker_matches(self.root, shard, fingerprint)
 
     def finish_shard(self, shard: str, records: Iterable[Record], rejections: Iterable[Rejection],
                      fingerprint: str | None = None) -> None:
@@ -71,8 +85,7 @@ class StageStore:
         body = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in recs)
         atomic_write(self._shard_file("records", shard), body.encode())
         if fingerprint is not None:
-            marker = json.dumps({"fingerprint": fingerprint, "records": len(recs)}, sort_keys=True) + "\n"
-            atomic_write(self.root / "markers" / f"{shard}.json", marker.encode())
+            write_marker(self.root, shard, fingerprint, records=len(recs))
 
     # -- reading -----------------------------------------------------------------------
     def records(self) -> list[Record]:

@@ -45,13 +45,15 @@ class IngestPlan:
 
 def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = None, limit: int | None = None,
                 disease_map: dict[str, str] | None = None, auto_masks: Path | None = None,
-                min_side_px: int = MIN_SIDE_PX) -> IngestPlan:
-    """Read and validate the metadata table and fingerprint the files it names; no image is decoded."""
+                min_side_px: int = MIN_SIDE_PX, table: SourceTable | None = None) -> IngestPlan:
+    """Read and validate the metadata table and fingerprint the files it names; no image is decoded.
+    `table`: the table already read with the same source, masks, name and limit (the build reads once)."""
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
                           "(DDI) or metadata.csv (Fitzpatrick17k)")
-    table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
+    if table is None:
+        table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
     items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks)
     info = describe_source(dataclasses.replace(table, rows=[row for row, _ in items]))  # automatic masks too
     settings = {"limit": limit, "disease_map": combine(sorted((disease_map or load_disease_map()).items())),

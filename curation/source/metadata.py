@@ -48,6 +48,7 @@ class SourceTable:
     rejections: list[Rejection]
     name: str = ""  # the id prefix: the layout unless overridden (the embedded demo: "demo")
     root: Path = Path(".")  # the source folder (resolved)
+    id_stems: tuple[str, ...] = ()  # every row's image stem in file order, whole table (a table-decided holdout)
 
 
 def load_disease_map(path: str | Path | None = None) -> dict[str, str]:
@@ -103,7 +104,8 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
     if _inside(source, table.name) is None:
         raise SourceError(f"{table} resolves to {table.resolve()}, outside the source folder {source}; "
                           "copy the table into the folder (symlinks must stay inside it)")
-    df = read_csv_strings(table, limit).with_row_index("line", offset=2)
+    full = read_csv_strings(table)  # read once: the holdout is decided on the whole table, --limit or not
+    df = (full if limit is None else full.head(limit)).with_row_index("line", offset=2)
     masks_given = masks is not None
     masks = Path(masks).resolve() if masks_given else source / "masks"
     check = _check_ddi if layout == "ddi" else _check_fitz
@@ -116,7 +118,18 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
     rows.sort(key=lambda r: r.source_id)
     orphans = _orphan_files(layout, df, table, source, masks) if limit is None else []
     return SourceTable(layout, table, df.height + len(orphans), rows,
-                       sorted(rejections + orphans, key=_rej_key), name=name, root=source)
+                       sorted(rejections + orphans, key=_rej_key), name=name, root=source,
+                       id_stems=table_stems(full))
+
+
+def table_stems(df) -> tuple[str, ...]:
+    """The image stem each row of a DDI or Fitzpatrick17k table names (`DDI_file` / `md5hash`), in file
+    order; PatchAlign24's own CSV names them in `hasher`. Empty when the table has none of these."""
+    column = next((c for c in ("hasher", "DDI_file", "md5hash") if c in df.columns), None)
+    if column is None:
+        return ()
+    return tuple(Path((v or "").strip()).stem if column != "md5hash" else (v or "").strip()
+                 for v in df[column].to_list())
 
 
 def check_source_name(name: str) -> str:

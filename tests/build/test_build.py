@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from builder.build.pipeline import BuildOptions, build
+from builder.build import BuildOptions, build
 from builder.core.config import load_config
 from builder.core.errors import BuildError, ConfigError
 
@@ -140,7 +140,7 @@ def test_load_back_check_names_served_files_and_row_counts(built, tmp_path):
     card's globs, or a shard whose footer disagrees with the manifest, stops it with the file named."""
     import shutil
 
-    from builder.build.pipeline import verify_load
+    from builder.build.publish import verify_load
 
     _, result = built
     copy = tmp_path / "copy"

@@ -4,7 +4,7 @@ import csv
 import datasets
 import yaml
 
-from builder.build.pipeline import BuildOptions, build
+from builder.build import BuildOptions, build
 from builder.core.config import CONFIG_DIR, load_config
 from generation.tiny import save_tiny
 

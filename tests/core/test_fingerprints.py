@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from builder.build.pipeline import BuildOptions, build
+from builder.build import BuildOptions, build
 from builder.core.config import load_config
 from builder.core.errors import BuildError
 from builder.demo_source import write_demo_source

@@ -88,7 +88,7 @@ def test_curate_and_build_refuse_test_ids_of_another_source(shared_data, tmp_pat
     err = capsys.readouterr().err
     assert rc == 2 and "none of the 2 test ids (ddi:000001, ddi:000002) is among the 8 source ids of the " \
                        "ingested real images (fitz17k:" in err
-    from builder.build.pipeline import BuildOptions, build
+    from builder.build import BuildOptions, build
     from builder.core.config import load_config
 
     cfg = load_config("1.1")

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from builder.build.pipeline import BuildOptions, build
+from builder.build import BuildOptions, build
 from builder.core.config import load_config
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import Record, Rejection

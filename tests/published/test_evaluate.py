@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from builder.build.pipeline import BuildOptions, build
+from builder.build import BuildOptions, build
 from builder.cli import main
 from builder.core.config import load_config
 from builder.core.errors import ConfigError

@@ -5,7 +5,14 @@ Output folder (pass it as the masks folder ingest reads, or let the build do it)
     <stem>.npy              sDDI-form label map (0 background, 1 lesion, 2 marker, 4 skin), photo size
     auto_masks.jsonl        per photo considered: method, version, confidence, accepted or its reason
     sheets/batch-NNNNN.png  review contact sheet per batch: photo, lesion + skin overlay, confidence
-    .batches/               per-batch entries (completion markers: a rerun resumes) and the pinned settings
+    entries/batch-NNNNN.jsonl  per-batch entries
+    markers/batch-NNNNN.json   completion markers carrying the batch's fingerprint (a rerun resumes)
+    stage.json              the step's key: settings and photos (`builder.core.stage.pin`)
+
+The step follows the build's one step contract: its key (every masks setting, the photos it
+masks) is pinned with `pin`; a folder made with another key is refused (`generate masks --out`)
+or cleared and redone (the build's own work folder), so a changed `masks.min_confidence` reruns
+this step and what follows; batches are shards (batch i belongs to rank i % world_size).
 
 Photos whose mask's confidence is under `min_confidence` get no mask file and the reason
 `mask_low_confidence`; unreadable photos `unreadable_image`. Nothing is dropped silently.
@@ -19,19 +26,19 @@ from pathlib import Path
 
 from builder.core.config import MasksConfig
 from builder.core.errors import ConfigError, SampleRejected
+from builder.core.fingerprint import combine
 from builder.core.progress import StageSummary, progress
-from builder.core.schema import canonical_json
-from builder.core.store import atomic_write
+from builder.core.stage import Shard, StageKey, check_slot, mine, outcome, pin
+from builder.core.store import atomic_write, marker_matches, write_marker
 from curation.source.images import read_photo
 from curation.source.ingest import read_row_mask
 from curation.source.masks import MaskError, auto_mask_file, read_auto_index, write_auto_index, write_label_map
-from curation.source.metadata import SourceRow, read_source_table
+from curation.source.metadata import SourceRow, SourceTable, read_source_table
 from curation.source.automasks.sheets import SheetItem, write_sheet
 
 log = logging.getLogger(__name__)
 STAGE = "masks"
 BACKENDS = ("cpu", "learned")
-SETTINGS = ".batches/settings.json"
 
 __all__ = ["BACKENDS", "STAGE", "check_inputs", "make_backend", "read_auto_index", "run_masks"]
 
@@ -69,40 +76,53 @@ def make_backend(cfg: MasksConfig, device: str = "cpu"):
     return LearnedBackend(cfg.model_id, cfg.revision, device, cfg.side)
 
 
-def run_masks(source: Path, masks: Path | None, out: Path, cfg: MasksConfig, *, source_name: str | None = None,
-              limit: int | None = None, device: str = "cpu") -> StageSummary:
-    """Write automatic masks for every photo of `source` without one (see the module docstring)."""
+def run_masks(source: Path | SourceTable, masks: Path | None, out: Path, cfg: MasksConfig, *,
+              source_name: str | None = None, limit: int | None = None, device: str = "cpu",
+              on_change: str = "refuse", rank: int = 0, world_size: int = 1) -> StageSummary:
+    """Write automatic masks for every photo of `source` without one (see the module docstring).
+
+    `source` is a source folder, or its table already read (`read_source_table`: the build reads a
+    source once). `on_change='reset'` clears a folder made with other settings instead of refusing."""
     check_inputs(cfg)
+    check_slot(rank, world_size)
     summary = StageSummary(STAGE)
     out = Path(out)
-    table = read_source_table(source, masks, source_name=source_name, limit=limit)
+    table = source if isinstance(source, SourceTable) else read_source_table(
+        source, masks, source_name=source_name, limit=limit)
     todo = [r for r in table.rows if r.mask is None]
+    key = StageKey(STAGE, dataclasses.asdict(cfg), {"photos": combine([r.source_id for r in todo])})
+    status = pin(out, key, on_change=on_change)
     batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
-    _pin_settings(out, cfg, todo)
-    pending = [(i, b) for i, b in enumerate(batches) if not (out / _batch_file(i)).is_file()]
-    summary.skipped = sum(len(b) for i, b in enumerate(batches)) - sum(len(b) for _, b in pending)
+    shards = [Shard(f"batch-{k:05d}", b, tuple(r.source_id for r in b)) for k, b in enumerate(batches)]
+    pending = [s for s in mine(shards, rank, world_size)
+               if not marker_matches(out, s.name, s.fingerprint(key.fingerprint))]
+    summary.skipped = sum(len(s.items) for s in mine(shards, rank, world_size)) - sum(len(s.items) for s in pending)
     if pending:
         backend = make_backend(cfg, device)
         if cfg.backend == "learned":
             trained = [r for r in table.rows if r.mask is not None]
             log.info("learned masks: head fit on %d photos with hand masks",
                      backend.fit(_training_pairs(trained)))
-        ticks = iter(progress(range(sum(len(b) for _, b in pending)), desc="masks"))
-        for i, batch in pending:
-            _run_batch(out, i, batch, backend, cfg, ticks)
-    entries = _collect(out, len(batches))
+        ticks = iter(progress(range(sum(len(s.items) for s in pending)), desc="masks"))
+        for shard in pending:
+            _run_batch(out, shard, key.fingerprint, backend, cfg, ticks)
+    if world_size > 1:  # the index is the whole folder's: written by a single-process run
+        return summary.stop()
+    entries = _collect(out, [s.name for s in shards])
     write_auto_index(out, entries)
     for e in entries:
         if e["accepted"]:
             summary.done += 1
         else:
             summary.reject(e["reason"])
+    summary.status = outcome(status, summary)
     return summary.stop()  # done / rejected: the whole folder's; skipped: photos of batches already done
 
 
-def _run_batch(out: Path, index: int, batch: list[SourceRow], backend, cfg: MasksConfig, ticks) -> None:
+def _run_batch(out: Path, shard: Shard, stage_fp: str, backend, cfg: MasksConfig, ticks) -> None:
     entries, items = [], []
-    for row in batch:
+    index = int(shard.name.rsplit("-", 1)[1])
+    for row in shard.items:
         entry, item = _mask_one(out, row, backend, cfg)
         entries.append(entry)
         if item is not None:
@@ -113,7 +133,8 @@ def _run_batch(out: Path, index: int, batch: list[SourceRow], backend, cfg: Mask
                 f"batch {index}: {backend.method} {backend.version}, {accepted} of {len(entries)} accepted "
                 f"(min confidence {cfg.min_confidence}); red lesion, green skin, blue marker, dark background")
     body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
-    atomic_write(out / _batch_file(index), body.encode())  # last: marks the batch done
+    atomic_write(out / _entries_file(shard.name), body.encode())
+    write_marker(out, shard.name, shard.fingerprint(stage_fp), photos=len(entries))  # last: the batch is done
 
 
 def _mask_one(out: Path, row: SourceRow, backend, cfg: MasksConfig) -> tuple[dict, SheetItem | None]:
@@ -152,24 +173,10 @@ def _training_pairs(rows: list[SourceRow]):
         yield rgb, lm
 
 
-def _batch_file(index: int) -> str:
-    return f".batches/batch-{index:05d}.jsonl"
+def _entries_file(name: str) -> str:
+    return f"entries/{name}.jsonl"
 
 
-def _collect(out: Path, n: int) -> list[dict]:
-    return [json.loads(line) for i in range(n)
-            for line in (out / _batch_file(i)).read_text().splitlines() if line.strip()]
-
-
-def _pin_settings(out: Path, cfg: MasksConfig, todo: list[SourceRow]) -> None:
-    """Finished batches were made with these settings and inputs; resuming with others would mix them."""
-    settings = {"config": dataclasses.asdict(cfg), "inputs": [r.source_id for r in todo]}
-    path = out / SETTINGS
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old != json.loads(canonical_json(settings)):
-            diff = sorted(k for k in settings if old.get(k) != json.loads(canonical_json(settings))[k])
-            raise ConfigError(f"{out} holds automatic masks made with other {diff} (see {path}); rerun with "
-                              "the same settings to resume, or use a new --out folder")
-        return
-    atomic_write(path, (canonical_json(settings) + "\n").encode())
+def _collect(out: Path, names: list[str]) -> list[dict]:
+    return [json.loads(line) for name in names
+            for line in (out / _entries_file(name)).read_text().splitlines() if line.strip()]

@@ -67,11 +67,28 @@ def test_masks_are_deterministic_and_resume(tmp_path, shared_data):
     run_masks(tmp_path / "src", None, tmp_path / "b", cfg)
     for f in sorted((tmp_path / "a").glob("*.npy")):
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes()
-    (tmp_path / "b" / ".batches" / "batch-00001.jsonl").unlink()  # an interrupted run: last batch missing
+    (tmp_path / "b" / "markers" / "batch-00001.json").unlink()  # an interrupted run: last batch unfinished
     again = run_masks(tmp_path / "src", None, tmp_path / "b", cfg)
     assert again.skipped == 2 and (tmp_path / "a" / AUTO_INDEX).read_bytes() == (tmp_path / "b" / AUTO_INDEX).read_bytes()
-    with pytest.raises(ConfigError, match="other"):
+    with pytest.raises(ConfigError, match="min_confidence changed"):
         run_masks(tmp_path / "src", None, tmp_path / "b", dataclasses.replace(cfg, min_confidence=0.5))
+    # the build's own work folder: the same change reruns the step (every batch) instead of refusing
+    rerun = run_masks(tmp_path / "src", None, tmp_path / "b", dataclasses.replace(cfg, min_confidence=0.5),
+                      on_change="reset")
+    assert rerun.skipped == 0 and rerun.status.startswith("rerun because masks.min_confidence changed")
+
+
+def test_mask_batches_are_shards_split_by_rank(tmp_path, shared_data):
+    fitz_source(shared_data, tmp_path / "src", 3)
+    cfg = MasksConfig(min_confidence=0.0, batch_size=1)
+    run_masks(tmp_path / "src", None, tmp_path / "one", cfg)
+    for rank in (0, 1):  # two processes, each its own batches (i % 2 == rank), into one folder
+        run_masks(tmp_path / "src", None, tmp_path / "two", cfg, rank=rank, world_size=2)
+    assert sorted(p.name for p in (tmp_path / "two" / "markers").iterdir()) == [
+        "batch-00000.json", "batch-00001.json", "batch-00002.json"]
+    final = run_masks(tmp_path / "src", None, tmp_path / "two", cfg)  # nothing left to do: writes the index
+    assert final.skipped == 3
+    assert (tmp_path / "one" / AUTO_INDEX).read_bytes() == (tmp_path / "two" / AUTO_INDEX).read_bytes()
 
 
 def test_low_confidence_is_rejected_and_reaches_healthy(tmp_path, shared_data):
@@ -161,7 +178,7 @@ def test_versions_turn_automatic_masks_on_only_in_1_2():
 
 
 def test_build_with_automatic_masks_uses_every_photo_that_passes(tmp_path, shared_data):
-    from builder.build.pipeline import BuildOptions, build
+    from builder.build import BuildOptions, build
     from builder.core.config import CONFIG_DIR
 
     fitz_source(shared_data, tmp_path / "src", 8, keep_masks_every=2)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.build.pipeline import refuse_source_copies
+from builder.build.publish import refuse_source_copies
 from builder.core.errors import BuildError, SampleRejected, SourceError
 from builder.core.schema import LABEL_LESION, LABEL_SKIN
 from builder.core.store import StageStore, encode_png

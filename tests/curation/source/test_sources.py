@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from builder.build.pipeline import BuildOptions, build
+from builder.build import BuildOptions, build
 from builder.core.config import load_config
 from builder.core.errors import BuildError, ConfigError, SourceError
 from builder.core.store import StageStore

@@ -1,0 +1,272 @@
+"""The build's steps, in data-path order, each on the one step contract (`builder.core.stage.Step`).
+
+`STEPS` is the build: `check` runs for every enabled step before any work, then `run` for each in
+order. A step reads what earlier steps left in the `BuildContext` and adds its own outputs; steps
+that write a store key it by their settings and their inputs' fingerprints (`ctx.fps`), so a
+changed setting reruns exactly the steps it touches (`builder.core.stage.pin`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from builder.core.config import BuildConfig
+from builder.core.fingerprint import combine
+from builder.core.layout import VersionLayout
+from builder.core.schema import Record
+from builder.core.stage import Step, store_fingerprint
+from builder.core.store import StageStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class BuildContext:
+    """What the steps share: the config and options, then each step's outputs as it finishes."""
+
+    cfg: BuildConfig
+    opts: Any  # builder.build.pipeline.BuildOptions
+    layout: VersionLayout
+    table: Any = None          # the source table, read once (curation.source.metadata.SourceTable)
+    source: Path | None = None
+    masks: Path | None = None
+    source_name: str | None = None
+    holdout: list[str] | None = None
+    auto_masks: Path | None = None
+    plan: Any = None           # curation.source.ingest.IngestPlan
+    build_fp: str | None = None
+    stores: dict[str, StageStore] = dataclasses.field(default_factory=dict)  # by row kind
+    fps: dict[str, str] = dataclasses.field(default_factory=dict)             # by step name
+    real_records: list[Record] = dataclasses.field(default_factory=list)
+    real_split: Any = None     # curation.curate.RealSplit
+    split_of: dict[str, str] = dataclasses.field(default_factory=dict)
+    curated: Any = None        # curation.curate.Curated
+    files: list[dict] = dataclasses.field(default_factory=list)
+    stages: list[dict] = dataclasses.field(default_factory=list)
+    decisions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def work(self) -> Path:
+        return self.layout.work
+
+    def note(self, summary) -> dict:
+        """Log a step's summary line and keep it for the build summary and the manifest."""
+        log.info(summary.line())
+        self.decisions[summary.stage] = summary.status
+        self.stages.append(summary.to_json())
+        return self.stages[-1]
+
+
+class SourceStep(Step):
+    """Read the source's table once (validated); fix a table-decided holdout (PatchAlign24's) on it."""
+
+    name = "source"
+
+    def run(self, ctx: BuildContext) -> None:
+        from curation.source.metadata import read_source_table
+        from curation.splits import table_holdout
+
+        ctx.source, ctx.masks, ctx.source_name = _source(ctx)
+        ctx.table = read_source_table(ctx.source, ctx.masks, source_name=ctx.source_name, limit=ctx.opts.limit)
+        ctx.holdout = table_holdout(ctx.cfg.curation, ctx.table)
+
+
+class MasksStep(Step):
+    """Automatic masks for photos without one, gated by confidence (before ingest, which reads them)."""
+
+    name = "masks"
+
+    def enabled(self, cfg: BuildConfig) -> bool:
+        return cfg.masks.auto
+
+    def check(self, cfg: BuildConfig, device: str) -> None:
+        from curation.source.automasks.run import check_inputs
+
+        check_inputs(cfg.masks)
+
+    def run(self, ctx: BuildContext) -> None:
+        from curation.source.automasks.run import run_masks
+
+        ctx.auto_masks = ctx.work / "auto_masks"
+        ctx.note(run_masks(ctx.table, ctx.masks, ctx.auto_masks, ctx.cfg.masks, device=ctx.opts.device,
+                           on_change="reset"))
+
+
+class IngestStep(Step):
+    """Photos and masks into the real store (bad rows become rejections), keyed by the source's bytes.
+    A published version built from another source is refused here, before the work folder changes."""
+
+    name, kind = "ingest", "real"
+
+    def check(self, cfg: BuildConfig, device: str) -> None:
+        if not isinstance(cfg.source.min_side_px, int) or cfg.source.min_side_px < 1:
+            from builder.core.errors import ConfigError
+
+            raise ConfigError(f"source.min_side_px={cfg.source.min_side_px!r}: expected a whole number of "
+                              "pixels >= 1")
+
+    def run(self, ctx: BuildContext) -> None:
+        from builder.build.guards import build_fingerprint, guard_fingerprint
+        from curation.source.ingest import ingest_source, plan_ingest
+
+        ctx.plan = plan_ingest(ctx.source, ctx.masks, source_name=ctx.source_name, limit=ctx.opts.limit,
+                               auto_masks=ctx.auto_masks, min_side_px=ctx.cfg.source.min_side_px, table=ctx.table)
+        ctx.build_fp = build_fingerprint(ctx.cfg, ctx.plan.info)
+        guard_fingerprint(ctx.layout.version_dir, ctx.cfg, ctx.plan.info, ctx.build_fp, ctx.opts.overwrite)
+        real = ctx.stores[self.kind] = StageStore(ctx.work / "real")
+        ctx.note(ingest_source(ctx.source, ctx.masks, real, workers=ctx.opts.workers, on_change="reset",
+                               plan=ctx.plan, min_side_px=ctx.cfg.source.min_side_px))
+        ctx.fps[self.name] = store_fingerprint(real)
+
+
+class SplitsStep(Step):
+    """Splits over the real images (lineage groups, near-duplicates linked), before any generation:
+    semantic training and lesion-map pairs must know the test split."""
+
+    name = "splits"
+
+    def check(self, cfg: BuildConfig, device: str) -> None:
+        from curation.curate import check_config
+
+        check_config(cfg.curation)
+
+    def run(self, ctx: BuildContext) -> None:
+        from curation.curate_run import split_phase
+
+        ctx.real_records, ctx.real_split = split_phase(ctx.stores["real"], ctx.cfg.curation, ctx.work,
+                                                       workers=ctx.opts.workers, test_ids=ctx.holdout)
+        ctx.split_of = ctx.real_split.split_of
+        ctx.fps[self.name] = combine(sorted(ctx.split_of.items()))
+
+
+class HealthyStep(Step):
+    """Healthy synthetics: each real image's lesion region inpainted away."""
+
+    name = kind = "healthy"
+
+    def check(self, cfg: BuildConfig, device: str) -> None:
+        from generation.healthy.stage import check
+
+        check(cfg.healthy)
+
+    def run(self, ctx: BuildContext) -> None:
+        from generation.healthy.stage import run_healthy
+
+        healthy = ctx.stores[self.kind] = StageStore(ctx.work / "healthy")
+        ctx.note(run_healthy(ctx.stores["real"], healthy, ctx.cfg.healthy, device=ctx.opts.device,
+                             inputs={"real": ctx.fps["ingest"]}, on_change="reset"))
+        ctx.fps[self.name] = store_fingerprint(healthy)
+
+
+class LesionMapStep(Step):
+    """Lesion-mapped synthetics: real lesions moved onto healthy bases, pairs planned within a split."""
+
+    name, kind = "lesion_map", "lesion_mapped"
+
+    def check(self, cfg: BuildConfig, device: str) -> None:
+        from generation.lesion_map.stage import check
+
+        check(cfg.lesion_map)
+
+    def run(self, ctx: BuildContext) -> None:
+        from generation.lesion_map.stage import delivery, run_lesion_map_pool
+
+        mapped = ctx.stores[self.kind] = StageStore(ctx.work / self.kind)
+        summary = ctx.note(run_lesion_map_pool(ctx.stores["healthy"], ctx.stores["real"], mapped, ctx.cfg.lesion_map,
+                                               split_of=ctx.split_of, workers=ctx.opts.workers, on_change="reset"))
+        summary["delivery"] = delivery(mapped)  # delivered / planned per cell: build summary, card, manifest
+        ctx.fps[self.name] = store_fingerprint(mapped)
+
+
+class SemanticStep(Step):
+    """Semantic synthetics: textual inversion + LoRA per disease on train images, then sampling."""
+
+    name = kind = "semantic"
+
+    def enabled(self, cfg: BuildConfig) -> bool:
+        return cfg.semantic.budget > 0
+
+    def check(self, cfg: BuildConfig, device: str) -> None:
+        from generation.semantic.trainer import check_config
+
+        check_config(cfg.semantic, device)
+
+    def run(self, ctx: BuildContext) -> None:
+        from generation.semantic.build import run_semantic
+
+        out = ctx.stores[self.kind] = StageStore(ctx.work / "semantic")
+        ctx.note(run_semantic(ctx.stores["real"], ctx.split_of, out, ctx.cfg.semantic, device=ctx.opts.device,
+                              work_dir=ctx.work / "models", healthy=ctx.stores["healthy"], on_change="reset",
+                              inputs={k: ctx.fps[k] for k in ("ingest", "splits", "healthy")}))
+        ctx.fps[self.name] = store_fingerprint(out)
+
+
+class CurateStep(Step):
+    """Curation (the same orchestrator as `curate`): the leakage rule, cross-split near-duplicates,
+    one copy per split."""
+
+    name = "curate"
+
+    def run(self, ctx: BuildContext) -> None:
+        from curation.curate_run import curate_phase
+
+        ctx.curated, _ = curate_phase(ctx.stores["real"], ctx.real_records, ctx.real_split, ctx.stores,
+                                      ctx.cfg.curation, ctx.work, workers=ctx.opts.workers,
+                                      include_real=ctx.cfg.publish.include_real)
+        cur = ctx.curated
+        ctx.stages.append({"stage": self.name, "done": len(cur.records), "rejected": cur.counts["by_reason"],
+                           "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
+
+
+class PublishStep(Step):
+    """Last guard, then shards, card, manifest, installed as the version; then prove the output loads.
+    The manifest's stage counts come from the stores (what exists), not from this run (what it did):
+    resumed or not, the same bytes."""
+
+    name = "publish"
+
+    def run(self, ctx: BuildContext) -> None:
+        from builder.build.publish import publish, refuse_source_copies, stage_content, verify_load
+
+        records = ctx.curated.records
+        refuse_source_copies(records, ctx.stores, ctx.real_records, ctx.real_split.hashes, ctx.curated.hashes)
+        kinds = {step.name: step.kind for step in STEPS if step.kind}
+        content = [stage_content(st, ctx.stores[kinds[st["stage"]]]) for st in ctx.stages if st["stage"] in kinds]
+        curate = next(st for st in ctx.stages if st["stage"] == CurateStep.name)
+        content.append({"records" if k == "done" else k: v for k, v in curate.items()})
+        ctx.files = publish(ctx.layout.version_dir, ctx.cfg, records, ctx.stores, content,
+                            overwrite=ctx.opts.overwrite, workers=ctx.opts.workers, source=ctx.plan.info,
+                            fingerprint=ctx.build_fp, stage_fingerprints=ctx.fps)
+        verify_load(ctx.layout.version_dir, ctx.files)
+
+
+# The build, in order.
+STEPS: tuple[Step, ...] = (SourceStep(), MasksStep(), IngestStep(), SplitsStep(), HealthyStep(), LesionMapStep(),
+                           SemanticStep(), CurateStep(), PublishStep())
+
+
+def check_steps(cfg: BuildConfig, device: str = "cpu") -> None:
+    """Every enabled step's `check`, before the source is read or any model loaded."""
+    for step in STEPS:
+        if step.enabled(cfg):
+            step.check(cfg, device)
+
+
+def run_steps(ctx: BuildContext) -> None:
+    for step in STEPS:
+        if step.enabled(ctx.cfg):
+            step.run(ctx)
+
+
+def _source(ctx: BuildContext) -> tuple[Path, Path | None, str | None]:
+    """Source folder, mask folder and name: a --source folder is named by its layout (`ddi`,
+    `fitz17k`) unless --source-name says otherwise; the embedded demo source is `demo`."""
+    opts = ctx.opts
+    if opts.source is not None:
+        return Path(opts.source), (Path(opts.masks) if opts.masks else None), opts.source_name
+    from builder.demo_source import write_demo_source
+
+    folder = write_demo_source(ctx.work / "demo_source", ctx.cfg.source.demo_count, ctx.cfg.source.demo_seed)
+    return folder, folder / "masks", "demo"
