@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from builder.core.config import BuildConfig
-from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, TOOLKIT_VERSION, Record
+from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, STEP_OF_KIND, TOOLKIT_VERSION, Record
 from cards import rai
 from cards.sources import Source, card_license
 
@@ -238,7 +238,7 @@ def split_protocol(cfg: BuildConfig) -> str:
 # healthy settings that only one backend reads: left out of the card when that backend did not run
 BACKEND_ONLY = {"diffusers": ("model_id", "revision", "prompt", "steps", "guidance", "dtype", "crop_size"),
                 "opencv": ("opencv_radius", "opencv_grain", "opencv_method")}
-STAGE_OF = {"healthy": "healthy", "lesion_mapped": "lesion_map", "semantic": "semantic"}
+STAGE_OF = {kind: step for kind, step in STEP_OF_KIND.items() if kind != "real"}  # generation steps
 
 
 def _stage_params(f: CardFacts) -> dict:

@@ -125,7 +125,9 @@ def _staging(out_dir: Path) -> Path:
     """A fresh staging folder named per process; those of dead runs of this version are removed."""
     from builder.core.lock import pid_alive
 
-    root = out_dir.parent / ".staging"
+    from builder.core.layout import VersionLayout
+
+    root = VersionLayout.of_folder(out_dir).staging_root
     for old in root.glob(f"{out_dir.name}.*") if root.is_dir() else []:
         pid = old.name[len(out_dir.name) + 1:]
         if pid.isdigit() and not pid_alive(int(pid)):

@@ -32,10 +32,13 @@ GENERATE_COMMANDS = [
 
 
 def _add(sub, name: str, module: str, help_text: str) -> None:
+    from builder.cli.common import add_output_flags
+
     mod = importlib.import_module(module)
     p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     mod.add_arguments(p)
+    add_output_flags(p)
     p.set_defaults(_run=mod.run)
 
 

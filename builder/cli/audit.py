@@ -13,9 +13,16 @@ import argparse
 import json
 from pathlib import Path
 
+from builder.cli.common import add_build_out, layout_of
+from builder.core.errors import CgddiError
+from builder.core.layout import VersionLayout
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", help="version folder (e.g. out/1.1) or Hub repo id ORG/NAME")
+    p.add_argument("target", nargs="?", default=None,
+                   help="version folder (e.g. out/1.1) or Hub repo id ORG/NAME; or give --version (and --build-out)")
+    p.add_argument("--version", default=None, help="audit <build-out>/<version> (instead of TARGET)")
+    add_build_out(p)
     p.add_argument("--revision", default=None, help="Hub revision when TARGET is a repo id, e.g. v1.1")
     p.add_argument("--test-ids", type=Path, default=None,
                    help="file of real test source ids, one per line, or a build's splits.csv (its test rows); "
@@ -31,7 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def resolve_target(target: str, revision: str | None) -> Path:
     """A local version folder as is; a repo id is downloaded (manifest, card, data) at `revision`.
     A mistyped folder or an unreachable Hub is a CgddiError (one line, exit 2), not a traceback."""
-    from builder.core.errors import CgddiError
 
     path = Path(target)
     if path.is_dir():
@@ -60,8 +66,7 @@ def resolve_target(target: str, revision: str | None) -> Path:
 def default_report(target: str, revision: str | None) -> Path:
     """The audited version's work folder: beside a local version folder, in the user cache for a Hub repo."""
     if Path(target).is_dir():
-        folder = Path(target).resolve()
-        return folder.parent / ".work" / folder.name / "audit_report.json"
+        return VersionLayout.of_folder(Path(target).resolve()).audit_report
     import os
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cgddi-toolkit" / "audit"
@@ -73,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     from builder.core.progress import say
     from builder.core.splits_file import read_test_ids
 
+    if (args.target is None) == (args.version is None):
+        raise CgddiError("give the version to audit once: a TARGET folder or repo id, or --version V "
+                         "(with --build-out DIR, default out)")
+    if args.target is None:
+        args.target = str(layout_of(args).version_dir)
     folder = resolve_target(args.target, args.revision)
     test_ids = read_test_ids(args.test_ids) if args.test_ids else None
     target = f"{args.target}@{args.revision}" if args.revision else args.target

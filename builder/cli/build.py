@@ -16,7 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-name", help="prefix of source ids (default: the source's layout, ddi or fitz17k; "
                                           "the embedded demo source is demo)")
     p.add_argument("--masks", type=Path, help="folder of sDDI masks <stem>.npy (default: <source>/masks)")
-    p.add_argument("--out", type=Path, default=Path("out"), help="output root; the version lands in <out>/<version>/ (default: out)")
+    p.add_argument("--out", "--build-out", type=Path, default=Path("out"), dest="out",
+                   help="build root: the version lands in <out>/<version>/, its steps in <out>/.work/<version>/ "
+                        "(the same folder other commands call --build-out; default: out)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--workers", type=int, help="CPU worker processes for ingest and hashing (default: all cores)")
     p.add_argument("--limit", type=int, help="ingest only the first N source rows (smoke runs)")

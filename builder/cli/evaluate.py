@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from builder.cli.common import add_build_out, layout_of
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+
     p.add_argument("--version", required=True, help="built version to evaluate, e.g. 1.1")
-    p.add_argument("--build-out", type=Path, default=Path("out"),
-                   help="build output root holding <version>/ and .work/ (default: %(default)s)")
+    add_build_out(p)
     p.add_argument("--folder", type=Path, default=None, help="the built version folder itself (overrides --build-out)")
     p.add_argument("--real", type=Path, default=None,
                    help="real stage store with the source photos (default: <build-out>/.work/<version>/real)")
@@ -39,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+
     from builder.core.errors import ConfigError
     from builder.published.evaluate.run import EvalSettings, run_evaluation
 
@@ -48,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
                             classifier_revision=args.classifier_revision, steps=args.steps,
                             batch_size=args.batch_size, n_boot=args.n_boot, specificity=args.specificity,
                             seed=args.seed, clip_model=args.clip_model, clip_revision=args.clip_revision)
-    folder = args.folder or args.build_out / args.version
-    work = None if args.folder else args.build_out / ".work" / args.version
+    layout = layout_of(args)
+    folder = args.folder or layout.version_dir
+    work = None if args.folder else layout.work
     result = run_evaluation(folder, settings, real=args.real, splits=args.splits, work=work, device=args.device)
     for label in ("real", "real+synthetic"):
         r = result["utility"][label]

@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from builder.cli.common import add_build_out, layout_of
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+
     p.add_argument("format", choices=["patchalign", "fairdisco"],
                    help="trainer: patchalign (aayushmanace/PatchAlign24) or fairdisco (siyi-wind/FairDisCo)")
     p.add_argument("--version", required=True, help="built version to export, e.g. 1.1")
@@ -20,8 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "photos linked, never copied")
     p.add_argument("--image-size", type=int, default=None,
                    help="resize synthetic images to SIZE x SIZE (shorter side, centre crop); default: as published")
-    p.add_argument("--build-out", type=Path, default=Path("out"),
-                   help="build output root holding <version>/ (default: %(default)s)")
+    add_build_out(p)
     p.add_argument("--folder", type=Path, default=None, help="the built version folder itself (overrides --build-out)")
     p.add_argument("--splits", default="train,validation",
                    help="comma-separated splits whose synthetics go into train.csv (default: %(default)s)")
@@ -32,11 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+
     from builder.core.splits_file import read_test_ids
     from builder.core.errors import ConfigError
     from builder.published.export import export
 
-    folder = args.folder or args.build_out / args.version
+    layout = layout_of(args)
+    folder = args.folder or layout.version_dir
     if not (folder / "manifest.json").is_file():
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it with "
                           f"`python -m builder build --version {args.version}` or pass --folder")
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.real is not None and not (args.real / "ddi_metadata.csv").is_file():
         raise ConfigError(f"--real {args.real}: no ddi_metadata.csv there; pass your DDI folder")
     ids_file = args.test_ids
-    default = args.build_out / ".work" / args.version / "splits.csv"
+    default = layout.splits_csv
     if ids_file is None and args.folder is None and default.is_file():
         ids_file = default
     test_ids = read_test_ids(ids_file) if ids_file else None

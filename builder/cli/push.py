@@ -8,24 +8,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_OUT = "out"
+from builder.cli.common import add_build_out, layout_of
+
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+
     p.add_argument("--version", required=True, help="version to push, e.g. 1.1 (tag v1.1)")
     p.add_argument("--repo-id", required=True, help="target dataset repo, ORG/NAME")
-    p.add_argument("--out", default=DEFAULT_OUT, help="build output root holding <version>/ (default: %(default)s)")
-    p.add_argument("--folder", default=None, help="the built version folder itself (overrides --out)")
+    add_build_out(p, out_alias=True)
+    p.add_argument("--folder", default=None, help="the built version folder itself (overrides --build-out)")
     p.add_argument("--private", action="store_true", help="create the repo as private")
     p.add_argument("--dry-run", action="store_true", help="print the planned operations, change nothing")
 
 
 def run(args: argparse.Namespace) -> int:
+
     from builder.published.push import PublishError, push_version
 
     if args.repo_id.count("/") != 1:
         raise PublishError(f"--repo-id {args.repo_id!r} must be ORG/NAME, e.g. my-lab/cgddi")
-    folder = Path(args.folder) if args.folder else Path(args.out) / args.version
+    folder = Path(args.folder) if args.folder else layout_of(args).version_dir
     plan = push_version(folder, args.version, args.repo_id, private=args.private, dry_run=args.dry_run)
     if args.dry_run:
         from builder.core.progress import say

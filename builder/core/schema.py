@@ -12,6 +12,9 @@ from typing import Any, Iterable
 TOOLKIT_VERSION = "0.1.0"
 
 KINDS = ("real", "healthy", "lesion_mapped", "semantic")
+# The build step that makes each row kind (`builder.build.steps`); a generation step's name is also its
+# config section. The command line spells step names with `-` (`generate lesion-map`).
+STEP_OF_KIND = {"real": "ingest", "healthy": "healthy", "lesion_mapped": "lesion_map", "semantic": "semantic"}
 SKIN_TONES = ("light", "medium", "dark")
 MALIGNANCY = ("benign", "malignant")
 SPLITS = ("train", "validation", "test")

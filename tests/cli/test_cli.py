@@ -40,3 +40,44 @@ def test_parser_lists_all_commands():
     text = make_parser().format_help()
     for name, _, _ in COMMANDS:
         assert name in text
+
+
+@pytest.mark.parametrize("argv", [["-q", "audit", "out/1.1"], ["audit", "out/1.1", "-q"], ["audit", "-q", "out/1.1"]])
+def test_quiet_works_before_or_after_the_subcommand(argv):
+    args = make_parser().parse_args(argv)
+    assert args.quiet is True and args.verbose == 0
+
+
+def test_verbose_after_the_subcommand_and_default_without_it():
+    assert make_parser().parse_args(["audit", "x", "-vv"]).verbose == 2
+    args = make_parser().parse_args(["audit", "x"])
+    assert args.quiet is False and args.verbose == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["build", "--version", "1.1"], ["push", "--version", "1.1", "--repo-id", "o/n"],
+    ["export", "patchalign", "--version", "1.1", "--out", "dest"], ["audit", "--version", "1.1"],
+    ["evaluate", "--version", "1.1", "--model", "m"]])
+def test_the_build_root_is_build_out_in_every_command(argv):
+    from builder.cli.common import build_root
+
+    args = make_parser().parse_args(argv + ["--build-out", "/tmp/root"])
+    root = args.out if argv[0] == "build" else build_root(args)
+    assert str(root) == "/tmp/root"
+
+
+def test_push_still_accepts_its_old_out_spelling_with_a_warning(caplog):
+    from builder.cli.common import build_root, layout_of
+
+    args = make_parser().parse_args(["push", "--version", "1.1", "--repo-id", "o/n", "--out", "/tmp/old"])
+    assert str(build_root(args)) == "/tmp/old" and "--build-out" in caplog.text
+    assert str(layout_of(args).version_dir) == "/tmp/old/1.1"
+
+
+def test_a_version_that_is_a_path_is_refused_by_every_command_that_takes_one(capsys):
+    from builder.cli import main
+
+    for argv in (["audit", "--version", "../x"], ["push", "--version", "../x", "--repo-id", "o/n", "--dry-run"],
+                 ["export", "patchalign", "--version", "..", "--out", "/tmp/cgddi-never"]):
+        assert main(argv) == 2
+        assert "is not a version name" in capsys.readouterr().err

@@ -20,6 +20,7 @@ import numpy as np
 from builder.published.evaluate import stats as st
 from builder.published.evaluate.images import decode_images
 from builder.core.errors import ConfigError
+from builder.core.layout import VersionLayout
 from builder.core.schema import KINDS, SKIN_TONES, canonical_json, digest
 from builder.core.store import StageStore, atomic_write
 
@@ -303,7 +304,7 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
     if not (folder / "manifest.json").is_file():
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
                           "`python -m builder build --version <V>` or pass --folder")
-    work = work or folder.parent / ".work" / folder.name
+    work = work or VersionLayout.of_folder(folder).work
     real_items_, missing = real_items(real or work / "real", splits or work / "splits.csv")
     synth = version_items(folder)
     cache = work / "evaluation"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from builder.core.config import MasksConfig, load_config
-from builder.core.errors import ConfigError
+from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import LABEL_LESION, LABEL_VALUES
 from builder.core.store import StageStore
 from curation.source.ingest import ingest_source
@@ -177,6 +177,7 @@ def test_versions_turn_automatic_masks_on_only_in_1_2():
     assert load_config("1.2").masks.auto is True
 
 
+@pytest.mark.slow
 def test_build_with_automatic_masks_uses_every_photo_that_passes(tmp_path, shared_data):
     from builder.build import BuildOptions, build
     from builder.core.config import CONFIG_DIR
@@ -200,6 +201,21 @@ def test_build_with_automatic_masks_uses_every_photo_that_passes(tmp_path, share
     assert "auto_masks" in ds.features
     plan = (tmp_path / "out" / ".work" / "1.2" / "lesion_mapped" / "plan.csv").read_text().splitlines()[0]
     assert "base_auto_mask" in plan and "donor_auto_mask" in plan
+
+    # A changed masks setting reruns the mask step and every step after it (with --overwrite: the
+    # version's content changes); before the step contract covered masks, the build refused.
+    stricter = dataclasses.replace(cfg, masks=dataclasses.replace(cfg.masks, min_confidence=0.99))
+    with pytest.raises(BuildError, match="--overwrite"):
+        build(stricter, BuildOptions(out=tmp_path / "out", source=tmp_path / "src", workers=1))
+    again = build(stricter, BuildOptions(out=tmp_path / "out", source=tmp_path / "src", workers=1, overwrite=True))
+    assert again.decisions["masks"] == "rerun because masks.min_confidence changed"
+    assert again.decisions["ingest"].startswith("rerun because")
+    assert again.decisions["healthy"].startswith("rerun because")
+    accepted = {sid for sid, e in read_auto_index(tmp_path / "out" / ".work" / "1.2" / "auto_masks").items()
+                if e["accepted"]}
+    assert accepted < passed  # a stricter gate keeps fewer photos, and the healthy stage follows it
+    healthy = StageStore(tmp_path / "out" / ".work" / "1.2" / "healthy").records()
+    assert {m.source_id for h in healthy for m in h.auto_masks} == accepted
 
 
 def test_generate_masks_command_on_real_photos_with_masks_hidden(tmp_path, shared_data, capsys):
