@@ -5,7 +5,7 @@ Run: python benchmarks/lesion_map_quality.py [--budget 200] [--out out/benchmark
 The real photos are ingested at full size, healed with v1.2's healthy stage (the exemplar CPU fill;
 which skin a lesion may land on does not depend on the fill, so delivery is the same), then one
 plan (same budget and seed) is mapped four ways side by side:
-  before   - the toolkit before issue 14: donor resized to the base's short side, no fallback (rejects)
+  before   - the toolkit's first lesion mapping: donor resized to the base's short side, no fallback (rejects)
   v1.1     - the method: donor at its own scale, pads 10/5/0, then kept in place
   v1.2 alpha - v1.2's fallbacks (downscale, other base) with the method's alpha composite
   v1.2 poisson - the same placements, Poisson (gradient-domain, log-RGB) blending

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-# Offline and quiet before anything imports huggingface_hub (environment.md: failed Hub calls retry 23 s+).
+# Offline and quiet before anything imports huggingface_hub (offline, each failed Hub call retries for 23 s or more).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="cgddi-hf-home-"))

@@ -1,6 +1,6 @@
 """A loopback Hugging Face Hub: the HTTP endpoints `huggingface_hub` and `datasets` use, in memory.
 
-No Hub-compatible server can be installed offline (environment.md), so push and load tests talk to
+No Hub-compatible server can be installed offline, so push and load tests talk to
 this one over real HTTP with the real clients. It implements repo create/info, preupload, the
 LFS batch API + basic PUT upload, NDJSON commits, tags and refs, tree and paths-info listings, and
 `resolve` downloads (HEAD and ranged GET) at any branch, tag or commit. Start it with

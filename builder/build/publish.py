@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def refuse_source_copies(records: list[Record], stores: dict, real: list[Record], real_hashes: dict,
                          hashes: dict) -> None:
-    """No synthetic row may be a source photo, byte for byte or decoded pixel for pixel (issue 11: a
+    """No synthetic row may be a source photo, byte for byte or decoded pixel for pixel (a
     mask covering the whole photo once published the photo itself as `healthy`). A hit is a bug in the
     stage that made the row, so the build stops before anything is written.
 

@@ -2,7 +2,7 @@
 
 By the method's design, healthy images keep everything outside the inpainted region and
 lesion-mapped images carry a real donor lesion; the card must say how much, measured on the
-decoded pixels of what was published (issue #10). Per row:
+decoded pixels of what was published. Per row:
 
 - `identical`: share of pixels whose RGB value equals, at the same position, that of one of the
   row's source photos (the real photos in `source_ids`, as ingested), compared only with photos of

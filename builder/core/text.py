@@ -1,7 +1,7 @@
 """Text files a user hands in (metadata tables, id lists, split tables), decoded as strict UTF-8.
 
 A byte that is not UTF-8 is an error naming the file, line, byte offset and the fix, instead of a
-polars `invalid utf-8 sequence` or a Python traceback that names nothing (issue 11).
+polars `invalid utf-8 sequence` or a Python traceback that names nothing.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Worker process pools that die with their parent and stay quiet on Ctrl-C (issue 11).
+"""Worker process pools that die with their parent and stay quiet on Ctrl-C.
 
 Every pool of the toolkit is made here: forkserver processes (a forked child of a process that
 already ran polars' or torch's thread pools can deadlock), each started with `_worker_init`:

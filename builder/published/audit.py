@@ -1,6 +1,6 @@
 """Leakage audit of a published version, from the data alone: lineage, duplicates, integrity, balance.
 
-What counts as leakage (cgddi-method.md, "the leakage rule"): a train/validation row derived from a
+What counts as leakage (docs/method.md, "The leakage rules"): a train/validation row derived from a
 test source image (a healthy synthetic of it, a lesion-mapped image whose base or donor is it, a
 semantic synthetic from a model that saw it), and exact or near duplicates (pHash) across splits.
 Test sources come from `--test-ids` when given, else from the data: the split of every
@@ -86,7 +86,7 @@ class AuditReport:
 def check_manifest(folder: Path, report: AuditReport) -> list[str]:
     """Every manifest file present with its sha256/bytes, and no file of the folder (or repo) that the
     manifest does not list: an extra Parquet file matched by the card's globs is served by
-    `load_dataset` (issue 11). Returns the good shard paths."""
+    `load_dataset`. Returns the good shard paths."""
     from builder.published.push import KEEP_REMOTE, manifest_files, sha256_file
 
     mpath = folder / "manifest.json"

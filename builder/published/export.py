@@ -143,7 +143,7 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tup
             if row["split"] == "test" and KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
                 held |= set(sources)  # a test image's own healthy synthetic: the audit's inference too
     prefix = ids.most_common(1)[0][0] if ids else "ddi"
-    if test_ids:  # a file for another source would hold out nothing and pass silently (issue 10)
+    if test_ids:  # a file for another source would hold out nothing and pass silently
         from builder.core.splits_file import check_test_ids
 
         check_test_ids(test_ids, every, where=str(folder), hint="pass the build's splits.csv or its test ids")

@@ -174,7 +174,7 @@ def load_inpaint_pipeline(model_id: str, revision: str | None, dtype_name: str, 
                           "save_pretrained") from e
     tok = getattr(pipe, "tokenizer", None)
     if tok is None or len(tok) <= 2:
-        # environment.md: offline, CLIPTokenizer.from_pretrained can return a 2-token tokenizer.
+        # offline, CLIPTokenizer.from_pretrained can return a 2-token tokenizer.
         raise ConfigError(f"model {model_id!r}: its tokenizer loaded with {0 if tok is None else len(tok)} "
                           "tokens (files missing or Hub offline); download the model with its "
                           "tokenizer/ folder or point --model at a complete local copy")

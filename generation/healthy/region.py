@@ -100,7 +100,7 @@ def crop_window(box: tuple[int, int, int, int], height: int, width: int,
     """A window of about `size` x `size` centred on `box`, grown to contain it, clamped to the image.
 
     Large photos are never downscaled as a whole: the model sees this window and the result is
-    pasted back (issue 3). Returns x0, y0, x1, y1.
+    pasted back. Returns x0, y0, x1, y1.
     """
     x0, y0, x1, y1 = box
     side = max(size, x1 - x0, y1 - y0)

@@ -179,7 +179,7 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
         what = "lesion or marker" if cfg.include_marker else "lesion"
         return reject("empty_region", f"no {what} pixels to inpaint", mask_rel)
     skin = label_map == LABEL_SKIN
-    if not (skin & ~region.mask).any():  # issue 11: else the photo came back as is
+    if not (skin & ~region.mask).any():  # else the photo would come back as is
         return reject("no_skin_to_inpaint", f"the inpaint region ({region.pixels} px) leaves no skin pixel "
                       "(label 4) to inpaint from; the photo cannot become a healthy-skin image", mask_rel)
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))

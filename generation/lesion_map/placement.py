@@ -3,7 +3,7 @@
 The rule, exactly: the *support* of the placed lesion (every pixel whose feathered alpha can change
 a uint8 value) must lie inside the base's skin | lesion | marker region, at least `pad` pixels
 (chessboard distance) from any other label and from the image border. All valid top-left offsets
-are found at once, exactly (issue 4): by a bit-parallel erosion with the footprint's column runs,
+are found at once, exactly: by a bit-parallel erosion with the footprint's column runs,
 or by FFT-correlating the footprint with the forbidden map where that is cheaper (fragmented
 footprints); `naive_valid_offsets` is the original research code's Python loop over candidate
 corners, kept as the reference the benchmark and the tests compare against.

@@ -69,7 +69,7 @@ def load_pipeline(cfg: SemanticConfig, dtype=None):
 
     pipe = StableDiffusionPipeline.from_pretrained(cfg.model_id, revision=cfg.revision, torch_dtype=dtype,
                                                    safety_checker=None, requires_safety_checker=False)
-    if len(pipe.tokenizer) <= 2:  # environment.md: offline loads can return a useless tokenizer
+    if len(pipe.tokenizer) <= 2:  # offline, loads can return a useless tokenizer
         raise ConfigError(f"{cfg.model_id}: its tokenizer loaded empty; the model files are incomplete")
     pipe.set_progress_bar_config(disable=True)
     return pipe

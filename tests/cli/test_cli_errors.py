@@ -1,4 +1,4 @@
-"""Issue 11: input and environment errors are one line naming the path and the fix (exit 2); Ctrl-C is
+"""Input and environment errors are one line naming the path and the fix (exit 2); Ctrl-C is
 one line (exit 130); exit 1 stays "audit found a problem"; nothing half-published."""
 from __future__ import annotations
 

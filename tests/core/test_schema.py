@@ -84,7 +84,7 @@ def test_public_model_id_hides_local_paths(tmp_path):
 
 
 def test_patient_and_real_parent_are_typed_lineage_columns_not_params():
-    """Lineage that code reads (issue 10): the patient id groups splits, a healthy row names its real parent."""
+    """Lineage that code reads: the patient id groups splits, a healthy row names its real parent."""
     from builder.core.schema import COLUMNS, arrow_schema, features_dict
 
     for col in ("patient_id", "parent_id"):

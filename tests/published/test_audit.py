@@ -129,7 +129,7 @@ def test_near_duplicates_sharing_a_source_are_derivation_not_leaks(store, tmp_pa
 
 
 def test_extra_parquet_served_by_load_dataset_fails_audit(store, tmp_path):
-    """Issue 11: an extra `data/healthy/train-extra.parquet` passed audit while load_dataset served its
+    """An extra `data/healthy/train-extra.parquet` passed audit while load_dataset served its
     planted test row. Audit now reads every file the card's globs match and lists every unlisted file."""
     import datasets
 

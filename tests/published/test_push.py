@@ -134,7 +134,7 @@ def test_audit_a_pushed_revision(hub, store, tmp_path):
 
 
 def test_audit_of_a_repo_fails_on_a_file_the_manifest_does_not_list(hub, store, tmp_path):
-    """Issue 11: every file of the repo counts, not only the manifest's; an extra shard the card's
+    """Every file of the repo counts, not only the manifest's; an extra shard the card's
     globs match is served by load_dataset, so it must fail the audit."""
     folder = build_version(store, tmp_path / "out")
     assert _push(hub, tmp_path, folder).returncode == 0

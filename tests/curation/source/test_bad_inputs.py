@@ -1,4 +1,4 @@
-"""Issue 11's bad inputs: image modes, tiny photos, odd masks, non-UTF-8 tables, links out of the source,
+"""Bad inputs: image modes, tiny photos, odd masks, non-UTF-8 tables, links out of the source,
 photos with no skin left, and the last guard against publishing a source photo."""
 from __future__ import annotations
 
