@@ -32,7 +32,8 @@ from builder.core.config import HealthyConfig  # noqa: E402
 from builder.core.schema import LABEL_LESION, LABEL_SKIN  # noqa: E402
 from generation.healthy.backends import Job, OpenCVBackend  # noqa: E402
 from generation.healthy.region import Region, feather_alpha  # noqa: E402
-from generation.lesion_map.placement import _bbox, choose_offset, valid_offsets, with_margin  # noqa: E402
+from generation.fit import bbox as _bbox, valid_offsets  # noqa: E402
+from generation.lesion_map.placement import choose_offset, with_margin  # noqa: E402
 from generation.lesion_map.quality import fill_fidelity  # noqa: E402
 
 METHODS = {"telea": HealthyConfig(opencv_grain=0.0), "telea+grain": HealthyConfig(),

@@ -2,7 +2,7 @@
 
 Telea's fast marching leaves flat faceted polygons over a large hole; seeded grain over it is noise
 of the wrong grain size. Here the fill is split by frequency:
-- low frequencies: the harmonic membrane (Laplace equation, `generation.lesion_map.blend.membrane`) of the
+- low frequencies: the harmonic membrane (Laplace equation, `generation.membrane`) of the
   surrounding skin's local mean colour (a normalized Gaussian blur over known skin only), so the
   colour flows in smoothly from every side instead of in facets;
 - high frequencies: the residual (image minus its local mean) of a region of known skin with
@@ -32,7 +32,7 @@ def local_mean(img: np.ndarray, known: np.ndarray, sigma: float = SIGMA) -> np.n
 
 def texture_source(hole: np.ndarray, known: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:
     """(dy, dx) shift to the nearest region of known skin with the hole's exact shape (ties: seeded), or None."""
-    from generation.lesion_map.placement import _bbox, valid_offsets
+    from generation.fit import bbox as _bbox, valid_offsets
 
     y0, x0, h, w = _bbox(hole.view(np.uint8))
     footprint = hole[y0:y0 + h, x0:x0 + w]
@@ -51,7 +51,7 @@ MIN_TILE = 8  # px: holes no region fits whole are textured in quadrants down to
 
 def exemplar_fill(crop: np.ndarray, hole: np.ndarray, skin: np.ndarray, seed: int) -> np.ndarray:
     """uint8 crop with `hole` filled: membrane colour + copied skin texture; pixels outside `hole` untouched."""
-    from generation.lesion_map.blend import membrane
+    from generation.membrane import membrane
     from generation.healthy.texture import add_grain
 
     img = crop.astype(np.float64)
@@ -72,7 +72,7 @@ def _texture(part: np.ndarray, known: np.ndarray, residual: np.ndarray, texture:
              rng: np.random.Generator) -> None:
     """Copy into `texture` the residual of the nearest known region shaped like `part`; if none fits,
     do the same for each quadrant of `part`'s bounding box (down to MIN_TILE px), else mark it in `rest`."""
-    from generation.lesion_map.placement import _bbox
+    from generation.fit import bbox as _bbox
 
     if not part.any():
         return

@@ -187,7 +187,7 @@ def test_bit_search_equals_naive_loop_across_word_boundaries(hw, fp_hw):
 
 
 def test_auto_search_picks_bits_for_compact_footprints_and_fft_for_fragmented_ones():
-    from generation.lesion_map.placement import _bits_cost, _column_runs, _fft_cost
+    from generation.fit import _bits_cost, _column_runs, _fft_cost
 
     rng = np.random.default_rng(5)
     disk = cv2.circle(np.zeros((41, 41), np.uint8), (20, 20), 20, 1, -1).astype(bool)
