@@ -276,10 +276,10 @@ class Column:
     card's table, `Record.to_row`) is derived from this.
 
     `dtype`: a VALUE_TYPES key, "image" (PNG bytes + file name) or "struct" (of `members`);
-    `labels`: ClassLabel names (stored as the int64 index; DISEASE_LABELS = the version's diseases);
+    `labels`: ClassLabel names (dtype int64, the index; DISEASE_LABELS = the version's diseases);
     `lineage`: says how the row was made rather than what it shows; `dictionary`: few distinct values
-    (dictionary-encoded in the shards); `cell(record, image_bytes, disease_codes)`: the row's value
-    (default: the record's attribute of the same name)."""
+    (dictionary-encoded in the shards); `fill(record, image_bytes, disease_codes)`: the row's value
+    (None: the record's attribute of the same name)."""
 
     name: str
     dtype: str
@@ -290,6 +290,12 @@ class Column:
     lineage: bool = False
     dictionary: bool = False
     fill: Callable[[Record, bytes, dict[str, int]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        dtypes = (*VALUE_TYPES, "image", "struct")
+        if self.dtype not in dtypes or (self.labels is not None and self.dtype != "int64"):
+            raise ValueError(f"column {self.name!r}: dtype {self.dtype!r} is not one of {dtypes} "
+                             "(a ClassLabel is stored as int64)")
 
     def cell(self, rec: Record, image_bytes: bytes, codes: dict[str, int]) -> Any:
         return self.fill(rec, image_bytes, codes) if self.fill else getattr(rec, self.name)
@@ -303,7 +309,7 @@ class Column:
         elif self.dtype == "struct":
             t = pa.struct([(m.name, m.arrow_type()) for m in self.members])
         else:
-            t = getattr(pa, VALUE_TYPES["int64" if self.labels is not None else self.dtype][0])()
+            t = getattr(pa, VALUE_TYPES[self.dtype][0])()
         return pa.list_(t) if self.is_list else t
 
     def feature(self, diseases: tuple[str, ...]) -> dict[str, Any]:
@@ -323,8 +329,7 @@ class Column:
         """Croissant dataType (a ClassLabel is its integer index); None for a struct (sub-fields instead)."""
         if self.dtype == "struct":
             return None
-        return "sc:ImageObject" if self.dtype == "image" else VALUE_TYPES[
-            "int64" if self.labels is not None else self.dtype][1]
+        return "sc:ImageObject" if self.dtype == "image" else VALUE_TYPES[self.dtype][1]
 
     @property
     def card_type(self) -> str:

@@ -155,3 +155,12 @@ def test_no_other_module_spells_the_column_list(repo_root):
                 if len(names) > len(COLUMNS) // 2:
                     spelled.append(f"{path.relative_to(repo_root)}:{node.lineno}")
     assert not spelled
+
+
+def test_a_column_of_an_unknown_type_is_refused():
+    from builder.core.schema import Column
+
+    with pytest.raises(ValueError, match="'int8'"):
+        Column("grade", "int8", "a ClassLabel stored as int8", labels=("low", "high"))
+    with pytest.raises(ValueError, match="'float32'"):
+        Column("score", "float32", "no such value type")
