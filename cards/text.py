@@ -12,7 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from builder.core.config import BuildConfig
-from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, STEP_OF_KIND, TOOLKIT_VERSION, Record
+from builder.core.schema import (KINDS, MALIGNANCY, PUBLISHED_COLUMNS, SKIN_TONES, SPLITS, STEP_OF_KIND, TOOLKIT_VERSION,
+                                  Record)
 from cards import rai
 from cards.sources import Source, card_license
 
@@ -166,12 +167,10 @@ def mask_counts(records) -> dict:
         auto = {m.source_id: m.method_version for m in r.auto_masks}
         for sid in r.source_ids:
             masks.setdefault(sid, auto.get(sid))
-        if r.kind == "lesion_mapped":
-            p = r.params or {}
-            for sid in p.get("base_source_ids", []):
-                bases.setdefault(sid, sid in auto)
-            for sid in p.get("donor_source_ids", []):
-                donors.setdefault(sid, sid in auto)
+        for sid in r.base_source_ids:  # lesion-mapped rows only
+            bases.setdefault(sid, sid in auto)
+        for sid in r.donor_source_ids:
+            donors.setdefault(sid, sid in auto)
     methods = sorted({m for m in masks.values() if m})
     return {"masks": len(masks), "auto": sum(1 for m in masks.values() if m), "methods": methods,
             "bases": len(bases), "auto_bases": sum(bases.values()),
@@ -289,34 +288,26 @@ def _semantic_line(f: CardFacts) -> str:
 
 
 def structure(f: CardFacts) -> str:
-    label = ("assigned by the demo generator (no diagnosis)" if f.demo_only
-             else "from the source's diagnosis of the source lesion")
+    lineage = ", ".join(f"`{c.name}`" for c in PUBLISHED_COLUMNS if c.lineage)
     return f"""## Structure
 
 Configs: `all` (default) and one per kind (`healthy`, `lesion_mapped`, `semantic` when present);
 `all` reads the per-kind files, so nothing is stored twice. Files:
 `data/<kind>/<split>-XXXXX-of-YYYYY.parquet`, row groups of at most 100 rows for streaming.
 
-| column | type | meaning |
-|---|---|---|
-| `sample_id` | string | stable id `<kind>-<16 hex>` from content and lineage |
-| `image` | Image (PNG) | the image; PNG bytes as generated, never re-encoded |
-| `kind` | ClassLabel | real, healthy, lesion_mapped, semantic |
-| `split` | string | train, validation, test |
-| `skin_tone` | ClassLabel | light (Fitzpatrick I-II), medium (III-IV), dark (V-VI) |
-| `fitzpatrick` | int8 | Fitzpatrick type 1-6 when the source gives one |
-| `malignant` | ClassLabel | benign, malignant ({label}) |
-| `disease` | ClassLabel | joined disease class (65 DDI classes), then `healthy`, then any class outside DDI's |
-| `has_lesion` | bool | false for healthy rows (no lesion: `malignant` is then `benign` by convention) |
-| `disease_raw` | string | the source's own label |
-| `source_ids` | list of string | every source photo the row derives from (`{f.sources[0].name}:...`) |
-| `base_id`, `donor_id` | string | lesion mapping: healthy base and source lesion donor |
-| `placement` | string | lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, `other_base_downscaled` (the plan's fallbacks), `kept_in_place` (nothing fit: left where it lay in the donor, as the original method did) |
-| `prompt`, `seed` | string, int64 | generation prompt (diffusion rows only) and per-sample seed |
-| `generator` | struct | backend, model id, pinned revision, adapter files |
-| `auto_masks` | list of struct | automatic (not hand-drawn) masks the row derives from: source id, method, version, confidence; empty = hand masks only |
-| `params` | string | generation parameters as canonical JSON |
-| `toolkit_version` | string | toolkit version that built the row |"""
+{column_table(f)}
+
+Lineage columns (how each row was made, not what it shows): {lineage}."""
+
+
+def column_table(f: CardFacts) -> str:
+    """One line per published column, in order, from `builder.core.schema.PUBLISHED_COLUMNS`."""
+    label = ("assigned by the demo generator (no diagnosis)" if f.demo_only
+             else "from the source's diagnosis of the source lesion")
+    notes = {"malignant": f"; {label}", "source_ids": f"; here `{f.sources[0].name}:...`"}
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.card_type} | {c.description}{notes.get(c.name, '')} |" for c in PUBLISHED_COLUMNS]
+    return "\n".join(lines)
 
 
 def splits(f: CardFacts) -> str:

@@ -13,20 +13,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builder.core.schema import COLUMNS, SPLITS, Record, arrow_schema, disease_names
+from builder.core.schema import PUBLISHED_COLUMNS, SPLITS, Record, arrow_schema, disease_names
 from builder.core.store import StageStore
 
 ROW_GROUP_ROWS = 100
 ROW_GROUP_MB = 32.0
-COMPRESSION = {**{c: "zstd" for c in COLUMNS if c not in ("image", "source_ids", "generator", "auto_masks")},
-               "image.bytes": "NONE", "image.path": "zstd", "source_ids.list.element": "zstd",
-               "generator.backend": "zstd", "generator.model_id": "zstd", "generator.revision": "zstd",
-               "generator.adapters.list.element": "zstd",
-               **{f"auto_masks.list.element.{f}": "zstd" for f in ("source_id", "method", "version", "confidence")}}
-
-DICTIONARY = ["kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "has_lesion", "disease_raw",
-              "placement", "prompt",
-              "generator.backend", "generator.model_id", "generator.revision", "toolkit_version"]
+# Every leaf zstd but the PNG bytes (already compressed: zstd would only burn CPU).
+COMPRESSION = {**{p: "zstd" for c in PUBLISHED_COLUMNS for p in c.leaf_paths()}, "image.bytes": "NONE"}
+DICTIONARY = [p for c in PUBLISHED_COLUMNS for p in c.leaf_paths(dictionary_only=True)]
 
 
 def _size(r: Record, store_of: dict[str, StageStore]) -> int:

@@ -7,7 +7,7 @@ import json
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 TOOLKIT_VERSION = "0.1.0"
 
@@ -35,15 +35,6 @@ DISEASE_MAP_FILE = Path(__file__).resolve().parents[1] / "data" / "ddi_disease_m
 # ("other_base", "other_base_downscaled"), or, nothing fitting, where it lay in the donor photo
 # ("kept_in_place": the original method's last resort; the lesion may overlap non-skin).
 PLACEMENTS = ("fit", "downscaled", "other_base", "other_base_downscaled", "kept_in_place")
-
-# Column order of the published table (and of `Record.to_row`).
-COLUMNS = (
-    "sample_id", "image", "kind", "split", "skin_tone", "fitzpatrick", "malignant",
-    "disease", "has_lesion", "disease_raw", "source_ids", "patient_id", "parent_id", "base_id", "donor_id",
-    "placement", "prompt", "seed",
-    "generator", "auto_masks", "params", "toolkit_version",
-)
-
 
 @lru_cache(maxsize=1)
 def joined_diseases() -> tuple[str, ...]:
@@ -152,6 +143,11 @@ class Record:
     toolkit_version: str = TOOLKIT_VERSION
     # Automatic masks (not hand-drawn) this row's pixels or label map derive from; () = hand masks only.
     auto_masks: tuple[AutoMask, ...] = ()
+    # What one stage hands a later one: kept in the stage store, never a published column.
+    mask_rejection: MaskRejection | None = None  # real: the automatic mask that failed its gate
+    plan_row: int | None = None                  # lesion-mapped: the plan row it was mapped from
+    base_source_ids: tuple[str, ...] = ()        # lesion-mapped: the base's source photos
+    donor_source_ids: tuple[str, ...] = ()       # lesion-mapped: the donor's source photos
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -169,49 +165,48 @@ class Record:
         d = dataclasses.asdict(self)
         d["generator"] = self.generator.to_dict() if self.generator else None
         d["auto_masks"] = [m.to_dict() for m in self.auto_masks]
+        d["base_source_ids"], d["donor_source_ids"] = list(self.base_source_ids), list(self.donor_source_ids)
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Record":
-        d = _shared(d)
+        d = _handoff_from_params(_shared(d))
         d["generator"] = Generator.from_dict(d.get("generator"))
         d["auto_masks"] = tuple(AutoMask.from_dict(m) for m in d.get("auto_masks") or ())
         d["source_ids"] = list(d["source_ids"])
+        d["mask_rejection"] = MaskRejection(**d["mask_rejection"]) if d.get("mask_rejection") else None
+        d["base_source_ids"] = tuple(d.get("base_source_ids") or ())
+        d["donor_source_ids"] = tuple(d.get("donor_source_ids") or ())
         return cls(**d)
 
     def to_row(self, image_bytes: bytes, disease_codes: dict[str, int] | None = None) -> dict[str, Any]:
-        """The published row: ClassLabels as ints, params as canonical JSON, image as bytes.
-
-        `disease_codes` maps disease name -> ClassLabel int (`disease_names` of the version).
-        """
+        """The published row, in `PUBLISHED_COLUMNS` order: ClassLabels as ints, params as canonical
+        JSON, image as bytes. `disease_codes` maps disease name -> ClassLabel int (`disease_names`
+        of the version)."""
         codes = disease_codes if disease_codes is not None else _base_codes()
         if self.disease not in codes:
             raise ValueError(f"{self.sample_id}: disease {self.disease!r} is not among the version's disease "
                              "names; build them with schema.disease_names(<every record's disease>)")
-        return {
-            "sample_id": self.sample_id,
-            "image": {"bytes": image_bytes, "path": f"{self.sample_id}.png"},
-            "kind": KINDS.index(self.kind),
-            "split": self.split,
-            "skin_tone": SKIN_TONES.index(self.skin_tone),
-            "fitzpatrick": self.fitzpatrick,
-            "malignant": int(bool(self.malignant)),
-            "disease": codes[self.disease],
-            "has_lesion": self.kind != "healthy",
-            "disease_raw": self.disease_raw,
-            "source_ids": list(self.source_ids),
-            "patient_id": self.patient_id,
-            "parent_id": self.parent_id,
-            "base_id": self.base_id,
-            "donor_id": self.donor_id,
-            "placement": self.placement,
-            "prompt": self.prompt,
-            "seed": self.seed,
-            "generator": self.generator.to_dict() if self.generator else None,
-            "auto_masks": [m.to_dict() for m in self.auto_masks],
-            "params": canonical_json(self.params) if self.params is not None else None,
-            "toolkit_version": self.toolkit_version,
-        }
+        return {c.name: c.cell(self, image_bytes, codes) for c in PUBLISHED_COLUMNS}
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskRejection:
+    """Why a photo's automatic mask was not used: the gate's snake_case reason and its detail."""
+
+    reason: str
+    detail: str
+
+
+def _handoff_from_params(d: dict[str, Any]) -> dict[str, Any]:
+    """A record stored before the hand-off fields existed: take them from its params (read once, here)."""
+    p = d.get("params") or {}
+    if "mask_rejection" not in d and "mask_rejected" in p:
+        d["mask_rejection"] = {"reason": p["mask_rejected"], "detail": p.get("mask_rejected_detail") or ""}
+    if "plan_row" not in d and "plan_row" in p:
+        d["plan_row"], d["base_source_ids"] = p["plan_row"], p.get("base_source_ids") or ()
+        d["donor_source_ids"] = p.get("donor_source_ids") or ()
+    return d
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,6 +266,142 @@ def sample_seed(sample_id: str, base_seed: int = 0) -> int:
     return int.from_bytes(h.digest(), "little") & 0x7FFFFFFF
 
 
+# -- the published columns ---------------------------------------------------------------------
+# value type -> (pyarrow type, Croissant dataType); `datasets` spells the value types as here.
+VALUE_TYPES = {"string": ("string", "sc:Text"), "int8": ("int8", "sc:Integer"), "int64": ("int64", "sc:Integer"),
+               "bool": ("bool_", "sc:Boolean"), "float64": ("float64", "sc:Float")}
+DISEASE_LABELS = ()  # `Column.labels` of `disease`: the version's names (`disease_names`), known at build time
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One published column, declared once: every other view of it (Arrow, `datasets`, Croissant, the
+    card's table, `Record.to_row`) is derived from this.
+
+    `dtype`: a VALUE_TYPES key, "image" (PNG bytes + file name) or "struct" (of `members`);
+    `labels`: ClassLabel names (dtype int64, the index; DISEASE_LABELS = the version's diseases);
+    `lineage`: says how the row was made rather than what it shows; `dictionary`: few distinct values
+    (dictionary-encoded in the shards); `fill(record, image_bytes, disease_codes)`: the row's value
+    (None: the record's attribute of the same name)."""
+
+    name: str
+    dtype: str
+    description: str
+    labels: tuple[str, ...] | None = None
+    is_list: bool = False
+    members: tuple["Column", ...] = ()
+    lineage: bool = False
+    dictionary: bool = False
+    fill: Callable[[Record, bytes, dict[str, int]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        dtypes = (*VALUE_TYPES, "image", "struct")
+        if self.dtype not in dtypes or (self.labels is not None and self.dtype != "int64"):
+            raise ValueError(f"column {self.name!r}: dtype {self.dtype!r} is not one of {dtypes} "
+                             "(a ClassLabel is stored as int64)")
+
+    def cell(self, rec: Record, image_bytes: bytes, codes: dict[str, int]) -> Any:
+        return self.fill(rec, image_bytes, codes) if self.fill else getattr(rec, self.name)
+
+    def arrow_type(self):
+        """The pyarrow type (imports pyarrow)."""
+        import pyarrow as pa
+
+        if self.dtype == "image":
+            t = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+        elif self.dtype == "struct":
+            t = pa.struct([(m.name, m.arrow_type()) for m in self.members])
+        else:
+            t = getattr(pa, VALUE_TYPES[self.dtype][0])()
+        return pa.list_(t) if self.is_list else t
+
+    def feature(self, diseases: tuple[str, ...]) -> dict[str, Any]:
+        """The `datasets` feature in its serialized form (`diseases`: the names DISEASE_LABELS stands for)."""
+        if self.labels is not None:
+            f = {"names": list(self.labels or diseases), "_type": "ClassLabel"}
+        elif self.dtype == "image":
+            f = {"_type": "Image"}
+        elif self.dtype == "struct":
+            f = {m.name: m.feature(diseases) for m in self.members}
+        else:
+            f = {"dtype": self.dtype, "_type": "Value"}
+        return {"feature": f, "_type": "List"} if self.is_list else f
+
+    @property
+    def croissant_type(self) -> str | None:
+        """Croissant dataType (a ClassLabel is its integer index); None for a struct (sub-fields instead)."""
+        if self.dtype == "struct":
+            return None
+        return "sc:ImageObject" if self.dtype == "image" else VALUE_TYPES[self.dtype][1]
+
+    @property
+    def card_type(self) -> str:
+        """The type as the card's column table names it."""
+        t = ("ClassLabel" if self.labels is not None else "Image (PNG)" if self.dtype == "image" else self.dtype)
+        return f"list of {t}" if self.is_list else t
+
+    def leaf_paths(self, dictionary_only: bool = False) -> list[str]:
+        """Parquet paths of its leaves (`a.list.element.b`) as writer options name them; `dictionary_only`:
+        those declared `dictionary`."""
+        head = f"{self.name}.list.element" if self.is_list else self.name
+        if self.members:
+            return [f"{head}.{p}" for m in self.members for p in m.leaf_paths(dictionary_only)]
+        if dictionary_only and not self.dictionary:
+            return []
+        return [f"{head}.bytes", f"{head}.path"] if self.dtype == "image" else [head]
+
+
+def _s(name: str, description: str, **kw) -> Column:
+    return Column(name, "string", description, **kw)
+
+
+PUBLISHED_COLUMNS: tuple[Column, ...] = (
+    _s("sample_id", "stable id `<kind>-<16 hex>` from content and lineage"),
+    Column("image", "image", "the image; PNG bytes as generated, never re-encoded",
+           fill=lambda r, img, _: {"bytes": img, "path": f"{r.sample_id}.png"}),
+    Column("kind", "int64", "how the image was made: " + ", ".join(KINDS), labels=KINDS, dictionary=True,
+           fill=lambda r, _i, _c: KINDS.index(r.kind)),
+    _s("split", "train, validation or test (by the leakage rule)", dictionary=True),
+    Column("skin_tone", "int64", "light (Fitzpatrick I-II), medium (III-IV), dark (V-VI)", labels=SKIN_TONES,
+           dictionary=True, fill=lambda r, _i, _c: SKIN_TONES.index(r.skin_tone)),
+    Column("fitzpatrick", "int8", "Fitzpatrick type 1-6 when the source gives one", dictionary=True),
+    Column("malignant", "int64", "benign or malignant", labels=MALIGNANCY, dictionary=True,
+           fill=lambda r, _i, _c: int(bool(r.malignant))),
+    Column("disease", "int64", "joined disease class (DDI's 65 classes), then `healthy`, then any class outside "
+           "DDI's", labels=DISEASE_LABELS, dictionary=True, fill=lambda r, _i, codes: codes[r.disease]),
+    Column("has_lesion", "bool", "false for healthy rows (no lesion: `malignant` is then `benign` by convention)",
+           dictionary=True, fill=lambda r, _i, _c: r.kind != "healthy"),
+    _s("disease_raw", "the source's own disease label, before joining", dictionary=True),
+    _s("source_ids", "every source photo the row derives from (`<source>:<id>`)", is_list=True, lineage=True,
+       fill=lambda r, _i, _c: list(r.source_ids)),
+    _s("patient_id", "the source table's patient id, when it has one (splits group by it)", lineage=True),
+    _s("parent_id", "healthy: the real photo's sample id it was inpainted from", lineage=True),
+    _s("base_id", "lesion mapping: the healthy base image", lineage=True),
+    _s("donor_id", "lesion mapping: the real photo the lesion was taken from", lineage=True),
+    _s("placement", "lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, "
+       "`other_base_downscaled` (the plan's fallbacks), `kept_in_place` (nothing fit: left where it lay in "
+       "the donor, as the original method did)", lineage=True, dictionary=True),
+    _s("prompt", "generation prompt (diffusion rows only)", lineage=True, dictionary=True),
+    Column("seed", "int64", "per-sample seed (rows whose pixels depend on one)", lineage=True),
+    Column("generator", "struct", "what produced the image: backend, model id, pinned revision, adapter files",
+           lineage=True, fill=lambda r, _i, _c: r.generator.to_dict() if r.generator else None, members=(
+               _s("backend", "opencv, lesion_map, diffusers, ...", dictionary=True),
+               _s("model_id", "model id (Hub id, or `local:<folder name>`)", dictionary=True),
+               _s("revision", "pinned model revision", dictionary=True),
+               _s("adapters", "adapter files (textual inversion, LoRA) with their hashes", is_list=True))),
+    Column("auto_masks", "struct", "automatic (not hand-drawn) masks the row derives from: source id, method, "
+           "version, confidence; empty = hand masks only", is_list=True, lineage=True,
+           fill=lambda r, _i, _c: [m.to_dict() for m in r.auto_masks], members=(
+               _s("source_id", "the source photo the mask belongs to"), _s("method", "mask method"),
+               _s("version", "mask method version"),
+               Column("confidence", "float64", "the method's confidence in the mask"))),
+    _s("params", "generation parameters as canonical JSON", lineage=True,
+       fill=lambda r, _i, _c: canonical_json(r.params) if r.params is not None else None),
+    _s("toolkit_version", "toolkit version that built the row", lineage=True, dictionary=True),
+)
+COLUMNS = tuple(c.name for c in PUBLISHED_COLUMNS)  # the published order (of `Record.to_row` too)
+
+
 def arrow_schema(diseases: tuple[str, ...] | None = None):
     """The pyarrow schema of published shards, with the `huggingface` features metadata.
 
@@ -278,72 +409,14 @@ def arrow_schema(diseases: tuple[str, ...] | None = None):
     metadata only, never the Arrow types."""
     import pyarrow as pa
 
-    generator = pa.struct([("backend", pa.string()), ("model_id", pa.string()),
-                           ("revision", pa.string()), ("adapters", pa.list_(pa.string()))])
-    auto_mask = pa.struct([("source_id", pa.string()), ("method", pa.string()), ("version", pa.string()),
-                           ("confidence", pa.float64())])
-    fields = [
-        ("sample_id", pa.string()),
-        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-        ("kind", pa.int64()),
-        ("split", pa.string()),
-        ("skin_tone", pa.int64()),
-        ("fitzpatrick", pa.int8()),
-        ("malignant", pa.int64()),
-        ("disease", pa.int64()),
-        ("has_lesion", pa.bool_()),
-        ("disease_raw", pa.string()),
-        ("source_ids", pa.list_(pa.string())),
-        ("patient_id", pa.string()),
-        ("parent_id", pa.string()),
-        ("base_id", pa.string()),
-        ("donor_id", pa.string()),
-        ("placement", pa.string()),
-        ("prompt", pa.string()),
-        ("seed", pa.int64()),
-        ("generator", generator),
-        ("auto_masks", pa.list_(auto_mask)),
-        ("params", pa.string()),
-        ("toolkit_version", pa.string()),
-    ]
     meta = {b"huggingface": json.dumps({"info": {"features": features_dict(diseases)}}).encode()}
-    return pa.schema(fields, metadata=meta)
+    return pa.schema([(c.name, c.arrow_type()) for c in PUBLISHED_COLUMNS], metadata=meta)
 
 
 def features_dict(diseases: tuple[str, ...] | None = None) -> dict[str, Any]:
     """`datasets.Features` in its serialized form (what goes into Parquet metadata and the card)."""
-    def v(dtype: str) -> dict[str, Any]:
-        return {"dtype": dtype, "_type": "Value"}
-
-    def cl(names: tuple[str, ...]) -> dict[str, Any]:
-        return {"names": list(names), "_type": "ClassLabel"}
-
-    return {
-        "sample_id": v("string"),
-        "image": {"_type": "Image"},
-        "kind": cl(KINDS),
-        "split": v("string"),
-        "skin_tone": cl(SKIN_TONES),
-        "fitzpatrick": v("int8"),
-        "malignant": cl(MALIGNANCY),
-        "disease": cl(tuple(diseases) if diseases is not None else disease_names()),
-        "has_lesion": v("bool"),
-        "disease_raw": v("string"),
-        "source_ids": {"feature": v("string"), "_type": "List"},
-        "patient_id": v("string"),
-        "parent_id": v("string"),
-        "base_id": v("string"),
-        "donor_id": v("string"),
-        "placement": v("string"),
-        "prompt": v("string"),
-        "seed": v("int64"),
-        "generator": {"backend": v("string"), "model_id": v("string"), "revision": v("string"),
-                      "adapters": {"feature": v("string"), "_type": "List"}},
-        "auto_masks": {"feature": {"source_id": v("string"), "method": v("string"), "version": v("string"),
-                                   "confidence": v("float64")}, "_type": "List"},
-        "params": v("string"),
-        "toolkit_version": v("string"),
-    }
+    names = tuple(diseases) if diseases is not None else disease_names()
+    return {c.name: c.feature(names) for c in PUBLISHED_COLUMNS}
 
 
 def shard_disease_names(schema) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ import numpy as np
 from builder.core.errors import BuildError, SampleRejected, SourceError
 from builder.core.fingerprint import combine, source_fingerprint
 from builder.core.progress import StageSummary, progress
-from builder.core.schema import AutoMask, Record, Rejection, digest, make_sample_id
+from builder.core.schema import AutoMask, MaskRejection, Record, Rejection, digest, make_sample_id
 from builder.core.stage import Shard, StageKey, outcome, pin
 from builder.core.store import StageStore, atomic_write, encode_png
 from curation.source.images import MIN_SIDE_PX, read_photo
@@ -177,13 +177,14 @@ def _ingest_one(item: tuple[SourceRow, StageStore, dict | None, int]) -> Record 
     path = out.put_image(sample_id, png)
     if label_map is not None:
         out.put_mask(sample_id, label_map)
-    params = {}
-    if auto is not None and not auto["accepted"]:  # healthy and lesion mapping report this reason
-        params.update(mask_rejected=auto["reason"], mask_rejected_detail=auto["detail"])
+    # Healthy and lesion mapping report a failed gate's reason (`mask_rejection`); params publish it.
+    failed = MaskRejection(auto["reason"], auto["detail"]) if auto is not None and not auto["accepted"] else None
+    params = {"mask_rejected": failed.reason, "mask_rejected_detail": failed.detail} if failed else None
     accepted = auto is not None and auto["accepted"] and label_map is not None
     return Record(sample_id=sample_id, kind="real", skin_tone=row.skin_tone, malignant=row.malignant,
                   disease=row.disease, disease_raw=row.disease_raw, source_ids=[row.source_id],
-                  image_path=path, fitzpatrick=row.fitzpatrick, patient_id=row.patient_id, params=params or None,
+                  image_path=path, fitzpatrick=row.fitzpatrick, patient_id=row.patient_id, params=params,
+                  mask_rejection=failed,
                   auto_masks=(AutoMask(row.source_id, auto["method"], auto["version"], auto["confidence"]),)
                   if accepted else ())
 

@@ -156,8 +156,8 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     if not (real.root / img_rel).is_file():
         return reject("missing_image", "the image file does not exist", img_rel)
     if not (real.root / mask_rel).is_file():
-        why = (rec.params or {}).get("mask_rejected")  # an automatic mask that failed its gate
-        return reject(why, (rec.params or {}).get("mask_rejected_detail") or why, mask_rel) if why else \
+        why = rec.mask_rejection  # an automatic mask that failed its gate
+        return reject(why.reason, why.detail or why.reason, mask_rel) if why else \
             reject("missing_mask", "no label map for this photo", mask_rel)
     img_bytes, mask_bytes = (real.root / img_rel).read_bytes(), (real.root / mask_rel).read_bytes()
     try:

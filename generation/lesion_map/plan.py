@@ -178,7 +178,7 @@ def plan_delivery(plan: "polars.DataFrame", records: list[Record]) -> dict:
     A row counts in the cell it was planned for (another base keeps the tone, so the cell too);
     `placement` counts how the delivered rows were placed (builder.core.schema.PLACEMENTS).
     """
-    got = {r.params["plan_row"] for r in records if r.params and "plan_row" in r.params}
+    got = {r.plan_row for r in records if r.plan_row is not None}
     cells: dict[tuple, list[int]] = {}
     for row in plan.iter_rows(named=True):
         c = cells.setdefault((row["base_skin_tone"], row["disease"], row["donor_skin_tone"]), [0, 0])

@@ -189,6 +189,7 @@ def _read(store: StageStore, sample_id: str, role: str, read):
 
 def _record(sample_id: str, path: str, base: Record, donor: Record, mapped, row: dict,
             cfg: LesionMapConfig) -> Record:
+    # Published as is; code reads the typed copies (`plan_row`, `base_source_ids`, `donor_source_ids`).
     params = {
         "pad": None if mapped.placement == "kept_in_place" else mapped.pad, "offset": list(mapped.offset),
         "angle": mapped.angle, "patch_hw": list(mapped.patch_hw), "lesion_scale": mapped.scale,
@@ -204,7 +205,8 @@ def _record(sample_id: str, path: str, base: Record, donor: Record, mapped, row:
         image_path=path, fitzpatrick=base.fitzpatrick, disease_raw=donor.disease_raw,
         base_id=base.sample_id, donor_id=donor.sample_id, placement=mapped.placement, seed=row["seed"],
         generator=Generator("lesion_map"), params=params,
-        auto_masks=merge_auto_masks(base.auto_masks, donor.auto_masks))
+        auto_masks=merge_auto_masks(base.auto_masks, donor.auto_masks), plan_row=row["row"],
+        base_source_ids=tuple(sorted(base.source_ids)), donor_source_ids=tuple(sorted(donor.source_ids)))
 
 
 def _records(store: StageStore, kind: str, flag: str) -> list[Record]:

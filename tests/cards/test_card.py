@@ -182,3 +182,15 @@ def test_rows_without_a_comparable_photo_are_counted_not_guessed(fitz):
     small.finish_shard("00000", reals, [])
     got = measure_source_pixels(records, {"real": small, "healthy": store})
     assert got["healthy"]["not_measured"] == {"size_differs": len(records)}
+
+
+def test_mask_counts_read_the_typed_base_and_donor_sources():
+    from builder.core.schema import AutoMask, Record
+    from cards.text import mask_counts
+
+    lm = Record(sample_id="lesion_mapped-0", kind="lesion_mapped", skin_tone="dark", malignant=True,
+                disease="melanoma", source_ids=["ddi:1", "ddi:2"], auto_masks=(AutoMask("ddi:1", "cpu", "1", 0.9),),
+                base_source_ids=("ddi:1",), donor_source_ids=("ddi:2",), params={"pad": 10})
+    c = mask_counts([lm])
+    assert (c["masks"], c["auto"], c["methods"]) == (2, 1, ["cpu 1"])
+    assert (c["bases"], c["auto_bases"], c["donors"], c["auto_donors"]) == (1, 1, 1, 0)

@@ -1,4 +1,6 @@
 """The one record schema: pyarrow and datasets views agree, ids are stable, bad values are refused."""
+import json
+
 import datasets
 import pytest
 
@@ -95,3 +97,70 @@ def test_patient_and_real_parent_are_typed_lineage_columns_not_params():
     row = rec.to_row(b"\x89PNG")
     assert row["patient_id"] == "p7" and row["parent_id"] == "real-abc" and row["params"] is None
     assert Record.from_json(rec.to_json()) == rec
+
+
+def test_row_follows_the_declared_order_and_hand_offs_stay_unpublished():
+    from builder.core.schema import COLUMNS, PUBLISHED_COLUMNS, MaskRejection
+
+    rec = _rec(kind="lesion_mapped", disease="melanoma", malignant=True, plan_row=3, base_source_ids=("ddi:1",),
+               donor_source_ids=("ddi:2",), mask_rejection=MaskRejection("mask_low_confidence", "0.2 < 0.4"))
+    row = rec.to_row(b"")
+    assert tuple(row) == COLUMNS == tuple(c.name for c in PUBLISHED_COLUMNS)
+    assert not {"plan_row", "base_source_ids", "donor_source_ids", "mask_rejection"} & set(row)
+    assert row["params"] is None
+    back = Record.from_json(json.loads(json.dumps(rec.to_json())))
+    assert back == rec and back.base_source_ids == ("ddi:1",) and back.mask_rejection.reason == "mask_low_confidence"
+
+
+def test_a_record_stored_before_the_hand_off_fields_takes_them_from_its_params():
+    old = _rec(kind="lesion_mapped", disease="melanoma", params={"plan_row": 5, "base_source_ids": ["ddi:1"],
+                                                                 "donor_source_ids": ["ddi:2"]}).to_json()
+    for key in ("plan_row", "base_source_ids", "donor_source_ids", "mask_rejection"):
+        del old[key]
+    rec = Record.from_json(old)
+    assert (rec.plan_row, rec.base_source_ids, rec.donor_source_ids) == (5, ("ddi:1",), ("ddi:2",))
+    real = _rec(kind="real", disease="melanoma", params={"mask_rejected": "mask_low_confidence",
+                                                         "mask_rejected_detail": "0.2"}).to_json()
+    del real["mask_rejection"]
+    assert Record.from_json(real).mask_rejection.detail == "0.2"
+
+
+def test_column_views_agree_on_types():
+    from builder.core.schema import PUBLISHED_COLUMNS
+
+    cols = {c.name: c for c in PUBLISHED_COLUMNS}
+    assert (cols["disease"].croissant_type, cols["disease"].card_type) == ("sc:Integer", "ClassLabel")
+    assert (cols["has_lesion"].croissant_type, str(cols["has_lesion"].arrow_type())) == ("sc:Boolean", "bool")
+    assert cols["source_ids"].card_type == "list of string" and cols["generator"].croissant_type is None
+    assert cols["auto_masks"].leaf_paths()[-1] == "auto_masks.list.element.confidence"
+    assert cols["image"].leaf_paths() == ["image.bytes", "image.path"]
+    assert [c.name for c in PUBLISHED_COLUMNS if c.lineage][:3] == ["source_ids", "patient_id", "parent_id"]
+
+
+def test_no_other_module_spells_the_column_list(repo_root):
+    """A list, tuple, set or dict naming most published columns outside schema.py is a second declaration."""
+    import ast
+
+    from builder.core.schema import COLUMNS
+
+    spelled = []
+    for folder in ("builder", "cards", "curation", "generation"):
+        for path in sorted((repo_root / folder).rglob("*.py")):
+            if path == repo_root / "builder" / "core" / "schema.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None) \
+                    if isinstance(node, (ast.List, ast.Tuple, ast.Set)) else None
+                names = {n.value for n in items or () if isinstance(n, ast.Constant)} & set(COLUMNS)
+                if len(names) > len(COLUMNS) // 2:
+                    spelled.append(f"{path.relative_to(repo_root)}:{node.lineno}")
+    assert not spelled
+
+
+def test_a_column_of_an_unknown_type_is_refused():
+    from builder.core.schema import Column
+
+    with pytest.raises(ValueError, match="'int8'"):
+        Column("grade", "int8", "a ClassLabel stored as int8", labels=("low", "high"))
+    with pytest.raises(ValueError, match="'float32'"):
+        Column("score", "float32", "no such value type")

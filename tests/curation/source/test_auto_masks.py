@@ -99,8 +99,10 @@ def test_low_confidence_is_rejected_and_reaches_healthy(tmp_path, shared_data):
     ingest_source(tmp_path / "src", None, real, auto_masks=tmp_path / "auto", workers=1)
     recs = real.records()
     assert len(recs) == 4 and all(not r.auto_masks for r in recs)
-    rejected = [r for r in recs if (r.params or {}).get("mask_rejected")]
+    rejected = [r for r in recs if r.mask_rejection]
     assert len(rejected) == 2 and all(not real.mask_path(r.sample_id).exists() for r in rejected)
+    assert all(r.params == {"mask_rejected": "mask_low_confidence", "mask_rejected_detail": r.mask_rejection.detail}
+               for r in rejected)  # still published in a real row's params
     from generation.healthy.stage import run_healthy
 
     out = StageStore(tmp_path / "healthy")

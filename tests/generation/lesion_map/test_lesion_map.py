@@ -293,7 +293,7 @@ def test_every_plan_row_ends_as_a_record_or_a_rejection(mapped):
     plan = pl.read_parquet(out.root / "plan.parquet")
     recs, rejs = out.records(), out.rejections()
     assert plan.height == CFG.budget == len(recs) + len(rejs)
-    assert {r.params["plan_row"] for r in recs} | {int(j.item_id.split("-")[-1]) for j in rejs} == set(range(plan.height))
+    assert {r.plan_row for r in recs} | {int(j.item_id.split("-")[-1]) for j in rejs} == set(range(plan.height))
     assert sum(summary.rejected.values()) == len(rejs)
 
 
@@ -304,7 +304,7 @@ def test_v11_keeps_the_lesion_in_place_when_no_pad_fits(mapped, stores):
     plan = pl.read_parquet(out.root / "plan.parquet")
     # 000221 (a ruler, no label-4 skin) is a base: no lesion fits on it at any pad
     ruler_rows = set(plan.filter(pl.col("base_source_ids") == "ddi:000221")["row"])
-    kept = {r.params["plan_row"]: r for r in out.records() if r.placement == "kept_in_place"}
+    kept = {r.plan_row: r for r in out.records() if r.placement == "kept_in_place"}
     assert ruler_rows and ruler_rows <= set(kept)
     for rec in kept.values():
         donor_rgb, donor_map = stores[1].read_image(rec.donor_id), stores[1].read_mask(rec.donor_id)
@@ -324,7 +324,7 @@ def test_records_carry_full_lineage(mapped, stores):
     donors = {r.sample_id: r for r in stores[1].records()}
     plan = {r["row"]: r for r in pl.read_parquet(out.root / "plan.parquet").iter_rows(named=True)}
     for rec in out.records():
-        b, d, row = bases[rec.base_id], donors[rec.donor_id], plan[rec.params["plan_row"]]
+        b, d, row = bases[rec.base_id], donors[rec.donor_id], plan[rec.plan_row]
         assert rec.kind == "lesion_mapped" and rec.sample_id.startswith("lesion_mapped-")
         assert (rec.skin_tone, rec.fitzpatrick) == (b.skin_tone, b.fitzpatrick)
         assert (rec.disease, rec.disease_raw, rec.malignant) == (d.disease, d.disease_raw, d.malignant)
@@ -332,7 +332,9 @@ def test_records_carry_full_lineage(mapped, stores):
         assert (row["base_id"], row["donor_id"], row["seed"]) == (rec.base_id, rec.donor_id, rec.seed)
         assert rec.generator.backend == "lesion_map"
         assert rec.params["base_skin_tone"] == b.skin_tone and rec.params["donor_skin_tone"] == d.skin_tone
-        assert rec.params["base_source_ids"] == b.source_ids
+        assert rec.base_source_ids == tuple(b.source_ids) and rec.donor_source_ids == tuple(d.source_ids)
+        # the published params keep their copies of the hand-offs
+        assert (rec.params["plan_row"], rec.params["base_source_ids"]) == (rec.plan_row, b.source_ids)
         assert rec.params["pad"] in CFG.pads if rec.placement == "fit" else rec.params["pad"] is None
         assert out.read_image(rec.sample_id).shape[:2] == out.read_mask(rec.sample_id).shape
 

@@ -122,9 +122,9 @@ def test_poisson_blend_removes_the_donor_skin_halo_on_real_photos(runs, stores):
     it far better than the alpha composite (CIEDE2000 of mean Lab colours)."""
     bases, donors = stores
     halos = {"v12": [], "v12_alpha": []}
-    alpha_recs = {r.params["plan_row"]: r for r in runs["v12_alpha"][0].records()}
+    alpha_recs = {r.plan_row: r for r in runs["v12_alpha"][0].records()}
     for rec in runs["v12"][0].records():
-        other = alpha_recs[rec.params["plan_row"]]
+        other = alpha_recs[rec.plan_row]
         assert (other.base_id, other.params["offset"]) == (rec.base_id, rec.params["offset"])
         lesion, support, skin = lesion_footprint(rec, bases, donors)
         for name, r in (("v12", rec), ("v12_alpha", other)):
@@ -154,11 +154,11 @@ def test_poisson_screen_keeps_bright_lesion_parts_off_white_on_real_photos(runs,
     skin come out as with Poisson (within rounding), and fewer placed-lesion pixels end clipped at 255."""
     bases, donors = stores
     assert V12.blend == "poisson_screen"
-    plain = {r.params["plan_row"]: r for r in runs["v12_poisson"][0].records()}
+    plain = {r.plan_row: r for r in runs["v12_poisson"][0].records()}
     clipped = {"poisson": 0, "screen": 0}
     close = total = 0
     for rec in runs["v12"][0].records():
-        other = plain[rec.params["plan_row"]]
+        other = plain[rec.plan_row]
         assert (other.base_id, other.params["offset"]) == (rec.base_id, rec.params["offset"])
         lesion, _, _ = lesion_footprint(rec, bases, donors)
         a = runs["v12"][0].read_image(rec.sample_id)[lesion].astype(int)
@@ -228,11 +228,11 @@ def test_png_level_changes_bytes_not_pixels(runs, stores, tmp_path):
 
     fast = StageStore(tmp_path / "level6")
     run_lesion_map(*stores, fast, dataclasses.replace(V12, png_level=6, budget=6), shard_size=8)
-    ref = {r.params["plan_row"]: r for r in runs["v12"][0].records()}
+    ref = {r.plan_row: r for r in runs["v12"][0].records()}
     recs = fast.records()
     assert recs and load_config("1.2").lesion_map.png_level == 1 and load_config("1.1").lesion_map.png_level == 6
     for r in recs:
-        other = ref[r.params["plan_row"]]
+        other = ref[r.plan_row]
         assert np.array_equal(fast.read_image(r.sample_id), runs["v12"][0].read_image(other.sample_id))
         assert fast.image_path(r.sample_id).read_bytes() != runs["v12"][0].image_path(other.sample_id).read_bytes()
     with pytest.raises(ConfigError, match="png_level"):
