@@ -185,5 +185,12 @@ def write_trainer_csvs(out: Path, photos: dict[str, Photo], hold: Holdout) -> di
     return {t: dict(sorted(c.items())) for t, c in counts.items()}
 
 
+def write_test_ids(out: Path, hold: Holdout) -> Path:
+    """`test_ids.txt`: the held-out photos, for `audit --test-ids` and `export --test-ids`."""
+    from builder.core.splits_file import write_test_ids as write
+
+    return write(out / "test_ids.txt", hold.test_ids)
+
+
 def write_report(out: Path, report: dict) -> None:
     (out / "leakage_report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -60,6 +60,7 @@ def _import(opts: ImportOptions) -> dict:
 
         report["version"] = write_version(out, src, photos, hold, opts.rule, opts.to_version, report,
                                           overwrite=opts.overwrite)
+    ix.write_test_ids(out, hold)
     ix.write_report(out, report)
     return report
 
