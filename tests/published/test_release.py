@@ -208,6 +208,9 @@ def test_errors_are_one_line(release, shared_data, tmp_path, capsys):
     (tmp_path / "c" / "x").write_text("x")
     assert _run(release, shared_data, tmp_path / "c") == 2
     assert "not empty" in capsys.readouterr().err
+    assert _run(release, shared_data, release["folder"] / "out") == 2
+    assert "inside the release folder" in capsys.readouterr().err
+    assert not [p for p in release["folder"].iterdir() if p.name.startswith(".")]  # no lock left in it
 
 
 def test_hub_release_at_a_revision_indexes_like_the_folder(release, shared_data, tmp_path):

@@ -85,3 +85,31 @@ def test_paper_rule_version_fails_the_strict_audit(release, shared_data, tmp_pat
     assert len(leaked_bases) == 1
     report = json.loads((out / ".work" / "release-1" / "audit_report.json").read_text())
     assert report["leakage"]["rows"] == 1 and set(report["leakage"]["by_reason"]) == {"lesion_mapped_from_test_source"}
+
+
+def test_version_from_a_hub_release_names_its_commit(release, shared_data, tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    from tests.hub_server import HubServer, Repo
+    from tests.published.test_release import REPO
+
+    folder, expected, _ = release
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with HubServer() as hub:
+        repo = Repo("hcarrion/ControllabeGenDDI", "dataset", False)
+        commit = repo.add_commit(None, "release", files)
+        repo.branches["main"] = commit.oid
+        hub.repos[("dataset", repo.repo_id)] = repo
+        env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HUB_DISABLE_XET="1",
+                   HF_HOME=str(tmp_path / "hf_home"), CGDDI_PROGRESS="0", PYTHONPATH=str(REPO))
+        p = subprocess.run([sys.executable, "-m", "builder", "-q", "import-release", repo.repo_id, "--revision",
+                            "main", "--metadata", str(shared_data / "ddi_metadata.csv"), "--out", str(tmp_path / "out"),
+                            "--to-version", "release-1"], env=env, capture_output=True, text=True, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    rows = _rows(tmp_path / "out" / "release-1")
+    assert len(rows) == len(expected)
+    assert {(r["generator"]["model_id"], r["generator"]["revision"]) for r in rows} == {(repo.repo_id, commit.oid)}
+    capsys.readouterr()
+    assert main(["audit", str(tmp_path / "out" / "release-1"), "--test-ids", str(tmp_path / "out" / "test_ids.txt")]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from builder.core.errors import ReleaseError
 from builder.published.release import index as ix
-from builder.published.release.source import list_files, resolve
+from builder.published.release.source import ReleaseSource, list_files, resolve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,15 +36,18 @@ def import_release(opts: ImportOptions) -> dict:
         from builder.core.layout import check_version_name
 
         check_version_name(opts.to_version)
-    with hold(opts.out, command="import-release"):
-        return _import(opts)
+    src = resolve(opts.source, opts.revision)
+    out = Path(opts.out).resolve()
+    if src.folder is not None and (out == src.folder or src.folder in out.parents):
+        raise ReleaseError(f"--out {opts.out} lies inside the release folder {src.folder}; its files would be "
+                           "indexed as the release's: choose a folder outside it")
+    with hold(out, command="import-release"):
+        return _import(opts, src, out)
 
 
-def _import(opts: ImportOptions) -> dict:
-    out = Path(opts.out)
+def _import(opts: ImportOptions, src: ReleaseSource, out: Path) -> dict:
     photos = ix.read_photos(opts.metadata)
     hold = ix.holdout(Path(opts.metadata), photos, opts.holdout_seed, opts.test_ids)
-    src = resolve(opts.source, opts.revision)
     _prepare(out, opts.overwrite)
     files = list_files(src)
     if not files:
