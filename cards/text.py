@@ -240,6 +240,8 @@ DDI's metadata table; the pixels are the released bytes. Files by kind in the re
 - Held-out photos ({hold['test_ids']}): {held}.
 - Leakage rule: {rule}.
 - Lesion maps per split under each rule: {kept}.
+- `base_id` and `donor_id` name the DDI photos themselves (`ddi:<stem>`, as `source_ids` does, base
+  first): the release publishes no healthy row they could point at.
 - The release's settings (placement, blending) are those of its authors; the config in
   `manifest.json` records this version's publishing and split settings only."""
 

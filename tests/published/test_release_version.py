@@ -61,7 +61,8 @@ def test_strict_version_passes_audit_and_exports(release, shared_data, tmp_path,
         params = json.loads(r["params"])
         base, donor = expected[params["release_file"]]
         b, d = base["DDI_file"][:-4], donor["DDI_file"][:-4]
-        assert r["source_ids"] == [f"ddi:{b}", f"ddi:{d}"] and (r["base_id"], r["donor_id"]) == (f"ddi:{b}", f"ddi:{d}")
+        assert r["source_ids"] == [f"ddi:{b}", f"ddi:{d}"]
+        assert (r["base_id"], r["donor_id"]) == (f"ddi:{b}", f"ddi:{d}")
         assert r["split"] == ("test" if {b, d} & test else "train") and r["disease_raw"] == donor["disease"]
         assert r["generator"]["backend"] == "cgddi-release" and r["generator"]["model_id"] == "local:release"
     capsys.readouterr()
@@ -112,4 +113,5 @@ def test_version_from_a_hub_release_names_its_commit(release, shared_data, tmp_p
     assert len(rows) == len(expected)
     assert {(r["generator"]["model_id"], r["generator"]["revision"]) for r in rows} == {(repo.repo_id, commit.oid)}
     capsys.readouterr()
-    assert main(["audit", str(tmp_path / "out" / "release-1"), "--test-ids", str(tmp_path / "out" / "test_ids.txt")]) == 0
+    out = tmp_path / "out"
+    assert main(["audit", str(out / "release-1"), "--test-ids", str(out / "test_ids.txt")]) == 0

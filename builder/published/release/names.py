@@ -75,8 +75,8 @@ def parse_name(file: str, codec: dict[str, str], photos: dict[str, Photo]) -> Pa
         return unparsed("not_png", "not a PNG image (release images are .png)")
     m = LESION_MAP.match(name[:-4])
     if m is None:
-        return unparsed("other_name", "not named {base}_with_{disease}_from_{donor tone}_{donor}.png; the release does not "
-                        "document other names (healthy, semantic), so none is guessed")
+        return unparsed("other_name", "not named {base}_with_{disease}_from_{donor tone}_{donor}.png; the release "
+                        "does not document other names (healthy, semantic), so none is guessed")
     base, donor, tone, written = m["base"], m["donor"], m["tone"], m["disease"]
     if int(tone) not in DDI_TONE_TO_NAME:
         return unparsed("unknown_tone", f"donor tone {tone} is not a DDI tone group (12, 34, 56)")

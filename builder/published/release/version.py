@@ -43,8 +43,9 @@ def version_config(name: str, hold: ix.Holdout):
     from builder.core.config import load_config
 
     cfg = load_config("1.1")
-    cur = dataclasses.replace(cfg.curation, split_method="patchalign24" if hold.method == "patchalign24" else "test_ids",
-                              test_ids_file=hold.file if hold.method == "test_ids" else None)
+    patchalign = hold.method == "patchalign24"
+    cur = dataclasses.replace(cfg.curation, split_method="patchalign24" if patchalign else "test_ids",
+                              test_ids_file=None if patchalign else hold.file)
     return dataclasses.replace(cfg, version=name, curation=cur,
                                publish=dataclasses.replace(cfg.publish, repo_id=None, include_real=False))
 
