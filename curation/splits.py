@@ -157,7 +157,8 @@ def patchalign24_test_ids(real: list[Record], csv_path: str | Path | None = None
     return sorted(_sklearn_test(ids))
 
 
-def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path | None = None) -> list[str]:
+def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path | None = None,
+                     seed: int = PATCHALIGN_SEED) -> list[str]:
     """PatchAlign24's DDI test set decided on a metadata table alone, before any image is read.
 
     sklearn's `train_test_split(rows, test_size=0.2, random_state=12140420)` over the rows of
@@ -166,6 +167,7 @@ def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path 
     Ids are `<source_name>:<file stem>`, as ingest names them. The result depends on the table
     only: a row later rejected at ingest simply has no image, and no other row changes split.
     The table is read by the strict reader (non-UTF-8 bytes are a one-line error naming the file).
+    `seed`: the same call with another `random_state` (PatchAlign24's five folds use 36-40).
     """
     from curation.source.metadata import read_csv_strings, table_stems
 
@@ -177,12 +179,12 @@ def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path 
     if not stems:
         raise ConfigError(f"{path}: no DDI_file, md5hash or hasher column to name the holdout's images; "
                           "expected DDI's ddi_metadata.csv (or PatchAlign24's CSV)")
-    return stems_holdout(stems, source_name)
+    return stems_holdout(stems, source_name, seed)
 
 
-def stems_holdout(stems: Sequence[str], source_name: str) -> list[str]:
+def stems_holdout(stems: Sequence[str], source_name: str, seed: int = PATCHALIGN_SEED) -> list[str]:
     """PatchAlign24's holdout over image stems in table order, as `<source_name>:<stem>` ids."""
-    return sorted(f"{source_name}:{s}" for s in _sklearn_test(list(stems)) if s)
+    return sorted(f"{source_name}:{s}" for s in _sklearn_test(list(stems), seed) if s)
 
 
 def table_holdout(cfg: CurationConfig, source, source_name: str | None = None) -> list[str] | None:
@@ -205,13 +207,13 @@ def table_holdout(cfg: CurationConfig, source, source_name: str | None = None) -
     return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
 
 
-def _sklearn_test(items: list[str]) -> list[str]:
+def _sklearn_test(items: list[str], seed: int = PATCHALIGN_SEED) -> list[str]:
     try:
         from sklearn.model_selection import train_test_split
     except ImportError as e:
         raise ConfigError("curation.split_method=patchalign24 needs scikit-learn: "
                           "pip install 'cgddi-toolkit[patchalign]'") from e
-    _, test = train_test_split(items, test_size=PATCHALIGN_TEST_SIZE, random_state=PATCHALIGN_SEED)
+    _, test = train_test_split(items, test_size=PATCHALIGN_TEST_SIZE, random_state=seed)
     return list(test)
 
 

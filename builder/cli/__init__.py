@@ -19,6 +19,8 @@ COMMANDS = [
     ("push", "builder.cli.push", "push a built version to the Hub as one commit + tag"),
     ("audit", "builder.cli.audit", "audit a version for leakage and integrity (exit 1 on failure)"),
     ("export", "builder.cli.export", "export train + test CSVs for PatchAlign24 or FairDisCo (patchalign, fairdisco)"),
+    ("import-release", "builder.cli.import_release",
+     "index a published cgDDI release by its file names, split it for a holdout, trainer CSVs"),
     ("evaluate", "builder.cli.evaluate", "per-skin-tone fidelity and downstream utility of a built version"),
 ]
 GENERATE_COMMANDS = [

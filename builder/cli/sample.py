@@ -4,6 +4,12 @@ Every sample gets its own seed and full lineage (model, revision, adapter hashes
 its models saw). Shards are the unit of resume (rerun the same command after a kill) and of
 process splits: `accelerate launch --num_processes N -m builder generate sample ...` gives the
 same set as one process.
+
+`--released SPEC` (repeatable) samples from cgDDI's released per-disease models instead of the
+work dir's: SPEC is a Hub model id with its revision (`hcarrion/melanoma@<commit or tag>`) or a
+local copy of one, holding `learned_embeds.safetensors` and `pytorch_lora_weights.safetensors`.
+Those models saw every DDI photo of their disease (no holdout), so each row's `source_ids` lists
+them all (`--metadata` gives DDI's table) and `params.released_model` names the repo and commit.
 """
 from __future__ import annotations
 
@@ -13,7 +19,12 @@ from builder.cli.semantic_common import add_config_args, load_semantic_config
 
 
 def add_arguments(parser) -> None:
-    add_config_args(parser)
+    add_config_args(parser, work_dir_required=False)
+    parser.add_argument("--released", action="append", default=None, metavar="SPEC",
+                        help="a released per-disease model: Hub id@revision or local folder (repeatable; "
+                             "needs --metadata); replaces --work-dir's models")
+    parser.add_argument("--metadata", type=Path, default=None,
+                        help="DDI's ddi_metadata.csv: the photos each released model saw")
     parser.add_argument("--out", required=True, type=Path, help="stage store to write samples to")
     count = parser.add_mutually_exclusive_group()
     count.add_argument("--budget", type=int, default=None,
@@ -30,8 +41,14 @@ def run(args) -> int:
 
     cfg = load_semantic_config(args)
     check_config(cfg, args.device)
-    diseases = sorted(args.disease or cfg.diseases or _trained(args.work_dir))
-    models = {d: load_model(args.work_dir, d) for d in diseases}
+    if args.released:
+        models = _released(args)
+        diseases = sorted(models)
+    else:
+        if args.work_dir is None:
+            raise ConfigError("generate sample needs --work-dir (trained models) or --released SPEC")
+        diseases = sorted(args.disease or cfg.diseases or _trained(args.work_dir))
+        models = {d: load_model(args.work_dir, d) for d in diseases}
     budget = args.budget if args.per_cell is None and args.budget is not None else (
         None if args.per_cell is not None else cfg.budget)
     if budget is not None and budget < 1:
@@ -48,3 +65,28 @@ def _trained(work_dir: Path) -> list[str]:
     import json
 
     return sorted(json.loads(p.read_text())["disease"] for p in Path(work_dir).glob("*/lora/manifest.json"))
+
+
+def _released(args) -> dict:
+    """disease -> released model, for every --released SPEC (one per disease)."""
+    from builder.core.errors import ConfigError
+    from builder.published.release.index import read_photos
+    from builder.published.release.names import SOURCE
+    from generation.semantic.released import load_released
+
+    if args.metadata is None:
+        raise ConfigError("--released needs --metadata (DDI's ddi_metadata.csv): a released model's lineage is "
+                          "every DDI photo of its disease")
+    photos_of: dict[str, list[tuple[str, bool]]] = {}
+    for p in read_photos(args.metadata).values():
+        photos_of.setdefault(p.disease, []).append((f"{SOURCE}:{p.stem}", p.malignant))
+    models = {}
+    for spec in args.released:
+        m = load_released(spec, photos_of)
+        if m.disease in models:
+            raise ConfigError(f"--released {spec} is a second model of {m.disease!r}; give one per disease")
+        models[m.disease] = m
+    if args.disease and set(args.disease) != set(models):
+        raise ConfigError(f"--disease {sorted(args.disease)} differs from the released models' diseases "
+                          f"{sorted(models)}; drop --disease with --released")
+    return models

@@ -5,11 +5,11 @@ import argparse
 from pathlib import Path
 
 
-def add_config_args(p: argparse.ArgumentParser) -> None:
+def add_config_args(p: argparse.ArgumentParser, work_dir_required: bool = True) -> None:
     p.add_argument("--config", default="1.1", metavar="VERSION|YAML",
                    help="build config version or YAML file; its `semantic` section fixes every "
                         "content setting (default: 1.1)")
-    p.add_argument("--work-dir", required=True, type=Path,
+    p.add_argument("--work-dir", required=work_dir_required, type=Path,
                    help="folder of trained models: <disease>/ti, <disease>/lora (manifests, checkpoints)")
     p.add_argument("--model", default=None, help="base model: Hub id or local folder (default: the config's)")
     p.add_argument("--revision", default=None, help="pinned revision of --model (default: the config's)")

@@ -38,6 +38,10 @@ class PublishError(CgddiError):
     """Publishing was refused or failed; the message says why and what to do."""
 
 
+class ReleaseError(CgddiError):
+    """A published cgDDI release (its files, its models) cannot be read as asked."""
+
+
 class LeakageError(CgddiError):
     """A model was asked to train on an image of the held-out test split (the leakage rule)."""
 

@@ -29,6 +29,8 @@ LABEL_VALUES = (0, 1, 2, 3, 4)
 
 HEALTHY_DISEASE = "healthy"
 DISEASE_MAP_FILE = Path(__file__).resolve().parents[1] / "data" / "ddi_disease_map.csv"
+# The cgDDI release's per-disease model repos (`repo_name,joined_disease`; 65 rows, 7 names differ from slugs).
+RELEASED_MODELS_FILE = DISEASE_MAP_FILE.with_name("released_models.csv")
 
 # How a lesion-mapped row's lesion was placed: a random valid position on the planned base
 # ("fit"), after shrinking the lesion ("downscaled"), on another base of the same split and tone

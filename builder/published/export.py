@@ -21,6 +21,7 @@ import logging
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 from builder.core.errors import ExportError
 from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
@@ -246,13 +247,28 @@ def _readable(path: Path) -> bool:
 
 def _add_codes(rows: list[dict], codes: dict[str, int]) -> None:
     """`low`, and the REWT / RESM weights of data_play_ddi.ipynb over every exported row."""
-    cells = Counter((r["fitzpatrick"], r["high"]) for r in rows)
-    types, conditions = Counter(r["fitzpatrick"] for r in rows), Counter(r["high"] for r in rows)
+    weigh = cell_weights(rows)
     for r in rows:
-        n = cells[(r["fitzpatrick"], r["high"])]
         r["low"] = codes[r["disease"]]
-        r["REWT_weights"] = types[r["fitzpatrick"]] * conditions[r["high"]] / (n * len(rows))
-        r["RESM_weights"] = 1 / n
+        r["REWT_weights"], r["RESM_weights"] = weigh(r)
+
+
+def cell_weights(rows) -> Callable[[dict], tuple[float, float]]:
+    """One pass over `rows` (any iterable of dicts with `fitzpatrick` and `high`); returns
+    row -> (REWT, RESM) weights of its fitzpatrick x high cell, for writers that stream rows."""
+    cells, total = Counter(), 0
+    for r in rows:
+        cells[(r["fitzpatrick"], r["high"])] += 1
+        total += 1
+    types, conditions = Counter(), Counter()
+    for (f, h), n in cells.items():
+        types[f] += n
+        conditions[h] += n
+
+    def weigh(r: dict) -> tuple[float, float]:
+        n = cells[(r["fitzpatrick"], r["high"])]
+        return types[r["fitzpatrick"]] * conditions[r["high"]] / (n * total), 1 / n
+    return weigh
 
 
 def _check_no_test_lineage(train: list[dict], held: set[str]) -> None:

@@ -32,6 +32,7 @@ class DiseaseModel:
     manifests: dict[str, str]  # ti/lora -> manifest sha256
     source_ids: tuple[str, ...]
     malignant: bool
+    origin: dict | None = None  # a released model: its repo, revision, commit and what it saw (every row says)
 
 
 def load_model(work_dir: Path, disease: str) -> DiseaseModel:
@@ -96,6 +97,8 @@ def plan_jobs(plan: list[PlanItem], models: dict[str, DiseaseModel], cfg: Semant
         params = {"negative_prompt": cfg.negative_prompt, "steps": cfg.sample_steps,
                   "guidance": cfg.guidance, "scheduler": scheduler, "resolution": cfg.sample_resolution,
                   "adapter_sha256": m.adapters, "manifest_sha256": m.manifests}
+        if m.origin is not None:
+            params["released_model"] = m.origin
         prompt = prompt_for(it.disease, it.tone)
         lineage = {"disease": it.disease, "tone": it.tone, "index": it.index, "model_id": cfg.model_id,
                    "revision": cfg.revision, "prompt": prompt, "params": params}
