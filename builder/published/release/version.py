@@ -55,7 +55,7 @@ def write_version(out: Path, src: ReleaseSource, photos: dict[str, Photo], hold:
     """Publish `out/<name>/` and prove it loads; returns its folder and rows per split."""
     from collections import Counter
 
-    from builder.build.pipeline import publish, verify_load
+    from builder.build.publish import publish, verify_load
     from builder.core.errors import ReleaseError
     from builder.core.schema import public_model_id
     from builder.core.store import StageStore
