@@ -17,6 +17,7 @@ import json
 import logging
 from pathlib import Path
 
+from builder.core.backends import backend_for
 from builder.core.config import MasksConfig
 from builder.core.errors import ConfigError, SampleRejected
 from builder.core.progress import StageSummary, progress
@@ -30,43 +31,19 @@ from curation.source.automasks.sheets import SheetItem, write_sheet
 
 log = logging.getLogger(__name__)
 STAGE = "masks"
-BACKENDS = ("cpu", "learned")
 SETTINGS = ".batches/settings.json"
 
-__all__ = ["BACKENDS", "STAGE", "check_inputs", "make_backend", "read_auto_index", "run_masks"]
+__all__ = ["STAGE", "check_inputs", "read_auto_index", "run_masks"]
 
 
 def check_inputs(cfg: MasksConfig) -> None:
     """Bad settings fail before any photo is read or model loaded."""
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"masks.backend={cfg.backend!r} is not one of {BACKENDS}")
+    backend = backend_for("mask", cfg)  # an unknown name lists the registered backends
     if not 0.0 <= cfg.min_confidence <= 1.0:
         raise ConfigError(f"masks.min_confidence={cfg.min_confidence} must lie in [0, 1] (default 0.4)")
     if cfg.side < 64 or cfg.batch_size < 1:
         raise ConfigError(f"masks.side={cfg.side} must be >= 64 and masks.batch_size={cfg.batch_size} >= 1")
-    if cfg.backend == "learned" and not cfg.model_id:
-        raise ConfigError("masks.backend=learned needs masks.model_id (--model): e.g. facebook/dinov2-small "
-                          "with masks.revision (--revision) pinned to a commit, or a local model folder")
-
-
-class CpuBackend:
-    """The weight-free default (`curation.source.automasks.cpu`)."""
-
-    def __init__(self, side: int):
-        from curation.source.automasks import cpu
-
-        self.method, self.version, self.side, self._cpu = cpu.METHOD, cpu.VERSION, side, cpu
-
-    def segment(self, rgb):
-        return self._cpu.segment(rgb, self.side)
-
-
-def make_backend(cfg: MasksConfig, device: str = "cpu"):
-    if cfg.backend == "cpu":
-        return CpuBackend(cfg.side)
-    from curation.source.automasks.learned import LearnedBackend
-
-    return LearnedBackend(cfg.model_id, cfg.revision, device, cfg.side)
+    backend.check(cfg)
 
 
 def run_masks(source: Path, masks: Path | None, out: Path, cfg: MasksConfig, *, source_name: str | None = None,
@@ -82,10 +59,10 @@ def run_masks(source: Path, masks: Path | None, out: Path, cfg: MasksConfig, *, 
     pending = [(i, b) for i, b in enumerate(batches) if not (out / _batch_file(i)).is_file()]
     summary.skipped = sum(len(b) for i, b in enumerate(batches)) - sum(len(b) for _, b in pending)
     if pending:
-        backend = make_backend(cfg, device)
-        if cfg.backend == "learned":
+        backend = backend_for("mask", cfg)(cfg, device)
+        if backend.fits_on_hand_masks:
             trained = [r for r in table.rows if r.mask is not None]
-            log.info("learned masks: head fit on %d photos with hand masks",
+            log.info("%s masks: fit on %d photos with hand masks", backend.name,
                      backend.fit(_training_pairs(trained)))
         ticks = iter(progress(range(sum(len(b) for _, b in pending)), desc="masks"))
         for i, batch in pending:
@@ -163,7 +140,8 @@ def _collect(out: Path, n: int) -> list[dict]:
 
 def _pin_settings(out: Path, cfg: MasksConfig, todo: list[SourceRow]) -> None:
     """Finished batches were made with these settings and inputs; resuming with others would mix them."""
-    settings = {"config": dataclasses.asdict(cfg), "inputs": [r.source_id for r in todo]}
+    settings = {"config": dataclasses.asdict(cfg), "inputs": [r.source_id for r in todo],
+                **backend_for("mask", cfg).fingerprint(cfg)}
     path = out / SETTINGS
     if path.is_file():
         old = json.loads(path.read_text())
