@@ -129,9 +129,10 @@ def check_config(cfg) -> None:
             check_name(kind, getattr(getattr(cfg, k.section), k.setting))
 
 
-def model_backend(kind: str) -> str:
-    """The first registered backend of `kind` that loads a model (`--model` without `--backend` picks it)."""
-    for name in names(kind):
+def model_backend(kind: str, current: str | None = None) -> str:
+    """The backend `--model` without `--backend` selects: `current` (the config's) if it loads a model,
+    else the first registered backend of `kind` that does."""
+    for name in ((current,) if current in names(kind) else ()) + names(kind):
         if "model_id" in backend_class(kind, name).settings:
             return name
     raise ConfigError(f"no registered {kind} backend takes a model; registered: {', '.join(names(kind))}")

@@ -23,7 +23,7 @@ class DummyInpainting(B.Backend):
     """A backend living outside the stage packages: only the registry line makes it known."""
 
     kind, name = "inpainting", "dummy"
-    settings = ("steps",)
+    settings = ("model_id", "steps")
 
     @classmethod
     def check(cls, cfg) -> None:
@@ -57,7 +57,7 @@ def test_registry_names_and_lookup():
     assert B.backend_class("inpainting", "opencv") is OpenCVBackend
     assert B.backend_for("inpainting", HealthyConfig(backend="diffusers")) is DiffusersBackend
     assert B.backend_for("mask", MasksConfig()) is CpuBackend
-    assert B.model_backend("inpainting") == "diffusers" and B.model_backend("mask") == "learned"
+    assert B.model_backend("inpainting") == "diffusers" and B.model_backend("mask", "cpu") == "learned"
     with pytest.raises(ValueError, match="kind"):
         B.names("vocoder")
 
@@ -107,8 +107,10 @@ def test_a_registered_extra_backend_is_usable_by_config_validation_and_the_stage
     with pytest.raises(ConfigError, match="at most 100"):
         check(dataclasses.replace(cfg.healthy, steps=101))
     assert set(stage_key(cfg.healthy, 16, 4, {}).settings) == {"config", "shard_size"}
+    assert B.model_backend("inpainting", "dummy") == "dummy"  # `--model` keeps a configured backend that takes one
+    assert B.model_backend("inpainting", "opencv") == "diffusers"  # else the first registered one that does
     entry = B.card_entries(cfg)["healthy", "dummy"]
-    assert entry.text == "dummy fill in 7 steps" and entry.settings == ("steps",)
+    assert entry.text == "dummy fill in 7 steps" and entry.settings == ("model_id", "steps")
 
 
 def test_the_card_describes_generators_by_their_backends_sentences(dummy, tmp_path):
@@ -122,8 +124,8 @@ def test_the_card_describes_generators_by_their_backends_sentences(dummy, tmp_pa
     assert "OpenCV" not in line
     rows = [types.SimpleNamespace(kind="healthy")]  # the parameters block reads only the rows' kinds
     healthy = _stage_params(dataclasses.replace(facts, records=rows))["healthy"]
-    assert "steps" in healthy  # the dummy reads it (diffusers too, which did not run)
-    assert not {"model_id", "opencv_radius", "opencv_method"} & set(healthy)  # only idle backends read these
+    assert {"steps", "model_id"} <= set(healthy)  # the dummy reads them (diffusers too, which did not run)
+    assert not {"crop_size", "opencv_radius", "opencv_method"} & set(healthy)  # only idle backends read these
 
 
 def test_stage_keys_keep_their_shape():
