@@ -56,8 +56,9 @@ def load_embedder(model: str, revision: str | None = None, device: str = "cpu", 
         net = cls.from_pretrained(src, revision=rev).to(device).eval()
         processor = transformers.AutoImageProcessor.from_pretrained(src, revision=rev)
     except (OSError, ValueError) as e:
+        off = ", or set curation.embedding_model to null" if setting == REVISION else ""
         raise ConfigError(f"model {model!r} (revision {revision!r}, for {setting}) cannot be loaded ({e}); "
-                          "give a local folder or a Hub id available offline") from e
+                          f"give a local folder or a Hub id available offline{off}") from e
     return net, processor
 
 
