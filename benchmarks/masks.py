@@ -72,9 +72,10 @@ def score(method, photos):
 
 
 def learned_cv(photos, folds: int, model: str, revision: str | None):
+    from builder.core.config import MasksConfig
     from curation.source.automasks.learned import LearnedBackend
 
-    backend = LearnedBackend(model, revision)
+    backend = LearnedBackend(MasksConfig(backend="learned", model_id=model, revision=revision))
     order = np.random.default_rng(0).permutation(len(photos))
     les, skin, conf, secs = [0.0] * len(photos), [0.0] * len(photos), [0.0] * len(photos), 0.0
     for k in range(folds):

@@ -30,9 +30,13 @@ def size_category(n: int) -> str:
 
 def card_facts(cfg: BuildConfig, records: list[Record], plots: list[str] = (), audit: dict | None = None,
                repo_id: str | None = None, pixels: dict | None = None,
-               source_info: dict | None = None, delivery: dict | None = None) -> text.CardFacts:
-    """What the card and croissant.json may state about this build, gathered once."""
+               source_info: dict | None = None, delivery: dict | None = None,
+               generator_entries: dict | None = None) -> text.CardFacts:
+    """What the card and croissant.json may state about this build, gathered once.
+
+    `generator_entries`: builder.core.backends.card_entries(cfg), what each backend says of itself."""
     return text.CardFacts(cfg=cfg, records=list(records), generators=generators(records),
+                          generator_entries=dict(generator_entries or {}),
                           sources=sources_of(records), plots=tuple(plots), pixels=pixels,
                           source_info=source_info, audit=audit, delivery=delivery,
                           repo=repo_id or cfg.publish.repo_id or "ORG/NAME")
@@ -49,10 +53,10 @@ def generators(records: list[Record]) -> list[tuple[str, str, str, str, int]]:
 def tags(f: text.CardFacts) -> list[str]:
     """Base tags, plus one per generator family that actually produced rows."""
     out = list(BASE_TAGS)
-    models = [m.lower() for _, b, m, _, _ in f.generators if b == "diffusers"]
-    if models:
-        out.append("diffusers")
-    if any("stable-diffusion" in m for m in models):
+    tagged = [(e.tags, m.lower()) for k, b, m, _, _ in f.generators
+              if (e := f.generator_entries.get((k, b))) is not None and e.tags]
+    out += list(dict.fromkeys(t for tags_, _ in tagged for t in tags_))  # the generators' libraries
+    if any("stable-diffusion" in m for _, m in tagged):
         out.append("stable-diffusion")
     if "healthy" in f.kinds:
         out.append("inpainting")
@@ -76,7 +80,8 @@ def card_yaml(files: list[dict], f: text.CardFacts):
     extra = {"extra_gated_prompt": prompt, "extra_gated_fields": fields} if prompt else {}
     if lic == "other":
         extra.update(license_name="-".join(s.name for s in f.sources) + "-terms", license_link="LICENSE.md")
-    prompted = any(r.prompt and r.generator and r.generator.backend == "diffusers" for r in f.records)
+    prompted = any(r.prompt and r.generator and getattr(f.generator_entries.get((r.kind, r.generator.backend)),
+                                                        "prompted", False) for r in f.records)
     tasks = ["image-classification"] + (["text-to-image"] if prompted else [])
     data = DatasetCardData(
         license=lic, pretty_name=f"cgDDI v{f.cfg.version}", configs=out_configs, language=["en"],

@@ -32,6 +32,8 @@ class CardFacts:
     audit: dict | None = None
     delivery: dict | None = None              # the lesion-map stage's delivered / planned cells
     repo: str = "ORG/NAME"
+    generator_entries: dict = dataclasses.field(default_factory=dict)  # (kind, backend) -> CardEntry
+    # (builder.core.backends.card_entries: each backend's card sentence, settings, tags; passed in by the build)
 
     @property
     def rows(self) -> int:
@@ -43,6 +45,11 @@ class CardFacts:
 
     def backends(self, kind: str) -> set[str]:
         return {b for k, b, *_ in self.generators if k == kind}
+
+    def entries(self, kind: str, ran: bool = True) -> dict:
+        """backend -> CardEntry of the registered backends of `kind` that made rows (`ran`) or did not."""
+        return {b: e for (k, b), e in self.generator_entries.items()
+                if k == kind and (b in self.backends(kind)) == ran}
 
     @property
     def demo_only(self) -> bool:
@@ -265,9 +272,6 @@ def split_protocol(cfg: BuildConfig) -> str:
             f"ratios {c.ratios}; {tail}")
 
 
-# healthy settings that only one backend reads: left out of the card when that backend did not run
-BACKEND_ONLY = {"diffusers": ("model_id", "revision", "prompt", "steps", "guidance", "dtype", "crop_size"),
-                "opencv": ("opencv_radius", "opencv_grain", "opencv_method")}
 STAGE_OF = {kind: step for kind, step in STEP_OF_KIND.items() if kind != "real"}  # generation steps
 
 
@@ -276,28 +280,20 @@ def _stage_params(f: CardFacts) -> dict:
     d = f.cfg.to_dict()
     ran = {STAGE_OF[k] for k in f.kinds if k in STAGE_OF}
     out = {k: v for k, v in d.items() if k not in ("version", *STAGE_OF.values()) or k in ran}
-    if "healthy" in out:
-        idle = [key for b, keys in BACKEND_ONLY.items() if b not in f.backends("healthy") for key in keys]
-        out["healthy"] = {k: v for k, v in out["healthy"].items() if k not in idle}
+    for kind, section in STAGE_OF.items():  # settings that only backends which did not run read: left out
+        if section in out:
+            idle = {key for e in f.entries(kind, ran=False).values() for key in e.settings} - \
+                {key for e in f.entries(kind).values() for key in e.settings}
+            out[section] = {k: v for k, v in out[section].items() if k not in idle}
     return out
 
 
 def _healthy_line(f: CardFacts) -> str:
-    h, backends = f.cfg.healthy, f.backends("healthy")
+    h = f.cfg.healthy
     marks = "with surgical-ink markers" if h.include_marker else "markers left in place"
     region = (f"inpainted region = lesion mask ({marks}) dilated {h.dilate_px} px, composited back with a "
               f"{h.feather_px} px feather; every pixel outside it is kept")
-    parts = []
-    if "opencv" in backends and h.opencv_method == "telea":
-        parts.append(f"OpenCV Telea inpainting (radius {h.opencv_radius} px) with seeded skin grain "
-                     f"{h.opencv_grain}; no diffusion model and no prompt")
-    elif "opencv" in backends:
-        parts.append(f"CPU `{h.opencv_method}` fill (membrane colour + nearest real skin texture); no diffusion "
-                     "model and no prompt")
-    if "diffusers" in backends:
-        parts.append(f"diffusion inpainting, prompt `{h.prompt}` (`{{tone}}` = light, medium, dark), "
-                     f"{h.steps} steps, guidance {h.guidance}")
-    parts += [f"backend `{b}`" for b in sorted(backends - {"opencv", "diffusers"})]
+    parts = _generator_texts(f, "healthy")
     return f"Healthy: {'; '.join(parts)}; {region}." if parts else ""
 
 
@@ -314,8 +310,13 @@ def _semantic_line(f: CardFacts) -> str:
     if not models:
         return ""
     names = ", ".join(f"`{m}` at `{r}`" for m, r in models)
-    return (f"Semantic: {names} with textual-inversion tokens and LoRA adapters, prompts `An image of "
-            "<disease-class> on the skin of a {tone}-skinned individual`.")
+    return f"Semantic: {names} {'; '.join(_generator_texts(f, 'semantic'))}."
+
+
+def _generator_texts(f: CardFacts, kind: str) -> list[str]:
+    """The card sentence of each backend that made rows of `kind` (registry order; unknown ones by name)."""
+    known = f.entries(kind)
+    return [e.text for e in known.values()] + [f"backend `{b}`" for b in sorted(f.backends(kind) - set(known))]
 
 
 def structure(f: CardFacts) -> str:

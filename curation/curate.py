@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from builder.core.backends import backend_for
 from builder.core.config import CurationConfig
 from builder.core.errors import BuildError, ConfigError
 from builder.core.schema import Record, Rejection
@@ -63,6 +64,7 @@ def check_config(cfg: CurationConfig) -> None:
     from curation.splits import METHODS, check_ratios
 
     check_ratios(dict(cfg.ratios))
+    backend_for("embedding", cfg).check(cfg)  # a Hub id needs a pinned revision
     if cfg.embedding_model and not 0 < cfg.embedding_min_cosine <= 1:
         raise ConfigError(f"curation.embedding_min_cosine={cfg.embedding_min_cosine!r}: expected a cosine in (0, 1]")
     if cfg.split_method not in METHODS:
@@ -111,8 +113,7 @@ def _look_alikes(cfg: CurationConfig, paths: dict[str, Path]) -> list[tuple[str,
         return []
     from curation.embed import look_alikes
 
-    return [(a, b) for a, b, _ in look_alikes(sorted(paths.items()), cfg.embedding_model,
-                                              cfg.embedding_revision, cfg.embedding_min_cosine)]
+    return [(a, b) for a, b, _ in look_alikes(sorted(paths.items()), cfg)]
 
 
 def curate_records(candidates: list[Record], stores: dict[str, StageStore], real: list[Record],

@@ -14,24 +14,51 @@ from typing import Sequence
 
 import numpy as np
 
+from builder.core.backends import Backend
+from builder.core.config import CurationConfig
 from builder.core.errors import ConfigError
+from builder.core.models import check_pinned, pin_model
 
 log = logging.getLogger(__name__)
+REVISION = "curation.embedding_revision"
 
 
-def load_embedder(model: str, revision: str | None = None, device: str = "cpu"):
+class TransformersEmbedder(Backend):
+    """A transformers vision model (CLIP-style or any model with pooled output) as an image embedder."""
+
+    kind, name = "embedding", "transformers"
+    settings = ("embedding_model", "embedding_revision")
+
+    @classmethod
+    def check(cls, cfg: CurationConfig) -> None:
+        if cfg.embedding_model:
+            check_pinned(cfg.embedding_model, cfg.embedding_revision, setting=REVISION, flag=None)
+
+    def __init__(self, cfg: CurationConfig, device: str = "cpu"):
+        self.device = device
+        self.net, self.processor = load_embedder(cfg.embedding_model, cfg.embedding_revision, device)
+
+    def embed(self, paths: Sequence[str | Path]) -> np.ndarray:
+        return embed_paths(paths, self.net, self.processor, device=self.device)
+
+
+def load_embedder(model: str, revision: str | None = None, device: str = "cpu", *, setting: str = REVISION,
+                  flag: str | None = None):
     """(model, image processor) in eval mode; the class comes from the config's architecture."""
     import transformers
 
+    pinned = pin_model(model, revision, setting=setting, flag=flag)
+    src, rev = pinned.source, pinned.load_revision
     try:
-        config = transformers.AutoConfig.from_pretrained(model, revision=revision)
+        config = transformers.AutoConfig.from_pretrained(src, revision=rev)
         arch = (config.architectures or ["AutoModel"])[0]
         cls = getattr(transformers, arch, transformers.AutoModel)
-        net = cls.from_pretrained(model, revision=revision).to(device).eval()
-        processor = transformers.AutoImageProcessor.from_pretrained(model, revision=revision)
+        net = cls.from_pretrained(src, revision=rev).to(device).eval()
+        processor = transformers.AutoImageProcessor.from_pretrained(src, revision=rev)
     except (OSError, ValueError) as e:
-        raise ConfigError(f"curation.embedding_model={model!r} (revision {revision!r}) cannot be loaded ({e}); "
-                          "give a local folder or a Hub id available offline, or set it to null") from e
+        off = ", or set curation.embedding_model to null" if setting == REVISION else ""
+        raise ConfigError(f"model {model!r} (revision {revision!r}, for {setting}) cannot be loaded ({e}); "
+                          f"give a local folder or a Hub id available offline{off}") from e
     return net, processor
 
 
@@ -83,12 +110,15 @@ def embedding_pairs(vectors: np.ndarray, min_cosine: float) -> list[tuple[int, i
     return sorted(out)
 
 
-def look_alikes(items: Sequence[tuple[str, str | Path]], model: str, revision: str | None,
-                min_cosine: float, device: str = "cpu") -> list[tuple[str, str, float]]:
-    """(id_a, id_b, cosine), id_a < id_b, for every pair of (id, image path) items that look alike."""
+def look_alikes(items: Sequence[tuple[str, str | Path]], cfg: CurationConfig,
+                device: str = "cpu") -> list[tuple[str, str, float]]:
+    """(id_a, id_b, cosine), id_a < id_b, for every pair of (id, image path) items that look alike
+    in the embedding backend's space (cosine >= `cfg.embedding_min_cosine`)."""
+    from builder.core.backends import backend_for
+
     items = sorted(items, key=lambda t: t[0])
-    net, processor = load_embedder(model, revision, device)
-    vecs = embed_paths([p for _, p in items], net, processor, device=device)
-    pairs = [(items[i][0], items[j][0], c) for i, j, c in embedding_pairs(vecs, min_cosine)]
-    log.info("embedding look-alikes: %d pairs over %d images (cosine >= %s)", len(pairs), len(items), min_cosine)
+    vecs = backend_for("embedding", cfg)(cfg, device).embed([p for _, p in items])
+    pairs = [(items[i][0], items[j][0], c) for i, j, c in embedding_pairs(vecs, cfg.embedding_min_cosine)]
+    log.info("embedding look-alikes: %d pairs over %d images (cosine >= %s)", len(pairs), len(items),
+             cfg.embedding_min_cosine)
     return pairs

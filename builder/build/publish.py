@@ -70,6 +70,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     from builder.build.manifest import file_entry, install_version, write_manifest
     from builder.build.shards import write_shards
     from builder.build.source_pixels import measure_source_pixels
+    from builder.core.backends import card_entries
     from cards.card import card_facts, write_card, write_license
     from cards.croissant import write_croissant
     from cards.plots import write_plots
@@ -93,7 +94,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     plots = write_plots(staging, records, stores)
     pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
     facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source,
-                       delivery=next((st["delivery"] for st in stages if "delivery" in st), None))
+                       delivery=next((st["delivery"] for st in stages if "delivery" in st), None),
+                       generator_entries=card_entries(cfg))
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
     write_card(staging, files, facts)

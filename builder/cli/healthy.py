@@ -16,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 
+from builder.core import backends
 from builder.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "Fitzpatrick17k layouts carry their masks/)")
     p.add_argument("--out", type=Path, required=True, help="output folder (real/ and healthy/ go inside)")
     p.add_argument("--config", default="1.1", help="build config version or YAML path (default 1.1)")
-    p.add_argument("--backend", choices=("opencv", "diffusers"), default=None,
-                   help="default: the config's (opencv), or diffusers when --model is given")
+    p.add_argument("--backend", choices=backends.names("inpainting"), default=None,
+                   help="default: the config's (opencv); with --model, the config's if it takes a model, "
+                        "else the first that does (diffusers)")
     p.add_argument("--model", default=None, help="inpainting model: Hub id or local folder")
     p.add_argument("--revision", default=None, help="pinned model revision (commit hash)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
@@ -44,7 +46,8 @@ def healthy_config(args: argparse.Namespace):
     cfg = load_config(args.config).healthy
     changes = {}
     if args.model:
-        changes.update(model_id=args.model, revision=args.revision, backend="diffusers")
+        changes.update(model_id=args.model, revision=args.revision,
+                       backend=backends.model_backend("inpainting", cfg.backend))
     elif args.revision:
         raise ConfigError("--revision given without --model; pass --model ID --revision REV")
     if args.backend:

@@ -15,6 +15,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from builder.core import backends
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, required=True, help="source folder (DDI or Fitzpatrick17k layout)")
@@ -22,7 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="existing hand masks (default SOURCE/masks): photos with one are left alone")
     p.add_argument("--out", type=Path, required=True, help="output folder for the automatic masks")
     p.add_argument("--config", default="1.1", help="build config version or YAML path for the masks section")
-    p.add_argument("--backend", choices=("cpu", "learned"), default=None, help="default: the config's (cpu)")
+    p.add_argument("--backend", choices=backends.names("mask"), default=None,
+                   help="default: the config's (cpu); with --model, the config's if it takes a model, "
+                        "else the first that does (learned)")
     p.add_argument("--model", default=None, help="learned backend: vision model, Hub id or local folder")
     p.add_argument("--revision", default=None, help="learned backend: pinned model revision (commit)")
     p.add_argument("--min-confidence", type=float, default=None, help="default: the config's (0.4)")
@@ -37,9 +41,10 @@ def masks_config(args: argparse.Namespace):
     changes = {k: v for k, v in (("backend", args.backend), ("model_id", args.model), ("revision", args.revision),
                                  ("min_confidence", args.min_confidence), ("batch_size", args.batch_size))
                if v is not None}
+    cfg = load_config(args.config).masks
     if args.model and not args.backend:
-        changes["backend"] = "learned"
-    return dataclasses.replace(load_config(args.config).masks, **changes)
+        changes["backend"] = backends.model_backend("mask", cfg.backend)
+    return dataclasses.replace(cfg, **changes)
 
 
 def run(args: argparse.Namespace) -> int:

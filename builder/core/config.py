@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from builder.core.backends import check_config as check_backend_names
 from builder.core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
@@ -177,7 +178,12 @@ def load_config(version_or_path: str) -> BuildConfig:
                               f"of settings. Fix: indent its keys under `{name}:` (valid keys: "
                               f"{sorted(f.name for f in dataclasses.fields(cls))})")
         sections[name] = _build_section(path, name, cls, values)
-    return BuildConfig(version=version, **sections)
+    cfg = BuildConfig(version=version, **sections)
+    try:  # backend names come from the one registry (names only: no backend module is imported)
+        check_backend_names(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return cfg
 
 
 def _read_yaml(path: Path) -> dict:

@@ -11,16 +11,15 @@ import logging
 
 import numpy as np
 
+from builder.core.backends import Backend
 from builder.core.config import HealthyConfig
 from builder.core.errors import ConfigError
-from builder.core.schema import public_model_id
-from builder.core.models import local_revision
+from builder.core.models import check_pinned, pin_model
 from generation.healthy.region import Region, crop_window
 from generation.healthy.texture import add_grain
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("opencv", "diffusers")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
@@ -44,16 +43,34 @@ def check_opencv_method(method: str) -> str:
     return method
 
 
-class OpenCVBackend:
+class OpenCVBackend(Backend):
     """CPU fills, no weights: Telea fast marching + seeded skin grain (`telea`, the method's CPU stand-in),
     or membrane colour + skin texture copied from nearby (`exemplar`, generation.healthy.exemplar)."""
 
-    name = "opencv"
+    kind, name = "inpainting", "opencv"
+    settings = ("opencv_radius", "opencv_grain", "opencv_method")
     model_id = revision = identity = None
 
-    def __init__(self, cfg: HealthyConfig):
+    def __init__(self, cfg: HealthyConfig, device: str = "cpu"):
         self.radius, self.grain = cfg.opencv_radius, cfg.opencv_grain
         self.method = check_opencv_method(cfg.opencv_method)
+
+    @classmethod
+    def check(cls, cfg: HealthyConfig) -> None:
+        check_opencv_method(cfg.opencv_method)
+
+    @classmethod
+    def uses_seed(cls, cfg: HealthyConfig) -> bool:
+        """A smooth Telea fill (no grain) does not depend on the per-sample seed."""
+        return cfg.opencv_grain > 0 or cfg.opencv_method == "exemplar"
+
+    @classmethod
+    def card_text(cls, cfg: HealthyConfig) -> str:
+        if cfg.opencv_method == "telea":
+            return (f"OpenCV Telea inpainting (radius {cfg.opencv_radius} px) with seeded skin grain "
+                    f"{cfg.opencv_grain}; no diffusion model and no prompt")
+        return (f"CPU `{cfg.opencv_method}` fill (membrane colour + nearest real skin texture); no diffusion "
+                "model and no prompt")
 
     def window(self, job: Job) -> tuple[int, int, int, int]:
         # Telea reads known pixels within `radius` of the region: a margin of 2*radius+2 is
@@ -89,20 +106,39 @@ class OpenCVBackend:
         return out
 
 
-class DiffusersBackend:
+class DiffusersBackend(Backend):
     """`AutoPipelineForInpainting` from a Hub id + revision or a local folder, loaded once, batched."""
 
-    name = "diffusers"
+    kind, name = "inpainting", "diffusers"
+    settings = ("model_id", "revision", "prompt", "steps", "guidance", "dtype", "crop_size")
+    tags, prompted = ("diffusers",), True
+    REVISION = "healthy.revision"
 
-    def __init__(self, cfg: HealthyConfig, device: str):
-        self.model_id, self.revision = public_model_id(cfg.model_id), cfg.revision or local_revision(cfg.model_id)
+    def __init__(self, cfg: HealthyConfig, device: str = "cpu"):
+        pinned = pin_model(cfg.model_id, cfg.revision, setting=self.REVISION)
         # A local folder is identified by its content (revision), not by where it lies on disk,
         # so ids agree across machines and checkouts.
-        self.identity = self.revision if self.revision and self.revision.startswith("local-") else self.model_id
+        self.model_id, self.revision, self.identity = pinned.name, pinned.revision, pinned.identity
         self.size, self.steps, self.guidance = cfg.crop_size, cfg.steps, cfg.guidance
         self.device = device
         self.dtype_name = resolve_dtype(cfg.dtype, device)
-        self.pipe = load_inpaint_pipeline(cfg.model_id, cfg.revision, self.dtype_name, device)
+        self.pipe = load_inpaint_pipeline(pinned.source, pinned.load_revision, self.dtype_name, device)
+
+    @classmethod
+    def check(cls, cfg: HealthyConfig) -> None:
+        if not cfg.model_id:
+            raise ConfigError("healthy.backend=diffusers needs a model: set healthy.model_id (or --model) "
+                              "to a Hub id such as runwayml/stable-diffusion-inpainting or a local folder")
+        check_pinned(cfg.model_id, cfg.revision, setting=cls.REVISION)
+
+    @classmethod
+    def fingerprint(cls, cfg: HealthyConfig, *, batch_size: int = 1, **run) -> dict:
+        return {"batch_size": batch_size}  # batch composition changes diffusers pixels by +-1
+
+    @classmethod
+    def card_text(cls, cfg: HealthyConfig) -> str:
+        return (f"diffusion inpainting, prompt `{cfg.prompt}` (`{{tone}}` = light, medium, dark), "
+                f"{cfg.steps} steps, guidance {cfg.guidance}")
 
     def window(self, job: Job) -> tuple[int, int, int, int]:
         h, w = job.region.mask.shape
@@ -180,12 +216,6 @@ def load_inpaint_pipeline(model_id: str, revision: str | None, dtype_name: str, 
                           "tokenizer/ folder or point --model at a complete local copy")
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
-
-
-def make_backend(cfg: HealthyConfig, device: str):
-    if cfg.backend == "opencv":
-        return OpenCVBackend(cfg)
-    return DiffusersBackend(cfg, device)
 
 
 def _resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:

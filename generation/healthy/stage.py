@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 
+from builder.core.backends import backend_for
 from builder.core.config import HealthyConfig
 from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary
@@ -17,7 +18,7 @@ from builder.core.schema import (HEALTHY_DISEASE, LABEL_SKIN, LABEL_VALUES, Gene
                                  digest, make_sample_id, sample_seed)
 from builder.core.stage import Shard, StageKey, check_slot, outcome, pin, run_shards, store_fingerprint
 from builder.core.store import StageStore, decode_label_map, decode_rgb, encode_png
-from generation.healthy.backends import BACKENDS, DTYPES, Job, check_opencv_method
+from generation.healthy.backends import DTYPES, Job
 from generation.healthy.region import composite, healed_label_map, inpaint_region
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,7 @@ def run_healthy(real: StageStore, out: StageStore, cfg: HealthyConfig, *, device
     shards = make_shards(real.records(), shard_size)
 
     def setup(todo):
-        from generation.healthy.backends import make_backend
-
-        return make_backend(cfg, device)  # loaded once per process, only when there is work
+        return backend_for("inpainting", cfg)(cfg, device)  # loaded once per process, only when there is work
 
     def work(shard: Shard, backend, tick):
         return run_shard(real, out, cfg, backend, shard.items, batch_size, tick)
@@ -63,20 +62,16 @@ def run_healthy(real: StageStore, out: StageStore, cfg: HealthyConfig, *, device
 
 
 def stage_key(cfg: HealthyConfig, shard_size: int, batch_size: int, inputs: dict[str, str]) -> StageKey:
-    """What healthy outputs depend on: the config, the shard layout, (diffusers) the batch size, the inputs."""
-    settings = {"config": dataclasses.asdict(cfg), "shard_size": shard_size}
-    if cfg.backend == "diffusers":
-        settings["batch_size"] = batch_size  # batch composition changes diffusers pixels by +-1
+    """What healthy outputs depend on: the config, the shard layout, the backend's run fingerprint
+    (diffusers: the batch size), the inputs."""
+    settings = {"config": dataclasses.asdict(cfg), "shard_size": shard_size,
+                **backend_for("inpainting", cfg).fingerprint(cfg, batch_size=batch_size)}
     return StageKey(STAGE, settings, inputs)
 
 
 def check(cfg: HealthyConfig) -> None:
     """Bad healthy settings fail here, before any image is read or any model loaded (the build calls it first)."""
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"healthy.backend={cfg.backend!r} is not one of {BACKENDS}")
-    if cfg.backend == "diffusers" and not cfg.model_id:
-        raise ConfigError("healthy.backend=diffusers needs a model: set healthy.model_id (or --model) "
-                          "to a Hub id such as runwayml/stable-diffusion-inpainting or a local folder")
+    backend_for("inpainting", cfg).check(cfg)  # an unknown name lists the registered backends
     if cfg.dtype not in DTYPES:
         raise ConfigError(f"healthy.dtype={cfg.dtype!r} is not one of {DTYPES}")
     for name in ("dilate_px", "feather_px"):
@@ -87,7 +82,6 @@ def check(cfg: HealthyConfig) -> None:
                           "(SD latents are 1/8 of the image size); e.g. 512")
     if cfg.opencv_grain < 0:
         raise ConfigError(f"healthy.opencv_grain={cfg.opencv_grain} must be >= 0 (0 = smooth fill)")
-    check_opencv_method(cfg.opencv_method)
     if cfg.steps < 1 or cfg.opencv_radius < 1:
         raise ConfigError(f"healthy.steps={cfg.steps} and healthy.opencv_radius={cfg.opencv_radius} "
                           "must be >= 1")
@@ -184,7 +178,7 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
                       "(label 4) to inpaint from; the photo cannot become a healthy-skin image", mask_rel)
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
-    prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.name == "diffusers" else None
+    prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.prompted else None
     return Prepared(rec, Job(image, region, prompt, seed, skin=skin), label_map, sample_id)
 
 
@@ -194,7 +188,7 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
          "backend": backend.name, "model": backend.identity, "revision": backend.revision,
          "include_marker": cfg.include_marker, "dilate_px": cfg.dilate_px,
          "feather_px": cfg.feather_px, **backend.params()}
-    if backend.name == "diffusers":
+    if backend.prompted:
         d["prompt"] = cfg.prompt.format(tone=rec.skin_tone)
     if uses_seed(cfg):
         d["seed"] = cfg.seed
@@ -203,7 +197,7 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
 
 def uses_seed(cfg: HealthyConfig) -> bool:
     """Whether the output depends on the per-sample seed (a smooth Telea fill does not)."""
-    return cfg.backend == "diffusers" or cfg.opencv_grain > 0 or cfg.opencv_method == "exemplar"
+    return backend_for("inpainting", cfg).uses_seed(cfg)
 
 
 def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,

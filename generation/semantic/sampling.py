@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.core.backends import backend_for
 from builder.core.config import SemanticConfig
 from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary
-from builder.core.schema import (SKIN_TONES, Generator, Record, Rejection, make_sample_id, public_model_id,
-                                 sample_seed)
+from builder.core.schema import (SKIN_TONES, Generator, Record, Rejection, make_sample_id, sample_seed)
 from builder.core.fingerprint import combine
+from builder.core.models import PinnedModel
 from builder.core.stage import Shard, StageKey, outcome, pin, run_shards
 from builder.core.store import StageStore, encode_png
 from generation.semantic.training_set import (disease_slug, manifest_source_ids, prompt_for, read_manifest,
@@ -90,7 +91,7 @@ class Job:
 
 
 def plan_jobs(plan: list[PlanItem], models: dict[str, DiseaseModel], cfg: SemanticConfig,
-              scheduler: str) -> list[Job]:
+              scheduler: str, pinned: PinnedModel) -> list[Job]:
     jobs = []
     for it in plan:
         m = models[it.disease]
@@ -100,8 +101,9 @@ def plan_jobs(plan: list[PlanItem], models: dict[str, DiseaseModel], cfg: Semant
         if m.origin is not None:
             params["released_model"] = m.origin
         prompt = prompt_for(it.disease, it.tone)
-        lineage = {"disease": it.disease, "tone": it.tone, "index": it.index, "model_id": cfg.model_id,
-                   "revision": cfg.revision, "prompt": prompt, "params": params}
+        # A Hub id and its commit; a local folder by its content (ids agree across machines).
+        lineage = {"disease": it.disease, "tone": it.tone, "index": it.index, "model_id": pinned.identity,
+                   "revision": pinned.revision, "prompt": prompt, "params": params}
         # The id hashes the adapters (not the pixels): it and its seed exist before generation.
         sid = make_sample_id("semantic", "+".join(sorted(m.adapters.values())), lineage)
         jobs.append(Job(it, sid, sample_seed(sid, cfg.seed), prompt, params))
@@ -138,8 +140,8 @@ def generate_batch(pipe, prompts: list[str], seeds: list[int], cfg: SemanticConf
 def stage_key(jobs: list[Job], cfg: SemanticConfig, inputs: dict[str, str] | None = None) -> StageKey:
     """What sampled shards depend on: the plan (ids carry model, adapters, steps, scheduler), shards, batch."""
     plan = combine([[j.sample_id, j.item.disease, j.item.tone] for j in jobs])
-    return StageKey("semantic", {"plan": plan, "shard_size": cfg.shard_size, "sample_batch": cfg.sample_batch},
-                    inputs or {})
+    return StageKey("semantic", {"plan": plan, "shard_size": cfg.shard_size,
+                                 **backend_for("sampling", cfg).fingerprint(cfg)}, inputs or {})
 
 
 def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem], cfg: SemanticConfig,
@@ -150,8 +152,9 @@ def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem
 
     T.check_config(cfg, device)
     dev = device or ("cuda" if _cuda() else "cpu")
-    pipe = T.load_pipeline(cfg, T.weight_dtype(cfg.mixed_precision) if dev != "cpu" else None).to(dev)
-    jobs = plan_jobs(plan, models, cfg, type(pipe.scheduler).__name__)
+    pinned = backend_for("sampling", cfg).pin(cfg)
+    pipe = T.load_pipeline(cfg, T.weight_dtype(cfg.mixed_precision) if dev != "cpu" else None, pinned).to(dev)
+    jobs = plan_jobs(plan, models, cfg, type(pipe.scheduler).__name__, pinned)
     key = stage_key(jobs, cfg, inputs)
     status = pin(out, key, on_change=on_change)
     shards = [Shard(name, js, tuple(j.sample_id for j in js)) for name, js in shard_jobs(jobs, cfg.shard_size)]
@@ -168,7 +171,7 @@ def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem
                 pipe.unload_lora_weights()
             _load_lora(pipe, models[disease].lora_path)
             loaded[0] = disease
-        return _run_shard(pipe, out, shard.items, models[disease], cfg, tick)
+        return _run_shard(pipe, out, shard.items, models[disease], cfg, pinned, tick)
 
     summary = run_shards(out, key, shards, work, rank=rank, world_size=world_size, setup=setup)
     summary.status = outcome(status, summary)
@@ -186,9 +189,9 @@ def _load_lora(pipe, path: Path) -> None:
         quiet.setLevel(level)
 
 
-def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel,
-               cfg: SemanticConfig, tick=lambda: None) -> tuple[list[Record], list[Rejection]]:
-    gen = Generator("diffusers", public_model_id(cfg.model_id), cfg.revision,
+def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel, cfg: SemanticConfig,
+               pinned: PinnedModel, tick=lambda: None) -> tuple[list[Record], list[Rejection]]:
+    gen = Generator(backend_for("sampling", cfg).name, pinned.name, pinned.revision,
                     tuple(f"{name}@sha256:{h}" for name, h in sorted(model.adapters.items())))
     records, rejections = [], []
     for k in range(0, len(jobs), cfg.sample_batch):

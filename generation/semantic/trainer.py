@@ -9,8 +9,10 @@ from typing import Callable
 
 import numpy as np
 
+from builder.core.backends import Backend
 from builder.core.config import SemanticConfig
 from builder.core.errors import ConfigError
+from builder.core.models import PinnedModel, check_pinned, pin_model
 from builder.core.progress import progress
 from builder.core.store import decode_rgb
 from generation.semantic.training_set import TrainingImage, read_manifest
@@ -40,6 +42,7 @@ def check_config(cfg: SemanticConfig, device: str | None) -> None:
     for name in ("ti_resolution", "lora_resolution", "sample_resolution"):
         if getattr(cfg, name) % 8:
             raise ConfigError(f"semantic.{name}={getattr(cfg, name)} must be a multiple of 8 (VAE stride)")
+    DiffusersSampler.check(cfg)
 
 
 def _resolve_device(device: str | None) -> str:
@@ -63,11 +66,39 @@ def weight_dtype(mixed_precision: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
 
 
-def load_pipeline(cfg: SemanticConfig, dtype=None):
-    """The base text-to-image pipeline at the config's pinned revision (a local folder works too)."""
+class DiffusersSampler(Backend):
+    """The semantic stage's text-to-image model: a diffusers Stable Diffusion pipeline with per-disease
+    textual-inversion tokens and LoRA adapters (trained here, loaded for sampling)."""
+
+    kind, name = "sampling", "diffusers"
+    settings = ("model_id", "revision")
+    tags, prompted = ("diffusers",), True
+    REVISION = "semantic.revision"
+
+    @classmethod
+    def check(cls, cfg: SemanticConfig) -> None:
+        check_pinned(cfg.model_id, cfg.revision, setting=cls.REVISION)
+
+    @classmethod
+    def fingerprint(cls, cfg: SemanticConfig, **run) -> dict:
+        return {"sample_batch": cfg.sample_batch}  # images per pipeline call: fixed batches, fixed pixels
+
+    @classmethod
+    def card_text(cls, cfg: SemanticConfig) -> str:
+        return ("with textual-inversion tokens and LoRA adapters, prompts `An image of <disease-class> on the "
+                "skin of a {tone}-skinned individual`")
+
+    @classmethod
+    def pin(cls, cfg: SemanticConfig) -> PinnedModel:
+        return pin_model(cfg.model_id, cfg.revision, setting=cls.REVISION)
+
+
+def load_pipeline(cfg: SemanticConfig, dtype=None, pinned: PinnedModel | None = None):
+    """The base text-to-image pipeline at the config's pinned revision (a local folder is pinned by content)."""
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(cfg.model_id, revision=cfg.revision, torch_dtype=dtype,
+    pinned = pinned or DiffusersSampler.pin(cfg)
+    pipe = StableDiffusionPipeline.from_pretrained(pinned.source, revision=pinned.load_revision, torch_dtype=dtype,
                                                    safety_checker=None, requires_safety_checker=False)
     if len(pipe.tokenizer) <= 2:  # offline, loads can return a useless tokenizer
         raise ConfigError(f"{cfg.model_id}: its tokenizer loaded empty; the model files are incomplete")

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from builder.core.backends import card_entries
 from builder.core.config import load_config
 from builder.core.schema import Generator
 from builder.core.store import decode_rgb
@@ -99,7 +100,8 @@ def test_tags_tasks_and_prompts_only_for_generators_that_ran(fitz):
     store, _ = fitz
     cfg = load_config("1.1")
     no_diffusion = [r for r in store.records() if r.kind != "semantic"]
-    facts = card_facts(cfg, no_diffusion)
+    entries = card_entries(cfg)  # what each registered backend says of itself (the build passes them)
+    facts = card_facts(cfg, no_diffusion, generator_entries=entries)
     assert "stable-diffusion" not in tags(facts) and "diffusers" not in tags(facts)
     files = [{"config": "healthy", "split": "train", "rows": len(no_diffusion), "bytes": 1}]
     data = card_yaml(files, facts).to_dict()
@@ -114,7 +116,7 @@ def test_tags_tasks_and_prompts_only_for_generators_that_ran(fitz):
     sd = [dataclasses.replace(r, generator=Generator("diffusers", "stabilityai/stable-diffusion-2-1-base", "5ede",
                                                      ("ti.safetensors",)))
           for r in store.records() if r.kind == "semantic"]
-    facts = card_facts(cfg, no_diffusion + sd)
+    facts = card_facts(cfg, no_diffusion + sd, generator_entries=entries)
     assert {"stable-diffusion", "diffusers", "textual-inversion", "lora"} <= set(tags(facts))
     assert "Semantic: `stabilityai/stable-diffusion-2-1-base` at `5ede`" in prose(facts)
 

@@ -41,8 +41,10 @@ def _load(settings, device: str, probe):
     from curation.embed import image_features, load_embedder
 
     torch.manual_seed(settings.seed)
+    flag = "--classifier-revision" if settings.classifier else "--revision"
     net, processor = load_embedder(settings.classifier or settings.model,
-                                   settings.classifier_revision if settings.classifier else settings.revision, device)
+                                   settings.classifier_revision if settings.classifier else settings.revision, device,
+                                   setting=flag, flag=flag)
     with torch.inference_mode():
         width = image_features(net, processor(images=decode_images([probe]), return_tensors="pt").to(device)).shape[-1]
     head = torch.nn.Linear(int(width), 2).to(device)

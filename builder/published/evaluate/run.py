@@ -59,13 +59,17 @@ class EvalSettings:
         bad = [k for k in self.kinds if k not in SYNTHETIC_KINDS]
         if bad:
             raise ConfigError(f"--kinds {bad}: expected some of {list(SYNTHETIC_KINDS)}")
-        for model, rev, flag in ((self.model, self.revision, "--model"),
-                                 (self.classifier, self.classifier_revision, "--classifier"),
-                                 (self.clip_model, self.clip_revision, "--clip-model")):
-            if model and not Path(model).is_dir() and not rev:
-                raise ConfigError(f"{flag} {model!r} has no pinned revision: pass the model's commit "
-                                  f"({flag.replace('--', '--')}-revision / --revision) so the figures can be "
-                                  "reproduced, or give a local folder")
+        from builder.core.models import check_pinned
+
+        for model, rev, flag in self.models():
+            if model:
+                check_pinned(model, rev, setting=flag, flag=flag)
+
+    def models(self) -> tuple[tuple[str | None, str | None, str], ...]:
+        """(model, revision, the flag that pins it) for the feature, classifier and CLIP models."""
+        return ((self.model, self.revision, "--revision"),
+                (self.classifier, self.classifier_revision, "--classifier-revision"),
+                (self.clip_model, self.clip_revision, "--clip-revision"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,13 +127,12 @@ def real_items(real: Path, splits_csv: Path) -> tuple[list[Item], int]:
 
 
 # -- models -------------------------------------------------------------------------------------
-def model_identity(model: str, revision: str | None) -> dict:
+def model_identity(model: str, revision: str | None, flag: str = "--revision") -> dict:
     """How a model is named in results: a Hub id + commit, or `local:<name>` + content digest."""
-    from builder.core.schema import public_model_id
-    from builder.core.models import local_revision
+    from builder.core.models import pin_model
 
-    rev = revision or (local_revision(model) if Path(model).is_dir() else None)
-    return {"id": public_model_id(model), "revision": rev}
+    pinned = pin_model(model, revision, setting=flag, flag=flag)
+    return {"id": pinned.name, "revision": pinned.revision}
 
 
 @functools.lru_cache(maxsize=2)
@@ -137,7 +140,7 @@ def _embedder(model: str, revision: str | None, device: str):
     """The feature model, loaded once per process (the fidelity sets share it)."""
     from curation.embed import load_embedder
 
-    return load_embedder(model, revision, device)
+    return load_embedder(model, revision, device, setting="--revision", flag="--revision")
 
 
 def features(items: list[Item], settings: EvalSettings, cache: Path, device: str) -> np.ndarray:
@@ -239,7 +242,7 @@ def clip_agreement(items: list[Item], settings: EvalSettings, cache: Path, devic
     baseline of the same images with another row's prompt (a rotation of the prompts); None without a model."""
     if not settings.clip_model or not items:
         return None
-    ident = model_identity(settings.clip_model, settings.clip_revision)
+    ident = model_identity(settings.clip_model, settings.clip_revision, "--clip-revision")
     prompts = [i.prompt or "" for i in items]
     shifted = prompts[1:] + prompts[:1] if len(set(prompts)) > 1 else None
     key = digest(canonical_json([ident, [digest(i.data) for i in items], prompts]).encode())
@@ -264,8 +267,11 @@ def _clip_cosines(items, prompts, shifted, settings: EvalSettings, device: str):
     import torch
     import transformers
 
-    net = transformers.AutoModel.from_pretrained(settings.clip_model, revision=settings.clip_revision).to(device).eval()
-    processor = transformers.AutoProcessor.from_pretrained(settings.clip_model, revision=settings.clip_revision)
+    from builder.core.models import pin_model
+
+    clip = pin_model(settings.clip_model, settings.clip_revision, setting="--clip-revision", flag="--clip-revision")
+    net = transformers.AutoModel.from_pretrained(clip.source, revision=clip.load_revision).to(device).eval()
+    processor = transformers.AutoProcessor.from_pretrained(clip.source, revision=clip.load_revision)
 
     def text(ps):
         t = processor.tokenizer(ps, padding=True, truncation=True, return_tensors="pt").to(device)
@@ -324,7 +330,7 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
         "clip_agreement": clip_agreement([i for i in synth if i.kind == "semantic"], settings, cache, device),
     }
     if settings.clip_model:
-        result["models"]["clip"] = model_identity(settings.clip_model, settings.clip_revision)
+        result["models"]["clip"] = model_identity(settings.clip_model, settings.clip_revision, "--clip-revision")
     write_results(folder, result)
     return result
 

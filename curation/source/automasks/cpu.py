@@ -18,6 +18,7 @@ import dataclasses
 
 import numpy as np
 
+from builder.core.backends import Backend
 from builder.core.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_MARKER, LABEL_SKIN
 
 METHOD, VERSION = "cpu-grabcut", "1"
@@ -146,3 +147,17 @@ def segment(rgb: np.ndarray, side: int = 256) -> AutoMaskResult:
     h, w = rgb.shape[:2]
     full = cv2.resize(lm, (w, h), interpolation=cv2.INTER_NEAREST)
     return AutoMaskResult(full, round(conf, 4), float((full == LABEL_LESION).mean()))
+
+
+class CpuBackend(Backend):
+    """The weight-free default mask backend: `segment` above, at `masks.side`."""
+
+    kind, name = "mask", "cpu"
+    method, version = METHOD, VERSION
+    fits_on_hand_masks = False
+
+    def __init__(self, cfg, device: str = "cpu"):
+        self.side = cfg.side
+
+    def segment(self, rgb: np.ndarray) -> AutoMaskResult:
+        return segment(rgb, self.side)

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from builder.core.backends import Backend
+from builder.core.config import MasksConfig
 from builder.core.errors import ConfigError
+from builder.core.models import check_pinned, pin_model
 from builder.core.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_SKIN
 from curation.source.automasks.cpu import AutoMaskResult, detect_skin, downscale, lesion_score
 
@@ -24,27 +27,31 @@ CLASSES = (LABEL_BACKGROUND, LABEL_LESION, LABEL_SKIN)
 _MEAN, _STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])  # ImageNet (DINOv2)
 
 
-class LearnedBackend:
+class LearnedBackend(Backend):
     """Load the vision model once; `fit` on (photo, label map) pairs, then `segment` photos."""
 
+    kind, name = "mask", "learned"
+    settings = ("model_id", "revision")
     method, version = METHOD, VERSION
+    fits_on_hand_masks = True
+    REVISION = "masks.revision"
 
-    def __init__(self, model_id: str | None, revision: str | None, device: str = "cpu", side: int = 256):
-        from builder.core.models import local_revision
+    @classmethod
+    def check(cls, cfg: MasksConfig) -> None:
+        if not cfg.model_id:
+            raise ConfigError("masks.backend=learned needs masks.model_id (--model): e.g. facebook/dinov2-small "
+                              "with masks.revision (--revision) pinned to a commit, or a local model folder")
+        check_pinned(cfg.model_id, cfg.revision, setting=cls.REVISION)
 
-        if not model_id:
-            raise ConfigError("masks.backend=learned needs masks.model_id (or --model): a vision model with "
-                              "patch tokens, e.g. facebook/dinov2-small with --revision <commit>, or a folder")
-        pinned = local_revision(model_id)
-        if pinned is None and not revision:
-            raise ConfigError(f"masks.model_id={model_id!r} is a Hub id without a pinned revision; set "
-                              "masks.revision (or --revision) to its commit hash")
+    def __init__(self, cfg: MasksConfig, device: str = "cpu"):
         import torch
         from transformers import AutoModel
 
-        self.model_id, self.revision = model_id, pinned or revision
-        self.device, self.side = device, side
-        self.model = AutoModel.from_pretrained(model_id, revision=None if pinned else revision).to(device).eval()
+        self.check(cfg)
+        pinned = pin_model(cfg.model_id, cfg.revision, setting=self.REVISION)
+        self.model_id, self.revision = pinned.name, pinned.revision
+        self.device, self.side = device, cfg.side
+        self.model = AutoModel.from_pretrained(pinned.source, revision=pinned.load_revision).to(device).eval()
         size = getattr(self.model.config, "image_size", 224)
         patch = getattr(self.model.config, "patch_size", 14)
         self.input_size, self.grid = (size // patch) * patch, size // patch

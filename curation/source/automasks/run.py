@@ -24,6 +24,7 @@ import json
 import logging
 from pathlib import Path
 
+from builder.core.backends import backend_for
 from builder.core.config import MasksConfig
 from builder.core.errors import ConfigError, SampleRejected
 from builder.core.fingerprint import combine
@@ -38,42 +39,18 @@ from curation.source.automasks.sheets import SheetItem, write_sheet
 
 log = logging.getLogger(__name__)
 STAGE = "masks"
-BACKENDS = ("cpu", "learned")
 
-__all__ = ["BACKENDS", "STAGE", "check_inputs", "make_backend", "read_auto_index", "run_masks"]
+__all__ = ["STAGE", "check_inputs", "read_auto_index", "run_masks"]
 
 
 def check_inputs(cfg: MasksConfig) -> None:
     """Bad settings fail before any photo is read or model loaded."""
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"masks.backend={cfg.backend!r} is not one of {BACKENDS}")
+    backend = backend_for("mask", cfg)  # an unknown name lists the registered backends
     if not 0.0 <= cfg.min_confidence <= 1.0:
         raise ConfigError(f"masks.min_confidence={cfg.min_confidence} must lie in [0, 1] (default 0.4)")
     if cfg.side < 64 or cfg.batch_size < 1:
         raise ConfigError(f"masks.side={cfg.side} must be >= 64 and masks.batch_size={cfg.batch_size} >= 1")
-    if cfg.backend == "learned" and not cfg.model_id:
-        raise ConfigError("masks.backend=learned needs masks.model_id (--model): e.g. facebook/dinov2-small "
-                          "with masks.revision (--revision) pinned to a commit, or a local model folder")
-
-
-class CpuBackend:
-    """The weight-free default (`curation.source.automasks.cpu`)."""
-
-    def __init__(self, side: int):
-        from curation.source.automasks import cpu
-
-        self.method, self.version, self.side, self._cpu = cpu.METHOD, cpu.VERSION, side, cpu
-
-    def segment(self, rgb):
-        return self._cpu.segment(rgb, self.side)
-
-
-def make_backend(cfg: MasksConfig, device: str = "cpu"):
-    if cfg.backend == "cpu":
-        return CpuBackend(cfg.side)
-    from curation.source.automasks.learned import LearnedBackend
-
-    return LearnedBackend(cfg.model_id, cfg.revision, device, cfg.side)
+    backend.check(cfg)
 
 
 def run_masks(source: Path | SourceTable, masks: Path | None, out: Path, cfg: MasksConfig, *,
@@ -90,7 +67,8 @@ def run_masks(source: Path | SourceTable, masks: Path | None, out: Path, cfg: Ma
     table = source if isinstance(source, SourceTable) else read_source_table(
         source, masks, source_name=source_name, limit=limit)
     todo = [r for r in table.rows if r.mask is None]
-    key = StageKey(STAGE, dataclasses.asdict(cfg), {"photos": combine([r.source_id for r in todo])})
+    key = StageKey(STAGE, {**dataclasses.asdict(cfg), **backend_for("mask", cfg).fingerprint(cfg)},
+                   {"photos": combine([r.source_id for r in todo])})
     status = pin(out, key, on_change=on_change)
     batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
     shards = [Shard(f"batch-{k:05d}", b, tuple(r.source_id for r in b)) for k, b in enumerate(batches)]
@@ -98,10 +76,10 @@ def run_masks(source: Path | SourceTable, masks: Path | None, out: Path, cfg: Ma
                if not marker_matches(out, s.name, s.fingerprint(key.fingerprint))]
     summary.skipped = sum(len(s.items) for s in mine(shards, rank, world_size)) - sum(len(s.items) for s in pending)
     if pending:
-        backend = make_backend(cfg, device)
-        if cfg.backend == "learned":
+        backend = backend_for("mask", cfg)(cfg, device)
+        if backend.fits_on_hand_masks:
             trained = [r for r in table.rows if r.mask is not None]
-            log.info("learned masks: head fit on %d photos with hand masks",
+            log.info("%s masks: fit on %d photos with hand masks", backend.name,
                      backend.fit(_training_pairs(trained)))
         ticks = iter(progress(range(sum(len(s.items) for s in pending)), desc="masks"))
         for shard in pending:

@@ -132,9 +132,14 @@ def test_nan_output_becomes_a_rejection_not_a_black_patch(healed, cfg, tiny_mode
 def test_missing_model_fails_clearly(tmp_path, cfg, shared_data):
     real = StageStore(tmp_path / "real")
     sddi_real_store(shared_data, real, STEMS[:1], size=(80, 80))
-    with pytest.raises(ConfigError, match="cannot load inpainting model"):
+    with pytest.raises(ConfigError, match="no-such-model' does not exist"):  # refused before any work
         run_healthy(real, StageStore(tmp_path / "out"),
                     dataclasses.replace(cfg, model_id=str(tmp_path / "no-such-model")))
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "empty-model").mkdir()
+    with pytest.raises(ConfigError, match="cannot load inpainting model"):
+        run_healthy(real, StageStore(tmp_path / "out"),
+                    dataclasses.replace(cfg, model_id=str(tmp_path / "empty-model")))
 
 
 def test_fp16_on_cpu_refused(tmp_path, cfg, shared_data):
