@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-
 from collections import Counter
 from pathlib import Path
 
@@ -371,10 +370,13 @@ def figures(f: CardFacts) -> str:
 
 
 def delivery(f: CardFacts) -> str:
-    """The lesion-map plan as delivered: per disease, rows and (base tone x donor tone) cells filled."""
+    """The lesion-map plan as delivered: the paper's figures for every-pair plans (candidates, discarded,
+    kept, the imbalance ratio over base tones), per-disease cells for balanced plans."""
     d, cfg = f.delivery, f.cfg
     if not d or not d["planned"]:
         return ""
+    if cfg.lesion_map.pairing == "all":
+        return _all_pairs_delivery(f)
     per: dict[str, list[int]] = {}
     for c in d["cells"]:
         p = per.setdefault(c["disease"], [0, 0, 0, 0])
@@ -395,6 +397,31 @@ Counts are of the lesion-mapping stage, before curation moves or removes rows fo
 | disease | lesion maps delivered / planned | cells filled / cells |
 |---|---:|---:|
 {rows}"""
+
+
+def imbalance_ratio(counts: dict[str, int]) -> float | None:
+    """Max over min of the rows per skin tone (the paper's S4); None when a tone has no row."""
+    values = [counts.get(t, 0) for t in SKIN_TONES]
+    return round(max(values) / min(values), 2) if min(values) > 0 else None
+
+
+def _all_pairs_delivery(f: CardFacts) -> str:
+    """The paper's S2.2 and S4 figures for this version: candidates, discarded, kept, and per base tone."""
+    d, lm = f.delivery, f.cfg.lesion_map
+    planned, made = d["planned"], d["delivered"]
+    published = Counter(r.skin_tone for r in f.records if r.kind == "lesion_mapped")
+    ratio = imbalance_ratio(published)
+    sample = "every base x every donor" if lm.budget is None else f"a seeded sample of {lm.budget} base x donor pairs"
+    tones = " / ".join(f"{published.get(t, 0):,}" for t in SKIN_TONES)
+    return f"""## Lesion mapping, as the paper counts it
+
+Candidates: {sample} ({planned:,}). A candidate whose lesion fits nowhere on the base's skin at
+{list(lm.pads)} px from its edge (scale 1, rotation {"random" if lm.rotate else "0"}) is discarded:
+{planned - made:,} discarded ({(planned - made) / planned:.1%}), {made:,} made. Published after
+curation (the leakage rule and near-duplicate removal): {sum(published.values()):,} lesion-mapped rows,
+light / medium / dark by base tone {tones}; imbalance ratio (max / min over tones)
+{ratio if ratio is not None else "undefined (a tone has no row)"}. The paper's release: 103,206
+candidates, 22,779 discarded (22%), 80,427 kept, by base tone 25,726 / 30,392 / 24,309 (ratio 1.25)."""
 
 
 def lineage(f: CardFacts) -> str:

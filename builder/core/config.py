@@ -45,7 +45,9 @@ class HealthyConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LesionMapConfig:
-    budget: int = 120
+    budget: int | None = 120          # lesion maps to plan; null with pairing all: every pair
+    pairing: str = "balanced"         # balanced (pairs within a split, balanced cells) | all (every base x donor once: the paper)
+    working_size: int | None = None   # null: each image at its own size | N: base and donor resized to N x N first (the notebook)
     seed: int = 1
     pads: tuple[int, ...] = (10, 5, 0)
     rotate: bool = True

@@ -18,9 +18,15 @@ PLAN_COLUMNS = ("row", "base_id", "base_skin_tone", "base_source_ids", "donor_id
                 "donor_source_ids", "disease", "disease_raw", "malignant", "seed", "base_auto_mask", "donor_auto_mask")
 
 
-def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
-              split_of: dict[str, str] | None = None) -> "polars.DataFrame":
+PAIRINGS = ("balanced", "all")
+
+
+def make_plan(bases: list[Record], donors: list[Record], budget: int | None, seed: int,
+              split_of: dict[str, str] | None = None, pairing: str = "balanced") -> "polars.DataFrame":
     """Deterministic (base, donor) pairs; with `split_of` (source id -> split) only within one split.
+
+    `pairing='all'` (the paper): every base x every donor once, across splits (each row takes the
+    most held-out split of its sources); a `budget` then samples that many pairs without replacement.
 
     Pairing across splits would put a train base and a test donor into one image, which the
     leakage rule then has to hold out: pairing within a split keeps every image usable where
@@ -28,6 +34,8 @@ def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
     """
     import polars as pl
 
+    if pairing == "all":
+        return all_pairs(bases, donors, budget, seed, split_of)
     if not split_of:
         return _plan_one(bases, donors, budget, seed).with_columns(pl.lit(None, pl.String).alias("split"))
     _check(bases, donors, budget)
@@ -42,6 +50,42 @@ def make_plan(bases: list[Record], donors: list[Record], budget: int, seed: int,
         start += n
     return pl.concat(parts) if parts else _plan_one([], [], 0, seed).with_columns(pl.lit(None, pl.String).alias("split"))
 
+
+
+def all_pairs(bases: list[Record], donors: list[Record], budget: int | None, seed: int,
+              split_of: dict[str, str] | None = None) -> "polars.DataFrame":
+    """Every (base, donor) pair once, ordered by (base id, donor id); a budget keeps a seeded sample of
+    that many pairs (without replacement, in the same order). Rows are numbered after sampling."""
+    import polars as pl
+
+    _check(bases, donors, budget, allow_all=True)
+    bases = sorted(bases, key=lambda r: r.sample_id)
+    donors = sorted(donors, key=lambda r: r.sample_id)
+    total = len(bases) * len(donors)
+    keep = range(total) if budget is None or budget >= total else \
+        sorted(np.random.default_rng(seed).choice(total, size=budget, replace=False).tolist())
+    split = _split_key(split_of)
+    rows = []
+    for row, k in enumerate(keep):
+        base, donor = bases[k // len(donors)], donors[k % len(donors)]
+        rows.append({**_plan_row(row, base, donor, seed),
+                     "split": max(split(base), split(donor), key=_SPLIT_ORDER) if split_of else None})
+    return pl.DataFrame(rows, schema={**_plan_schema(), "split": pl.String}).select([*PLAN_COLUMNS, "split"])
+
+
+_SPLIT_ORDER = SPLITS.index
+
+
+def _split_key(split_of: dict[str, str] | None):
+    return lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=SPLITS.index) if split_of else None
+
+
+def _plan_schema() -> dict:
+    import polars as pl
+
+    flags = ("malignant", "base_auto_mask", "donor_auto_mask")
+    return {"row": pl.Int64, "seed": pl.Int64, **{c: pl.Boolean for c in flags},
+            **{c: pl.String for c in PLAN_COLUMNS if c not in ("row", "seed", *flags)}}
 
 
 def _apportion(budget: int, sizes: dict[str, int]) -> dict[str, int]:
@@ -85,15 +129,15 @@ def _plan_one(bases: list[Record], donors: list[Record], budget: int, seed: int)
         donor = _take(donor_pools[(dis, dt)], donor_next, (dis, dt))
         base = _take(base_pools[bt], base_next, bt, avoid=set(donor.source_ids))
         rows.append(_plan_row(row, base, donor, seed))
-    flags = ("malignant", "base_auto_mask", "donor_auto_mask")
-    schema = {"row": pl.Int64, "seed": pl.Int64, **{c: pl.Boolean for c in flags},
-              **{c: pl.String for c in PLAN_COLUMNS if c not in ("row", "seed", *flags)}}
-    return pl.DataFrame(rows, schema=schema).select(PLAN_COLUMNS)
+    return pl.DataFrame(rows, schema=_plan_schema()).select(PLAN_COLUMNS)
 
 
-def _check(bases: list[Record], donors: list[Record], budget: int) -> None:
+def _check(bases: list[Record], donors: list[Record], budget: int | None, allow_all: bool = False) -> None:
+    if budget is None and allow_all:
+        budget = len(bases) * len(donors)
     if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 0:
-        raise ConfigError(f"lesion_map budget={budget!r} must be a non-negative integer (images to make)")
+        raise ConfigError(f"lesion_map budget={budget!r} must be a non-negative integer (images to make)"
+                          + ("" if allow_all else "; null (every pair) needs lesion_map.pairing: all"))
     if budget and not bases:
         raise ConfigError("no bases to plan over: pass a store of healthy synthetics (kind 'healthy')")
     if budget and not donors:

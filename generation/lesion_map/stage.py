@@ -15,7 +15,7 @@ from builder.core.stage import (Shard, StageKey, check_slot, outcome, pin, run_r
                                 store_fingerprint, worker_count)
 from builder.core.store import StageStore, encode_png
 from generation.lesion_map.placement import PlacementError
-from generation.lesion_map.plan import make_plan, plan_delivery, plan_summary
+from generation.lesion_map.plan import PAIRINGS, make_plan, plan_delivery, plan_summary
 from generation.lesion_map.refill import Pixels, base_groups, check_fallbacks, map_with_fallbacks, other_bases
 
 if TYPE_CHECKING:
@@ -40,6 +40,15 @@ def check(cfg: LesionMapConfig) -> None:
         raise ConfigError(f"lesion_map.feather={cfg.feather!r}: expected a Gaussian sigma in pixels, 0-10 "
                           "(the method uses 1-2)")
     check_fallbacks(cfg)
+    if cfg.pairing not in PAIRINGS:
+        raise ConfigError(f"lesion_map.pairing={cfg.pairing!r}: expected one of {list(PAIRINGS)} (all: every "
+                          "base x donor once, the paper; balanced: a budget of pairs within each split)")
+    if cfg.budget is None and cfg.pairing != "all":
+        raise ConfigError("lesion_map.budget: null (every pair) needs lesion_map.pairing: all; give a number "
+                          "of lesion maps for pairing: balanced")
+    if cfg.working_size is not None and (not isinstance(cfg.working_size, int) or cfg.working_size < 64):
+        raise ConfigError(f"lesion_map.working_size={cfg.working_size!r}: expected null (each image at its own "
+                          "size) or a side in pixels >= 64 (the notebook's masks are 256)")
     if not isinstance(cfg.png_level, int) or isinstance(cfg.png_level, bool) or not 0 <= cfg.png_level <= 9:
         raise ConfigError(f"lesion_map.png_level={cfg.png_level!r}: expected a zlib level 0-9 (6: the default, "
                           "1: fastest lossless)")
@@ -76,7 +85,7 @@ def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg:
     if len(donor_recs) < len(real):  # no label map, no lesion to move: they stay real images only
         log.info("%d of %d real images have no label map and cannot donate a lesion",
                  len(real) - len(donor_recs), len(real))
-    plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of)
+    plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of, cfg.pairing)
     if not (out.root / PLAN_FILE).exists():
         _write_plan(out, plan)
     return plan, key, status
@@ -162,7 +171,8 @@ def _map_row(row: dict, ctx: _MapContext) -> Record | Rejection:
     try:
         planned, donor = ctx.base_recs[row["base_id"]], ctx.donor_recs[row["donor_id"]]
         others = other_bases(ctx.groups, planned, donor, row.get("split")) if "other_base" in ctx.cfg.fallbacks else []
-        mapped, base = map_with_fallbacks(planned, donor, _pixels(ctx.bases, "base"), _pixels(ctx.donors, "donor"),
+        mapped, base = map_with_fallbacks(planned, donor, _pixels(ctx.bases, "base", ctx.cfg.working_size),
+                                          _pixels(ctx.donors, "donor", ctx.cfg.working_size),
                                           ctx.cfg, row["seed"], others)
     except PlacementError as e:
         return Rejection(STAGE, item, e.reason, f"{who}: {e.detail}")
@@ -174,9 +184,18 @@ def _map_row(row: dict, ctx: _MapContext) -> Record | Rejection:
     return _record(sample_id, path, base, donor, mapped, row, ctx.cfg)
 
 
-def _pixels(store: StageStore, role: str) -> Pixels:
-    return Pixels(image=lambda sid: _read(store, sid, role, store.read_image),
-                  mask=lambda sid: _read(store, sid, role, store.read_mask))
+def _pixels(store: StageStore, role: str, size: int | None = None) -> Pixels:
+    """How a row reads its base or donor; with `size`, both image and label map resized to size x size
+    first (area for colours, nearest for labels), as the notebook's 256x256 working images."""
+    if size is None:
+        return Pixels(image=lambda sid: _read(store, sid, role, store.read_image),
+                      mask=lambda sid: _read(store, sid, role, store.read_mask))
+    import cv2
+
+    return Pixels(image=lambda sid: cv2.resize(_read(store, sid, role, store.read_image), (size, size),
+                                               interpolation=cv2.INTER_AREA),
+                  mask=lambda sid: cv2.resize(_read(store, sid, role, store.read_mask), (size, size),
+                                              interpolation=cv2.INTER_NEAREST))
 
 
 def _read(store: StageStore, sample_id: str, role: str, read):
