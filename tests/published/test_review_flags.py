@@ -118,3 +118,34 @@ def test_a_lesion_pasted_onto_the_background_or_over_the_frame_is_flagged(shared
     assert F.fired(F.lesion_map_flags(base, base_labels, on_skin)) == []
     everywhere = np.ones_like(base_labels)
     assert "paste_covers_frame" in F.fired(F.lesion_map_flags(base, base_labels, everywhere))
+
+
+def test_the_automatic_masks_of_the_watermark_and_palm_photos_are_flagged(tmp_path, shared_data):
+    """The weight-free automatic masks of the real photos: the watermark photos' masks take the 'SFS'
+    letters, the palm's mask runs over the palm to the frame (accepted at confidence 0.92)."""
+    import csv
+    import shutil
+
+    from builder.core.config import MasksConfig
+    from curation.source.automasks.run import run_masks
+    from curation.source.masks import read_auto_index, read_sddi_mask
+
+    src = shared_data / "fitz17k_lesions"
+    rows = [r for r in csv.DictReader(open(src / "metadata.csv")) if r["md5hash"][:8] in (*WATERMARK, PALM)]
+    dst = tmp_path / "src"
+    (dst / "images").mkdir(parents=True)
+    with open(dst / "metadata.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    for r in rows:
+        shutil.copy(src / r["image_file"], dst / "images")
+    run_masks(dst, None, tmp_path / "auto", MasksConfig(min_confidence=0.4))
+    fired = {}
+    for sid, entry in read_auto_index(tmp_path / "auto").items():
+        assert entry["accepted"], entry
+        rgb, _, _ = _load(shared_data, sid.split(":")[-1][:8])
+        fired[sid.split(":")[-1][:8]] = F.fired(F.mask_flags(rgb, read_sddi_mask(tmp_path / "auto" / entry["file"],
+                                                                                 *rgb.shape[:2])))
+    assert all("mask_text_like" in fired[p] for p in WATERMARK), fired
+    assert "mask_touches_frame" in fired[PALM], fired

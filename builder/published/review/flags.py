@@ -130,7 +130,20 @@ def mask_flags(photo: np.ndarray, labels: np.ndarray) -> list[Flag]:
     return [Flag("mask_touches_frame", float(border.mean()), BORDER_SHARE),
             Flag("mask_covers_frame", float(lesion.mean()), COVERS_SHARE),
             Flag("mask_non_skin_colour", float(non_skin_colour(photo)[lesion].mean()), NON_SKIN_SHARE),
-            Flag("mask_text_like", float(text_strokes(photo)[lesion].mean()), STROKE_SHARE)]
+            Flag("mask_text_like", text_like_part(photo, lesion), STROKE_SHARE)]
+
+
+def text_like_part(photo: np.ndarray, region: np.ndarray, min_px: int = 20) -> float:
+    """The largest share of text-like strokes in any one part of `region` (a connected component of at
+    least `min_px` pixels, widened by 2 pixels to hold the strokes' edges): a mask that took a watermark
+    beside a real lesion is caught by the watermark's part alone."""
+    import cv2
+
+    n, parts, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
+    text = text_strokes(photo)
+    shares = [float(text[dilate(parts == k, 2)].mean()) for k in range(1, n)
+              if stats[k, cv2.CC_STAT_AREA] >= min_px]
+    return max(shares, default=0.0)
 
 
 def fired(flags: list[Flag]) -> list[str]:
