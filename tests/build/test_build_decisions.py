@@ -27,10 +27,13 @@ def test_discarded_images_are_gone_with_what_was_derived_from_them(tmp_path):
     kept_maps = [r for r in StageStore(work / "lesion_mapped").records() if r.base_id not in bad]
     bad_map = kept_maps[0].sample_id
     path = tmp_path / "decisions.csv"
+    _decide(path, bad_map, "discard", "artefact")  # first a lesion map alone: nothing is regenerated
+    only_map = build(cfg, BuildOptions(out=out, limit=12, workers=1, decisions=path, overwrite=True))
+    assert bad_map not in {r.sample_id for r in only_map.records}
+    assert only_map.decisions["healthy"] == "reused" and only_map.decisions["lesion_map"] == "reused"
     for i in healthy:
         _decide(path, i, "discard" if i in bad else "keep", "lesion_remains" if i in bad else "")
     _decide(path, bad[1], "keep", reviewer="bob")  # the reviewers disagree on this one
-    _decide(path, bad_map, "discard", "artefact")
 
     result = build(cfg, BuildOptions(out=out, limit=12, workers=1, decisions=path, overwrite=True))
     ids = {r.sample_id for r in result.records}
