@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import math
 import os
 import threading
 from collections import Counter
@@ -181,6 +182,6 @@ class Decisions:
             kappa = None
             if len(set(la) | set(lb)) > 1:
                 k = float(cohen_kappa_score(la, lb, labels=list(DECISIONS)))
-                kappa = None if k != k else round(k, 4)
+                kappa = None if math.isnan(k) else round(k, 4)
             out.append({"reviewers": [a, b], "items": len(both), "agreement": round(agree, 4), "kappa": kappa})
         return out

@@ -107,8 +107,7 @@ def test_a_mask_that_took_the_whole_palm_is_flagged_the_hand_mask_is_not(shared_
 def test_a_lesion_pasted_onto_the_background_or_over_the_frame_is_flagged(shared_data):
     base, _, nonskin = _load(shared_data, PALM)  # a palm on a white background
     base_labels = _labels(np.zeros_like(nonskin), nonskin)
-    h, w = nonskin.shape
-    ys, xs = np.nonzero(nonskin)
+    ys, _ = np.nonzero(nonskin)
     on_bg = base_labels.copy()
     on_bg[ys[0]:ys[0] + 20, :] = np.where(nonskin[ys[0]:ys[0] + 20, :], 1, on_bg[ys[0]:ys[0] + 20, :])
     assert "paste_off_skin" in F.fired(F.lesion_map_flags(base, base_labels, on_bg))
@@ -131,7 +130,8 @@ def test_the_automatic_masks_of_the_watermark_and_palm_photos_are_flagged(tmp_pa
     from curation.source.masks import read_auto_index, read_sddi_mask
 
     src = shared_data / "fitz17k_lesions"
-    rows = [r for r in csv.DictReader(open(src / "metadata.csv")) if r["md5hash"][:8] in (*WATERMARK, PALM)]
+    table = (src / "metadata.csv").read_text().splitlines()
+    rows = [r for r in csv.DictReader(table) if r["md5hash"][:8] in (*WATERMARK, PALM)]
     dst = tmp_path / "src"
     (dst / "images").mkdir(parents=True)
     with open(dst / "metadata.csv", "w", newline="") as f:

@@ -64,87 +64,89 @@ class Review:
         return {"ok": True, "id": item.id, "decisions": self.latest().get(item.id, {})}
 
 
-def make_handler(review: Review, allowed_hosts: set[str] | None):
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "cgddi-review"
-        authed = False
+class ReviewHandler(BaseHTTPRequestHandler):
+    """One request; `make_server` subclasses it with the `review` to serve and the Host names allowed
+    (None: any, when a token guards every request)."""
 
-        def log_message(self, fmt, *args):  # the terminal stays quiet; -v shows requests
-            log.debug("%s %s", self.address_string(), fmt % args)
+    server_version = "cgddi-review"
+    review: Review
+    allowed_hosts: set[str] | None = None
+    authed = False
 
-        def _send(self, status: int, body: bytes, ctype: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            if review.token is not None and self.authed:  # the page's files and images carry it back as a cookie
-                self.send_header("Set-Cookie", f"{COOKIE}={review.token}; HttpOnly; SameSite=Strict; Path=/")
-            self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self'")
-            self.end_headers()
-            self.wfile.write(body)
+    def log_message(self, fmt, *args):  # the terminal stays quiet; -v shows requests
+        log.debug("%s %s", self.address_string(), fmt % args)
 
-        def _json(self, obj, status: int = 200) -> None:
-            self._send(status, json.dumps(obj).encode(), "application/json")
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if self.review.token is not None and self.authed:  # the page's files and images carry it back as a cookie
+            self.send_header("Set-Cookie", f"{COOKIE}={self.review.token}; HttpOnly; SameSite=Strict; Path=/")
+        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self'")
+        self.end_headers()
+        self.wfile.write(body)
 
-        def _allowed(self, query: dict) -> bool:
-            if allowed_hosts is not None and self.headers.get("Host", "") not in allowed_hosts:
-                self._json({"error": "unexpected Host header"}, HTTPStatus.FORBIDDEN)
+    def _json(self, obj, status: int = 200) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json")
+
+    def _allowed(self, query: dict) -> bool:
+        if self.allowed_hosts is not None and self.headers.get("Host", "") not in self.allowed_hosts:
+            self._json({"error": "unexpected Host header"}, HTTPStatus.FORBIDDEN)
+            return False
+        if self.review.token is not None:
+            given = (self.headers.get("X-Review-Token") or (query.get("token") or [""])[0]
+                     or _cookie(self.headers.get("Cookie", "")))
+            if not hmac.compare_digest(given.encode(), self.review.token.encode()):
+                self._json({"error": "missing or wrong token"}, HTTPStatus.FORBIDDEN)
                 return False
-            if review.token is not None:
-                given = (self.headers.get("X-Review-Token") or (query.get("token") or [""])[0]
-                         or _cookie(self.headers.get("Cookie", "")))
-                if not hmac.compare_digest(given.encode(), review.token.encode()):
-                    self._json({"error": "missing or wrong token"}, HTTPStatus.FORBIDDEN)
-                    return False
-            self.authed = True
-            return True
+        self.authed = True
+        return True
 
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            url = urlsplit(self.path)
-            query = parse_qs(url.query)
-            if not self._allowed(query):
-                return
-            try:
-                self._get(url.path, query)
-            except ReviewError as e:
-                self._json({"error": str(e)}, HTTPStatus.NOT_FOUND)
+    def do_GET(self):  # http.server's name
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        if not self._allowed(query):
+            return
+        try:
+            self._get(url.path, query)
+        except ReviewError as e:
+            self._json({"error": str(e)}, HTTPStatus.NOT_FOUND)
 
-        def _get(self, path: str, query: dict) -> None:
-            if path in ("/", "/index.html"):
-                path = "/static/index.html"
-            if path.startswith("/static/") and path[len("/static/"):] in STATIC:
-                name = path[len("/static/"):]
-                self._send(200, resources.files(__package__).joinpath("static", name).read_bytes(), STATIC[name])
-            elif path == "/api/items":
-                self._json({"queues": review.queues.to_json(), "reviewer": review.reviewer,
-                            "criteria": list(CRITERIA), "paper_criteria": list(PAPER_CRITERIA)})
-            elif path == "/api/decisions":
-                self._json(review.latest())
-            elif path == "/img":
-                q, i, v = ((query.get(k) or [""])[0] for k in ("q", "id", "v"))
-                self._send(200, review.queues.view_png(q, i, v), "image/png")
-            else:
-                self._json({"error": f"no route {path}"}, HTTPStatus.NOT_FOUND)
+    def _get(self, path: str, query: dict) -> None:
+        if path in ("/", "/index.html"):
+            path = "/static/index.html"
+        if path.startswith("/static/") and path[len("/static/"):] in STATIC:
+            name = path[len("/static/"):]
+            self._send(200, resources.files(__package__).joinpath("static", name).read_bytes(), STATIC[name])
+        elif path == "/api/items":
+            self._json({"queues": self.review.queues.to_json(), "reviewer": self.review.reviewer,
+                        "criteria": list(CRITERIA), "paper_criteria": list(PAPER_CRITERIA)})
+        elif path == "/api/decisions":
+            self._json(self.review.latest())
+        elif path == "/img":
+            q, i, v = ((query.get(k) or [""])[0] for k in ("q", "id", "v"))
+            self._send(200, self.review.queues.view_png(q, i, v), "image/png")
+        else:
+            self._json({"error": f"no route {path}"}, HTTPStatus.NOT_FOUND)
 
-        def do_POST(self):  # noqa: N802
-            url = urlsplit(self.path)
-            if not self._allowed(parse_qs(url.query)):
-                return
-            if url.path != "/api/decide":
-                return self._json({"error": f"no route {url.path}"}, HTTPStatus.NOT_FOUND)
-            n = int(self.headers.get("Content-Length") or 0)
-            if not 0 < n <= MAX_BODY or "json" not in (self.headers.get("Content-Type") or ""):
-                return self._json({"error": "expected a JSON body under 64 KiB"}, HTTPStatus.BAD_REQUEST)
-            try:
-                body = json.loads(self.rfile.read(n))
-                if not isinstance(body, dict):
-                    raise ValueError("not an object")
-                self._json(review.decide(body))
-            except (ValueError, ReviewError) as e:
-                self._json({"error": str(e)}, HTTPStatus.BAD_REQUEST)
-
-    return Handler
+    def do_POST(self):
+        url = urlsplit(self.path)
+        if not self._allowed(parse_qs(url.query)):
+            return
+        if url.path != "/api/decide":
+            return self._json({"error": f"no route {url.path}"}, HTTPStatus.NOT_FOUND)
+        n = int(self.headers.get("Content-Length") or 0)
+        if not 0 < n <= MAX_BODY or "json" not in (self.headers.get("Content-Type") or ""):
+            return self._json({"error": "expected a JSON body under 64 KiB"}, HTTPStatus.BAD_REQUEST)
+        try:
+            body = json.loads(self.rfile.read(n))
+            if not isinstance(body, dict):
+                return self._json({"error": "expected a JSON object"}, HTTPStatus.BAD_REQUEST)
+            self._json(self.review.decide(body))
+        except (ValueError, ReviewError) as e:
+            self._json({"error": str(e)}, HTTPStatus.BAD_REQUEST)
 
 
 def _cookie(header: str) -> str:
@@ -164,7 +166,7 @@ def make_server(review: Review, host: str | None = None, port: int = 8765) -> tu
     server = ThreadingHTTPServer((bind, port), None)
     port = server.server_address[1]
     allowed = None if host is not None else {f"{LOOPBACK}:{port}", f"localhost:{port}"}
-    server.RequestHandlerClass = make_handler(review, allowed)
+    server.RequestHandlerClass = type("Handler", (ReviewHandler,), {"review": review, "allowed_hosts": allowed})
     server.daemon_threads = True
     url = f"http://{LOOPBACK if host is None else host}:{port}/" + (f"?token={review.token}" if review.token else "")
     return server, url
