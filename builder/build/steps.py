@@ -258,8 +258,12 @@ def _reviewed(ctx: BuildContext, step: Step) -> None:
     names what the review dropped: the steps downstream rerun exactly when that changes."""
     from builder.build.review import reviewed
 
-    ctx.stores[step.kind] = reviewed(ctx.stores[step.kind], step.name, ctx.review)
-    ctx.fps[step.name] = store_fingerprint(ctx.stores[step.kind])
+    store = ctx.stores[step.kind] = reviewed(ctx.stores[step.kind], step.name, ctx.review)
+    ctx.fps[step.name] = store_fingerprint(store)
+    dropped = getattr(store, "dropped", None)
+    if dropped:  # the build summary names them beside the step's own rejections
+        for entry in (st for st in ctx.stages if st["stage"] == step.name):
+            entry["rejected"] = {**entry.get("rejected", {}), "discarded_in_review": len(dropped)}
 
 
 def _review_facts(ctx: BuildContext) -> dict | None:

@@ -68,8 +68,9 @@ function tabs() {
 
 function switchQueue(q) {
   state.queue = q;
-  state.pos = 0;
   refreshFilters();
+  const open = filtered().findIndex((it) => !mine(it.id));  // resume at the first item you have not decided
+  state.pos = open < 0 ? 0 : open;
   render();
 }
 
