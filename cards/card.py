@@ -7,11 +7,12 @@ from pathlib import Path
 from builder.core.config import BuildConfig
 from builder.core.schema import KINDS, SPLITS, Record
 from cards import text
+from cards.review import review
 from cards.sources import card_license, gated, license_md, sources_of
 
 # The order of the card's prose sections; a new section is a function `f(CardFacts) -> str` added here.
 SECTIONS = (text.summary, text.source, text.source_pixels, text.how_built, text.structure, text.splits,
-            text.delivery, text.figures, text.lineage, text.usage, text.terms, text.bias, text.citations)
+            text.delivery, review, text.figures, text.lineage, text.usage, text.terms, text.bias, text.citations)
 
 # The Hub's `size_categories` (huggingface_hub.DatasetCardData): upper bound -> name; above the last, n>1T.
 SIZE_CATEGORIES = ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
@@ -31,14 +32,15 @@ def size_category(n: int) -> str:
 def card_facts(cfg: BuildConfig, records: list[Record], plots: list[str] = (), audit: dict | None = None,
                repo_id: str | None = None, pixels: dict | None = None,
                source_info: dict | None = None, delivery: dict | None = None,
-               generator_entries: dict | None = None) -> text.CardFacts:
+               generator_entries: dict | None = None, review: dict | None = None) -> text.CardFacts:
     """What the card and croissant.json may state about this build, gathered once.
 
-    `generator_entries`: builder.core.backends.card_entries(cfg), what each backend says of itself."""
+    `generator_entries`: builder.core.backends.card_entries(cfg), what each backend says of itself;
+    `review`: the human review's facts (builder.build.review), when the build honoured decisions."""
     return text.CardFacts(cfg=cfg, records=list(records), generators=generators(records),
                           generator_entries=dict(generator_entries or {}),
                           sources=sources_of(records), plots=tuple(plots), pixels=pixels,
-                          source_info=source_info, audit=audit, delivery=delivery,
+                          source_info=source_info, audit=audit, delivery=delivery, review=review,
                           repo=repo_id or cfg.publish.repo_id or "ORG/NAME")
 
 

@@ -30,6 +30,7 @@ class CardFacts:
     source_info: dict | None = None           # from the build: name, fingerprint (when recorded)
     audit: dict | None = None
     delivery: dict | None = None              # the lesion-map stage's delivered / planned cells
+    review: dict | None = None                # the human review (build --decisions), else None
     repo: str = "ORG/NAME"
     generator_entries: dict = dataclasses.field(default_factory=dict)  # (kind, backend) -> CardEntry
     # (builder.core.backends.card_entries: each backend's card sentence, settings, tags; passed in by the build)

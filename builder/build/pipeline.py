@@ -25,6 +25,7 @@ class BuildOptions:
     workers: int | None = None  # None: all cores
     overwrite: bool = False
     limit: int | None = None
+    decisions: Path | None = None  # a review's decisions CSV (`review`): discarded items are left out
 
 
 @dataclasses.dataclass
@@ -71,6 +72,10 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
         from curation.source.metadata import check_source_name
 
         check_source_name(opts.source_name)
+    if opts.decisions is not None:  # a bad row fails here, before any work
+        from builder.build.review import load
+
+        load(Path(opts.decisions))
     from builder.build.steps import check_steps
 
     check_steps(cfg, opts.device)

@@ -59,13 +59,14 @@ def refuse_source_copies(records: list[Record], stores: dict, real: list[Record]
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
             overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True,
             source: dict | None = None, fingerprint: str | None = None,
-            stage_fingerprints: dict[str, str] | None = None) -> list[dict]:
+            stage_fingerprints: dict[str, str] | None = None, review: dict | None = None) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
     Curation has already removed leakage, so an audit finding at this point is a bug: the build
     stops rather than publish it (`refuse_leaks=False` exists for tests that plant leaks).
-    `source` (the source's name and fingerprint, as ingest recorded them) is shown in the card."""
+    `source` (the source's name and fingerprint, as ingest recorded them) is shown in the card; `review`
+    (`builder.build.review.review_facts`, with build --decisions) is reported in the card and the manifest."""
     from builder.published.audit import audit_data
     from builder.build.manifest import file_entry, install_version, write_manifest
     from builder.build.shards import write_shards
@@ -95,7 +96,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
     facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source,
                        delivery=next((st["delivery"] for st in stages if "delivery" in st), None),
-                       generator_entries=card_entries(cfg))
+                       generator_entries=card_entries(cfg), review=review)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
     write_card(staging, files, facts)
@@ -107,6 +108,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
         extra.update(source=source, build_fingerprint=fingerprint)
     if stage_fingerprints:  # each stage's key: what a rebuild compares to reuse or rerun it
         extra["stage_fingerprints"] = stage_fingerprints
+    if review is not None:  # the decisions file by name and sha256, and what the review decided
+        extra["review"] = review
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
                    extra=extra)
     install_version(staging, out_dir, overwrite)

@@ -46,6 +46,7 @@ class BuildContext:
     files: list[dict] = dataclasses.field(default_factory=list)
     stages: list[dict] = dataclasses.field(default_factory=list)
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)
+    review: Any = None         # builder.core.decisions.Decisions (build --decisions), else None
 
     @property
     def work(self) -> Path:
@@ -68,6 +69,9 @@ class SourceStep(Step):
         from curation.source.metadata import read_source_table
         from curation.splits import table_holdout
 
+        from builder.build.review import load
+
+        ctx.review = load(ctx.opts.decisions)
         ctx.source, ctx.masks, ctx.source_name = _source(ctx)
         ctx.table = read_source_table(ctx.source, ctx.masks, source_name=ctx.source_name, limit=ctx.opts.limit)
         ctx.holdout = table_holdout(ctx.cfg.curation, ctx.table)
@@ -109,10 +113,12 @@ class IngestStep(Step):
 
     def run(self, ctx: BuildContext) -> None:
         from builder.build.guards import build_fingerprint, guard_fingerprint
+        from builder.build.review import mask_discards
         from curation.source.ingest import ingest_source, plan_ingest
 
         ctx.plan = plan_ingest(ctx.source, ctx.masks, source_name=ctx.source_name, limit=ctx.opts.limit,
-                               auto_masks=ctx.auto_masks, min_side_px=ctx.cfg.source.min_side_px, table=ctx.table)
+                               auto_masks=ctx.auto_masks, min_side_px=ctx.cfg.source.min_side_px, table=ctx.table,
+                               discarded_masks=mask_discards(ctx.review))
         ctx.build_fp = build_fingerprint(ctx.cfg, ctx.plan.info)
         guard_fingerprint(ctx.layout.version_dir, ctx.cfg, ctx.plan.info, ctx.build_fp, ctx.opts.overwrite)
         real = ctx.stores[self.kind] = StageStore(ctx.work / "real")
@@ -157,7 +163,7 @@ class HealthyStep(Step):
         healthy = ctx.stores[self.kind] = StageStore(ctx.work / "healthy")
         ctx.note(run_healthy(ctx.stores["real"], healthy, ctx.cfg.healthy, device=ctx.opts.device,
                              inputs={"real": ctx.fps["ingest"]}, on_change="reset"))
-        ctx.fps[self.name] = store_fingerprint(healthy)
+        _reviewed(ctx, self)
 
 
 class LesionMapStep(Step):
@@ -177,7 +183,7 @@ class LesionMapStep(Step):
         summary = ctx.note(run_lesion_map_pool(ctx.stores["healthy"], ctx.stores["real"], mapped, ctx.cfg.lesion_map,
                                                split_of=ctx.split_of, workers=ctx.opts.workers, on_change="reset"))
         summary["delivery"] = delivery(mapped)  # delivered / planned per cell: build summary, card, manifest
-        ctx.fps[self.name] = store_fingerprint(mapped)
+        _reviewed(ctx, self)
 
 
 class SemanticStep(Step):
@@ -200,7 +206,7 @@ class SemanticStep(Step):
         ctx.note(run_semantic(ctx.stores["real"], ctx.split_of, out, ctx.cfg.semantic, device=ctx.opts.device,
                               work_dir=ctx.work / "models", healthy=ctx.stores["healthy"], on_change="reset",
                               inputs={k: ctx.fps[k] for k in ("ingest", "splits", "healthy")}))
-        ctx.fps[self.name] = store_fingerprint(out)
+        _reviewed(ctx, self)
 
 
 class CurateStep(Step):
@@ -238,13 +244,36 @@ class PublishStep(Step):
         content.append({"records" if k == "done" else k: v for k, v in curate.items()})
         ctx.files = publish(ctx.layout.version_dir, ctx.cfg, records, ctx.stores, content,
                             overwrite=ctx.opts.overwrite, workers=ctx.opts.workers, source=ctx.plan.info,
-                            fingerprint=ctx.build_fp, stage_fingerprints=ctx.fps)
+                            fingerprint=ctx.build_fp, stage_fingerprints=ctx.fps, review=_review_facts(ctx))
         verify_load(ctx.layout.version_dir, ctx.files)
 
 
 # The build, in order.
 STEPS: tuple[Step, ...] = (SourceStep(), MasksStep(), IngestStep(), SplitsStep(), HealthyStep(), LesionMapStep(),
                            SemanticStep(), CurateStep(), PublishStep())
+
+
+def _reviewed(ctx: BuildContext, step: Step) -> None:
+    """The step's store seen through the review (discarded images dropped), and its fingerprint, which
+    names what the review dropped: the steps downstream rerun exactly when that changes."""
+    from builder.build.review import reviewed
+
+    store = ctx.stores[step.kind] = reviewed(ctx.stores[step.kind], step.name, ctx.review)
+    ctx.fps[step.name] = store_fingerprint(store)
+    dropped = getattr(store, "dropped", None)
+    if dropped:  # the build summary names them beside the step's own rejections
+        for entry in (st for st in ctx.stages if st["stage"] == step.name):
+            entry["rejected"] = {**entry.get("rejected", {}), "discarded_in_review": len(dropped)}
+
+
+def _review_facts(ctx: BuildContext) -> dict | None:
+    if ctx.review is None:
+        return None
+    from builder.build.review import review_facts
+
+    masks = {e["source_id"] for _, e in ctx.plan.items  # automatic masks a reviewer could see
+             if e is not None and (e["accepted"] or e["reason"] == "mask_discarded_in_review")}
+    return review_facts(ctx.review, ctx.opts.decisions, ctx.stores, masks)
 
 
 def check_steps(cfg: BuildConfig, device: str = "cpu") -> None:

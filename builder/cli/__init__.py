@@ -1,4 +1,4 @@
-"""Command-line surface: `build`, `generate <step>`, `curate`, `push`, `audit`, `export`, `evaluate`.
+"""Command-line surface: `build`, `generate <step>`, `curate`, `review`, `push`, `audit`, `export`, `evaluate`.
 
 Each command lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`;
 those modules import only light things at top level so `--help` answers fast (no torch).
@@ -17,6 +17,7 @@ COMMANDS = [
     ("build", "builder.cli.build", "build a dataset version end to end"),
     ("curate", "builder.cli.curate", "ingest, split, de-duplicate and remove leakage"),
     ("push", "builder.cli.push", "push a built version to the Hub as one commit + tag"),
+    ("review", "builder.cli.review", "review healthy images, automatic masks and lesion maps by hand (keyboard page)"),
     ("audit", "builder.cli.audit", "audit a version for leakage and integrity (exit 1 on failure)"),
     ("export", "builder.cli.export", "export train + test CSVs for PatchAlign24 or FairDisCo (patchalign, fairdisco)"),
     ("import-release", "builder.cli.import_release",

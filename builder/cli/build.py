@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--workers", type=int, help="CPU worker processes for ingest and hashing (default: all cores)")
     p.add_argument("--limit", type=int, help="ingest only the first N source rows (smoke runs)")
+    p.add_argument("--decisions", type=Path,
+                   help="a review's decisions CSV (`review --decisions FILE`): discarded healthy images, automatic "
+                        "masks, lesion maps and semantic images are left out, with what was derived from them; "
+                        "the card reports the review and the manifest lists the file's sha256")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing version whose content would change (stages whose inputs did not "
                         "change are still reused; a rerun always reuses finished shards with matching fingerprints)")
@@ -36,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = build(cfg, BuildOptions(out=args.out, source=args.source, masks=args.masks,
                                      source_name=args.source_name, device=args.device,
-                                     workers=args.workers, overwrite=args.overwrite, limit=args.limit))
+                                     workers=args.workers, overwrite=args.overwrite, limit=args.limit,
+                                     decisions=args.decisions))
     say(*(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
           f"rejected={st.get('rejected', {})}"
           + (f"  {result.decisions[st['stage']]}" if result.decisions.get(st["stage"]) else "")

@@ -52,3 +52,7 @@ class MaskError(SampleRejected, ValueError):
 
 class PlacementError(SampleRejected, ValueError):
     """A (base, donor) pair that cannot be mapped; `reason` is the snake_case rejection reason."""
+
+
+class ReviewError(ConfigError):
+    """A review decisions file or review request that cannot be used (bad row, unknown id or criterion)."""

@@ -56,11 +56,15 @@ class StageKey:
 
 
 def store_fingerprint(store: StageStore) -> str:
-    """An input store's fingerprint: the one pinned in its stage.json, else a digest of its records."""
+    """An input store's fingerprint: the one pinned in its stage.json, else a digest of its records; for a
+    `ReviewedStore` with discards, combined with the discarded ids (decisions that drop nothing change nothing)."""
     path = store.root / STAGE_FILE
     if path.is_file():
-        return json.loads(path.read_text())["fingerprint"]
-    return combine("records", [r.to_json() for r in store.records()])
+        fp = json.loads(path.read_text())["fingerprint"]
+    else:
+        fp = combine("records", [r.to_json() for r in StageStore.records(store)])
+    dropped = getattr(store, "dropped", None)  # a ReviewedStore: what review discarded is part of its content
+    return combine(fp, "reviewed", sorted(dropped)) if dropped else fp
 
 
 def changed(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -119,6 +119,25 @@ class StageStore:
                         yield json.loads(line)
 
 
+class ReviewedStore(StageStore):
+    """A store seen through a human review: records discarded in review are left out (they are neither
+    published nor used downstream), and each becomes a rejection `discarded_in_review` naming its criterion."""
+
+    def __init__(self, root: str | os.PathLike, stage: str, discarded: dict[str, str]):
+        super().__init__(root)
+        self.stage = stage
+        present = {r.sample_id for r in super().records()}
+        self.dropped = {i: c for i, c in sorted(discarded.items()) if i in present}  # id -> criterion
+
+    def records(self) -> list[Record]:
+        return [r for r in super().records() if r.sample_id not in self.dropped]
+
+    def rejections(self) -> list[Rejection]:
+        extra = [Rejection(self.stage, i, "discarded_in_review", f"{i}: discarded in human review ({c})", None)
+                 for i, c in self.dropped.items()]
+        return sorted(super().rejections() + extra, key=lambda r: (r.stage, r.item_id, r.reason))
+
+
 def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
     """Deterministic PNG encoding (no timestamps or text chunks)."""
     from PIL import Image

@@ -45,16 +45,20 @@ class IngestPlan:
 
 def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = None, limit: int | None = None,
                 disease_map: dict[str, str] | None = None, auto_masks: Path | None = None,
-                min_side_px: int = MIN_SIDE_PX, table: SourceTable | None = None) -> IngestPlan:
+                min_side_px: int = MIN_SIDE_PX, table: SourceTable | None = None,
+                discarded_masks: dict[str, str] | None = None) -> IngestPlan:
     """Read and validate the metadata table and fingerprint the files it names; no image is decoded.
-    `table`: the table already read with the same source, masks, name and limit (the build reads once)."""
+    `table`: the table already read with the same source, masks, name and limit (the build reads once).
+    `discarded_masks`: source id -> review criterion of automatic masks discarded in human review; such a
+    photo keeps no mask (reason `mask_discarded_in_review`), and the plan's key changes with them."""
     source = Path(source)
     if not source.is_dir():
         raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
                           "(DDI) or metadata.csv (Fitzpatrick17k)")
     if table is None:
         table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
-    items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks)
+    items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks,
+                             discarded_masks or {})
     info = describe_source(dataclasses.replace(table, rows=[row for row, _ in items]))  # automatic masks too
     settings = {"limit": limit, "disease_map": combine(sorted((disease_map or load_disease_map()).items())),
                 "auto_masks": combine([entry for _, entry in items]), "min_side_px": min_side_px}
@@ -144,8 +148,10 @@ def _map(fn, items: list, workers: int | None):
         return list(progress(pool.map(fn, items, chunksize=4), desc="ingest", total=len(items)))
 
 
-def _with_auto_masks(rows: list[SourceRow], masks: Path, auto_dir: Path | None) -> list[tuple[SourceRow, dict | None]]:
-    """Each row with its automatic-mask entry (None for hand masks); rows without one take it from `auto_dir`."""
+def _with_auto_masks(rows: list[SourceRow], masks: Path, auto_dir: Path | None,
+                     discarded: dict[str, str]) -> list[tuple[SourceRow, dict | None]]:
+    """Each row with its automatic-mask entry (None for hand masks); rows without one take it from `auto_dir`.
+    An accepted automatic mask that review `discarded` becomes a rejected one (the photo keeps no mask)."""
     in_masks, in_auto = read_auto_index(masks), read_auto_index(auto_dir)
     out = []
     for row in rows:
@@ -153,12 +159,22 @@ def _with_auto_masks(rows: list[SourceRow], masks: Path, auto_dir: Path | None) 
         if row.mask is not None:  # a file in the masks folder: automatic if that folder's index says so
             e = in_masks.get(row.source_id)
             entry = e if e and e["accepted"] and e["file"] == row.mask.name else None
+            if entry is not None and row.source_id in discarded:
+                row, entry = dataclasses.replace(row, mask=None), _discarded(entry, discarded[row.source_id])
         elif row.source_id in in_auto:
             entry = in_auto[row.source_id]
-            if entry["accepted"]:
+            if entry["accepted"] and row.source_id in discarded:
+                entry = _discarded(entry, discarded[row.source_id])
+            elif entry["accepted"]:
                 row = dataclasses.replace(row, mask=Path(auto_dir) / entry["file"], nonskin=None)
         out.append((row, entry))
     return out
+
+
+def _discarded(entry: dict, criterion: str) -> dict:
+    return {**entry, "accepted": False, "reason": "mask_discarded_in_review",
+            "detail": f"the automatic mask (confidence {entry.get('confidence')}) was discarded in human review "
+                      f"({criterion})"}
 
 
 def _ingest_one(item: tuple[SourceRow, StageStore, dict | None, int]) -> Record | Rejection:
