@@ -29,6 +29,7 @@ class CardFacts:
     pixels: dict | None = None                # builder.build.source_pixels.measure_source_pixels
     source_info: dict | None = None           # from the build: name, fingerprint (when recorded)
     audit: dict | None = None
+    stand_in: dict | None = None              # a CPU stand-in ran in place of a generator (builder.build.pipeline)
     delivery: dict | None = None              # the lesion-map stage's delivered / planned cells
     review: dict | None = None                # the human review (build --decisions), else None
     repo: str = "ORG/NAME"
@@ -294,7 +295,15 @@ def _healthy_line(f: CardFacts) -> str:
     region = (f"inpainted region = lesion mask ({marks}) dilated {h.dilate_px} px, composited back with a "
               f"{h.feather_px} px feather; every pixel outside it is kept")
     parts = _generator_texts(f, "healthy")
-    return f"Healthy: {'; '.join(parts)}; {region}." if parts else ""
+    if not parts:
+        return ""
+    stood = (f.stand_in or {}).get("healthy")
+    note = (f" **Stand-in:** this version's healthy generator is `{stood['configured']}`"
+            + (f" (`{stood['model_id']}`)" if stood.get("model_id") else "")
+            + f"; this build ran the CPU stand-in `{stood['used']}` instead, because of {stood['why']}. "
+            "These healthy images (and every lesion map made on them) are not the version's generator's."
+            if stood else "")
+    return f"Healthy: {'; '.join(parts)}; {region}.{note}"
 
 
 def _lesion_map_line(f: CardFacts) -> str:

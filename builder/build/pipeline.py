@@ -26,6 +26,7 @@ class BuildOptions:
     overwrite: bool = False
     limit: int | None = None
     decisions: Path | None = None  # a review's decisions CSV (`review`): discarded items are left out
+    stand_in: bool = False  # run the version's CPU stand-in healthy generator on a --source (the demo always does)
 
 
 @dataclasses.dataclass
@@ -97,12 +98,35 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     from builder.core.lock import hold
     from builder.core.runlog import RunLog
 
+    cfg, stand_in = apply_stand_in(cfg, opts)
     check_inputs(cfg, opts)
     layout = VersionLayout(Path(opts.out), cfg.version)
     with hold(layout.work, command=f"build --version {cfg.version}") as holder, \
             RunLog(layout.work, holder, opts) as run:
         guard_existing(layout.version_dir, cfg, opts.overwrite)  # before the work folder changes
-        ctx = BuildContext(cfg, opts, layout)
+        ctx = BuildContext(cfg, opts, layout, stand_in=stand_in)
         run_steps(ctx)
         run.stages = ctx.stages
         return BuildResult(layout.version_dir, ctx.curated.records, ctx.files, ctx.stages, ctx.decisions)
+
+
+def apply_stand_in(cfg: BuildConfig, opts: BuildOptions) -> tuple[BuildConfig, dict | None]:
+    """The config a build runs, and what stood in for what (None: the version's own generators ran).
+
+    A version whose healthy generator needs weights and a GPU (the paper's Kandinsky 2.2) names a CPU
+    stand-in (`healthy.stand_in`). The embedded demo source always uses it (the default build must run
+    anywhere); a --source uses it only when asked (`--cpu-stand-in`). The stand-in's backend is then the
+    config's, so the config hash, the build's fingerprint, every row's `generator` and the card differ
+    from a build with the real generator: one version tag never names two contents."""
+    h = cfg.healthy
+    if not (opts.stand_in or (opts.source is None and h.stand_in is not None)):
+        return cfg, None
+    if h.stand_in is None:
+        raise ConfigError(f"--cpu-stand-in: version {cfg.version} names no CPU stand-in for its healthy generator "
+                          f"{h.backend!r} (healthy.stand_in is null); build without --cpu-stand-in")
+    if h.stand_in == h.backend:
+        return cfg, None
+    used = dataclasses.replace(cfg, healthy=dataclasses.replace(h, backend=h.stand_in))
+    why = "the embedded demo source (no model weights there)" if opts.source is None else "--cpu-stand-in"
+    return used, {"healthy": {"configured": h.backend, "model_id": h.model_id, "used": h.stand_in, "why": why}}
+

@@ -59,7 +59,8 @@ def refuse_source_copies(records: list[Record], stores: dict, real: list[Record]
 def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict, stages: list[dict],
             overwrite: bool = False, workers: int | None = 1, refuse_leaks: bool = True,
             source: dict | None = None, fingerprint: str | None = None,
-            stage_fingerprints: dict[str, str] | None = None, review: dict | None = None) -> list[dict]:
+            stage_fingerprints: dict[str, str] | None = None, review: dict | None = None,
+            stand_in: dict | None = None) -> list[dict]:
     """Shards, leakage audit, plots, croissant.json, card, manifest: written to a staging folder, then
     installed as `out_dir` (an existing version with other content is refused unless `overwrite`).
 
@@ -96,7 +97,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
     facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source,
                        delivery=next((st["delivery"] for st in stages if "delivery" in st), None),
-                       generator_entries=card_entries(cfg), review=review)
+                       generator_entries=card_entries(cfg), review=review, stand_in=stand_in)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
     write_card(staging, files, facts)
@@ -110,6 +111,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
         extra["stage_fingerprints"] = stage_fingerprints
     if review is not None:  # the decisions file by name and sha256, and what the review decided
         extra["review"] = review
+    if stand_in:  # a CPU stand-in ran in place of the version's generator: the manifest says which
+        extra["stand_in"] = stand_in
     write_manifest(staging, cfg, files + [file_entry(staging, rel) for rel in sorted(extras)], stages,
                    extra=extra)
     install_version(staging, out_dir, overwrite)

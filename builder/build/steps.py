@@ -46,6 +46,7 @@ class BuildContext:
     files: list[dict] = dataclasses.field(default_factory=list)
     stages: list[dict] = dataclasses.field(default_factory=list)
     decisions: dict[str, str] = dataclasses.field(default_factory=dict)
+    stand_in: dict | None = None  # which generator stood in for which (builder.build.pipeline.apply_stand_in)
     review: Any = None         # builder.core.decisions.Decisions (build --decisions), else None
 
     @property
@@ -153,9 +154,17 @@ class HealthyStep(Step):
     name = kind = "healthy"
 
     def check(self, cfg: BuildConfig, device: str) -> None:
+        from builder.core.errors import ConfigError
         from generation.healthy.stage import check
 
-        check(cfg.healthy)
+        try:
+            check(cfg.healthy)
+        except ConfigError as e:
+            h = cfg.healthy
+            if h.stand_in is None or h.stand_in == h.backend:
+                raise
+            raise ConfigError(f"{e}; or build with --cpu-stand-in to use this version's CPU stand-in "
+                              f"healthy.stand_in={h.stand_in} (the card and every row then say so)") from None
 
     def run(self, ctx: BuildContext) -> None:
         from generation.healthy.stage import run_healthy
@@ -244,7 +253,8 @@ class PublishStep(Step):
         content.append({"records" if k == "done" else k: v for k, v in curate.items()})
         ctx.files = publish(ctx.layout.version_dir, ctx.cfg, records, ctx.stores, content,
                             overwrite=ctx.opts.overwrite, workers=ctx.opts.workers, source=ctx.plan.info,
-                            fingerprint=ctx.build_fp, stage_fingerprints=ctx.fps, review=_review_facts(ctx))
+                            fingerprint=ctx.build_fp, stage_fingerprints=ctx.fps, review=_review_facts(ctx),
+                            stand_in=ctx.stand_in)
         verify_load(ctx.layout.version_dir, ctx.files)
 
 

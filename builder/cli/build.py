@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--workers", type=int, help="CPU worker processes for ingest and hashing (default: all cores)")
     p.add_argument("--limit", type=int, help="ingest only the first N source rows (smoke runs)")
+    p.add_argument("--cpu-stand-in", action="store_true",
+                   help="run the version's CPU stand-in healthy generator (healthy.stand_in) instead of its model "
+                        "on a --source; the embedded demo source always does. The card, manifest and rows say so")
     p.add_argument("--decisions", type=Path,
                    help="a review's decisions CSV (`review --decisions FILE`): discarded healthy images, automatic "
                         "masks, lesion maps and semantic images are left out, with what was derived from them; "
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     result = build(cfg, BuildOptions(out=args.out, source=args.source, masks=args.masks,
                                      source_name=args.source_name, device=args.device,
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit,
-                                     decisions=args.decisions))
+                                     decisions=args.decisions, stand_in=args.cpu_stand_in))
     say(*(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "
           f"rejected={st.get('rejected', {})}"
           + (f"  {result.decisions[st['stage']]}" if result.decisions.get(st["stage"]) else "")

@@ -41,6 +41,8 @@ class HealthyConfig:
     opencv_radius: int = 5       # cv2.inpaint neighbourhood (opencv backend)
     opencv_grain: float = 1.0    # seeded skin grain over the Telea fill (0 = smooth fill)
     opencv_method: str = "telea"  # telea (+ grain; v1.1) | exemplar (membrane colour + nearby skin texture)
+    stand_in: str | None = None  # CPU backend run instead of `backend` on the embedded demo source or with
+    #                              build --cpu-stand-in (the card, manifest and rows then say so); null: none
 
 
 @dataclasses.dataclass(frozen=True)
