@@ -157,7 +157,8 @@ def patchalign24_test_ids(real: list[Record], csv_path: str | Path | None = None
     return sorted(_sklearn_test(ids))
 
 
-def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path | None = None) -> list[str]:
+def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path | None = None,
+                     seed: int = PATCHALIGN_SEED) -> list[str]:
     """PatchAlign24's DDI test set decided on a metadata table alone, before any image is read.
 
     sklearn's `train_test_split(rows, test_size=0.2, random_state=12140420)` over the rows of
@@ -165,6 +166,7 @@ def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path 
     `md5hash`), or over PatchAlign24's own CSV (`order_csv`, its `hasher` column) when given.
     Ids are `<source_name>:<file stem>`, as ingest names them. The result depends on the table
     only: a row later rejected at ingest simply has no image, and no other row changes split.
+    Another `seed` gives another fold of the same call (the paper's five folds: seeds 36-40).
     """
     import polars as pl
 
@@ -179,7 +181,7 @@ def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path 
                           "expected DDI's ddi_metadata.csv (or PatchAlign24's CSV)")
     stems = [Path((v or "").strip()).stem if column != "md5hash" else (v or "").strip()
              for v in df[column].to_list()]
-    return sorted(f"{source_name}:{s}" for s in _sklearn_test(stems) if s)
+    return sorted(f"{source_name}:{s}" for s in _sklearn_test(stems, seed) if s)
 
 
 def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) -> list[str] | None:
@@ -193,13 +195,13 @@ def table_holdout(cfg: CurationConfig, source: Path, source_name: str | None) ->
     return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
 
 
-def _sklearn_test(items: list[str]) -> list[str]:
+def _sklearn_test(items: list[str], seed: int = PATCHALIGN_SEED) -> list[str]:
     try:
         from sklearn.model_selection import train_test_split
     except ImportError as e:
         raise ConfigError("curation.split_method=patchalign24 needs scikit-learn: "
                           "pip install 'cgddi-toolkit[patchalign]'") from e
-    _, test = train_test_split(items, test_size=PATCHALIGN_TEST_SIZE, random_state=PATCHALIGN_SEED)
+    _, test = train_test_split(items, test_size=PATCHALIGN_TEST_SIZE, random_state=seed)
     return list(test)
 
 

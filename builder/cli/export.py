@@ -1,7 +1,9 @@
-"""`export patchalign|fairdisco`: train + test CSVs in the trainer's own DDI encodings, images under one root.
+"""`export patchalign|fairdisco`: every file the trainer's DDI script reads, in its own encodings.
 
-Train: the train and validation synthetics (and with `--real DIR` the real train rows, linked);
-test: the held-out real rows (with `--real`), else the test-split synthetics. Rows the leakage
+Train: the train and validation lesion synthetics (and with `--real DIR` the real train rows,
+linked); test: the held-out real rows (with `--real`), else the test-split synthetics. Healthy
+rows only with `--include-healthy`. `--holdout-seed N` (with `--real`) or `--test-ids FILE`
+choose another holdout: rows are placed again from their lineage (strict). Rows the leakage
 audit flags, and any row derived from a held-out image, never reach train.
 """
 from __future__ import annotations
@@ -26,8 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", default="train,validation",
                    help="comma-separated splits whose synthetics go into train.csv (default: %(default)s)")
     p.add_argument("--test-ids", type=Path, default=None,
-                   help="held-out source ids (one per line, or the build's splits.csv; default: "
-                        "<build-out>/.work/<version>/splits.csv when it exists)")
+                   help="choose the holdout: these source ids (one per line, or a splits.csv) are test, "
+                        "replacing the build's test set; every row is placed again from its lineage "
+                        "(default: the build's own, <build-out>/.work/<version>/splits.csv when it exists)")
+    p.add_argument("--holdout-seed", type=int, default=None,
+                   help="choose the holdout: train_test_split(test_size=0.2, random_state=SEED) over your "
+                        "--real table, as PatchAlign24 draws it (the paper's five folds: seeds 36-40)")
+    p.add_argument("--include-healthy", action="store_true",
+                   help="also export healthy-skin rows (disease 'healthy', high 0); default: lesions only")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
 
@@ -46,14 +54,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--splits {bad}: expected train and/or validation (test rows never train)")
     if args.real is not None and not (args.real / "ddi_metadata.csv").is_file():
         raise ConfigError(f"--real {args.real}: no ddi_metadata.csv there; pass your DDI folder")
-    ids_file = args.test_ids
     default = args.build_out / ".work" / args.version / "splits.csv"
-    if ids_file is None and args.folder is None and default.is_file():
-        ids_file = default
-    test_ids = read_test_ids(ids_file) if ids_file else None
-    s = export(folder, args.out, args.format, real=args.real, train_splits=splits, test_ids=test_ids,
-               image_size=args.image_size, overwrite=args.overwrite)
+    build_ids = default if args.test_ids is None and args.folder is None and default.is_file() else None
+    s = export(folder, args.out, args.format, real=args.real, train_splits=splits,
+               test_ids=read_test_ids(build_ids) if build_ids else None, image_size=args.image_size,
+               overwrite=args.overwrite, include_healthy=args.include_healthy, holdout_seed=args.holdout_seed,
+               holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None)
     print(f"exported v{s['version']} for {args.format}: train.csv {s['train_rows']} rows {s['train_by_kind']}, "
-          f"test.csv {s['test_rows']} rows {s['test_by_kind']}; left out {s['excluded']}; "
+          f"test.csv {s['test_rows']} rows {s['test_by_kind']} (holdout: {s['holdout']['name']}); "
+          f"left out {s['excluded']}; "
           f"see {args.out}/TRAINING.md")
     return 0

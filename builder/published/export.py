@@ -1,21 +1,23 @@
 """Exports for PatchAlign24 and FairDisCo: train + test CSVs in their DDI encodings, images under one root.
 
 Both trainers read the DDI CSV that FairDisCo's `data_play_ddi.ipynb` builds (PatchAlign24 forked it):
-DDI's columns plus `high` = int(malignant), `fitzpatrick` = 1/2/3 for DDI tone groups 12/34/56,
+DDI's columns plus `high` = int(malignant), `fitzpatrick` for DDI tone groups 12/34/56 (1/2/3 for
+FairDisCo, 1/3/5 for PatchAlign24: `builder.published.trainers`),
 `hasher` = the image file name under the image root, `low` = pandas category codes of the raw DDI
 `disease` (78 names, alphabetical: melanoma-in-situ = 47), `REWT_weights` and `RESM_weights` (their
 reweighting and resampling weights per fitzpatrick x high cell). Their loaders read
 `os.path.join(image_dir, hasher)` with cv2 and train on `high` (condition) and `fitzpatrick - 1` (type).
 
-The export writes `train.csv` and `test.csv` in those encodings and `images/` as the one root:
+The export writes `ddi_metadata_code.csv` (what both scripts read first), `train.csv` and `test.csv`
+in those encodings (lesion rows only unless healthy rows are asked for) and `images/` as the one root:
 synthetic PNGs (bytes as published, or resized with `image_size`), and with `real` (the user's DDI
 folder) symlinks to the real photos, never copies. Test = the version's held-out real images
-(PatchAlign24's holdout in v1.1); no train row derives from a test image (audit + lineage check).
+(PatchAlign24's holdout in v1.1) or a holdout chosen at export (`builder.published.holdouts`); no
+train row derives from a test image (audit + lineage check).
 """
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import shutil
@@ -24,32 +26,15 @@ from pathlib import Path
 
 from builder.core.errors import ExportError
 from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
+from builder.published.holdouts import Holdout, id_file, seeded_fold
+from builder.published.trainers import METADATA_FILE, TARGETS, encode_tones, training_text
 
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high", "fitzpatrick", "hasher", "low",
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
 READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease", "disease_raw", "source_ids"]
-FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    tool: str
-    repo: str
-    script: str
-    image_dir_line: str  # where the script names its DDI image folder
-    own_split: str  # the split its script makes by itself (replaced by ours)
-
-
-TARGETS = {
-    "patchalign": Target("PatchAlign24", "aayushmanace/PatchAlign24", "train_PatchAlign_DDI_InDomain.py",
-                         "image_dir = 'images'", "train_test_split(df, df['high'], test_size=0.2, "
-                                                 "random_state=12140420)"),
-    "fairdisco": Target("FairDisCo", "siyi-wind/FairDisCo", "train_DisCo.py",
-                        "image_dir = '/bigdata/siyiplace/data/skin_lesion/ddidiversedermatologyimages/'",
-                        "train_test_split(df, df['high'], test_size=0.2, random_state=64)"),
-}
+FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb; each trainer's own: trainers.encode_tones
 
 
 def raw_ddi_diseases() -> list[str]:
@@ -67,56 +52,84 @@ def low_codes(extra: set[str]) -> dict[str, int]:
 
 def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | None = None,
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
-           image_size: int | None = None, overwrite: bool = False) -> dict:
-    """Write `out/{train,test}.csv`, `out/images/`, `out/low_codes.csv`, `out/TRAINING.md`, a report
-    (holding `out`'s lock: a second export into it refuses)."""
+           image_size: int | None = None, overwrite: bool = False, include_healthy: bool = False,
+           holdout_seed: int | None = None, holdout_ids: set[str] | None = None) -> dict:
+    """Write `out/{train,test}.csv`, `out/ddi_metadata_code.csv`, `out/images/`, `out/low_codes.csv`,
+    `out/TRAINING.md`, a report (holding `out`'s lock: a second export into it refuses).
+
+    Test is the build's own held-out set (plus `test_ids`), unless a holdout is chosen: a seeded
+    fold of the source table (`holdout_seed`, needs `real`) or a test-id set (`holdout_ids`), with
+    every row placed again from its lineage (`builder.published.holdouts`). Lesion rows only,
+    unless `include_healthy`."""
     from builder.core.lock import hold
 
+    opts = dict(real=real, train_splits=train_splits, test_ids=test_ids, image_size=image_size,
+                overwrite=overwrite, include_healthy=include_healthy, holdout_seed=holdout_seed,
+                holdout_ids=holdout_ids)
     with hold(out, command=f"export {target}"):
-        return _export(folder, out, target, real, train_splits, test_ids, image_size, overwrite)
+        return _export(folder, out, target, **opts)
 
 
-def _export(folder: Path, out: Path, target: str, real: Path | None, train_splits: tuple[str, ...],
-            test_ids: set[str] | None, image_size: int | None, overwrite: bool) -> dict:
-    from builder.published.audit import AuditReport, audit_folder
+def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_ids, image_size, overwrite,
+            include_healthy, holdout_seed, holdout_ids) -> dict:
+    from builder.published.audit import AuditReport, audit_folder, check_manifest
 
-    if target not in TARGETS:
-        raise ExportError(f"export target {target!r}: expected one of {', '.join(TARGETS)}")
-    if image_size is not None and not 16 <= image_size <= 4096:
-        raise ExportError(f"--image-size {image_size}: expected a side in pixels, 16-4096 (e.g. 224)")
+    _check_options(target, image_size, real, holdout_seed, holdout_ids)
     folder, out = Path(folder).resolve(), Path(out).resolve()
     if out == folder or folder in out.parents:
         raise ExportError(f"--out {out} lies inside the published version {folder}; real photos must never "
                           "land in a published folder: choose a folder outside it")
-    from builder.published.audit import check_manifest
-
     pre = AuditReport(target=str(folder))
     shards = check_manifest(folder, pre)
     _refuse_untrusted(folder, pre)  # tampered files stop the export before any shard is read
-    prefix, held = _held_out(folder, real, test_ids)
-    report = audit_folder(folder, test_ids=held or None, checked=(pre, shards))
+    prefix, holdout = _held_out(folder, real, test_ids, holdout_seed, holdout_ids)
+    report = audit_folder(folder, test_ids=holdout.held or None, checked=(pre, shards))
     _refuse_untrusted(folder, report)
     leaked = {i["sample_id"]: i["reason"] for i in report.leaks}
     _prepare_out(out, overwrite)
-    rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, held, image_size, with_test=real is None)
-    reals, skipped = _real_rows(Path(real), out, prefix, held) if real else ([], [])
+    rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, holdout, image_size,
+                                     with_test=real is None, include_healthy=include_healthy)
+    reals, skipped = _real_rows(Path(real), out, prefix, holdout.held) if real else ([], [])
     rows += reals
+    encode_tones(rows, target)
     codes = low_codes({r["disease"] for r in rows})
     _add_codes(rows, codes)
     train = sorted((r for r in rows if r["_split"] == "train"), key=lambda r: r["hasher"])
     test = sorted((r for r in rows if r["_split"] == "test"), key=lambda r: r["hasher"])
-    _check_no_test_lineage(train, held)
-    _write_csv(out / "train.csv", train)
-    _write_csv(out / "test.csv", test)
-    _write_codes(out / "low_codes.csv", codes)
-    (out / "TRAINING.md").write_text(training_text(target, out))
+    _check_no_test_lineage(train, holdout.held)
+    _write_trainer_files(out, target, train, test, codes, holdout, include_healthy)
     summary = {"target": target, "folder": str(folder), "version": report.version, "train_rows": len(train),
                "test_rows": len(test), "train_by_kind": dict(Counter(r["kind"] for r in train)),
-               "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(held),
+               "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(holdout.held),
+               "holdout": holdout.describe(), "include_healthy": include_healthy,
                "excluded": excluded, "real_rows_without_image": skipped, "leaked": dict(sorted(leaked.items())),
                "image_size": image_size}
     (out / "export_report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _check_options(target: str, image_size, real, holdout_seed, holdout_ids) -> None:
+    if target not in TARGETS:
+        raise ExportError(f"export target {target!r}: expected one of {', '.join(TARGETS)}")
+    if image_size is not None and not 16 <= image_size <= 4096:
+        raise ExportError(f"--image-size {image_size}: expected a side in pixels, 16-4096 (e.g. 224)")
+    if holdout_seed is not None and holdout_ids is not None:
+        raise ExportError("--holdout-seed and --test-ids both choose the holdout: pass one of them")
+    if holdout_seed is not None and real is None:
+        raise ExportError(f"--holdout-seed {holdout_seed} needs --real DIR: the fold is drawn over your source "
+                          "table's rows in file order, as the trainers draw it")
+
+
+def _write_trainer_files(out: Path, target: str, train: list[dict], test: list[dict], codes: dict,
+                         holdout, include_healthy: bool) -> None:
+    """Every file the trainer's script reads: its `ddi_metadata_code.csv` first, then our split."""
+    _write_csv(out / METADATA_FILE, train + test)
+    _write_csv(out / "train.csv", train)
+    _write_csv(out / "test.csv", test)
+    _write_codes(out / "low_codes.csv", codes)
+    (out / "TRAINING.md").write_text(training_text(target, out, holdout=holdout.name,
+                                                   include_healthy=include_healthy,
+                                                   healthy_code=codes[HEALTHY_DISEASE]))
 
 
 def _refuse_untrusted(folder: Path, report) -> None:
@@ -127,9 +140,11 @@ def _refuse_untrusted(folder: Path, report) -> None:
                           "and rebuild before exporting")
 
 
-def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tuple[str, set[str]]:
-    """The source-id prefix of the version, and its held-out (test) source ids: the test-ids file,
-    plus the holdout recomputed on the real table (the same call the build made) when given."""
+def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdout_seed: int | None,
+              holdout_ids: set[str] | None) -> tuple[str, Holdout]:
+    """The source-id prefix of the version, and its held-out (test) source ids: a chosen holdout
+    (seeded fold, test-id set), else the build's own: its test images, the test-ids file, plus the
+    holdout recomputed on the real table (the same call the build made) when given."""
     import pyarrow.parquet as pq
 
     from builder.published.audit import collect_shards
@@ -143,7 +158,11 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tup
             if row["split"] == "test" and KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
                 held |= set(sources)  # a test image's own healthy synthetic: the audit's inference too
     prefix = ids.most_common(1)[0][0] if ids else "ddi"
-    if test_ids:  # a file for another source would hold out nothing and pass silently (issue 10)
+    if holdout_seed is not None:
+        return prefix, seeded_fold(Path(real), prefix, holdout_seed)
+    if holdout_ids is not None:
+        return prefix, id_file(set(holdout_ids), every, folder)
+    if test_ids:  # a file for another source would hold out nothing and pass silently
         from builder.core.splits_file import check_test_ids
 
         check_test_ids(test_ids, every, where=str(folder), hint="pass the build's splits.csv or its test ids")
@@ -157,11 +176,11 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tup
         elif not test_ids:
             raise ExportError(f"{folder} was not split by PatchAlign24's holdout; pass --test-ids (the build's "
                               "splits.csv) so real rows go to the right side")
-    return prefix, held
+    return prefix, Holdout("the build's own held-out images", held, chosen=False)
 
 
-def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: set[str], image_size,
-                    with_test: bool) -> tuple[list[dict], dict]:
+def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, holdout: Holdout, image_size,
+                    with_test: bool, include_healthy: bool) -> tuple[list[dict], dict]:
     from builder.published.audit import collect_shards
 
     rows, excluded, seen = [], Counter(), set()
@@ -169,16 +188,29 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: s
         if row["sample_id"] in seen:
             continue  # one row listed by several configs
         seen.add(row["sample_id"])
-        split = "train" if row["split"] in train_splits else "test" if row["split"] == "test" and with_test else None
+        if row["disease"] == HEALTHY_DISEASE and not include_healthy:
+            excluded["healthy"] += 1  # the trainers' task is malignant vs benign lesion
+            continue
+        split = _synthetic_side(row, train_splits, holdout, with_test)
         if split is None:
-            excluded["other_split"] += 1
-        elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & held):
+            excluded["other_split" if not holdout.chosen else "test_lineage_with_real_test"] += 1
+        elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & holdout.held):
             excluded["leaked"] += 1
         else:
             hasher = f"{row['sample_id']}.png"
             (out / "images" / hasher).write_bytes(_resized(image, image_size) if image_size else image)
             rows.append(_csv_row(row, hasher, split))
     return rows, dict(sorted(excluded.items()))
+
+
+def _synthetic_side(row: dict, train_splits, holdout: Holdout, with_test: bool) -> str | None:
+    """train, test, or None (left out): by the build's split, or by lineage under a chosen holdout."""
+    if holdout.chosen:
+        if row["split"] not in (*train_splits, "test"):
+            return None
+        side = holdout.side(row["source_ids"] or [])
+        return side if side == "train" or with_test else None
+    return "train" if row["split"] in train_splits else "test" if row["split"] == "test" and with_test else None
 
 
 def _shard_rows(folder: Path, shards: list[str]):
@@ -300,22 +332,3 @@ def _write_codes(path: Path, codes: dict[str, int]) -> None:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["low", "disease"])
         w.writerows((i, name) for name, i in sorted(codes.items(), key=lambda kv: kv[1]))
-
-
-def training_text(target: str, out: Path) -> str:
-    """TRAINING.md: the two edits that point the trainer's own script at this export."""
-    t = TARGETS[target]
-    return f"""# Training {t.tool} on this export
-
-`train.csv` and `test.csv` are in {t.tool}'s DDI encodings; every `hasher` is a file in `images/`.
-In a clone of {t.repo}, `{t.script}` builds its own split ({t.own_split}) and then reads the
-two CSVs it wrote. Use this export's split instead (held-out real images only in test):
-
-1. replace the `random_holdout` split by
-   `train, test = pd.read_csv("{out}/train.csv"), pd.read_csv("{out}/test.csv")`
-2. in `custom_load`, replace `{t.image_dir_line}` by `image_dir = "{out}/images"`
-
-then run it as usual, e.g. `python -u {t.script} 20 full ddi {'PatchAlign' if target == 'patchalign' else 'DisCo'}`.
-It trains on `high` (malignancy) with `fitzpatrick - 1` as the skin-type target. `low` keeps
-PatchAlign24's codes of the raw DDI disease (`low_codes.csv`); `healthy` is {len(raw_ddi_diseases())}.
-"""
