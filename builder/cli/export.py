@@ -12,14 +12,18 @@ import argparse
 from pathlib import Path
 
 
+REAL_TABLES = ("ddi_metadata.csv", "metadata.csv", "fitzpatrick17k.csv")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("format", choices=["patchalign", "fairdisco"],
                    help="trainer: patchalign (aayushmanace/PatchAlign24) or fairdisco (siyi-wind/FairDisCo)")
     p.add_argument("--version", required=True, help="built version to export, e.g. 1.1")
     p.add_argument("--out", type=Path, required=True, help="destination folder (train.csv, test.csv, images/)")
     p.add_argument("--real", type=Path, default=None,
-                   help="your local DDI folder (ddi_metadata.csv + photos): real rows join both CSVs, "
-                        "photos linked, never copied")
+                   help="your local DDI folder (ddi_metadata.csv + photos) or Fitzpatrick17k folder "
+                        "(metadata.csv or fitzpatrick17k.csv + images/): real rows join both CSVs, photos "
+                        "linked, never copied")
     p.add_argument("--image-size", type=int, default=None,
                    help="resize synthetic images to SIZE x SIZE (shorter side, centre crop); default: as published")
     p.add_argument("--build-out", type=Path, default=Path("out"),
@@ -52,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     bad = [s for s in splits if s not in ("train", "validation")]
     if bad:
         raise ConfigError(f"--splits {bad}: expected train and/or validation (test rows never train)")
-    if args.real is not None and not (args.real / "ddi_metadata.csv").is_file():
-        raise ConfigError(f"--real {args.real}: no ddi_metadata.csv there; pass your DDI folder")
+    if args.real is not None and not any((args.real / t).is_file() for t in REAL_TABLES):
+        raise ConfigError(f"--real {args.real}: no {' or '.join(REAL_TABLES)} there; pass your DDI or "
+                          "Fitzpatrick17k folder")
     default = args.build_out / ".work" / args.version / "splits.csv"
     build_ids = default if args.test_ids is None and args.folder is None and default.is_file() else None
     s = export(folder, args.out, args.format, real=args.real, train_splits=splits,

@@ -237,9 +237,8 @@ def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list
     from curation.source.metadata import find_table
 
     layout, table = find_table(real)
-    if layout != "ddi":
-        raise ExportError(f"--real {real}: expected DDI's layout (ddi_metadata.csv beside the photos or "
-                          "images/); found a Fitzpatrick17k table")
+    if layout == "fitz17k":
+        return _fitz_real_rows(real, table, out, prefix, held)
     df = pl.read_csv(table, infer_schema=False)
     mal = next((c for c in ("malignant", "malignancy(malig=1)") if c in df.columns), None)
     if mal is None or not {"DDI_ID", "DDI_file", "skin_tone", "disease"} <= set(df.columns):
@@ -263,6 +262,45 @@ def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list
     if skipped:
         log.warning("%d rows of %s have no photo in %s (left out): %s", len(skipped), table, real, skipped[:5])
     return rows, skipped
+
+
+def _fitz_real_rows(real: Path, table: Path, out: Path, prefix: str, held: set[str]) -> tuple[list[dict], list[str]]:
+    """Every row of the user's Fitzpatrick17k table with a known skin type, in the DDI encodings:
+    types 1-2 / 3-4 / 5-6 as DDI's tone groups 12 / 34 / 56, `malignant` from its three-partition
+    label (benign and non-neoplastic are not malignant), `disease` its label; photos linked."""
+    import polars as pl
+
+    from builder.core.schema import fitzpatrick_to_tone
+
+    df = pl.read_csv(table, infer_schema=False)
+    if not {"md5hash", "label", "three_partition_label"} <= set(df.columns) or not (
+            {"fitzpatrick_scale", "fitzpatrick"} & set(df.columns)):
+        raise ExportError(f"{table}: expected Fitzpatrick17k's columns md5hash, fitzpatrick_scale (or "
+                          f"fitzpatrick), label, three_partition_label; found {df.columns}")
+    scale = "fitzpatrick_scale" if "fitzpatrick_scale" in df.columns else "fitzpatrick"
+    rows, skipped = [], []
+    for d in df.iter_rows(named=True):
+        md5, fitz = (d["md5hash"] or "").strip(), (d[scale] or "").strip()
+        photo = _fitz_photo(real, md5, d.get("image_file"))
+        if fitz not in {"1", "2", "3", "4", "5", "6"} or photo is None or not _readable(photo):
+            skipped.append(md5 or f"line {len(rows) + len(skipped) + 2}")  # unknown type (-1) or no photo
+            continue
+        (out / "images" / photo.name).symlink_to(photo.resolve())
+        tone = TONE_NAME_TO_DDI[fitzpatrick_to_tone(int(fitz))]
+        malignant = (d["three_partition_label"] or "").strip() == "malignant"
+        rows.append({"DDI_ID": "", "DDI_file": photo.name, "skin_tone": tone, "malignant": malignant,
+                     "disease": (d["label"] or "").strip(), "high": int(malignant), "hasher": photo.name,
+                     "kind": "real", "sample_id": "", "source_ids": f"{prefix}:{md5}",
+                     "_split": "test" if f"{prefix}:{md5}" in held else "train", "_sources": {f"{prefix}:{md5}"}})
+    if skipped:
+        log.warning("%d rows of %s have no known skin type or no readable photo in %s (left out): %s",
+                    len(skipped), table, real, skipped[:5])
+    return rows, skipped
+
+
+def _fitz_photo(real: Path, md5: str, image_file: str | None) -> Path | None:
+    names = [image_file.strip()] if (image_file or "").strip() else [f"images/{md5}{s}" for s in (".jpg", ".png", ".jpeg")]
+    return next((real / n for n in names if md5 and (real / n).is_file()), None)
 
 
 def _readable(path: Path) -> bool:
