@@ -1,4 +1,8 @@
-"""`export patchalign|fairdisco`: every file the trainer's DDI script reads, in its own encodings.
+"""`export patchalign|fairdisco|imagefolder|webdataset`: hand-offs of a built version.
+
+patchalign / fairdisco: every file the trainer's DDI (or `--layout fitzpatrick17k`) script reads,
+in its own encodings. imagefolder / webdataset: the version's own splits as an ImageFolder tree or
+WebDataset tar shards, labelled by `--label` (`builder.published.handoffs`).
 
 Train: the train and validation lesion synthetics (and with `--real DIR` the real train rows,
 linked); test: the held-out real rows (with `--real`), else the test-split synthetics. Healthy
@@ -13,11 +17,15 @@ from pathlib import Path
 
 
 REAL_TABLES = ("ddi_metadata.csv", "metadata.csv", "fitzpatrick17k.csv")
+GENERIC = ("imagefolder", "webdataset")
+TRAINER_ONLY = ("real", "image_size", "test_ids", "holdout_seed")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("format", choices=["patchalign", "fairdisco"],
-                   help="trainer: patchalign (aayushmanace/PatchAlign24) or fairdisco (siyi-wind/FairDisCo)")
+    p.add_argument("format", choices=["patchalign", "fairdisco", *GENERIC],
+                   help="trainer: patchalign (aayushmanace/PatchAlign24) or fairdisco (siyi-wind/FairDisCo); "
+                        "or a generic hand-off: imagefolder (<split>/<label>/<id>.png + metadata.csv) or "
+                        "webdataset (<split>-NNNNNN.tar shards)")
     p.add_argument("--version", required=True, help="built version to export, e.g. 1.1")
     p.add_argument("--out", type=Path, required=True, help="destination folder (train.csv, test.csv, images/)")
     p.add_argument("--real", type=Path, default=None,
@@ -38,9 +46,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout-seed", type=int, default=None,
                    help="choose the holdout: train_test_split(test_size=0.2, random_state=SEED) over your "
                         "--real table, as PatchAlign24 draws it (the paper's five folds: seeds 36-40)")
+    p.add_argument("--layout", choices=["ddi", "fitzpatrick17k"], default="ddi",
+                   help="the trainer's DDI script (default) or its Fitzpatrick17k script "
+                        "(fitzpatrick17k_known_code.csv, <hasher>.jpg, types 1-6; a Fitzpatrick17k build)")
     p.add_argument("--include-healthy", action="store_true",
                    help="also export healthy-skin rows (disease 'healthy', high 0); default: lesions only")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--label", default="malignancy", choices=["malignancy", "disease", "skin_tone"],
+                   help="imagefolder / webdataset: the class of each image (default: %(default)s)")
+    p.add_argument("--shard-mb", type=int, default=256,
+                   help="webdataset: largest shard in MB (default: %(default)s, one sequential read when streaming)")
+    p.add_argument("--shard-count", type=int, default=10000,
+                   help="webdataset: most samples per shard (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if not (folder / "manifest.json").is_file():
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it with "
                           f"`python -m builder build --version {args.version}` or pass --folder")
+    if args.format in GENERIC:
+        return _generic(args, folder)
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     bad = [s for s in splits if s not in ("train", "validation")]
     if bad:
@@ -64,9 +83,26 @@ def run(args: argparse.Namespace) -> int:
     s = export(folder, args.out, args.format, real=args.real, train_splits=splits,
                test_ids=read_test_ids(build_ids) if build_ids else None, image_size=args.image_size,
                overwrite=args.overwrite, include_healthy=args.include_healthy, holdout_seed=args.holdout_seed,
-               holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None)
-    print(f"exported v{s['version']} for {args.format}: train.csv {s['train_rows']} rows {s['train_by_kind']}, "
+               holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None, layout=args.layout)
+    print(f"exported v{s['version']} for {args.format} ({args.layout} layout): train.csv {s['train_rows']} rows {s['train_by_kind']}, "
           f"test.csv {s['test_rows']} rows {s['test_by_kind']} (holdout: {s['holdout']['name']}); "
           f"left out {s['excluded']}; "
           f"see {args.out}/TRAINING.md")
+    return 0
+
+
+def _generic(args: argparse.Namespace, folder: Path) -> int:
+    from builder.core.errors import ConfigError
+    from builder.published.handoffs import export_imagefolder, export_webdataset
+
+    given = [f"--{k.replace('_', '-')}" for k in TRAINER_ONLY if getattr(args, k) is not None]
+    if given or args.layout != "ddi":
+        raise ConfigError(f"{', '.join(given or ['--layout'])}: only for the trainer exports (patchalign, "
+                          f"fairdisco); export {args.format} keeps the version's own splits")
+    opts = dict(label=args.label, include_healthy=args.include_healthy, overwrite=args.overwrite)
+    if args.format == "webdataset":
+        s = export_webdataset(folder, args.out, shard_mb=args.shard_mb, shard_count=args.shard_count, **opts)
+    else:
+        s = export_imagefolder(folder, args.out, **opts)
+    print(f"exported {s['rows']} rows as {args.format} by {s['label']} to {args.out}: {s['by_split']}")
     return 0

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high", "fitzpatrick", "hasher", "low",
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
-READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease", "disease_raw", "source_ids"]
+READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw",
+                "source_ids"]
+LAYOUTS = ("ddi", "fitzpatrick17k")  # the trainers' DDI scripts, or their Fitzpatrick17k scripts (fitz_layout)
 FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb; each trainer's own: trainers.encode_tones
 
 
@@ -53,28 +55,31 @@ def low_codes(extra: set[str]) -> dict[str, int]:
 def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | None = None,
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
            image_size: int | None = None, overwrite: bool = False, include_healthy: bool = False,
-           holdout_seed: int | None = None, holdout_ids: set[str] | None = None) -> dict:
+           holdout_seed: int | None = None, holdout_ids: set[str] | None = None, layout: str = "ddi") -> dict:
     """Write `out/{train,test}.csv`, `out/ddi_metadata_code.csv`, `out/images/`, `out/low_codes.csv`,
     `out/TRAINING.md`, a report (holding `out`'s lock: a second export into it refuses).
 
     Test is the build's own held-out set (plus `test_ids`), unless a holdout is chosen: a seeded
     fold of the source table (`holdout_seed`, needs `real`) or a test-id set (`holdout_ids`), with
     every row placed again from its lineage (`builder.published.holdouts`). Lesion rows only,
-    unless `include_healthy`."""
+    unless `include_healthy`. `layout="fitzpatrick17k"`: the trainers' Fitzpatrick17k scripts'
+    files instead (`builder.published.fitz_layout`)."""
     from builder.core.lock import hold
 
     opts = dict(real=real, train_splits=train_splits, test_ids=test_ids, image_size=image_size,
                 overwrite=overwrite, include_healthy=include_healthy, holdout_seed=holdout_seed,
-                holdout_ids=holdout_ids)
+                holdout_ids=holdout_ids, layout=layout)
     with hold(out, command=f"export {target}"):
         return _export(folder, out, target, **opts)
 
 
 def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_ids, image_size, overwrite,
-            include_healthy, holdout_seed, holdout_ids) -> dict:
+            include_healthy, holdout_seed, holdout_ids, layout) -> dict:
     from builder.published.audit import AuditReport, audit_folder, check_manifest
 
     _check_options(target, image_size, real, holdout_seed, holdout_ids)
+    if layout not in LAYOUTS:
+        raise ExportError(f"--layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     folder, out = Path(folder).resolve(), Path(out).resolve()
     if out == folder or folder in out.parents:
         raise ExportError(f"--out {out} lies inside the published version {folder}; real photos must never "
@@ -91,13 +96,14 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
                                      with_test=real is None, include_healthy=include_healthy)
     reals, skipped = _real_rows(Path(real), out, prefix, holdout.held) if real else ([], [])
     rows += reals
-    encode_tones(rows, target)
-    codes = low_codes({r["disease"] for r in rows})
-    _add_codes(rows, codes)
-    train = sorted((r for r in rows if r["_split"] == "train"), key=lambda r: r["hasher"])
-    test = sorted((r for r in rows if r["_split"] == "test"), key=lambda r: r["hasher"])
-    _check_no_test_lineage(train, holdout.held)
-    _write_trainer_files(out, target, train, test, codes, holdout, include_healthy)
+    if layout == "fitzpatrick17k":
+        train, test = _fitz_files(folder, out, target, rows, real, holdout, include_healthy, excluded)
+    else:
+        encode_tones(rows, target)
+        codes = low_codes({r["disease"] for r in rows})
+        _add_codes(rows, codes)
+        train, test = _sides(rows, holdout)
+        _write_trainer_files(out, target, train, test, codes, holdout, include_healthy)
     summary = {"target": target, "folder": str(folder), "version": report.version, "train_rows": len(train),
                "test_rows": len(test), "train_by_kind": dict(Counter(r["kind"] for r in train)),
                "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(holdout.held),
@@ -118,6 +124,37 @@ def _check_options(target: str, image_size, real, holdout_seed, holdout_ids) -> 
     if holdout_seed is not None and real is None:
         raise ExportError(f"--holdout-seed {holdout_seed} needs --real DIR: the fold is drawn over your source "
                           "table's rows in file order, as the trainers draw it")
+
+
+def _sides(rows: list[dict], holdout: Holdout) -> tuple[list[dict], list[dict]]:
+    train = sorted((r for r in rows if r["_split"] == "train"), key=lambda r: r["hasher"])
+    test = sorted((r for r in rows if r["_split"] == "test"), key=lambda r: r["hasher"])
+    _check_no_test_lineage(train, holdout.held)
+    return train, test
+
+
+def _fitz_files(folder: Path, out: Path, target: str, rows: list[dict], real, holdout: Holdout,
+                include_healthy: bool, excluded: dict) -> tuple[list[dict], list[dict]]:
+    """The trainers' Fitzpatrick17k layout: its table first, then our split, `<hasher>.jpg` images."""
+    from builder.published import fitz_layout
+
+    table = None
+    if real is not None:
+        from curation.source.metadata import find_table
+
+        layout, table = find_table(Path(real))
+        table = table if layout == "fitz17k" else None
+    rows, left = fitz_layout.to_fitz_rows(rows, out, fitz_layout.partitions_of(table))
+    fitz_layout.check_types(rows, folder)
+    excluded.update(left)
+    fitz_layout.add_codes(rows, table)
+    train, test = _sides(rows, holdout)
+    _write_csv(out / fitz_layout.TABLE_FILE, train + test, fitz_layout.COLUMNS)
+    _write_csv(out / "train.csv", train, fitz_layout.COLUMNS)
+    _write_csv(out / "test.csv", test, fitz_layout.COLUMNS)
+    (out / "TRAINING.md").write_text(fitz_layout.training_text(target, out, holdout=holdout.name,
+                                                               include_healthy=include_healthy))
+    return train, test
 
 
 def _write_trainer_files(out: Path, target: str, train: list[dict], test: list[dict], codes: dict,
@@ -227,7 +264,7 @@ def _csv_row(row: dict, hasher: str, split: str) -> dict:
             "disease": row["disease_raw"] or row["disease"], "high": int(malignant),
             "fitzpatrick": FITZPATRICK_OF_DDI_TONE[tone], "hasher": hasher, "kind": KINDS[row["kind"]],
             "sample_id": row["sample_id"], "source_ids": ";".join(row["source_ids"] or []), "_split": split,
-            "_sources": set(row["source_ids"] or [])}
+            "_sources": set(row["source_ids"] or []), "_type": row.get("fitzpatrick")}
 
 
 def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list[dict], list[str]]:
@@ -291,7 +328,10 @@ def _fitz_real_rows(real: Path, table: Path, out: Path, prefix: str, held: set[s
         rows.append({"DDI_ID": "", "DDI_file": photo.name, "skin_tone": tone, "malignant": malignant,
                      "disease": (d["label"] or "").strip(), "high": int(malignant), "hasher": photo.name,
                      "kind": "real", "sample_id": "", "source_ids": f"{prefix}:{md5}",
-                     "_split": "test" if f"{prefix}:{md5}" in held else "train", "_sources": {f"{prefix}:{md5}"}})
+                     "_split": "test" if f"{prefix}:{md5}" in held else "train", "_sources": {f"{prefix}:{md5}"},
+                     "_type": int(fitz), "_md5": md5, "_nine": (d.get("nine_partition_label") or "").strip(),
+                     "_three": (d["three_partition_label"] or "").strip(), "_qc": d.get("qc") or d.get("fitz17k_qc") or "",
+                     "_url": d.get("url") or d.get("original_url") or ""})
     if skipped:
         log.warning("%d rows of %s have no known skin type or no readable photo in %s (left out): %s",
                     len(skipped), table, real, skipped[:5])
@@ -358,9 +398,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     (out / "images").mkdir(parents=True, exist_ok=True)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...] = CSV_COLUMNS) -> None:
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
 
