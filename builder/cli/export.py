@@ -18,7 +18,7 @@ from pathlib import Path
 
 REAL_TABLES = ("ddi_metadata.csv", "metadata.csv", "fitzpatrick17k.csv")
 GENERIC = ("imagefolder", "webdataset")
-TRAINER_ONLY = ("real", "image_size", "test_ids", "holdout_seed")
+TRAINER_ONLY = ("real", "image_size", "test_ids", "holdout_seed", "tone_holdout")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=["ddi", "fitzpatrick17k"], default="ddi",
                    help="the trainer's DDI script (default) or its Fitzpatrick17k script "
                         "(fitzpatrick17k_known_code.csv, <hasher>.jpg, types 1-6; a Fitzpatrick17k build)")
+    p.add_argument("--tone-holdout", choices=["a12", "a34", "a56"], default=None,
+                   help="choose the holdout: PatchAlign24's out-of-domain split, train on one tone group "
+                        "(a12 light, a34 medium, a56 dark), test on the others")
     p.add_argument("--include-healthy", action="store_true",
                    help="also export healthy-skin rows (disease 'healthy', high 0); default: lesions only")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     s = export(folder, args.out, args.format, real=args.real, train_splits=splits,
                test_ids=read_test_ids(build_ids) if build_ids else None, image_size=args.image_size,
                overwrite=args.overwrite, include_healthy=args.include_healthy, holdout_seed=args.holdout_seed,
-               holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None, layout=args.layout)
+               holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None, layout=args.layout,
+               tone_holdout=args.tone_holdout)
     print(f"exported v{s['version']} for {args.format} ({args.layout} layout): train.csv {s['train_rows']} rows {s['train_by_kind']}, "
           f"test.csv {s['test_rows']} rows {s['test_by_kind']} (holdout: {s['holdout']['name']}); "
           f"left out {s['excluded']}; "

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from builder.core.errors import ExportError
 from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
+from builder.published import holdouts
 from builder.published.holdouts import Holdout, id_file, seeded_fold
 from builder.published.trainers import METADATA_FILE, TARGETS, encode_tones, training_text
 
@@ -55,7 +56,8 @@ def low_codes(extra: set[str]) -> dict[str, int]:
 def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | None = None,
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
            image_size: int | None = None, overwrite: bool = False, include_healthy: bool = False,
-           holdout_seed: int | None = None, holdout_ids: set[str] | None = None, layout: str = "ddi") -> dict:
+           holdout_seed: int | None = None, holdout_ids: set[str] | None = None, layout: str = "ddi",
+           tone_holdout: str | None = None) -> dict:
     """Write `out/{train,test}.csv`, `out/ddi_metadata_code.csv`, `out/images/`, `out/low_codes.csv`,
     `out/TRAINING.md`, a report (holding `out`'s lock: a second export into it refuses).
 
@@ -68,16 +70,16 @@ def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | 
 
     opts = dict(real=real, train_splits=train_splits, test_ids=test_ids, image_size=image_size,
                 overwrite=overwrite, include_healthy=include_healthy, holdout_seed=holdout_seed,
-                holdout_ids=holdout_ids, layout=layout)
+                holdout_ids=holdout_ids, layout=layout, tone_holdout=tone_holdout)
     with hold(out, command=f"export {target}"):
         return _export(folder, out, target, **opts)
 
 
 def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_ids, image_size, overwrite,
-            include_healthy, holdout_seed, holdout_ids, layout) -> dict:
+            include_healthy, holdout_seed, holdout_ids, layout, tone_holdout) -> dict:
     from builder.published.audit import AuditReport, audit_folder, check_manifest
 
-    _check_options(target, image_size, real, holdout_seed, holdout_ids)
+    _check_options(target, image_size, real, holdout_seed, holdout_ids, tone_holdout)
     if layout not in LAYOUTS:
         raise ExportError(f"--layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     folder, out = Path(folder).resolve(), Path(out).resolve()
@@ -87,7 +89,7 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
     pre = AuditReport(target=str(folder))
     shards = check_manifest(folder, pre)
     _refuse_untrusted(folder, pre)  # tampered files stop the export before any shard is read
-    prefix, holdout = _held_out(folder, real, test_ids, holdout_seed, holdout_ids)
+    prefix, holdout = _held_out(folder, real, test_ids, holdout_seed, holdout_ids, tone_holdout)
     report = audit_folder(folder, test_ids=holdout.held or None, checked=(pre, shards))
     _refuse_untrusted(folder, report)
     leaked = {i["sample_id"]: i["reason"] for i in report.leaks}
@@ -114,13 +116,15 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
     return summary
 
 
-def _check_options(target: str, image_size, real, holdout_seed, holdout_ids) -> None:
+def _check_options(target: str, image_size, real, holdout_seed, holdout_ids, tone_holdout) -> None:
     if target not in TARGETS:
         raise ExportError(f"export target {target!r}: expected one of {', '.join(TARGETS)}")
     if image_size is not None and not 16 <= image_size <= 4096:
         raise ExportError(f"--image-size {image_size}: expected a side in pixels, 16-4096 (e.g. 224)")
-    if holdout_seed is not None and holdout_ids is not None:
-        raise ExportError("--holdout-seed and --test-ids both choose the holdout: pass one of them")
+    chosen = [n for n, v in (("--holdout-seed", holdout_seed), ("--test-ids", holdout_ids),
+                             ("--tone-holdout", tone_holdout)) if v is not None]
+    if len(chosen) > 1:
+        raise ExportError(f"{' and '.join(chosen)} each choose the holdout: pass one of them")
     if holdout_seed is not None and real is None:
         raise ExportError(f"--holdout-seed {holdout_seed} needs --real DIR: the fold is drawn over your source "
                           "table's rows in file order, as the trainers draw it")
@@ -178,7 +182,7 @@ def _refuse_untrusted(folder: Path, report) -> None:
 
 
 def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdout_seed: int | None,
-              holdout_ids: set[str] | None) -> tuple[str, Holdout]:
+              holdout_ids: set[str] | None, tone_holdout: str | None = None) -> tuple[str, Holdout]:
     """The source-id prefix of the version, and its held-out (test) source ids: a chosen holdout
     (seeded fold, test-id set), else the build's own: its test images, the test-ids file, plus the
     holdout recomputed on the real table (the same call the build made) when given."""
@@ -186,11 +190,13 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdou
 
     from builder.published.audit import collect_shards
 
-    ids, held, every = Counter(), set(test_ids or ()), set()
+    ids, held, every, tones = Counter(), set(test_ids or ()), set(), {}
     for path in collect_shards(folder):
-        for row in pq.read_table(folder / path, columns=["source_ids", "split", "kind"]).to_pylist():
+        for row in pq.read_table(folder / path, columns=["source_ids", "split", "kind", "skin_tone"]).to_pylist():
             sources = row["source_ids"] or []
             every.update(sources)
+            if KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
+                tones[sources[0]] = SKIN_TONES[row["skin_tone"]]  # a photo's own tone
             ids.update(s.split(":", 1)[0] for s in sources)
             if row["split"] == "test" and KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
                 held |= set(sources)  # a test image's own healthy synthetic: the audit's inference too
@@ -199,6 +205,9 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdou
         return prefix, seeded_fold(Path(real), prefix, holdout_seed)
     if holdout_ids is not None:
         return prefix, id_file(set(holdout_ids), every, folder)
+    if tone_holdout is not None:
+        table = _table_tones(Path(real), prefix) if real is not None else {}
+        return prefix, holdouts.tone_holdout(tone_holdout, {**tones, **table}, every | set(table))
     if test_ids:  # a file for another source would hold out nothing and pass silently
         from builder.core.splits_file import check_test_ids
 
@@ -214,6 +223,27 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdou
             raise ExportError(f"{folder} was not split by PatchAlign24's holdout; pass --test-ids (the build's "
                               "splits.csv) so real rows go to the right side")
     return prefix, Holdout("the build's own held-out images", held, chosen=False)
+
+
+def _table_tones(real: Path, prefix: str) -> dict[str, str]:
+    """source id -> tone name of every row of the user's table with a known tone (DDI 12/34/56,
+    Fitzpatrick17k types 1-6)."""
+    import polars as pl
+
+    from builder.core.schema import DDI_TONE_TO_NAME, fitzpatrick_to_tone
+    from curation.source.metadata import find_table
+
+    layout, table = find_table(real)
+    df = pl.read_csv(table, infer_schema=False)
+    out = {}
+    for d in df.iter_rows(named=True):
+        if layout == "ddi" and (d.get("skin_tone") or "").strip() in ("12", "34", "56"):
+            out[f"{prefix}:{Path(d['DDI_file'].strip()).stem}"] = DDI_TONE_TO_NAME[int(d["skin_tone"])]
+        elif layout == "fitz17k":
+            fitz = (d.get("fitzpatrick_scale") or d.get("fitzpatrick") or "").strip()
+            if fitz in ("1", "2", "3", "4", "5", "6"):
+                out[f"{prefix}:{d['md5hash'].strip()}"] = fitzpatrick_to_tone(int(fitz))
+    return out
 
 
 def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, holdout: Holdout, image_size,

@@ -7,6 +7,10 @@ photo), so no train row has seen a test photo in any role. The counts also say w
 would have kept (the row's base photo alone deciding, as a split by base photo does), so the cost
 of strictness is visible.
 
+Tone holdouts are PatchAlign24's `a12` / `a34` / `a56` (`train = df[fitzpatrick in the pair]`,
+`test` = the rest): every photo of another tone group is held out, and a photo whose tone is not
+known is held out too (it cannot be shown to belong to the training tone).
+
 Folds use the same call as PatchAlign24's DDI holdout (`curation.splits.holdout_test_ids`):
 `train_test_split(rows, test_size=0.2, random_state=seed)` over the source table in its file
 order; the paper's five folds are seeds 36-40 (`PAPER_FOLD_SEEDS`).
@@ -20,6 +24,8 @@ from pathlib import Path
 from builder.core.errors import ExportError
 
 PAPER_FOLD_SEEDS = (36, 37, 38, 39, 40)
+# PatchAlign24's out-of-domain holdouts: train on one tone group, test on the others.
+TONE_HOLDOUTS = {"a12": "light", "a34": "medium", "a56": "dark"}
 
 
 @dataclasses.dataclass
@@ -63,3 +69,18 @@ def id_file(test_ids: set[str], every: set[str], folder: Path) -> Holdout:
 
     check_test_ids(test_ids, every, where=str(folder), hint="pass the build's splits.csv or its test ids")
     return Holdout(f"test-id file ({len(test_ids)} ids)", set(test_ids), chosen=True)
+
+
+def tone_holdout(name: str, tones: dict[str, str], every: set[str]) -> Holdout:
+    """PatchAlign24's `name` (a12, a34, a56): every source photo not of that tone group is test.
+    `tones`: source id -> tone name, for the photos whose tone is known."""
+    if name not in TONE_HOLDOUTS:
+        raise ExportError(f"--tone-holdout {name!r}: expected one of {', '.join(TONE_HOLDOUTS)} "
+                          "(PatchAlign24's out-of-domain holdouts: train on types 1-2, 3-4 or 5-6)")
+    keep = TONE_HOLDOUTS[name]
+    held = {s for s in every if tones.get(s) != keep}
+    unknown = sum(1 for s in every if s not in tones)
+    h = Holdout(f"tone holdout {name} (train on {keep} skin, test on the other tone groups; evaluate with "
+                f"holdout_set='{name}' and only the test groups in type_indices)", held, chosen=True)
+    h.counts["sources_of_unknown_tone_held_out"] = unknown
+    return h

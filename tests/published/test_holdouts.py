@@ -71,3 +71,22 @@ def test_holdout_seed_needs_the_table(ddi_build, tmp_path, capsys):
     assert main(["export", "fairdisco", "--version", "1.1", "--build-out", str(root / "out"),
                  "--out", str(tmp_path / "x"), "--holdout-seed", "36"]) == 2
     assert "--holdout-seed 36 needs --real" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,train_tone", [("a12", 12), ("a56", 56)])
+def test_tone_holdout_trains_on_one_tone_group(ddi_build, tmp_path, name, train_tone):
+    """PatchAlign24's `a12`/`a56`: train = one tone group, test = the others; no train row saw a photo
+    of another group in any role (strict lineage)."""
+    src, _, _ = ddi_build
+    out = tmp_path / name
+    assert _export(ddi_build, out, "--tone-holdout", name) == 0
+    train, test = pd.read_csv(out / "train.csv"), pd.read_csv(out / "test.csv")
+    table = pd.read_csv(src["table"])
+    tone = {f"ddi:{f[:-4]}": t for f, t in zip(table["DDI_file"], table["skin_tone"])}
+    assert set(train["skin_tone"]) == {train_tone} and train_tone not in set(test["skin_tone"])
+    assert len(test) and set(test["kind"]) == {"real"}
+    for sources in _sources(train):
+        assert {tone[s] for s in sources} == {train_tone}  # bases and donors alike
+    report = json.loads((out / "export_report.json").read_text())["holdout"]
+    assert report["replaces_build_test_set"] and name in report["name"]
+    assert f"holdout_set='{name}'" in (out / "TRAINING.md").read_text()
