@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
                overwrite=args.overwrite, include_healthy=args.include_healthy, holdout_seed=args.holdout_seed,
                holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None, layout=args.layout,
                tone_holdout=args.tone_holdout)
-    print(f"exported v{s['version']} for {args.format} ({args.layout} layout): train.csv {s['train_rows']} rows {s['train_by_kind']}, "
+    print(f"exported v{s['version']} for {args.format} ({args.layout} layout): "
+          f"train.csv {s['train_rows']} rows {s['train_by_kind']}, "
           f"test.csv {s['test_rows']} rows {s['test_by_kind']} (holdout: {s['holdout']['name']}); "
           f"left out {s['excluded']}; "
           f"see {args.out}/TRAINING.md")

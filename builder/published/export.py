@@ -360,7 +360,8 @@ def _fitz_real_rows(real: Path, table: Path, out: Path, prefix: str, held: set[s
                      "kind": "real", "sample_id": "", "source_ids": f"{prefix}:{md5}",
                      "_split": "test" if f"{prefix}:{md5}" in held else "train", "_sources": {f"{prefix}:{md5}"},
                      "_type": int(fitz), "_md5": md5, "_nine": (d.get("nine_partition_label") or "").strip(),
-                     "_three": (d["three_partition_label"] or "").strip(), "_qc": d.get("qc") or d.get("fitz17k_qc") or "",
+                     "_three": (d["three_partition_label"] or "").strip(),
+                     "_qc": d.get("qc") or d.get("fitz17k_qc") or "",
                      "_url": d.get("url") or d.get("original_url") or ""})
     if skipped:
         log.warning("%d rows of %s have no known skin type or no readable photo in %s (left out): %s",
@@ -369,7 +370,8 @@ def _fitz_real_rows(real: Path, table: Path, out: Path, prefix: str, held: set[s
 
 
 def _fitz_photo(real: Path, md5: str, image_file: str | None) -> Path | None:
-    names = [image_file.strip()] if (image_file or "").strip() else [f"images/{md5}{s}" for s in (".jpg", ".png", ".jpeg")]
+    names = ([image_file.strip()] if (image_file or "").strip()
+             else [f"images/{md5}{s}" for s in (".jpg", ".png", ".jpeg")])
     return next((real / n for n in names if md5 and (real / n).is_file()), None)
 
 

@@ -118,7 +118,8 @@ def export_webdataset(folder: Path, out: Path, *, label: str = "malignancy", inc
     try:
         import webdataset as wds
     except ImportError as e:
-        raise ExportError('export webdataset needs the webdataset package: pip install "cgddi-toolkit[webdataset]"') from e
+        raise ExportError("export webdataset needs the webdataset package: "
+                          'pip install "cgddi-toolkit[webdataset]"') from e
     _check(folder, out, label)
     if shard_mb < 1 or shard_count < 1:
         raise ExportError(f"--shard-mb {shard_mb} / --shard-count {shard_count}: expected positive numbers")
