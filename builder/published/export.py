@@ -222,7 +222,8 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdou
         elif not test_ids:
             raise ExportError(f"{folder} was not split by PatchAlign24's holdout; pass --test-ids (the build's "
                               "splits.csv) so real rows go to the right side")
-    return prefix, Holdout("the build's own held-out images", held, chosen=False)
+    what = "those real photos (linked)" if real is not None else "the synthetics of the build's test split"
+    return prefix, Holdout(f"the build's own held-out source photos ({len(held)}): {what}", held, chosen=False)
 
 
 def _table_tones(real: Path, prefix: str) -> dict[str, str]:
