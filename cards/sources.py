@@ -102,7 +102,10 @@ FITZ17K = Source(
            "Changes made: lesions were inpainted away (healthy images), real lesions were moved from one "
            "photo onto another (lesion-mapped images); unchanged pixels of the photos remain (the card "
            "gives the measured share per kind). Lesion masks: DermSynth3D (Sinha et al., 2024; "
-           "https://github.com/sfu-mial/DermSynth3D)."),
+           "https://github.com/sfu-mial/DermSynth3D), distributed in that repository under its licence "
+           "file, the GNU Affero General Public License v3.0 (its README's badge says GPL v3.0); no "
+           "separate licence is stated for the annotations. The masks shaped every healthy and "
+           "lesion-mapped image (the inpainted region, the pasted lesion)."),
     source_datasets=("extended|fitzpatrick17k",), citations=("cgddi", "fitzpatrick17k", "dermsynth3d"),
     collection=("Fitzpatrick17k: photos gathered from two public dermatology atlases (DermaAmin, Atlas "
                 "Dermatologico) with their diagnosis captions; Fitzpatrick types annotated from the photos "

@@ -202,7 +202,7 @@ def how_built(f: CardFacts) -> str:
     cfg = f.cfg
     gen = "\n".join(f"| {k} | {b} | `{m}` | `{r}` | {n} |" for k, b, m, r, n in f.generators)
     bullets = [b for b in (_healthy_line(f), _lesion_map_line(f), _semantic_line(f)) if b]
-    bullets += [_mask_line(cfg, mask_counts(f.records)), split_protocol(cfg)]
+    bullets += [_mask_line(cfg, mask_counts(f.records)), split_protocol(cfg, f.source_info)]
     params = json.dumps(_stage_params(f), indent=2, sort_keys=True, default=list)
     return f"""## How it was built
 
@@ -253,14 +253,19 @@ DDI's metadata table; the pixels are the released bytes. Files by kind in the re
   `manifest.json` records this version's publishing and split settings only."""
 
 
-def split_protocol(cfg: BuildConfig) -> str:
-    """One sentence stating how the real images were split (the card's protocol line)."""
+def split_protocol(cfg: BuildConfig, source_info: dict | None = None) -> str:
+    """One sentence stating how the real images were split (the card's protocol line), naming the
+    table the build actually split (`source_info`: the manifest's source)."""
     c = cfg.curation
     tail = "a synthetic takes its sources' most held-out split (test > validation > train)."
     if c.split_method == "patchalign24":
-        order = "PatchAlign24's CSV" if c.patchalign24_csv else "the source's metadata table (`ddi_metadata.csv`)"
+        info = source_info or {}
+        table = info.get("table") or "ddi_metadata.csv"
+        order = "PatchAlign24's CSV" if c.patchalign24_csv else f"the source's metadata table (`{table}`)"
+        holdout = "PatchAlign24's DDI holdout" if info.get("layout", "ddi") == "ddi" else (
+            f"drawn with PatchAlign24's DDI holdout call on this {info['layout']} source (not a split of theirs)")
         val = c.ratios["validation"] / (c.ratios["train"] + c.ratios["validation"])
-        return ("Splits: test is PatchAlign24's DDI holdout, scikit-learn `train_test_split(rows, "
+        return (f"Splits: test is {holdout}, scikit-learn `train_test_split(rows, "
                 f"test_size=0.2, random_state=12140420)` over the rows of {order} in published order, "
                 "decided on the table before any image is read (a row rejected at ingest leaves test; "
                 "no other image changes split); images sharing a lineage group with a test image join "
@@ -281,6 +286,9 @@ def _stage_params(f: CardFacts) -> dict:
     d = f.cfg.to_dict()
     ran = {STAGE_OF[k] for k in f.kinds if k in STAGE_OF}
     out = {k: v for k, v in d.items() if k not in ("version", *STAGE_OF.values()) or k in ran}
+    info = f.source_info or {}
+    if info.get("name") and isinstance(out.get("source"), dict):  # the source built from, not the config's default
+        out["source"] = {**out["source"], "name": info["name"]}
     for kind, section in STAGE_OF.items():  # settings that only backends which did not run read: left out
         if section in out:
             idle = {key for e in f.entries(kind, ran=False).values() for key in e.settings} - \

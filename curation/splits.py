@@ -212,7 +212,7 @@ def _sklearn_test(items: list[str], seed: int = PATCHALIGN_SEED) -> list[str]:
         from sklearn.model_selection import train_test_split
     except ImportError as e:
         raise ConfigError("curation.split_method=patchalign24 needs scikit-learn: "
-                          "pip install 'cgddi-toolkit[patchalign]'") from e
+                          "pip install scikit-learn (a dependency of cgddi-toolkit)") from e
     _, test = train_test_split(items, test_size=PATCHALIGN_TEST_SIZE, random_state=seed)
     return list(test)
 

@@ -2,7 +2,8 @@
 
 No Hub-compatible server can be installed offline, so push and load tests talk to
 this one over real HTTP with the real clients. It implements repo create/info, preupload, the
-LFS batch API + basic PUT upload, NDJSON commits, tags and refs, tree and paths-info listings, and
+LFS batch API + basic PUT upload, NDJSON commits, tags and refs, repo settings (gated access,
+visibility), tree and paths-info listings, and
 `resolve` downloads (HEAD and ranged GET) at any branch, tag or commit. Start it with
 `HubServer(token=...)` as a context manager and point `HfApi(endpoint=server.url)` or `HF_ENDPOINT`
 at it (with `HF_HUB_DISABLE_XET=1`). Every request line is kept in `server.requests` (headers are
@@ -40,6 +41,7 @@ class Repo:
     repo_id: str
     repo_type: str
     private: bool
+    gated: str | bool = False  # the Hub's gated access: False, "auto" or "manual"
     commits: dict[str, Commit] = dataclasses.field(default_factory=dict)
     branches: dict[str, str] = dataclasses.field(default_factory=dict)
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -74,6 +76,7 @@ class HubServer:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.lfs: dict[str, bytes] = {}
         self.requests: list[str] = []
+        self.refuse_settings = False  # tests: the Hub answers 403 to a settings change (e.g. a plan without gating)
         self.auth_headers: list[str] = []
         self.lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -117,6 +120,7 @@ ROUTES = [
     ("POST", _API + r"/tag/(?P<rev>[^/]+)$", "create_tag"),
     ("DELETE", _API + r"/tag/(?P<tag>[^/]+)$", "delete_tag"),
     ("GET", _API + r"/refs$", "refs"),
+    ("PUT", _API + r"/settings$", "settings"),
     ("GET", _API + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$", "tree"),
     ("POST", _API + r"/paths-info/(?P<rev>[^/]+)$", "paths_info"),
     ("POST", r"^/(?P<rtype>datasets/|spaces/|)" + _REPO + r"\.git/info/lfs/objects/batch$", "lfs_batch"),
@@ -241,6 +245,22 @@ class _Api:
         self.hub.repos[(rtype, rid)] = repo
         return _json({"url": url, "name": rid, "id": rid})
 
+    def settings(self, rtype, rid):
+        """`HfApi.update_repo_settings`: gated access (False, "auto", "manual") and visibility."""
+        repo = self._repo(rtype, rid)
+        if self.hub.refuse_settings:
+            raise HubError(403, "settings cannot be changed for this repo")
+        p = json.loads(self.body)
+        if "gated" in p:
+            if p["gated"] not in (False, "auto", "manual"):
+                raise HubError(400, f"gated must be false, 'auto' or 'manual', not {p['gated']!r}")
+            repo.gated = p["gated"]
+        if "visibility" in p:
+            repo.private = p["visibility"] == "private"
+        elif "private" in p:
+            repo.private = bool(p["private"])
+        return _json({})
+
     def validate_yaml(self):
         return _json({"errors": [], "warnings": []})
 
@@ -248,7 +268,7 @@ class _Api:
         repo = self._repo(rtype, rid)
         commit = self._commit(repo, rev)
         return _json({"id": rid, "_id": rid, "author": rid.split("/")[0], "sha": commit.oid,
-                      "private": repo.private, "disabled": False, "gated": False, "tags": [],
+                      "private": repo.private, "disabled": False, "gated": repo.gated, "tags": [],
                       "lastModified": "2026-11-25T00:00:00.000Z", "createdAt": "2026-11-25T00:00:00.000Z",
                       "siblings": [{"rfilename": p} for p in sorted(commit.files)]})
 

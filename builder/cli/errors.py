@@ -11,6 +11,10 @@ INTERRUPTED = "interrupted; rerun the same command to resume"
 def describe(e: BaseException) -> str | None:
     """One line for an environment error (disk, permissions, missing paths, network, a dead worker),
     or None for anything else (a bug: the traceback is worth showing)."""
+    from builder.core.models import missing_model_stack
+
+    if missing_model_stack(e):
+        return missing_model_stack(e)
     if isinstance(e, OSError) and not _is_network(e):
         return _os_error(e)
     if _is_network(e):

@@ -1,7 +1,9 @@
 """Push a built version to the Hugging Face Hub: one commit of the manifest's files, tagged v<version>.
 
 The token is read from HF_TOKEN or `hf auth login` and never printed. A tag that already exists
-with other content is refused (published versions are immutable). --dry-run prints the plan.
+with other content is refused (published versions are immutable). A version whose source terms
+require it (DDI-derived) goes up with the Hub's gated access on, or is refused. The pushed card
+names --repo-id in its usage snippets. --dry-run prints the plan.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo-id", required=True, help="target dataset repo, ORG/NAME")
     add_build_out(p, out_alias=True)
     p.add_argument("--folder", default=None, help="the built version folder itself (overrides --build-out)")
-    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--private", action="store_true",
+                   help="create the repo as private (a DDI-derived version is gated either way)")
     p.add_argument("--dry-run", action="store_true", help="print the planned operations, change nothing")
 
 
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         say("dry run: planned operations", *lines)
         print(f"dry run: {len(lines)} planned operations for {args.repo_id}; nothing was changed")
     else:
+        gate = f"; gated access required by {', '.join(plan.gated_by)}" if plan.gated_by else ""
         print(f"pushed {len(plan.files)} files to {args.repo_id} at tag {plan.tag} "
-              f"(commit {plan.tag_commit}); load with "
+              f"(commit {plan.tag_commit}{gate}); load with "
               f"datasets.load_dataset({args.repo_id!r}, revision={plan.tag!r})")
     return 0

@@ -17,6 +17,19 @@ from builder.core.schema import public_model_id
 
 log = logging.getLogger(__name__)
 
+# The model stack: an optional extra (`cgddi-toolkit[models]`); a default CPU build imports none of it.
+MODEL_PACKAGES = frozenset({"torch", "diffusers", "transformers", "peft", "accelerate", "safetensors"})
+MODELS_INSTALL = 'pip install "cgddi-toolkit[models]"'
+
+
+def missing_model_stack(e: BaseException) -> str | None:
+    """One line naming the pip command when `e` is a missing package of the model stack, else None."""
+    name = (getattr(e, "name", None) or "").split(".")[0] if isinstance(e, ImportError) else ""
+    if name not in MODEL_PACKAGES:
+        return None
+    return (f"this command needs {name}, part of the model stack, which is not installed: {MODELS_INSTALL} "
+            '(from a checkout: pip install -e ".[models]")')
+
 
 @dataclasses.dataclass(frozen=True)
 class PinnedModel:

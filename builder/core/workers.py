@@ -13,12 +13,20 @@ already ran polars' or torch's thread pools can deadlock), each started with `_w
   of the owner (Linux >= 5.3; polling `os.kill(pid, 0)` each second elsewhere), removes the
   owner's multiprocessing temp folder (`pymp-*`, the forkserver's socket) and calls `os._exit`;
   with the last worker gone the forkserver's alive-pipe closes and it exits too.
+
+Workers never run the caller's main script. forkserver and spawn re-run `__main__` from its file in
+the server and in each worker (as `__mp_main__`), so a plain script calling `build()` without
+`if __name__ == "__main__":` started a second build in every worker, which stopped on the first
+one's lock (`python -` re-ran `<stdin>` and failed). Every task the toolkit submits is a function
+of its own packages, so while a pool lives `__main__` is presented as a module without a file
+(`_main_not_reimported`), as a notebook's is: workers import only what the tasks name.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import sys
 import threading
 from typing import Iterator
 
@@ -43,15 +51,35 @@ def worker_pool(workers: int) -> Iterator["concurrent.futures.ProcessPoolExecuto
     from multiprocessing.util import get_temp_dir
 
     ctx = pool_context()
-    _start_forkserver_ignoring_sigint(ctx)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(os.getpid(), get_temp_dir()))
+    with _main_not_reimported():  # workers start lazily, at any submit: for the pool's whole life
+        _start_forkserver_ignoring_sigint(ctx)
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(os.getpid(), get_temp_dir()))
+        try:
+            yield pool
+        except BaseException:
+            _terminate(pool)
+            raise
+        pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Hide the main script's file from multiprocessing while workers start, so they do not re-run it.
+
+    multiprocessing's `spawn.get_preparation_data` sends `__main__.__file__` to each new process
+    (and to the forkserver) when `__main__` has no module spec (`python script.py`, `python -`);
+    `python -m pkg` and notebooks need nothing. The attribute is restored when the pool closes."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(getattr(main, "__spec__", None), "name", None) or not hasattr(main, "__file__"):
+        yield
+        return
+    saved = main.__file__
+    del main.__file__
     try:
-        yield pool
-    except BaseException:
-        _terminate(pool)
-        raise
-    pool.shutdown(wait=True)
+        yield
+    finally:
+        main.__file__ = saved
 
 
 def _start_forkserver_ignoring_sigint(ctx) -> None:

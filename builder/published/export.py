@@ -1,21 +1,23 @@
 """Exports for PatchAlign24 and FairDisCo: train + test CSVs in their DDI encodings, images under one root.
 
 Both trainers read the DDI CSV that FairDisCo's `data_play_ddi.ipynb` builds (PatchAlign24 forked it):
-DDI's columns plus `high` = int(malignant), `fitzpatrick` = 1/2/3 for DDI tone groups 12/34/56,
+DDI's columns plus `high` = int(malignant), `fitzpatrick` for DDI tone groups 12/34/56 (1/2/3 for
+FairDisCo, 1/3/5 for PatchAlign24: `builder.published.trainers`),
 `hasher` = the image file name under the image root, `low` = pandas category codes of the raw DDI
 `disease` (78 names, alphabetical: melanoma-in-situ = 47), `REWT_weights` and `RESM_weights` (their
 reweighting and resampling weights per fitzpatrick x high cell). Their loaders read
 `os.path.join(image_dir, hasher)` with cv2 and train on `high` (condition) and `fitzpatrick - 1` (type).
 
-The export writes `train.csv` and `test.csv` in those encodings and `images/` as the one root:
+The export writes `ddi_metadata_code.csv` (what both scripts read first), `train.csv` and `test.csv`
+in those encodings (lesion rows only unless healthy rows are asked for) and `images/` as the one root:
 synthetic PNGs (bytes as published, or resized with `image_size`), and with `real` (the user's DDI
 folder) symlinks to the real photos, never copies. Test = the version's held-out real images
-(PatchAlign24's holdout in v1.1); no train row derives from a test image (audit + lineage check).
+(PatchAlign24's holdout in v1.1) or a holdout chosen at export (`builder.published.holdouts`); no
+train row derives from a test image (audit + lineage check).
 """
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import shutil
@@ -25,32 +27,18 @@ from typing import Callable
 
 from builder.core.errors import ExportError
 from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
+from builder.published import holdouts
+from builder.published.holdouts import Holdout, id_file, seeded_fold
+from builder.published.trainers import METADATA_FILE, TARGETS, encode_tones, training_text
 
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high", "fitzpatrick", "hasher", "low",
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
-READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease", "disease_raw", "source_ids"]
-FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    tool: str
-    repo: str
-    script: str
-    image_dir_line: str  # where the script names its DDI image folder
-    own_split: str  # the split its script makes by itself (replaced by ours)
-
-
-TARGETS = {
-    "patchalign": Target("PatchAlign24", "aayushmanace/PatchAlign24", "train_PatchAlign_DDI_InDomain.py",
-                         "image_dir = 'images'", "train_test_split(df, df['high'], test_size=0.2, "
-                                                 "random_state=12140420)"),
-    "fairdisco": Target("FairDisCo", "siyi-wind/FairDisCo", "train_DisCo.py",
-                        "image_dir = '/bigdata/siyiplace/data/skin_lesion/ddidiversedermatologyimages/'",
-                        "train_test_split(df, df['high'], test_size=0.2, random_state=64)"),
-}
+READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw",
+                "source_ids"]
+LAYOUTS = ("ddi", "fitzpatrick17k")  # the trainers' DDI scripts, or their Fitzpatrick17k scripts (fitz_layout)
+FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb; each trainer's own: trainers.encode_tones
 
 
 def raw_ddi_diseases() -> list[str]:
@@ -68,56 +56,122 @@ def low_codes(extra: set[str]) -> dict[str, int]:
 
 def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | None = None,
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
-           image_size: int | None = None, overwrite: bool = False) -> dict:
-    """Write `out/{train,test}.csv`, `out/images/`, `out/low_codes.csv`, `out/TRAINING.md`, a report
-    (holding `out`'s lock: a second export into it refuses)."""
+           image_size: int | None = None, overwrite: bool = False, include_healthy: bool = False,
+           holdout_seed: int | None = None, holdout_ids: set[str] | None = None, layout: str = "ddi",
+           tone_holdout: str | None = None) -> dict:
+    """Write `out/{train,test}.csv`, `out/ddi_metadata_code.csv`, `out/images/`, `out/low_codes.csv`,
+    `out/TRAINING.md`, a report (holding `out`'s lock: a second export into it refuses).
+
+    Test is the build's own held-out set (plus `test_ids`), unless a holdout is chosen: a seeded
+    fold of the source table (`holdout_seed`, needs `real`) or a test-id set (`holdout_ids`), with
+    every row placed again from its lineage (`builder.published.holdouts`). Lesion rows only,
+    unless `include_healthy`. `layout="fitzpatrick17k"`: the trainers' Fitzpatrick17k scripts'
+    files instead (`builder.published.fitz_layout`)."""
     from builder.core.lock import hold
 
+    opts = dict(real=real, train_splits=train_splits, test_ids=test_ids, image_size=image_size,
+                overwrite=overwrite, include_healthy=include_healthy, holdout_seed=holdout_seed,
+                holdout_ids=holdout_ids, layout=layout, tone_holdout=tone_holdout)
     with hold(out, command=f"export {target}"):
-        return _export(folder, out, target, real, train_splits, test_ids, image_size, overwrite)
+        return _export(folder, out, target, **opts)
 
 
-def _export(folder: Path, out: Path, target: str, real: Path | None, train_splits: tuple[str, ...],
-            test_ids: set[str] | None, image_size: int | None, overwrite: bool) -> dict:
-    from builder.published.audit import AuditReport, audit_folder
+def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_ids, image_size, overwrite,
+            include_healthy, holdout_seed, holdout_ids, layout, tone_holdout) -> dict:
+    from builder.published.audit import AuditReport, audit_folder, check_manifest
 
-    if target not in TARGETS:
-        raise ExportError(f"export target {target!r}: expected one of {', '.join(TARGETS)}")
-    if image_size is not None and not 16 <= image_size <= 4096:
-        raise ExportError(f"--image-size {image_size}: expected a side in pixels, 16-4096 (e.g. 224)")
+    _check_options(target, image_size, real, holdout_seed, holdout_ids, tone_holdout)
+    if layout not in LAYOUTS:
+        raise ExportError(f"--layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     folder, out = Path(folder).resolve(), Path(out).resolve()
     if out == folder or folder in out.parents:
         raise ExportError(f"--out {out} lies inside the published version {folder}; real photos must never "
                           "land in a published folder: choose a folder outside it")
-    from builder.published.audit import check_manifest
-
     pre = AuditReport(target=str(folder))
     shards = check_manifest(folder, pre)
     _refuse_untrusted(folder, pre)  # tampered files stop the export before any shard is read
-    prefix, held = _held_out(folder, real, test_ids)
-    report = audit_folder(folder, test_ids=held or None, checked=(pre, shards))
+    prefix, holdout = _held_out(folder, real, test_ids, holdout_seed, holdout_ids, tone_holdout)
+    report = audit_folder(folder, test_ids=holdout.held or None, checked=(pre, shards))
     _refuse_untrusted(folder, report)
     leaked = {i["sample_id"]: i["reason"] for i in report.leaks}
     _prepare_out(out, overwrite)
-    rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, held, image_size, with_test=real is None)
-    reals, skipped = _real_rows(Path(real), out, prefix, held) if real else ([], [])
+    rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, holdout, image_size,
+                                     with_test=real is None, include_healthy=include_healthy)
+    reals, skipped = _real_rows(Path(real), out, prefix, holdout.held) if real else ([], [])
     rows += reals
-    codes = low_codes({r["disease"] for r in rows})
-    _add_codes(rows, codes)
-    train = sorted((r for r in rows if r["_split"] == "train"), key=lambda r: r["hasher"])
-    test = sorted((r for r in rows if r["_split"] == "test"), key=lambda r: r["hasher"])
-    _check_no_test_lineage(train, held)
-    _write_csv(out / "train.csv", train)
-    _write_csv(out / "test.csv", test)
-    _write_codes(out / "low_codes.csv", codes)
-    (out / "TRAINING.md").write_text(training_text(target, out))
+    if layout == "fitzpatrick17k":
+        train, test = _fitz_files(folder, out, target, rows, real, holdout, include_healthy, excluded)
+    else:
+        encode_tones(rows, target)
+        codes = low_codes({r["disease"] for r in rows})
+        _add_codes(rows, codes)
+        train, test = _sides(rows, holdout)
+        _write_trainer_files(out, target, train, test, codes, holdout, include_healthy)
     summary = {"target": target, "folder": str(folder), "version": report.version, "train_rows": len(train),
                "test_rows": len(test), "train_by_kind": dict(Counter(r["kind"] for r in train)),
-               "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(held),
+               "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(holdout.held),
+               "holdout": holdout.describe(), "include_healthy": include_healthy,
                "excluded": excluded, "real_rows_without_image": skipped, "leaked": dict(sorted(leaked.items())),
                "image_size": image_size}
     (out / "export_report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _check_options(target: str, image_size, real, holdout_seed, holdout_ids, tone_holdout) -> None:
+    if target not in TARGETS:
+        raise ExportError(f"export target {target!r}: expected one of {', '.join(TARGETS)}")
+    if image_size is not None and not 16 <= image_size <= 4096:
+        raise ExportError(f"--image-size {image_size}: expected a side in pixels, 16-4096 (e.g. 224)")
+    chosen = [n for n, v in (("--holdout-seed", holdout_seed), ("--test-ids", holdout_ids),
+                             ("--tone-holdout", tone_holdout)) if v is not None]
+    if len(chosen) > 1:
+        raise ExportError(f"{' and '.join(chosen)} each choose the holdout: pass one of them")
+    if holdout_seed is not None and real is None:
+        raise ExportError(f"--holdout-seed {holdout_seed} needs --real DIR: the fold is drawn over your source "
+                          "table's rows in file order, as the trainers draw it")
+
+
+def _sides(rows: list[dict], holdout: Holdout) -> tuple[list[dict], list[dict]]:
+    train = sorted((r for r in rows if r["_split"] == "train"), key=lambda r: r["hasher"])
+    test = sorted((r for r in rows if r["_split"] == "test"), key=lambda r: r["hasher"])
+    _check_no_test_lineage(train, holdout.held)
+    return train, test
+
+
+def _fitz_files(folder: Path, out: Path, target: str, rows: list[dict], real, holdout: Holdout,
+                include_healthy: bool, excluded: dict) -> tuple[list[dict], list[dict]]:
+    """The trainers' Fitzpatrick17k layout: its table first, then our split, `<hasher>.jpg` images."""
+    from builder.published import fitz_layout
+
+    table = None
+    if real is not None:
+        from curation.source.metadata import find_table
+
+        layout, table = find_table(Path(real))
+        table = table if layout == "fitz17k" else None
+    rows, left = fitz_layout.to_fitz_rows(rows, out, fitz_layout.partitions_of(table))
+    fitz_layout.check_types(rows, folder)
+    excluded.update(left)
+    fitz_layout.add_codes(rows, table)
+    train, test = _sides(rows, holdout)
+    _write_csv(out / fitz_layout.TABLE_FILE, train + test, fitz_layout.COLUMNS)
+    _write_csv(out / "train.csv", train, fitz_layout.COLUMNS)
+    _write_csv(out / "test.csv", test, fitz_layout.COLUMNS)
+    (out / "TRAINING.md").write_text(fitz_layout.training_text(target, out, holdout=holdout.name,
+                                                               include_healthy=include_healthy))
+    return train, test
+
+
+def _write_trainer_files(out: Path, target: str, train: list[dict], test: list[dict], codes: dict,
+                         holdout, include_healthy: bool) -> None:
+    """Every file the trainer's script reads: its `ddi_metadata_code.csv` first, then our split."""
+    _write_csv(out / METADATA_FILE, train + test)
+    _write_csv(out / "train.csv", train)
+    _write_csv(out / "test.csv", test)
+    _write_codes(out / "low_codes.csv", codes)
+    (out / "TRAINING.md").write_text(training_text(target, out, holdout=holdout.name,
+                                                   include_healthy=include_healthy,
+                                                   healthy_code=codes[HEALTHY_DISEASE]))
 
 
 def _refuse_untrusted(folder: Path, report) -> None:
@@ -128,22 +182,33 @@ def _refuse_untrusted(folder: Path, report) -> None:
                           "and rebuild before exporting")
 
 
-def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tuple[str, set[str]]:
-    """The source-id prefix of the version, and its held-out (test) source ids: the test-ids file,
-    plus the holdout recomputed on the real table (the same call the build made) when given."""
+def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdout_seed: int | None,
+              holdout_ids: set[str] | None, tone_holdout: str | None = None) -> tuple[str, Holdout]:
+    """The source-id prefix of the version, and its held-out (test) source ids: a chosen holdout
+    (seeded fold, test-id set), else the build's own: its test images, the test-ids file, plus the
+    holdout recomputed on the real table (the same call the build made) when given."""
     import pyarrow.parquet as pq
 
     from builder.published.audit import collect_shards
 
-    ids, held, every = Counter(), set(test_ids or ()), set()
+    ids, held, every, tones = Counter(), set(test_ids or ()), set(), {}
     for path in collect_shards(folder):
-        for row in pq.read_table(folder / path, columns=["source_ids", "split", "kind"]).to_pylist():
+        for row in pq.read_table(folder / path, columns=["source_ids", "split", "kind", "skin_tone"]).to_pylist():
             sources = row["source_ids"] or []
             every.update(sources)
+            if KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
+                tones[sources[0]] = SKIN_TONES[row["skin_tone"]]  # a photo's own tone
             ids.update(s.split(":", 1)[0] for s in sources)
             if row["split"] == "test" and KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
                 held |= set(sources)  # a test image's own healthy synthetic: the audit's inference too
     prefix = ids.most_common(1)[0][0] if ids else "ddi"
+    if holdout_seed is not None:
+        return prefix, seeded_fold(Path(real), prefix, holdout_seed)
+    if holdout_ids is not None:
+        return prefix, id_file(set(holdout_ids), every, folder)
+    if tone_holdout is not None:
+        table = _table_tones(Path(real), prefix) if real is not None else {}
+        return prefix, holdouts.tone_holdout(tone_holdout, {**tones, **table}, every | set(table))
     if test_ids:  # a file for another source would hold out nothing and pass silently
         from builder.core.splits_file import check_test_ids
 
@@ -158,11 +223,33 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tup
         elif not test_ids:
             raise ExportError(f"{folder} was not split by PatchAlign24's holdout; pass --test-ids (the build's "
                               "splits.csv) so real rows go to the right side")
-    return prefix, held
+    what = "those real photos (linked)" if real is not None else "the synthetics of the build's test split"
+    return prefix, Holdout(f"the build's own held-out source photos ({len(held)}): {what}", held, chosen=False)
 
 
-def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: set[str], image_size,
-                    with_test: bool) -> tuple[list[dict], dict]:
+def _table_tones(real: Path, prefix: str) -> dict[str, str]:
+    """source id -> tone name of every row of the user's table with a known tone (DDI 12/34/56,
+    Fitzpatrick17k types 1-6)."""
+    import polars as pl
+
+    from builder.core.schema import DDI_TONE_TO_NAME, fitzpatrick_to_tone
+    from curation.source.metadata import find_table
+
+    layout, table = find_table(real)
+    df = pl.read_csv(table, infer_schema=False)
+    out = {}
+    for d in df.iter_rows(named=True):
+        if layout == "ddi" and (d.get("skin_tone") or "").strip() in ("12", "34", "56"):
+            out[f"{prefix}:{Path(d['DDI_file'].strip()).stem}"] = DDI_TONE_TO_NAME[int(d["skin_tone"])]
+        elif layout == "fitz17k":
+            fitz = (d.get("fitzpatrick_scale") or d.get("fitzpatrick") or "").strip()
+            if fitz in ("1", "2", "3", "4", "5", "6"):
+                out[f"{prefix}:{d['md5hash'].strip()}"] = fitzpatrick_to_tone(int(fitz))
+    return out
+
+
+def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, holdout: Holdout, image_size,
+                    with_test: bool, include_healthy: bool) -> tuple[list[dict], dict]:
     from builder.published.audit import collect_shards
 
     rows, excluded, seen = [], Counter(), set()
@@ -170,16 +257,29 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: s
         if row["sample_id"] in seen:
             continue  # one row listed by several configs
         seen.add(row["sample_id"])
-        split = "train" if row["split"] in train_splits else "test" if row["split"] == "test" and with_test else None
+        if row["disease"] == HEALTHY_DISEASE and not include_healthy:
+            excluded["healthy"] += 1  # the trainers' task is malignant vs benign lesion
+            continue
+        split = _synthetic_side(row, train_splits, holdout, with_test)
         if split is None:
-            excluded["other_split"] += 1
-        elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & held):
+            excluded["other_split" if not holdout.chosen else "test_lineage_with_real_test"] += 1
+        elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & holdout.held):
             excluded["leaked"] += 1
         else:
             hasher = f"{row['sample_id']}.png"
             (out / "images" / hasher).write_bytes(_resized(image, image_size) if image_size else image)
             rows.append(_csv_row(row, hasher, split))
     return rows, dict(sorted(excluded.items()))
+
+
+def _synthetic_side(row: dict, train_splits, holdout: Holdout, with_test: bool) -> str | None:
+    """train, test, or None (left out): by the build's split, or by lineage under a chosen holdout."""
+    if holdout.chosen:
+        if row["split"] not in (*train_splits, "test"):
+            return None
+        side = holdout.side(row["source_ids"] or [])
+        return side if side == "train" or with_test else None
+    return "train" if row["split"] in train_splits else "test" if row["split"] == "test" and with_test else None
 
 
 def _shard_rows(folder: Path, shards: list[str]):
@@ -196,7 +296,7 @@ def _csv_row(row: dict, hasher: str, split: str) -> dict:
             "disease": row["disease_raw"] or row["disease"], "high": int(malignant),
             "fitzpatrick": FITZPATRICK_OF_DDI_TONE[tone], "hasher": hasher, "kind": KINDS[row["kind"]],
             "sample_id": row["sample_id"], "source_ids": ";".join(row["source_ids"] or []), "_split": split,
-            "_sources": set(row["source_ids"] or [])}
+            "_sources": set(row["source_ids"] or []), "_type": row.get("fitzpatrick")}
 
 
 def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list[dict], list[str]]:
@@ -206,9 +306,8 @@ def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list
     from curation.source.metadata import find_table
 
     layout, table = find_table(real)
-    if layout != "ddi":
-        raise ExportError(f"--real {real}: expected DDI's layout (ddi_metadata.csv beside the photos or "
-                          "images/); found a Fitzpatrick17k table")
+    if layout == "fitz17k":
+        return _fitz_real_rows(real, table, out, prefix, held)
     df = pl.read_csv(table, infer_schema=False)
     mal = next((c for c in ("malignant", "malignancy(malig=1)") if c in df.columns), None)
     if mal is None or not {"DDI_ID", "DDI_file", "skin_tone", "disease"} <= set(df.columns):
@@ -232,6 +331,50 @@ def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list
     if skipped:
         log.warning("%d rows of %s have no photo in %s (left out): %s", len(skipped), table, real, skipped[:5])
     return rows, skipped
+
+
+def _fitz_real_rows(real: Path, table: Path, out: Path, prefix: str, held: set[str]) -> tuple[list[dict], list[str]]:
+    """Every row of the user's Fitzpatrick17k table with a known skin type, in the DDI encodings:
+    types 1-2 / 3-4 / 5-6 as DDI's tone groups 12 / 34 / 56, `malignant` from its three-partition
+    label (benign and non-neoplastic are not malignant), `disease` its label; photos linked."""
+    import polars as pl
+
+    from builder.core.schema import fitzpatrick_to_tone
+
+    df = pl.read_csv(table, infer_schema=False)
+    if not {"md5hash", "label", "three_partition_label"} <= set(df.columns) or not (
+            {"fitzpatrick_scale", "fitzpatrick"} & set(df.columns)):
+        raise ExportError(f"{table}: expected Fitzpatrick17k's columns md5hash, fitzpatrick_scale (or "
+                          f"fitzpatrick), label, three_partition_label; found {df.columns}")
+    scale = "fitzpatrick_scale" if "fitzpatrick_scale" in df.columns else "fitzpatrick"
+    rows, skipped = [], []
+    for d in df.iter_rows(named=True):
+        md5, fitz = (d["md5hash"] or "").strip(), (d[scale] or "").strip()
+        photo = _fitz_photo(real, md5, d.get("image_file"))
+        if fitz not in {"1", "2", "3", "4", "5", "6"} or photo is None or not _readable(photo):
+            skipped.append(md5 or f"line {len(rows) + len(skipped) + 2}")  # unknown type (-1) or no photo
+            continue
+        (out / "images" / photo.name).symlink_to(photo.resolve())
+        tone = TONE_NAME_TO_DDI[fitzpatrick_to_tone(int(fitz))]
+        malignant = (d["three_partition_label"] or "").strip() == "malignant"
+        rows.append({"DDI_ID": "", "DDI_file": photo.name, "skin_tone": tone, "malignant": malignant,
+                     "disease": (d["label"] or "").strip(), "high": int(malignant), "hasher": photo.name,
+                     "kind": "real", "sample_id": "", "source_ids": f"{prefix}:{md5}",
+                     "_split": "test" if f"{prefix}:{md5}" in held else "train", "_sources": {f"{prefix}:{md5}"},
+                     "_type": int(fitz), "_md5": md5, "_nine": (d.get("nine_partition_label") or "").strip(),
+                     "_three": (d["three_partition_label"] or "").strip(),
+                     "_qc": d.get("qc") or d.get("fitz17k_qc") or "",
+                     "_url": d.get("url") or d.get("original_url") or ""})
+    if skipped:
+        log.warning("%d rows of %s have no known skin type or no readable photo in %s (left out): %s",
+                    len(skipped), table, real, skipped[:5])
+    return rows, skipped
+
+
+def _fitz_photo(real: Path, md5: str, image_file: str | None) -> Path | None:
+    names = ([image_file.strip()] if (image_file or "").strip()
+             else [f"images/{md5}{s}" for s in (".jpg", ".png", ".jpeg")])
+    return next((real / n for n in names if md5 and (real / n).is_file()), None)
 
 
 def _readable(path: Path) -> bool:
@@ -304,9 +447,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     (out / "images").mkdir(parents=True, exist_ok=True)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...] = CSV_COLUMNS) -> None:
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
 
@@ -316,22 +459,3 @@ def _write_codes(path: Path, codes: dict[str, int]) -> None:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["low", "disease"])
         w.writerows((i, name) for name, i in sorted(codes.items(), key=lambda kv: kv[1]))
-
-
-def training_text(target: str, out: Path) -> str:
-    """TRAINING.md: the two edits that point the trainer's own script at this export."""
-    t = TARGETS[target]
-    return f"""# Training {t.tool} on this export
-
-`train.csv` and `test.csv` are in {t.tool}'s DDI encodings; every `hasher` is a file in `images/`.
-In a clone of {t.repo}, `{t.script}` builds its own split ({t.own_split}) and then reads the
-two CSVs it wrote. Use this export's split instead (held-out real images only in test):
-
-1. replace the `random_holdout` split by
-   `train, test = pd.read_csv("{out}/train.csv"), pd.read_csv("{out}/test.csv")`
-2. in `custom_load`, replace `{t.image_dir_line}` by `image_dir = "{out}/images"`
-
-then run it as usual, e.g. `python -u {t.script} 20 full ddi {'PatchAlign' if target == 'patchalign' else 'DisCo'}`.
-It trains on `high` (malignancy) with `fitzpatrick - 1` as the skin-type target. `low` keeps
-PatchAlign24's codes of the raw DDI disease (`low_codes.csv`); `healthy` is {len(raw_ddi_diseases())}.
-"""

@@ -6,6 +6,12 @@ already points at other content; 4. create the repo; 5. one commit that adds the
 and deletes anything else (so the tagged tree holds exactly this version); 6. tag `v<version>`;
 7. re-list the tagged tree and check it against the manifest. The token comes from the standard
 Hugging Face environment or login (`HF_TOKEN`, `hf auth login`) and is never printed or stored.
+
+A version whose source terms require gated access (DDI-derived, or a source the toolkit does not
+know: `cards.sources`) gets the Hub's gated access turned on before any file is committed, or the
+push is refused, naming `--private` and the setting. The card's usage snippets say `ORG/NAME` until
+a repo is known: the pushed README.md names the real repo id (and the pushed manifest.json lists
+that README's hash, so the tagged tree stays self-consistent).
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 from builder.core.errors import PublishError  # noqa: F401 (callers import it from here too)
@@ -33,6 +40,7 @@ class PushPlan:
     head_commit: str | None = None
     deletions: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
+    gated_by: list[str] = dataclasses.field(default_factory=list)  # sources whose terms require gating
 
     def describe(self, private: bool) -> list[str]:
         """Human-readable planned operations (what --dry-run prints)."""
@@ -42,6 +50,9 @@ class PushPlan:
                          "planning as for a new repo")
         if not self.repo_exists:
             lines.append(f"create dataset repo {self.repo_id} ({'private' if private else 'public'})")
+        if self.gated_by:
+            lines.append(f"turn on gated access (auto) before the commit: the terms of {', '.join(self.gated_by)} "
+                         "require it")
         if self.tag_commit:
             lines.append(f"tag {self.tag} already at {self.tag_commit[:12]} with this exact content: nothing to do")
             return lines
@@ -109,7 +120,12 @@ def _remote_matches(entry, folder: Path, f: dict) -> bool:
         return False
     if entry.lfs is not None:
         return entry.lfs.sha256 == f["sha256"]
-    return entry.blob_id == git_blob_oid(folder / f["path"])
+    return entry.blob_id == git_blob_oid(_local(folder, f))
+
+
+def _local(folder: Path, f: dict) -> Path:
+    """Where the bytes pushed for `f` are: the version folder, or the staged card naming the repo."""
+    return Path(f["local"]) if f.get("local") else folder / f["path"]
 
 
 def _remote_tree(api, repo_id: str, revision: str) -> dict:
@@ -170,30 +186,110 @@ def resolve_token() -> str:
 def push_version(folder: Path, version: str, repo_id: str, private: bool = False,
                  dry_run: bool = False) -> PushPlan:
     """Push `folder` (a built version) as one commit + tag `v<version>`; returns the executed plan."""
-    _, files = load_local_version(folder, version)
-    plan = PushPlan(repo_id=repo_id, tag=f"v{version}", folder=folder, files=files)
-    if dry_run:
-        _dry_run_state(plan)
-        return plan
+    manifest, files = load_local_version(folder, version)
+    with tempfile.TemporaryDirectory(prefix="cgddi-push-") as staging:
+        files = stage_card(folder, files, repo_id, Path(staging))
+        plan = PushPlan(repo_id=repo_id, tag=f"v{version}", folder=folder, files=files,
+                        gated_by=gating_sources(folder, manifest))
+        if dry_run:
+            _dry_run_state(plan)
+            return plan
+        return _push(plan, version, private)
+
+
+def _push(plan: PushPlan, version: str, private: bool) -> PushPlan:
     api = make_api(resolve_token())
     read_remote_state(api, plan)
     if plan.tag_commit:
-        log.info("%s already holds %s with identical content; nothing to push", repo_id, plan.tag)
+        log.info("%s already holds %s with identical content; nothing to push", plan.repo_id, plan.tag)
         return plan
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    if not plan.repo_exists:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    ops = [CommitOperationAdd(f["path"], str(folder / f["path"])) for f in files]
+    if not plan.repo_exists:  # a repo that needs a gate is created private, and opened only once gated
+        api.create_repo(plan.repo_id, repo_type="dataset", private=private or bool(plan.gated_by), exist_ok=True)
+    if plan.gated_by:
+        ensure_gated(api, plan, private)
+        if not plan.repo_exists and not private:
+            api.update_repo_settings(plan.repo_id, private=False, repo_type="dataset")
+    ops = [CommitOperationAdd(f["path"], str(_local(plan.folder, f))) for f in plan.files]
     ops += [CommitOperationDelete(p) for p in plan.deletions]
-    info = api.create_commit(repo_id, ops, repo_type="dataset", parent_commit=plan.head_commit,
+    info = api.create_commit(plan.repo_id, ops, repo_type="dataset", parent_commit=plan.head_commit,
                              commit_message=f"cgDDI {plan.tag}",
-                             commit_description=f"{len(files)} files from manifest.json")
-    api.create_tag(repo_id, tag=plan.tag, revision=info.oid, repo_type="dataset",
+                             commit_description=f"{len(plan.files)} files from manifest.json")
+    api.create_tag(plan.repo_id, tag=plan.tag, revision=info.oid, repo_type="dataset",
                    tag_message=f"cgDDI dataset version {version}")
     _verify_tag(api, plan)
     plan.tag_commit = info.oid
     return plan
+
+
+def gating_sources(folder: Path, manifest: dict) -> list[str]:
+    """The version's sources whose terms require gated access (unknown sources count: their terms are
+    not known), by the id prefixes of its rows."""
+    from cards.sources import SOURCES
+
+    names = version_source_names(folder, manifest)
+    return [n for n in names if n not in SOURCES or SOURCES[n].gated_prompt]
+
+
+def version_source_names(folder: Path, manifest: dict) -> list[str]:
+    """The id prefixes of the version's rows (`ddi`, `fitz17k`, `demo`), read from its shards."""
+    import pyarrow.parquet as pq
+
+    names = set()
+    for f in manifest_files(manifest):
+        if f["path"].endswith(".parquet"):
+            column = pq.read_table(folder / f["path"], columns=["source_ids"]).column("source_ids").to_pylist()
+            names |= {s.split(":", 1)[0] for ids in column for s in ids or ()}
+    return sorted(names)
+
+
+def ensure_gated(api, plan: PushPlan, private: bool) -> None:
+    """Turn on the Hub's gated access (automatic approval after the card's form) before any file goes
+    up; refuse the push when the Hub does not take it, unless `private` was asked and the repo is."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        if not api.dataset_info(plan.repo_id).gated:
+            api.update_repo_settings(plan.repo_id, gated="auto", repo_type="dataset")
+        gated = api.dataset_info(plan.repo_id).gated
+        why = "the Hub still reports it off"
+    except HfHubHTTPError as e:
+        gated, why = False, f"the Hub answered {getattr(e.response, 'status_code', '?')}"
+    if gated:
+        log.info("%s: gated access is %s (terms of %s)", plan.repo_id, gated, ", ".join(plan.gated_by))
+    elif private and api.dataset_info(plan.repo_id).private:
+        log.warning("%s is private but gated access could not be turned on (%s); turn it on in the repo's "
+                    "Settings before making it public", plan.repo_id, why)
+    else:
+        raise PublishError(f"{plan.repo_id}: the terms of {', '.join(plan.gated_by)} require gated access, and it "
+                           f"could not be turned on ({why}); nothing was pushed: pass --private, or turn on "
+                           "'Access requests' in the repo's Settings and push again")
+
+
+def stage_card(folder: Path, files: list[dict], repo_id: str, staging: Path) -> list[dict]:
+    """README.md with `ORG/NAME` replaced by `repo_id`, and manifest.json listing that README's hash,
+    written under `staging`; the returned entries point there (`local`). Unchanged when the card
+    already names a repo."""
+    readme = folder / "README.md"
+    if not readme.is_file() or b"ORG/NAME" not in readme.read_bytes():
+        return files
+    text = readme.read_bytes().replace(b"ORG/NAME", repo_id.encode())
+    (staging / "README.md").write_bytes(text)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = {"bytes": len(text), "sha256": hashlib.sha256(text).hexdigest()}
+    listed = manifest["files"]
+    for f in (listed if isinstance(listed, list) else [{"path": p, **v} for p, v in listed.items()]):
+        if f["path"] == "README.md":
+            f.update(entry)
+    if isinstance(listed, dict):
+        listed["README.md"] = {**listed["README.md"], **entry}
+    else:
+        manifest["files"] = listed
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=list) + "\n")
+    staged = {"README.md": staging / "README.md", "manifest.json": staging / "manifest.json"}
+    return [{**f, "local": str(staged[f["path"]]), "sha256": sha256_file(staged[f["path"]]),
+             "bytes": staged[f["path"]].stat().st_size} if f["path"] in staged else f for f in files]
 
 
 def _dry_run_state(plan: PushPlan) -> None:

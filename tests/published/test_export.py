@@ -22,8 +22,16 @@ def _export(folder, out, *extra) -> int:
 
 def test_export_schema_and_bytes(store, tmp_path):
     folder = build_version(store, tmp_path / "build")
+    lesions = tmp_path / "lesions"
+    assert _export(folder, lesions) == 0  # default: lesion rows only, the trainers' task
+    lesion_rows = list(csv.DictReader(open(lesions / "train.csv"))) + list(csv.DictReader(open(lesions / "test.csv")))
+    assert lesion_rows and all(r["disease"] != "healthy" and r["kind"] != "healthy" for r in lesion_rows)
+    report = json.loads((lesions / "export_report.json").read_text())
+    assert report["excluded"]["healthy"] == sum(r.disease == "healthy" for r in store.records()) > 0
+    assert "--include-healthy" in (lesions / "TRAINING.md").read_text()
     out = tmp_path / "pa"
-    assert _export(folder, out) == 0
+    assert _export(folder, out, "--include-healthy") == 0
+    assert "healthy" in {r["kind"] for r in csv.DictReader(open(out / "train.csv"))}
     rows = list(csv.DictReader(open(out / "train.csv")))
     assert list(rows[0]) == list(CSV_COLUMNS)
     want = [r for r in store.records() if r.split in ("train", "validation")]
@@ -36,7 +44,7 @@ def test_export_schema_and_bytes(store, tmp_path):
         rec = by_id[row["hasher"][:-4]]
         assert (out / "images" / row["hasher"]).read_bytes() == store.read_image_bytes(rec)
         assert row["high"] == str(int(rec.malignant)) and row["malignant"] == str(bool(rec.malignant))
-        assert row["fitzpatrick"] == {"light": "1", "medium": "2", "dark": "3"}[rec.skin_tone]
+        assert row["fitzpatrick"] == {"light": "1", "medium": "3", "dark": "5"}[rec.skin_tone]  # PatchAlign24's
         assert row["skin_tone"] == {"light": "12", "medium": "34", "dark": "56"}[rec.skin_tone]
         assert row["disease"] == (rec.disease_raw or rec.disease) and codes[row["disease"]] == int(row["low"])
         assert row["source_ids"] == ";".join(rec.source_ids)

@@ -1,6 +1,7 @@
 """Push over real HTTP to the loopback Hub, then load_dataset(repo_id, revision="v1.1") against it."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -57,9 +58,17 @@ def test_push_one_commit_tag_and_load_back(hub, store, tmp_path):
     commits = hub.commits_on(REPO)
     assert len(commits) == 2  # the Hub's initial commit, then exactly one for the version
     assert set(commits[0].files) == _manifest_paths(folder) | {".gitattributes"}
-    for path in _manifest_paths(folder):
+    for path in _manifest_paths(folder) - {"README.md", "manifest.json"}:
         assert commits[0].files[path] == (folder / path).read_bytes()
+    # the card names the real repo in its usage snippets, and the pushed manifest lists that card
+    card = commits[0].files["README.md"].decode()
+    assert "ORG/NAME" in (folder / "README.md").read_text() and "ORG/NAME" not in card
+    assert f'load_dataset("{REPO}", revision="v1.1")' in card
+    assert card == (folder / "README.md").read_text().replace("ORG/NAME", REPO)
+    listed = {f["path"]: f for f in json.loads(commits[0].files["manifest.json"])["files"]}
+    assert listed["README.md"]["sha256"] == hashlib.sha256(card.encode()).hexdigest()
     assert hub.repo(REPO).tags == {"v1.1": commits[0].oid}
+    assert hub.repo(REPO).gated is False  # Fitzpatrick17k's licence needs no gate
     # the token authenticated the writes, and appears nowhere else
     assert f"Bearer {TOKEN}" in hub.auth_headers
     assert TOKEN not in p.stdout + p.stderr
@@ -158,3 +167,30 @@ def test_push_interrupted_before_the_tag_resumes_without_a_new_commit(hub, store
     p = _push(hub, tmp_path, folder)
     assert p.returncode == 0, p.stderr
     assert hub.repo(REPO).branches["main"] == head and hub.repo(REPO).tags == {"v1.1": head}
+
+
+def test_a_ddi_derived_version_goes_up_gated(hub, shared_data, tmp_path):
+    folder = build_version(make_store(shared_data, tmp_path / "store", source="ddi"), tmp_path / "out")
+    dry = _push(hub, tmp_path, folder, "1.1", "--dry-run", token=None)
+    assert dry.returncode == 0 and "turn on gated access (auto) before the commit: the terms of ddi" in dry.stdout
+    p = _push(hub, tmp_path, folder)  # public: gated before any file is committed
+    assert p.returncode == 0, p.stderr
+    repo = hub.repo(REPO)
+    assert repo.gated == "auto" and not repo.private
+    settings = [r for r in hub.requests if "/settings" in r]
+    first_commit = next(i for i, r in enumerate(hub.requests) if "/commit/" in r)
+    assert settings and hub.requests.index(settings[0]) < first_commit
+    assert "extra_gated_prompt" in repo.commits[repo.tags["v1.1"]].files["README.md"].decode()
+
+
+def test_a_ddi_derived_version_is_refused_when_the_hub_will_not_gate(hub, shared_data, tmp_path):
+    folder = build_version(make_store(shared_data, tmp_path / "store", source="ddi"), tmp_path / "out")
+    hub.refuse_settings = True
+    p = _push(hub, tmp_path, folder)
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip().splitlines()[-1]
+    assert "require gated access" in err and "--private" in err and "Settings" in err
+    assert len(hub.commits_on(REPO)) == 1  # the Hub's initial commit only: no file went up
+    assert hub.repo(REPO).private  # created private, never opened ungated
+    private = _push(hub, tmp_path, folder, "1.1", "--private")  # a private repo may go up; warned
+    assert private.returncode == 0 and "could not be turned on" in private.stderr

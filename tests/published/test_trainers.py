@@ -24,6 +24,9 @@ pd = pytest.importorskip("pandas")
 cv2 = pytest.importorskip("cv2")
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+# PatchAlign24's README ("Data", step 4): change ddi_metadata_code.csv's fitzpatrick 1,2,3 to 1,3,5;
+# FairDisCo keeps data_play_ddi.ipynb's 1,2,3.
+THEIR_TONES = {"patchalign": {12: 1, 34: 3, 56: 5}, "fairdisco": {12: 1, 34: 2, 56: 3}}
 
 
 def _export(ddi_build, target, out, *extra):
@@ -114,14 +117,14 @@ def _loaders(out, label="high", batch_size=16):
 
 
 def test_columns_and_encodings_are_theirs(exported, ddi_build):
-    _, out = exported
+    target, out = exported
     src, _, _ = ddi_build
     for name in ("train.csv", "test.csv"):
         df = pd.read_csv(out / name)
         assert {"hasher", "high", "low", "fitzpatrick", "disease", "DDI_file", "skin_tone", "malignant",
                 "REWT_weights", "RESM_weights"} <= set(df.columns)
-        assert set(df["fitzpatrick"]) <= {1, 2, 3} and set(df["high"]) <= {0, 1}
-        assert (df["fitzpatrick"] == df["skin_tone"].map({12: 1, 34: 2, 56: 3})).all()
+        assert set(df["high"]) <= {0, 1}
+        assert (df["fitzpatrick"] == df["skin_tone"].map(THEIR_TONES[target])).all()
         assert (df["high"] == df["malignant"].astype(int)).all()
     table = pd.read_csv(src["table"])
     codes = dict(zip(pd.read_csv(out / "low_codes.csv")["disease"], pd.read_csv(out / "low_codes.csv")["low"]))
@@ -136,7 +139,8 @@ def test_test_csv_is_the_holdout_and_train_never_derives_from_it(exported, ddi_b
     test, train = pd.read_csv(out / "test.csv"), pd.read_csv(out / "train.csv")
     assert set(test["kind"]) == {"real"} and {h[:-4] for h in test["hasher"]} == src["test"]
     assert {h[:-4] for h in train.loc[train["kind"] == "real", "hasher"]} == src["train"]  # photos we have
-    assert {"healthy", "lesion_mapped"} <= set(train["kind"])
+    assert "lesion_mapped" in set(train["kind"]) and "healthy" not in set(train["kind"])  # lesions only
+    assert "healthy" not in set(pd.concat([train, test])["disease"])
     for sources in train["source_ids"]:
         assert not {s.split(":", 1)[1] for s in sources.split(";")} & src["holdout"], sources
     for h in pd.concat([train, test])["hasher"]:
@@ -159,7 +163,8 @@ def test_their_training_loop_runs_on_train_and_test(exported):
         assert batch["image"].shape[1:] == (3, 224, 224)
         label_c = torch.from_numpy(np.asarray(batch["high"]))
         label_t = torch.from_numpy(np.asarray(batch["fitzpatrick"] - 1))
-        assert label_c.dtype == torch.int64 and set(label_t.tolist()) <= {0, 1, 2}
+        # their 6-way skin-type head: 0/2/4 (PatchAlign24's 1/3/5), 0/1/2 (FairDisCo)
+        assert label_c.dtype == torch.int64 and set(label_t.tolist()) <= {t - 1 for t in THEIR_TONES[target].values()}
         output = model(batch["image"].float())
         loss = ce(output[0], label_c) + confusion_loss(output[1]) * 0.5 + ce(output[2], label_t)
         if target == "fairdisco":
@@ -193,3 +198,57 @@ def test_image_size_and_training_notes(ddi_build, tmp_path):
     assert synthetic and all(Image.open(out / "images" / r["hasher"]).size == (64, 64) for r in synthetic)
     notes = (out / "TRAINING.md").read_text()
     assert "train_PatchAlign_DDI_InDomain.py" in notes and str(out / "images") in notes
+
+
+def their_tone_group(target: str, fitzpatrick: int) -> int:
+    """Their evaluation's `cal_metrics` in multi_evaluate.ipynb, for the random holdout: PatchAlign24
+    `type = (fitzpatrick-1)//num` with `num=[1,2][holdout_set=='random_holdout']` (= 2); FairDisCo
+    `type = fitzpatrick-1` with `type_indices = [0, 1, 2]`."""
+    return (fitzpatrick - 1) // 2 if target == "patchalign" else fitzpatrick - 1
+
+
+def cal_metrics(df, target):
+    """Their accuracy per tone group and PQD over a results table (`fitzpatrick`, `label`, `prediction`)."""
+    labels, correct = np.zeros((3, 2)), np.zeros((3, 2))
+    for _, r in df.iterrows():
+        t = their_tone_group(target, r["fitzpatrick"])
+        labels[t, r["label"]] += 1
+        correct[t, r["label"]] += r["prediction"] == r["label"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = correct.sum(1) / labels.sum(1)
+    return acc, acc.min() / acc.max()
+
+
+def _edits(notes: str) -> list[tuple[str, str]]:
+    """(original, replacement) of every edit TRAINING.md lists, in its order."""
+    import re
+
+    return re.findall(r"replace\n   `([^`]+)`\n   by\n   `([^`]+)`", notes)
+
+
+def test_their_reading_order_and_tone_groups(exported, tmp_path, monkeypatch):
+    """Their script's main block with TRAINING.md's edits applied, run from a clone-like folder that
+    holds none of our files: read ddi_metadata_code.csv, split, write temp CSVs, custom_load, evaluate."""
+    target, out = exported
+    edits = _edits((out / "TRAINING.md").read_text())
+    assert [o.split(" = ")[0] for o, _ in edits] == ["df", "train, test, y_train, y_test", "image_dir"]
+    assert all(str(out) in new for _, new in edits)  # the user's paths, not placeholders
+    monkeypatch.chdir(tmp_path)  # their working directory: no ddi_metadata_code.csv, no images/ here
+    scope = {"pd": pd}
+    exec(edits[0][1], scope)  # df = pd.read_csv(...ddi_metadata_code.csv): what they read first
+    exec(edits[1][1], scope)  # train, test = our split
+    exec(edits[2][1], scope)  # image_dir
+    df, train, test = scope["df"], scope["train"], scope["test"]
+    assert len(df) == len(train) + len(test) and set(df["hasher"]) == set(train["hasher"]) | set(test["hasher"])
+    train.to_csv("temp_train_M.csv", index=False)
+    test.to_csv("temp_test_M.csv", index=False)
+    data = SkinDataset("temp_test_M.csv", scope["image_dir"], eval_transform)
+    rows = [data[i] for i in range(len(data))]  # every test image readable under their image_dir
+    for frame in (df, train):  # a three-tone source gives three non-empty groups
+        assert sorted({their_tone_group(target, f) for f in frame["fitzpatrick"]}) == [0, 1, 2]
+    tested = {their_tone_group(target, r["fitzpatrick"]) for r in rows}
+    assert len(tested) == len(set(test["skin_tone"]))  # one group per DDI tone in test: none merged
+    predictions = [int(i % 2) for i in range(len(df))]  # any classifier: every group must get a score
+    acc, pqd = cal_metrics(pd.DataFrame({"fitzpatrick": df["fitzpatrick"], "label": df["high"],
+                                         "prediction": predictions}), target)
+    assert np.isfinite(acc).all() and np.isfinite(pqd)
