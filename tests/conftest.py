@@ -1,4 +1,22 @@
-"""Shared test set-up: offline Hub, no progress bars, and the real data in ../shared/data."""
+"""Shared test set-up: offline Hub, no progress bars, the real data in ../shared/data, shared builds.
+
+Session fixtures for tests that need a built version (stable names; reuse them rather than building):
+
+- `demo_v11`: v1.1 built once from the embedded demo source with default options, the same as
+  `python -m builder build --version 1.1 --out OUT`; a `BuildResult` (`.out_dir` = OUT/1.1,
+  `.records`, `.files`, `.stages`, `.decisions`; the stages are in OUT/.work/1.1). Read it only: a
+  test that writes into a version or its work folder (evaluate, audit's default report, a rebuild)
+  copies it first with `tests.demo_build.copy_out(demo_v11, tmp_path / "out")`. At the end of the
+  session the fixture fails if any file under OUT changed. No test needs a demo v1.2 build yet; when
+  one does, add it here as `demo_v12` the same way.
+- `ddi_build`: v1.1 from DDI's real metadata table and sDDI masks with stand-in photos (needs the
+  real data).
+
+Markers (declared in pyproject.toml): `slow` marks end-to-end work that one test runs for itself
+(a full build of another config or source, a real-data build, kill/interrupt-and-resume, several
+processes) and takes over about 10 s on 2 cores; the default `python -m pytest` deselects `slow`,
+`gpu` and `hub`, and `python -m pytest -m "not gpu and not hub"` (CI) runs the slow tests too.
+"""
 from __future__ import annotations
 
 import os
@@ -78,6 +96,22 @@ _FIXTURE_LINE = shared_data.__wrapped__.__code__.co_firstlineno if hasattr(share
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_v11(tmp_path_factory):
+    """v1.1 from the demo source, built once per session; read-only (see the module docstring)."""
+    from tests.demo_build import build_demo, tree_digest
+
+    result = build_demo("1.1", tmp_path_factory.mktemp("demo-v11") / "out")
+    root = result.out_dir.parent
+    before = tree_digest(root)
+    yield result
+    after = tree_digest(root)
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    if changed:
+        pytest.fail(f"a test wrote into the shared demo_v11 build at {root} ({len(changed)} files, e.g. "
+                    f"{', '.join(changed[:3])}): copy it first with tests.demo_build.copy_out", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import sys
 from tests.conftest import REPO_ROOT, SHARED_DATA_LAYOUT
 
 # test_dedup mixes tests that need the real data with tests that do not.
-TARGET = "tests/test_dedup.py"
+TARGET = "tests/curation/test_dedup.py"
 
 
 def _pytest(data_dir, require: bool):
