@@ -12,10 +12,11 @@ Session fixtures for tests that need a built version (stable names; reuse them r
 - `ddi_build`: v1.1 from DDI's real metadata table and sDDI masks with stand-in photos (needs the
   real data).
 
-Markers (declared in pyproject.toml): `slow` marks end-to-end work that one test runs for itself
-(a full build of another config or source, a real-data build, kill/interrupt-and-resume, several
-processes) and takes over about 10 s on 2 cores; the default `python -m pytest` deselects `slow`,
-`gpu` and `hub`, and `python -m pytest -m "not gpu and not hub"` (CI) runs the slow tests too.
+Markers (declared in pyproject.toml): `slow` marks end-to-end work that a test (or a fixture of its
+module) runs for itself instead of reading a shared build: a full build of another config or
+source, a real-data build, kill and resume, several processes. The default `python -m pytest`
+deselects `slow`, `gpu` and `hub`; `python -m pytest -m "not gpu and not hub"` (CI) runs the slow
+tests too, `-m slow` only them.
 """
 from __future__ import annotations
 
