@@ -9,6 +9,11 @@ Session fixtures for tests that need a built version (stable names; reuse them r
   copies it first with `tests.demo_build.copy_out(demo_v11, tmp_path / "out")`. At the end of the
   session the fixture fails if any file under OUT changed. No test needs a demo v1.2 build yet; when
   one does, add it here as `demo_v12` the same way.
+- `fitz_v11`: (store, version folder) of `tests.publish_helpers`: `make_store` of the first 20
+  real Fitzpatrick17k photos (needs the real data), published as v1.1 by `build_version`. Read it
+  only: a test that plants rows in the store or edits the version works on
+  `tests.publish_helpers.copy_published(fitz_v11, tmp_path)`, a (store, version) copy; publishing a
+  changed store still goes through `build_version`. Also checked at the end of the session.
 - `ddi_build`: v1.1 from DDI's real metadata table and sDDI masks with stand-in photos (needs the
   real data).
 
@@ -99,20 +104,41 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+def _unchanged(name: str, root: Path, before: dict[str, str], how: str) -> None:
+    """Fail naming the files when a test wrote into a shared, read-only build."""
+    from tests.demo_build import tree_digest
+
+    after = tree_digest(root)
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    if changed:
+        pytest.fail(f"a test wrote into the shared {name} at {root} ({len(changed)} files, e.g. "
+                    f"{', '.join(changed[:3])}): copy it first with {how}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def demo_v11(tmp_path_factory):
     """v1.1 from the demo source, built once per session; read-only (see the module docstring)."""
     from tests.demo_build import build_demo, tree_digest
 
     result = build_demo("1.1", tmp_path_factory.mktemp("demo-v11") / "out")
-    root = result.out_dir.parent
-    before = tree_digest(root)
+    before = tree_digest(result.out_dir.parent)
     yield result
-    after = tree_digest(root)
-    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
-    if changed:
-        pytest.fail(f"a test wrote into the shared demo_v11 build at {root} ({len(changed)} files, e.g. "
-                    f"{', '.join(changed[:3])}): copy it first with tests.demo_build.copy_out", pytrace=False)
+    _unchanged("demo_v11 build", result.out_dir.parent, before, "tests.demo_build.copy_out")
+
+
+@pytest.fixture(scope="session")
+def fitz_v11(shared_data, tmp_path_factory):
+    """(store, version folder): `tests.publish_helpers.make_store`'s 20 Fitzpatrick17k photos published
+    as v1.1 by `build_version`, once per session; read-only (see the module docstring)."""
+    from tests.demo_build import tree_digest
+    from tests.publish_helpers import build_version, make_store
+
+    root = tmp_path_factory.mktemp("fitz-v11")
+    store = make_store(shared_data, root / "store")
+    folder = build_version(store, root / "out")
+    before = tree_digest(root)
+    yield store, folder
+    _unchanged("fitz_v11 store and version", root, before, "tests.publish_helpers.copy_published")
 
 
 @pytest.fixture(scope="session")
