@@ -66,6 +66,7 @@ def test_command_rejects_revision_without_model(ddi_source, tmp_path, capsys):
     assert "--revision given without --model" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two accelerate ranks
 def test_accelerate_two_processes_same_files_as_one(ddi_source, tmp_path, capsys):
     src, masks = ddi_source
     one, two = tmp_path / "one", tmp_path / "two"
