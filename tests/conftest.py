@@ -1,4 +1,28 @@
-"""Shared test set-up: offline Hub, no progress bars, and the real data in ../shared/data."""
+"""Shared test set-up: offline Hub, no progress bars, the real data in ../shared/data, shared builds.
+
+Session fixtures for tests that need a built version (stable names; reuse them rather than building):
+
+- `demo_v11`: v1.1 built once from the embedded demo source with default options, the same as
+  `python -m builder build --version 1.1 --out OUT`; a `BuildResult` (`.out_dir` = OUT/1.1,
+  `.records`, `.files`, `.stages`, `.decisions`; the stages are in OUT/.work/1.1). Read it only: a
+  test that writes into a version or its work folder (evaluate, audit's default report, a rebuild)
+  copies it first with `tests.demo_build.copy_out(demo_v11, tmp_path / "out")`. At the end of the
+  session the fixture fails if any file under OUT changed. No test needs a demo v1.2 build yet; when
+  one does, add it here as `demo_v12` the same way.
+- `fitz_v11`: (store, version folder) of `tests.publish_helpers`: `make_store` of the first 20
+  real Fitzpatrick17k photos (needs the real data), published as v1.1 by `build_version`. Read it
+  only: a test that plants rows in the store or edits the version works on
+  `tests.publish_helpers.copy_published(fitz_v11, tmp_path)`, a (store, version) copy; publishing a
+  changed store still goes through `build_version`. Also checked at the end of the session.
+- `ddi_build`: v1.1 from DDI's real metadata table and sDDI masks with stand-in photos (needs the
+  real data).
+
+Markers (declared in pyproject.toml): `slow` marks end-to-end work that a test (or a fixture of its
+module) runs for itself instead of reading a shared build: a full build of another config or
+source, a real-data build, kill and resume, several processes. The default `python -m pytest`
+deselects `slow`, `gpu` and `hub`; `python -m pytest -m "not gpu and not hub"` (CI) runs the slow
+tests too, `-m slow` only them.
+"""
 from __future__ import annotations
 
 import os
@@ -78,6 +102,43 @@ _FIXTURE_LINE = shared_data.__wrapped__.__code__.co_firstlineno if hasattr(share
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+def _unchanged(name: str, root: Path, before: dict[str, str], how: str) -> None:
+    """Fail naming the files when a test wrote into a shared, read-only build."""
+    from tests.demo_build import tree_digest
+
+    after = tree_digest(root)
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    if changed:
+        pytest.fail(f"a test wrote into the shared {name} at {root} ({len(changed)} files, e.g. "
+                    f"{', '.join(changed[:3])}): copy it first with {how}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def demo_v11(tmp_path_factory):
+    """v1.1 from the demo source, built once per session; read-only (see the module docstring)."""
+    from tests.demo_build import build_demo, tree_digest
+
+    result = build_demo("1.1", tmp_path_factory.mktemp("demo-v11") / "out")
+    before = tree_digest(result.out_dir.parent)
+    yield result
+    _unchanged("demo_v11 build", result.out_dir.parent, before, "tests.demo_build.copy_out")
+
+
+@pytest.fixture(scope="session")
+def fitz_v11(shared_data, tmp_path_factory):
+    """(store, version folder): `tests.publish_helpers.make_store`'s 20 Fitzpatrick17k photos published
+    as v1.1 by `build_version`, once per session; read-only (see the module docstring)."""
+    from tests.demo_build import tree_digest
+    from tests.publish_helpers import build_version, make_store
+
+    root = tmp_path_factory.mktemp("fitz-v11")
+    store = make_store(shared_data, root / "store")
+    folder = build_version(store, root / "out")
+    before = tree_digest(root)
+    yield store, folder
+    _unchanged("fitz_v11 store and version", root, before, "tests.publish_helpers.copy_published")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 `make_store` turns the 39 real photos (downscaled) into a stage store of healthy, lesion-mapped and
 semantic records with source-level splits; `build_version` publishes it with the toolkit's own
-shards, card and manifest writers. `plant_leak` moves a test-derived row into train.
+shards, card and manifest writers. `plant_leak` moves a test-derived row into train. The session's
+`fitz_v11` fixture holds `make_store` + `build_version` of 20 photos; `copy_published` copies it for a
+test that writes.
 """
 from __future__ import annotations
 
@@ -134,6 +136,17 @@ def plant_near_duplicate(store: StageStore, exact: bool = False) -> str:
     (store.root / "records" / "00000.jsonl").unlink()
     store.finish_shard("00000", records, [])
     return sid
+
+
+def copy_published(published: tuple[StageStore, Path], dest: Path) -> tuple[StageStore, Path]:
+    """A writable copy, under `dest`, of a (store, version folder) pair such as the `fitz_v11` fixture:
+    the store (with its real store) and the version, as (store, version folder)."""
+    import shutil
+
+    store, folder = published
+    shutil.copytree(store.root, dest / "store")
+    shutil.copytree(folder, dest / "out" / folder.name)
+    return StageStore(dest / "store"), dest / "out" / folder.name
 
 
 def build_version(store: StageStore, out: Path, version: str = "1.1", overwrite: bool = False, **publish) -> Path:

@@ -1,4 +1,5 @@
-"""The walking skeleton: `build --version 1.1` on the demo source, loaded back with `datasets`."""
+"""The walking skeleton: `build --version 1.1` on the demo source (the session's `demo_v11`), loaded back
+with `datasets`."""
 import json
 import os
 import subprocess
@@ -11,13 +12,12 @@ import pytest
 from builder.build import BuildOptions, build
 from builder.core.config import load_config
 from builder.core.errors import BuildError, ConfigError
+from tests.demo_build import copy_out
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("build")
-    cfg = load_config("1.1")
-    return cfg, build(cfg, BuildOptions(out=out))
+def built(demo_v11):
+    return load_config("1.1"), demo_v11
 
 
 def test_build_writes_hub_layout(built):
@@ -61,6 +61,7 @@ def test_no_real_image_and_every_row_has_lineage(built):
             assert r.base_id and r.donor_id and len(r.source_ids) >= 1
 
 
+@pytest.mark.slow
 def test_rebuild_is_byte_identical_and_other_content_refused(built, tmp_path):
     cfg, result = built
     again = build(cfg, BuildOptions(out=tmp_path))
@@ -90,6 +91,7 @@ def _builder(*argv, cwd=None) -> subprocess.CompletedProcess:
                           cwd=cwd or repo, env=env)
 
 
+@pytest.mark.slow
 def test_cli_build_prints_summary_table_and_quiet_prints_only_the_summary(tmp_path):
     proc = _builder("build", "--version", "1.1", "--out", str(tmp_path), "--limit", "12")
     assert proc.returncode == 0, proc.stderr
@@ -106,16 +108,17 @@ def test_cli_build_prints_summary_table_and_quiet_prints_only_the_summary(tmp_pa
 
 def test_audit_writes_its_report_beside_the_version_never_into_the_cwd(built, tmp_path):
     _, result = built
+    version = copy_out(result, tmp_path / "out") / result.out_dir.name  # the report goes into its .work/
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    proc = _builder("-q", "audit", str(result.out_dir), cwd=cwd)
+    proc = _builder("-q", "audit", str(version), cwd=cwd)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = result.out_dir.parent / ".work" / result.out_dir.name / "audit_report.json"
+    report = version.parent / ".work" / version.name / "audit_report.json"
     assert proc.stdout.splitlines() == [f"CLEAN: 0 leaked rows, 0 integrity problems; report: {report}"]
     assert proc.stderr == ""
     assert json.loads(report.read_text())["ok"] is True
     assert not any(cwd.iterdir())
-    assert not (result.out_dir / "audit_report.json").exists()  # the version folder holds only its files
+    assert not (version / "audit_report.json").exists()  # the version folder holds only its files
 
 
 def test_demo_card_names_the_demo_source_and_the_toolkit_licence(built):

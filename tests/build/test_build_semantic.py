@@ -2,6 +2,7 @@
 import csv
 
 import datasets
+import pytest
 import yaml
 
 from builder.build import BuildOptions, build
@@ -9,6 +10,7 @@ from builder.core.config import CONFIG_DIR, load_config
 from generation.tiny import save_tiny
 
 
+@pytest.mark.slow  # a full build of another config
 def test_build_with_semantic_stage_keeps_test_images_out_of_training(tmp_path):
     raw = yaml.safe_load((CONFIG_DIR / "1.1.yaml").read_text())
     raw["version"] = "1.1-semantic-test"

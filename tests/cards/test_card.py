@@ -85,9 +85,8 @@ def test_card_states_the_measured_source_pixels(fitz):
     assert "No original" not in card and "No source photo is published as a file of its own" in card
 
 
-def test_demo_source_is_named_and_carries_the_toolkit_licence(shared_data, tmp_path):
-    store = make_store(shared_data, tmp_path / "s", limit=6, source="demo")
-    built = build_version(store, tmp_path / "out")
+def test_demo_source_is_named_and_carries_the_toolkit_licence(demo_v11):
+    built = demo_v11.out_dir
     front, card = _front(built), (built / "README.md").read_text()
     assert front["license"] == "apache-2.0" and front["source_datasets"] == ["original"]
     assert "demo" in front["tags"] and not any(k.startswith("extra_gated") for k in front)

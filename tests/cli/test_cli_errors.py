@@ -54,10 +54,8 @@ def test_unreachable_hub_is_one_line_exit_2(tmp_path):
     assert "org/name@v1.1" in lines[0] and "HF_ENDPOINT" in lines[0]
 
 
-def test_push_with_the_hub_unreachable_is_one_line_exit_2(shared_data, tmp_path):
-    from tests.publish_helpers import build_version, make_store
-
-    folder = build_version(make_store(shared_data, tmp_path / "store", limit=6), tmp_path / "out")
+def test_push_with_the_hub_unreachable_is_one_line_exit_2(fitz_v11, tmp_path):
+    _, folder = fitz_v11  # read only
     env = dict(os.environ, HF_ENDPOINT="http://127.0.0.1:9", HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"),
                HF_TOKEN="hf_loopbackSECRETtoken0123456789", PYTHONPATH=str(REPO))
     p = subprocess.run([sys.executable, "-m", "builder", "push", "--version", "1.1", "--repo-id", "org/name",

@@ -10,6 +10,8 @@ from builder.core.config import load_config
 from builder.core.errors import BuildError
 from builder.demo_source import write_demo_source
 
+pytestmark = pytest.mark.slow  # every test rebuilds a 12-photo source end to end
+
 
 def _cfg(**lesion_map):
     cfg = load_config("1.1")

@@ -63,6 +63,7 @@ def test_a_dead_holders_lock_is_taken_over_with_a_note(tmp_path, caplog):
     assert not holder.exists()  # released: nothing left to take over
 
 
+@pytest.mark.slow  # two builds at once
 def test_two_builds_into_one_out_at_once(tmp_path):
     """The issue's reproduction: both started together; one builds, the other refuses cleanly."""
     out = tmp_path / "out"
@@ -102,6 +103,7 @@ def _kill_after_first_lesion_shard(out: Path) -> None:
     assert not (out / "1.1" / "manifest.json").exists(), "killed too late: the build had published"
 
 
+@pytest.mark.slow  # kill -9 and resume
 def test_kill9_resume_and_other_workers_give_the_same_manifest_and_push_accepts_it(tmp_path):
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     first = subprocess.run(_build_cmd(clean, "--workers", "1"), capture_output=True, text=True, env=_env(),

@@ -9,7 +9,6 @@ import pytest
 from builder.cli import main
 from builder.core.errors import ConfigError
 from builder.core.splits_file import read_splits, read_test_ids, write_splits, write_test_ids
-from tests.publish_helpers import build_version, make_store
 
 
 def test_splits_round_trip_and_strict_reading(tmp_path):
@@ -54,8 +53,8 @@ def test_curation_and_audit_read_test_ids_the_same_way(tmp_path):
 
 
 @pytest.fixture()
-def version(shared_data, tmp_path):
-    return build_version(make_store(shared_data, tmp_path / "store"), tmp_path / "out")
+def version(fitz_v11):
+    return fitz_v11[1]  # read only: audit and export are given --report and --out elsewhere
 
 
 def test_audit_and_export_refuse_test_ids_of_another_source(version, tmp_path, capsys):

@@ -8,12 +8,19 @@ import pytest
 
 from builder.published.audit import audit_folder, near_pairs
 from builder.cli import main
-from tests.publish_helpers import build_version, make_store, plant_leak, plant_near_duplicate
+from tests.publish_helpers import build_version, copy_published, plant_leak, plant_near_duplicate
 
 
 @pytest.fixture()
-def store(shared_data, tmp_path):
-    return make_store(shared_data, tmp_path / "store")
+def store(fitz_v11, tmp_path):
+    """A writable copy of the session's 20-photo store (`build_version` publishes it after a change)."""
+    return copy_published(fitz_v11, tmp_path / "copy")[0]
+
+
+@pytest.fixture()
+def published(fitz_v11, tmp_path):
+    """(store, version folder): a writable copy of the session's clean 20-photo version."""
+    return copy_published(fitz_v11, tmp_path / "copy")
 
 
 def _audit(folder, tmp_path, *extra) -> tuple[int, dict]:
@@ -22,8 +29,9 @@ def _audit(folder, tmp_path, *extra) -> tuple[int, dict]:
     return rc, json.loads(report.read_text())
 
 
-def test_clean_version_passes_with_balance_tables(store, tmp_path, capsys):
-    rc, report = _audit(build_version(store, tmp_path / "out"), tmp_path)
+def test_clean_version_passes_with_balance_tables(published, tmp_path, capsys):
+    store, folder = published
+    rc, report = _audit(folder, tmp_path)
     assert rc == 0, capsys.readouterr().out
     assert report["ok"] and report["leakage"]["rows"] == 0 and report["integrity"]["ok"]
     assert report["rows"] == len(store.records())
@@ -50,8 +58,8 @@ def test_duplicates_across_splits_are_leaks(store, tmp_path, exact):
     assert {i["sample_id"] for i in report["leakage"]["items"] if i["reason"] == reason} == {copy}
 
 
-def test_test_ids_file_flags_semantic_models_that_saw_test_images(store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_test_ids_file_flags_semantic_models_that_saw_test_images(published, tmp_path):
+    store, folder = published
     seen = next(r for r in store.records() if r.kind == "semantic").source_ids[0]
     ids = tmp_path / "test_ids.txt"
     ids.write_text(f"# PatchAlign24 test split\n{seen}\n")
@@ -61,10 +69,10 @@ def test_test_ids_file_flags_semantic_models_that_saw_test_images(store, tmp_pat
     assert report["leakage"]["by_reason"]["semantic_model_saw_test_source"] == 3
 
 
-def test_tampered_shard_fails_audit_and_load(store, tmp_path):
+def test_tampered_shard_fails_audit_and_load(published, tmp_path):
     import datasets
 
-    folder = build_version(store, tmp_path / "out")
+    _, folder = published
     shard = folder / "data" / "lesion_mapped" / "train-00000-of-00001.parquet"
     table = pq.read_table(shard)
     pq.write_table(table.slice(1), shard)  # a valid Parquet file, one row short
@@ -76,8 +84,8 @@ def test_tampered_shard_fails_audit_and_load(store, tmp_path):
         datasets.load_dataset(str(folder), name="lesion_mapped", cache_dir=str(tmp_path / "cache"))
 
 
-def test_corrupt_bytes_are_reported_not_crashed(store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_corrupt_bytes_are_reported_not_crashed(published, tmp_path):
+    _, folder = published
     shard = folder / "data" / "healthy" / "test-00000-of-00001.parquet"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     report = audit_folder(folder)
@@ -128,12 +136,12 @@ def test_near_duplicates_sharing_a_source_are_derivation_not_leaks(store, tmp_pa
     assert reasons == {"semantic_model_saw_test_source"} and report.derivation_pairs >= 1
 
 
-def test_extra_parquet_served_by_load_dataset_fails_audit(store, tmp_path):
+def test_extra_parquet_served_by_load_dataset_fails_audit(published, tmp_path):
     """An extra `data/healthy/train-extra.parquet` passed audit while load_dataset served its
     planted test row. Audit now reads every file the card's globs match and lists every unlisted file."""
     import datasets
 
-    folder = build_version(store, tmp_path / "out")
+    _, folder = published
     test_shard = pq.read_table(folder / "data" / "healthy" / "test-00000-of-00001.parquet")
     planted = test_shard.slice(0, 1)
     pq.write_table(planted, folder / "data" / "healthy" / "train-extra.parquet")
@@ -157,8 +165,8 @@ def test_extra_parquet_served_by_load_dataset_fails_audit(store, tmp_path):
     assert not any(p == "unlisted_file" for p, _ in problems)
 
 
-def test_any_file_not_in_the_manifest_fails_integrity(store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_any_file_not_in_the_manifest_fails_integrity(published, tmp_path):
+    _, folder = published
     (folder / "notes.txt").write_text("hello\n")
     (folder / "data" / "semantic" / "extra").mkdir(parents=True)
     (folder / "data" / "semantic" / "extra" / "x.bin").write_bytes(b"\0")
@@ -167,8 +175,8 @@ def test_any_file_not_in_the_manifest_fails_integrity(store, tmp_path):
         ("unlisted_file", "notes.txt"), ("unlisted_file", "data/semantic/extra/x.bin")}
 
 
-def test_unreadable_manifest_or_card_is_an_integrity_problem(store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_unreadable_manifest_or_card_is_an_integrity_problem(published, tmp_path):
+    _, folder = published
     (folder / "README.md").write_bytes(b"---\nconfigs: [\xe9\n---\n")
     report = audit_folder(folder)
     assert "unreadable_card" in {p["problem"] for p in report.integrity} and not report.ok

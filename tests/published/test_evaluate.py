@@ -6,22 +6,20 @@ import sys
 import numpy as np
 import pytest
 
-from builder.build import BuildOptions, build
 from builder.cli import main
-from builder.core.config import load_config
 from builder.core.errors import ConfigError
 from builder.published.evaluate.run import EvalSettings, run_evaluation
 from builder.build.manifest import read_manifest
 from cards.evaluation import BEGIN
 from generation.tiny import save_tiny_vision_backbone
+from tests.demo_build import copy_out
 
 ARGS = ["--steps", "3", "--batch-size", "8", "--n-boot", "40"]
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
-    out = tmp_path_factory.mktemp("evalbuild")
-    build(load_config("1.1"), BuildOptions(out=out))
+def evaluated(demo_v11, tmp_path_factory):
+    out = copy_out(demo_v11, tmp_path_factory.mktemp("evalbuild") / "out")  # evaluate writes into the version
     model = save_tiny_vision_backbone(tmp_path_factory.mktemp("tinyvit") / "tinyvit")
     before = {f["path"]: f["sha256"] for f in read_manifest(out / "1.1")["files"]}
     rc = main(["-q", "evaluate", "--version", "1.1", "--build-out", str(out), "--model", str(model), *ARGS])

@@ -8,20 +8,21 @@ import pytest
 
 from builder.cli import main
 from builder.published.export import CSV_COLUMNS, raw_ddi_diseases
-from tests.publish_helpers import build_version, make_store, plant_leak
+from tests.publish_helpers import build_version, copy_published, plant_leak
 
 
 @pytest.fixture()
-def store(shared_data, tmp_path):
-    return make_store(shared_data, tmp_path / "store")
+def store(fitz_v11, tmp_path):
+    """A writable copy of the session's 20-photo store (`build_version` publishes it after a change)."""
+    return copy_published(fitz_v11, tmp_path / "copy")[0]
 
 
 def _export(folder, out, *extra) -> int:
     return main(["export", "patchalign", "--version", "1.1", "--folder", str(folder), "--out", str(out), *extra])
 
 
-def test_export_schema_and_bytes(store, tmp_path):
-    folder = build_version(store, tmp_path / "build")
+def test_export_schema_and_bytes(fitz_v11, tmp_path):
+    store, folder = fitz_v11  # read only
     lesions = tmp_path / "lesions"
     assert _export(folder, lesions) == 0  # default: lesion rows only, the trainers' task
     lesion_rows = list(csv.DictReader(open(lesions / "train.csv"))) + list(csv.DictReader(open(lesions / "test.csv")))
@@ -64,8 +65,8 @@ def test_leaked_rows_are_excluded(store, tmp_path):
     assert report["leaked"][victim] == "lesion_mapped_from_test_source" and report["excluded"]["leaked"] >= 1
 
 
-def test_existing_output_and_tampered_input_are_refused(store, tmp_path, capsys):
-    folder = build_version(store, tmp_path / "build")
+def test_existing_output_and_tampered_input_are_refused(fitz_v11, tmp_path, capsys):
+    _, folder = copy_published(fitz_v11, tmp_path / "copy")  # a shard gets cut below
     out = tmp_path / "pa"
     assert _export(folder, out) == 0
     assert _export(folder, out) == 2 and "--overwrite" in capsys.readouterr().err

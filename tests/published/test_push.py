@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.hub_server import HubServer
-from tests.publish_helpers import build_version, make_store, plant_leak
+from tests.publish_helpers import build_version, copy_published, plant_leak
 
 TOKEN = "hf_loopbackSECRETtoken0123456789"
 REPO = "cgddi-lab/cgddi"
@@ -23,8 +23,9 @@ def hub():
 
 
 @pytest.fixture()
-def store(shared_data, tmp_path):
-    return make_store(shared_data, tmp_path / "store")
+def store(fitz_v11, tmp_path):
+    """A writable copy of the session's 20-photo store (`build_version` publishes it after a change)."""
+    return copy_published(fitz_v11, tmp_path / "copy")[0]
 
 
 def _env(hub, tmp_path, token=TOKEN) -> dict:
@@ -50,8 +51,8 @@ def _manifest_paths(folder) -> set[str]:
     return {f["path"] for f in json.loads((folder / "manifest.json").read_text())["files"]} | {"manifest.json"}
 
 
-def test_push_one_commit_tag_and_load_back(hub, store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_push_one_commit_tag_and_load_back(hub, fitz_v11, tmp_path):
+    store, folder = fitz_v11  # read only
     p = _push(hub, tmp_path, folder, "1.1", "--private")
     assert p.returncode == 0, p.stderr
     assert hub.repo(REPO).private
@@ -83,8 +84,8 @@ def test_push_one_commit_tag_and_load_back(hub, store, tmp_path):
     assert counts == {s: sum(r.split == s for r in recs) for s in ("train", "validation", "test")}
 
 
-def test_repush_is_a_no_op_and_other_content_is_refused(hub, store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_repush_is_a_no_op_and_other_content_is_refused(hub, store, fitz_v11, tmp_path):
+    _, folder = fitz_v11  # read only; `store` is a copy, changed below
     assert _push(hub, tmp_path, folder).returncode == 0
     head = hub.repo(REPO).branches["main"]
     again = _push(hub, tmp_path, folder)
@@ -97,8 +98,8 @@ def test_repush_is_a_no_op_and_other_content_is_refused(hub, store, tmp_path):
     assert hub.repo(REPO).branches["main"] == head and hub.repo(REPO).tags["v1.1"] == head
 
 
-def test_next_version_replaces_stale_files(hub, store, tmp_path):
-    assert _push(hub, tmp_path, build_version(store, tmp_path / "a", "1.1")).returncode == 0
+def test_next_version_replaces_stale_files(hub, store, fitz_v11, tmp_path):
+    assert _push(hub, tmp_path, fitz_v11[1]).returncode == 0  # v1.1 of the same store as `store`
     for r in store.records():  # version 1.2 without the semantic config's files
         if r.kind == "semantic":
             (store.root / "images" / f"{r.sample_id}.png").unlink()
@@ -113,8 +114,8 @@ def test_next_version_replaces_stale_files(hub, store, tmp_path):
     assert any(f.startswith("data/semantic/") for f in repo.commits[repo.tags["v1.1"]].files)
 
 
-def test_dry_run_changes_nothing_and_needs_no_token(hub, store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_dry_run_changes_nothing_and_needs_no_token(hub, fitz_v11, tmp_path):
+    _, folder = fitz_v11  # read only
     p = _push(hub, tmp_path, folder, "1.1", "--dry-run", token=None)
     assert p.returncode == 0, p.stderr
     assert "create dataset repo cgddi-lab/cgddi" in p.stdout and "create tag v1.1" in p.stdout
@@ -122,8 +123,8 @@ def test_dry_run_changes_nothing_and_needs_no_token(hub, store, tmp_path):
     assert hub.repos == {}
 
 
-def test_missing_token_and_tampered_folder_are_refused(hub, store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_missing_token_and_tampered_folder_are_refused(hub, fitz_v11, tmp_path):
+    _, folder = copy_published(fitz_v11, tmp_path / "copy")  # its card gets edited below
     p = _push(hub, tmp_path, folder, token=None)
     assert p.returncode == 2 and "HF_TOKEN" in p.stderr
     (folder / "README.md").write_text("edited by hand\n")
@@ -132,8 +133,8 @@ def test_missing_token_and_tampered_folder_are_refused(hub, store, tmp_path):
     assert hub.repos == {}
 
 
-def test_audit_a_pushed_revision(hub, store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_audit_a_pushed_revision(hub, fitz_v11, tmp_path):
+    store, folder = fitz_v11  # read only
     assert _push(hub, tmp_path, folder).returncode == 0
     report = tmp_path / "audit.json"
     p = _cli(hub, tmp_path, "audit", REPO, "--revision", "v1.1", "--report", str(report))
@@ -142,10 +143,10 @@ def test_audit_a_pushed_revision(hub, store, tmp_path):
     assert doc["ok"] and doc["target"] == f"{REPO}@v1.1" and doc["rows"] == len(store.records())
 
 
-def test_audit_of_a_repo_fails_on_a_file_the_manifest_does_not_list(hub, store, tmp_path):
+def test_audit_of_a_repo_fails_on_a_file_the_manifest_does_not_list(hub, fitz_v11, tmp_path):
     """Every file of the repo counts, not only the manifest's; an extra shard the card's
     globs match is served by load_dataset, so it must fail the audit."""
-    folder = build_version(store, tmp_path / "out")
+    _, folder = fitz_v11  # read only
     assert _push(hub, tmp_path, folder).returncode == 0
     repo = hub.repo(REPO)
     head = repo.resolve("main")
@@ -159,8 +160,8 @@ def test_audit_of_a_repo_fails_on_a_file_the_manifest_does_not_list(hub, store, 
     assert ("unlisted_file", "data/healthy/train-extra.parquet") in problems
 
 
-def test_push_interrupted_before_the_tag_resumes_without_a_new_commit(hub, store, tmp_path):
-    folder = build_version(store, tmp_path / "out")
+def test_push_interrupted_before_the_tag_resumes_without_a_new_commit(hub, fitz_v11, tmp_path):
+    _, folder = fitz_v11  # read only
     assert _push(hub, tmp_path, folder).returncode == 0
     head = hub.repo(REPO).branches["main"]
     hub.repo(REPO).tags.clear()  # as if the run died between the commit and the tag

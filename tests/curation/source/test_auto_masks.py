@@ -179,7 +179,7 @@ def test_versions_turn_automatic_masks_on_only_in_1_2():
     assert load_config("1.2").masks.auto is True
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a real-data v1.2 build
 def test_build_with_automatic_masks_uses_every_photo_that_passes(tmp_path, shared_data):
     from builder.build import BuildOptions, build
     from builder.core.config import CONFIG_DIR

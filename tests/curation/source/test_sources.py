@@ -35,6 +35,7 @@ def _splits(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # a real-data build
 def test_ddi_layout_gives_ddi_ids_everywhere(ddi_build, ddi_folder):
     out, result = ddi_build
     stems = ddi_folder[2]
@@ -54,11 +55,11 @@ def test_ddi_layout_gives_ddi_ids_everywhere(ddi_build, ddi_folder):
     assert ids and all(s.startswith("ddi:") for s in ids)
 
 
-def test_build_fingerprint_differs_from_the_demo_build(ddi_build, tmp_path):
+@pytest.mark.slow  # a real-data build
+def test_build_fingerprint_differs_from_the_demo_build(ddi_build, demo_v11):
     out, _ = ddi_build
     ddi = json.loads((out / "1.1" / "manifest.json").read_text())
-    cfg = load_config("1.1")
-    demo = build(cfg, BuildOptions(out=tmp_path, limit=12))
+    demo = demo_v11
     demo_m = json.loads((demo.out_dir / "manifest.json").read_text())
     assert demo_m["source"]["name"] == "demo"
     assert all(s.startswith("demo:") for r in demo.records for s in r.source_ids)
@@ -67,6 +68,7 @@ def test_build_fingerprint_differs_from_the_demo_build(ddi_build, tmp_path):
     assert demo_m["source"]["fingerprint"] != ddi["source"]["fingerprint"]
 
 
+@pytest.mark.slow  # a real-data build
 def test_another_source_into_a_published_out_is_refused(ddi_build, ddi_folder, tmp_path, shared_data):
     out, _ = ddi_build
     with pytest.raises(BuildError, match=r"built from source 'ddi' .*not from source 'fitz17k'.*--overwrite"):
@@ -122,6 +124,7 @@ def test_source_name_override_and_bad_names(ddi_folder, tmp_path):
         build(load_config("1.1"), BuildOptions(out=tmp_path / "o", source_name="demo2"))
 
 
+@pytest.mark.slow  # a real-data build
 def test_fitz17k_folder_gives_fitz17k_ids(shared_data, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "builder", "-q", "build", "--version", "1.1", "--out", str(tmp_path),
                            "--source", str(shared_data / "fitz17k_lesions"), "--limit", "12", "--workers", "1"],
@@ -133,6 +136,7 @@ def test_fitz17k_folder_gives_fitz17k_ids(shared_data, tmp_path):
     assert len(ids) == 12 and all(s.startswith("fitz17k:") for s in ids)
 
 
+@pytest.mark.slow  # a real-data build
 def test_ddi_layout_build_card_has_ddi_terms_gating_and_measured_pixels(ddi_build):
     import yaml
 

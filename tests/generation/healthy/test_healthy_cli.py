@@ -66,6 +66,7 @@ def test_command_rejects_revision_without_model(ddi_source, tmp_path, capsys):
     assert "--revision given without --model" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two accelerate ranks
 def test_accelerate_two_processes_same_files_as_one(ddi_source, tmp_path, capsys):
     src, masks = ddi_source
     one, two = tmp_path / "one", tmp_path / "two"
@@ -83,6 +84,7 @@ def test_accelerate_two_processes_same_files_as_one(ddi_source, tmp_path, capsys
     assert _files(StageStore(two / "real")) == _files(StageStore(one / "real"))
 
 
+@pytest.mark.slow  # kill -9 and resume
 def test_kill_9_then_rerun_ends_with_same_bytes(shared_data, tmp_path):
     real = StageStore(tmp_path / "real")
     fitz17k_real_store(shared_data, real, limit=12)

@@ -221,6 +221,7 @@ def test_sampling_records_have_complete_lineage_and_resume(env, trained, capsys)
     assert "other settings or inputs (semantic.plan changed" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two sampling processes
 def test_two_processes_give_the_same_set_as_one(env, trained):
     one, two = env["root"] / "one", env["root"] / "two"
     assert cli(_args(env, "sample", "--out", str(one))) == 0  # one thread (fixture), like each torchrun worker
