@@ -90,6 +90,7 @@ class SemanticConfig:
     lora_batch: int = 1
     lora_grad_accum: int = 1
     lora_rank: int = 8
+    lora_gradient_checkpointing: bool = False  # recompute UNet activations in backward: less memory
     prior_weight: float = 1.0
     class_images: int = 96
     checkpoint_every: int = 100
