@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="held-out source ids (one per line, or the build's splits.csv; default: "
                         "<build-out>/.work/<version>/splits.csv when it exists)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--min-training-photos", type=int, default=None, metavar="N",
+                   help="leave out semantic rows of diseases whose models trained on fewer than N photos "
+                        "(the paper's classification subset: 11, i.e. more than 10)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if not (folder / "manifest.json").is_file():
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it with "
                           f"`python -m builder build --version {args.version}` or pass --folder")
+    if args.min_training_photos is not None and args.min_training_photos < 1:
+        raise ConfigError(f"--min-training-photos {args.min_training_photos}: expected a count >= 1 (the paper: 11)")
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     bad = [s for s in splits if s not in ("train", "validation")]
     if bad:
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         ids_file = default
     test_ids = read_test_ids(ids_file) if ids_file else None
     s = export(folder, args.out, args.format, real=args.real, train_splits=splits, test_ids=test_ids,
-               image_size=args.image_size, overwrite=args.overwrite)
+               image_size=args.image_size, overwrite=args.overwrite, min_training_photos=args.min_training_photos)
     print(f"exported v{s['version']} for {args.format}: train.csv {s['train_rows']} rows {s['train_by_kind']}, "
           f"test.csv {s['test_rows']} rows {s['test_by_kind']}; left out {s['excluded']}; "
           f"see {args.out}/TRAINING.md")

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high", "fitzpatrick", "hasher", "low",
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
-READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease", "disease_raw", "source_ids"]
+READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease", "disease_raw", "source_ids",
+                "params"]
 FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb
 
 
@@ -68,17 +69,22 @@ def low_codes(extra: set[str]) -> dict[str, int]:
 
 def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | None = None,
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
-           image_size: int | None = None, overwrite: bool = False) -> dict:
+           image_size: int | None = None, overwrite: bool = False, min_training_photos: int | None = None) -> dict:
     """Write `out/{train,test}.csv`, `out/images/`, `out/low_codes.csv`, `out/TRAINING.md`, a report
-    (holding `out`'s lock: a second export into it refuses)."""
+    (holding `out`'s lock: a second export into it refuses).
+
+    `min_training_photos` N leaves out semantic rows whose disease's models trained on fewer than N photos
+    (the paper classifies with N = 11: diseases with more than 10 training photos)."""
     from builder.core.lock import hold
 
     with hold(out, command=f"export {target}"):
-        return _export(folder, out, target, real, train_splits, test_ids, image_size, overwrite)
+        return _export(folder, out, target, real, train_splits, test_ids, image_size, overwrite,
+                       min_training_photos)
 
 
 def _export(folder: Path, out: Path, target: str, real: Path | None, train_splits: tuple[str, ...],
-            test_ids: set[str] | None, image_size: int | None, overwrite: bool) -> dict:
+            test_ids: set[str] | None, image_size: int | None, overwrite: bool,
+            min_training_photos: int | None = None) -> dict:
     from builder.published.audit import AuditReport, audit_folder
 
     if target not in TARGETS:
@@ -99,7 +105,8 @@ def _export(folder: Path, out: Path, target: str, real: Path | None, train_split
     _refuse_untrusted(folder, report)
     leaked = {i["sample_id"]: i["reason"] for i in report.leaks}
     _prepare_out(out, overwrite)
-    rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, held, image_size, with_test=real is None)
+    rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, held, image_size, with_test=real is None,
+                                     min_photos=min_training_photos)
     reals, skipped = _real_rows(Path(real), out, prefix, held) if real else ([], [])
     rows += reals
     codes = low_codes({r["disease"] for r in rows})
@@ -115,7 +122,7 @@ def _export(folder: Path, out: Path, target: str, real: Path | None, train_split
                "test_rows": len(test), "train_by_kind": dict(Counter(r["kind"] for r in train)),
                "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(held),
                "excluded": excluded, "real_rows_without_image": skipped, "leaked": dict(sorted(leaked.items())),
-               "image_size": image_size}
+               "image_size": image_size, "min_training_photos": min_training_photos}
     (out / "export_report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
@@ -162,7 +169,7 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tup
 
 
 def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: set[str], image_size,
-                    with_test: bool) -> tuple[list[dict], dict]:
+                    with_test: bool, min_photos: int | None = None) -> tuple[list[dict], dict]:
     from builder.published.audit import collect_shards
 
     rows, excluded, seen = [], Counter(), set()
@@ -173,6 +180,8 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: s
         split = "train" if row["split"] in train_splits else "test" if row["split"] == "test" and with_test else None
         if split is None:
             excluded["other_split"] += 1
+        elif min_photos is not None and _training_photos(row) < min_photos:
+            excluded["few_training_photos"] += 1
         elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & held):
             excluded["leaked"] += 1
         else:
@@ -180,6 +189,17 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: s
             (out / "images" / hasher).write_bytes(_resized(image, image_size) if image_size else image)
             rows.append(_csv_row(row, hasher, split))
     return rows, dict(sorted(excluded.items()))
+
+
+def _training_photos(row: dict) -> float:
+    """A semantic row's disease's training-photo count (`params.training_photos`); other kinds: no limit."""
+    if KINDS[row["kind"]] != "semantic":
+        return float("inf")
+    count = json.loads(row["params"] or "{}").get("training_photos")
+    if count is None:
+        raise ExportError(f"semantic row {row['sample_id']} has no params.training_photos (built before rows "
+                          "carried it); rebuild the version, or export without --min-training-photos")
+    return count
 
 
 def _shard_rows(folder: Path, shards: list[str]):
