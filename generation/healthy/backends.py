@@ -1,4 +1,5 @@
-"""Healthy-synthetic backends: OpenCV inpainting (CPU, no weights) and a diffusers SD inpainting pipeline.
+"""Healthy-synthetic backends: OpenCV inpainting (CPU, no weights) and a diffusers SD inpainting pipeline
+(Kandinsky 2.2: generation.healthy.kandinsky).
 
 A backend turns a batch of `Job`s into one generated RGB patch per job (the pixels of the job's
 window). The caller composites the patch through the region, so no backend can touch a pixel
@@ -106,40 +107,10 @@ class OpenCVBackend(Backend):
         return out
 
 
-class DiffusersBackend(Backend):
-    """`AutoPipelineForInpainting` from a Hub id + revision or a local folder, loaded once, batched."""
-
-    kind, name = "inpainting", "diffusers"
-    settings = ("model_id", "revision", "prompt", "steps", "guidance", "dtype", "crop_size")
-    tags, prompted = ("diffusers",), True
-    REVISION = "healthy.revision"
-
-    def __init__(self, cfg: HealthyConfig, device: str = "cpu"):
-        pinned = pin_model(cfg.model_id, cfg.revision, setting=self.REVISION)
-        # A local folder is identified by its content (revision), not by where it lies on disk,
-        # so ids agree across machines and checkouts.
-        self.model_id, self.revision, self.identity = pinned.name, pinned.revision, pinned.identity
-        self.size, self.steps, self.guidance = cfg.crop_size, cfg.steps, cfg.guidance
-        self.prompt = cfg.prompt
-        self.device = device
-        self.dtype_name = resolve_dtype(cfg.dtype, device)
-        self.pipe = load_inpaint_pipeline(pinned.source, pinned.load_revision, self.dtype_name, device)
-
-    @classmethod
-    def check(cls, cfg: HealthyConfig) -> None:
-        if not cfg.model_id:
-            raise ConfigError("healthy.backend=diffusers needs a model: set healthy.model_id (or --model) "
-                              "to a Hub id such as runwayml/stable-diffusion-inpainting or a local folder")
-        check_pinned(cfg.model_id, cfg.revision, setting=cls.REVISION)
-
-    @classmethod
-    def fingerprint(cls, cfg: HealthyConfig, *, batch_size: int = 1, **run) -> dict:
-        return {"batch_size": batch_size}  # batch composition changes diffusers pixels by +-1
-
-    @classmethod
-    def card_text(cls, cfg: HealthyConfig) -> str:
-        return (f"diffusion inpainting, prompt `{cfg.prompt}` (`{{tone}}` = light, medium, dark), "
-                f"{cfg.steps} steps, guidance {cfg.guidance}")
+class DiffusionInpainting:
+    """What the diffusion inpainting backends share (mixed in after `Backend`): the model-sized window, the
+    batch's crop -> model -> paste-back, per-job CPU generators. A backend sets `size`, `steps`, `guidance`,
+    `prompt`, `device`, `dtype_name` and `pipe`, and may change `model_mask` and `run_pipeline`."""
 
     def window(self, job: Job) -> tuple[int, int, int, int]:
         h, w = job.region.mask.shape
@@ -195,6 +166,42 @@ class DiffusersBackend(Backend):
         return list(self.pipe(prompt=[j.prompt for j in jobs], image=images, mask_image=masks,
                               height=s, width=s, num_inference_steps=self.steps,
                               guidance_scale=self.guidance, generator=gens, output_type="np").images)
+
+
+class DiffusersBackend(Backend, DiffusionInpainting):
+    """`AutoPipelineForInpainting` from a Hub id + revision or a local folder, loaded once, batched."""
+
+    kind, name = "inpainting", "diffusers"
+    settings = ("model_id", "revision", "prompt", "steps", "guidance", "dtype", "crop_size")
+    tags, prompted = ("diffusers",), True
+    REVISION = "healthy.revision"
+
+    def __init__(self, cfg: HealthyConfig, device: str = "cpu"):
+        pinned = pin_model(cfg.model_id, cfg.revision, setting=self.REVISION)
+        # A local folder is identified by its content (revision), not by where it lies on disk,
+        # so ids agree across machines and checkouts.
+        self.model_id, self.revision, self.identity = pinned.name, pinned.revision, pinned.identity
+        self.size, self.steps, self.guidance = cfg.crop_size, cfg.steps, cfg.guidance
+        self.prompt = cfg.prompt
+        self.device = device
+        self.dtype_name = resolve_dtype(cfg.dtype, device)
+        self.pipe = load_inpaint_pipeline(pinned.source, pinned.load_revision, self.dtype_name, device)
+
+    @classmethod
+    def check(cls, cfg: HealthyConfig) -> None:
+        if not cfg.model_id:
+            raise ConfigError("healthy.backend=diffusers needs a model: set healthy.model_id (or --model) "
+                              "to a Hub id such as runwayml/stable-diffusion-inpainting or a local folder")
+        check_pinned(cfg.model_id, cfg.revision, setting=cls.REVISION)
+
+    @classmethod
+    def fingerprint(cls, cfg: HealthyConfig, *, batch_size: int = 1, **run) -> dict:
+        return {"batch_size": batch_size}  # batch composition changes diffusers pixels by +-1
+
+    @classmethod
+    def card_text(cls, cfg: HealthyConfig) -> str:
+        return (f"diffusion inpainting, prompt `{cfg.prompt}` (`{{tone}}` = light, medium, dark), "
+                f"{cfg.steps} steps, guidance {cfg.guidance}")
 
 
 def resolve_dtype(name: str, device: str) -> str:

@@ -28,13 +28,14 @@ import numpy as np
 from builder.core.config import HealthyConfig
 from builder.core.errors import ConfigError
 from builder.core.models import check_pinned, pin_model
-from generation.healthy.backends import DiffusersBackend, Job, check_tokenizer, resolve_dtype
+from builder.core.backends import Backend
+from generation.healthy.backends import DiffusionInpainting, Job, check_tokenizer, resolve_dtype
 
 PRIOR_REVISION = "healthy.prior_revision"
 COMBINED = "KandinskyV22InpaintCombinedPipeline"
 
 
-class KandinskyBackend(DiffusersBackend):
+class KandinskyBackend(Backend, DiffusionInpainting):
     """Kandinsky 2.2 inpainting (prior + decoder), the paper's prompts and mask processing."""
 
     kind, name = "inpainting", "kandinsky22"
@@ -42,6 +43,7 @@ class KandinskyBackend(DiffusersBackend):
                 "kandinsky_negative_prompt", "steps", "guidance", "prior_steps", "prior_guidance",
                 "model_mask_dilate", "model_mask_blur", "dtype", "crop_size")
     tags, prompted = ("diffusers",), True
+    REVISION = "healthy.revision"
 
     def __init__(self, cfg: HealthyConfig, device: str = "cpu"):
         pinned = pin_model(cfg.model_id, cfg.revision, setting=self.REVISION)
@@ -84,6 +86,10 @@ class KandinskyBackend(DiffusersBackend):
                               f"field is {{tone}} ({e!r})") from e
 
     @classmethod
+    def fingerprint(cls, cfg: HealthyConfig, *, batch_size: int = 1, **run) -> dict:
+        return {"batch_size": batch_size}  # batch composition changes diffusers pixels by +-1
+
+    @classmethod
     def card_text(cls, cfg: HealthyConfig) -> str:
         return (f"Kandinsky 2.2 inpainting (prior {cfg.prior_steps} steps, guidance {cfg.prior_guidance}; "
                 f"decoder {cfg.steps} steps, guidance {cfg.guidance}), prompt `{cfg.kandinsky_prompt}`, "
@@ -91,7 +97,7 @@ class KandinskyBackend(DiffusersBackend):
                 f"({cfg.model_mask_dilate} px kernel) and blurred (sigma {cfg.model_mask_blur})")
 
     def params(self) -> dict:
-        out = {**super().params(), "negative_prompt": self.negative_prompt,
+        out = {**DiffusionInpainting.params(self), "negative_prompt": self.negative_prompt,
                "prior_steps": self.prior_steps, "prior_guidance": self.prior_guidance,
                "model_mask_dilate": self.dilate, "model_mask_blur": self.blur}
         if self.prior:
@@ -99,7 +105,7 @@ class KandinskyBackend(DiffusersBackend):
         return out
 
     def model_mask(self, mask: np.ndarray) -> np.ndarray:
-        return paper_mask(super().model_mask(mask), self.dilate, self.blur)
+        return paper_mask(DiffusionInpainting.model_mask(self, mask), self.dilate, self.blur)
 
     def run_pipeline(self, jobs: list[Job], images: list, masks: list) -> list[np.ndarray]:
         """The prior (prompt and negative prompt rows, one generator each), then the decoder."""
