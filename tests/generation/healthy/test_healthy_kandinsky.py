@@ -117,3 +117,13 @@ def test_sd_folder_without_prior_is_refused(tmp_path, real):
     with pytest.raises(ConfigError, match="prior_model_id"):
         run_healthy(real, StageStore(tmp_path / "out"), cfg)
     assert not (tmp_path / "out" / "images").exists()
+
+
+def test_diffusers_backend_runs_the_combined_pipeline_too(real, tiny_model, tmp_path):
+    """`AutoPipelineForInpainting` loads Kandinsky 2.2's combined pipeline, whose tokenizer is the prior's:
+    the generic backend runs it (its own prompt, no negative prompt) with the pixel guarantee."""
+    cfg = HealthyConfig(backend="diffusers", model_id=str(tiny_model), crop_size=64, steps=2)
+    out = StageStore(tmp_path / "out")
+    assert run_healthy(real, out, cfg, batch_size=2).done == len(STEMS)
+    assert assert_guarantee(real, out, cfg) == len(STEMS)
+    assert {r.generator.backend for r in out.records()} == {"diffusers"}
