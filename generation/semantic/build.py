@@ -81,13 +81,13 @@ def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg:
     if cfg.budget <= 0:
         return StageSummary("semantic").stop()
     T.check_config(cfg, device)
+    starts = sorted(healthy_prompts(healthy)) if cfg.sampling == "img2img" else None  # before any training
     diseases = trainable_diseases(real, splits, cfg)
     for d in diseases:
         ensure_ti(real, splits, d, cfg, work_dir, device=device)
         ensure_lora(real, splits, d, cfg, work_dir, healthy=healthy, device=device)
     models = {d: load_model(Path(work_dir), d) for d in diseases}
     rank, world = process_slot(device)
-    starts = sorted(healthy_prompts(healthy)) if cfg.sampling == "img2img" else None
     return sample(out, models, make_plan(diseases, budget=cfg.budget, healthy=starts), cfg, device=device,
                   rank=rank, world_size=world, healthy=healthy, inputs=inputs, on_change=on_change)
 

@@ -132,3 +132,20 @@ def test_lora_at_batch_16_with_gradient_checkpointing(env, trained, tmp_path):  
     assert plain["fingerprint"] != ckpt["fingerprint"]
     assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
     assert plain["adapter"]["sha256"] != trained["lora"]["adapter"]["sha256"]
+
+
+def test_run_semantic_samples_img2img_from_the_builds_healthy_store(env, trained, img2img, tmp_path):  # noqa: F811
+    """The build's path: `run_semantic` plans over the healthy store it also takes class images from."""
+    from generation.semantic.build import run_semantic
+
+    out = StageStore(tmp_path / "out")
+    cfg = dataclasses.replace(img2img["cfg"], budget=3)
+    summary = run_semantic(env["real"], env["splits"], out, cfg, device="cpu", work_dir=env["work"],
+                           healthy=env["healthy"])
+    first = sorted(r.sample_id for r in env["healthy"].records())[0]
+    assert summary.done == 3 and {r.parent_id for r in out.records()} == {first}
+    assert sorted(r.skin_tone for r in out.records()) == ["dark", "light", "medium"]
+    with pytest.raises(ConfigError, match="--healthy"):  # refused before any model trains
+        run_semantic(env["real"], env["splits"], StageStore(tmp_path / "o2"), cfg, device="cpu",
+                     work_dir=tmp_path / "untouched", healthy=None)
+    assert not (tmp_path / "untouched").exists()
