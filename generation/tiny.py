@@ -1,4 +1,5 @@
-"""Tiny random-weight Stable Diffusion pipelines built from configs: offline tests and benchmarks."""
+"""Tiny random-weight diffusion pipelines (Stable Diffusion, Kandinsky 2.2) built from configs: offline tests
+and benchmarks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -72,8 +73,10 @@ def tiny_inpaint_pipeline(seed: int = 0):
 
 
 def save_tiny(kind: str, folder: str | Path, seed: int = 0) -> Path:
-    """Save a tiny `inpaint` or `text2img` pipeline as a local model folder (loads with from_pretrained)."""
-    pipe = {"inpaint": tiny_inpaint_pipeline, "text2img": tiny_text2img_pipeline}[kind](seed)
+    """Save a tiny `inpaint`, `text2img` or `kandinsky_inpaint` pipeline as a local model folder (loads with
+    from_pretrained)."""
+    pipe = {"inpaint": tiny_inpaint_pipeline, "text2img": tiny_text2img_pipeline,
+            "kandinsky_inpaint": tiny_kandinsky_inpaint_pipeline}[kind](seed)
     folder = Path(folder)
     pipe.save_pretrained(folder)
     return folder
@@ -120,3 +123,51 @@ def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
     CLIPModel(cfg).save_pretrained(folder)
     CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(folder)
     return folder
+
+
+def tiny_kandinsky_inpaint_pipeline(seed: int = 0):
+    """Kandinsky 2.2's combined inpainting pipeline (prior + decoder) at the sizes of diffusers' fast tests:
+    a 1-layer PriorTransformer over 32-d CLIP text/image embeddings, a UNet conditioned on image
+    embeddings (`addition_embed_type="image"`), a spatial-norm VQ (movq) and the byte-level tokenizer."""
+    import torch
+    import transformers
+    from diffusers import (DDIMScheduler, KandinskyV22InpaintCombinedPipeline, PriorTransformer,
+                           UNet2DConditionModel, UnCLIPScheduler, VQModel)
+    from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, CLIPVisionConfig,
+                              CLIPVisionModelWithProjection)
+
+    dim = 32
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer()
+    text_encoder = CLIPTextModelWithProjection(CLIPTextConfig(
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        hidden_size=dim, projection_dim=dim, intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4,
+        num_hidden_layers=2, vocab_size=len(tok)))
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=dim, image_size=32, projection_dim=dim, intermediate_size=37, num_attention_heads=4,
+        num_channels=3, num_hidden_layers=2, patch_size=8))
+    prior = PriorTransformer(num_attention_heads=2, attention_head_dim=12, embedding_dim=dim, num_layers=1)
+    prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))  # as diffusers' tests: unit std
+    processor_cls = getattr(transformers, "CLIPImageProcessorPil", transformers.CLIPImageProcessor)
+    image_processor = processor_cls(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                                    do_center_crop=True, do_normalize=True, do_resize=True, resample=3)
+    unet = UNet2DConditionModel(
+        in_channels=9, out_channels=8, addition_embed_type="image",
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(32, 64), layers_per_block=1,
+        encoder_hid_dim=dim, encoder_hid_dim_type="image_proj", cross_attention_dim=dim, attention_head_dim=4,
+        resnet_time_scale_shift="scale_shift", class_embed_type=None)
+    movq = VQModel(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+                   in_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial",
+                   num_vq_embeddings=12, out_channels=3,
+                   up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"], vq_embed_dim=4)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085,
+                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+                              prediction_type="epsilon", thresholding=False)
+    prior_scheduler = UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample",
+                                      num_train_timesteps=1000, clip_sample=True, clip_sample_range=10.0)
+    return KandinskyV22InpaintCombinedPipeline(
+        unet=unet, scheduler=scheduler, movq=movq, prior_prior=prior, prior_image_encoder=image_encoder,
+        prior_text_encoder=text_encoder, prior_tokenizer=tok, prior_scheduler=prior_scheduler,
+        prior_image_processor=image_processor)

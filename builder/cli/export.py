@@ -62,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="webdataset: largest shard in MB (default: %(default)s, one sequential read when streaming)")
     p.add_argument("--shard-count", type=int, default=10000,
                    help="webdataset: most samples per shard (default: %(default)s)")
+    p.add_argument("--min-training-photos", type=int, default=None, metavar="N",
+                   help="leave out semantic rows of diseases whose models trained on fewer than N photos "
+                        "(the paper's classification subset: 11, i.e. more than 10)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if not (folder / "manifest.json").is_file():
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it with "
                           f"`python -m builder build --version {args.version}` or pass --folder")
+    if args.min_training_photos is not None and args.min_training_photos < 1:
+        raise ConfigError(f"--min-training-photos {args.min_training_photos}: expected a count >= 1 (the paper: 11)")
     if args.format in GENERIC:
         return _generic(args, folder)
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                test_ids=read_test_ids(build_ids) if build_ids else None, image_size=args.image_size,
                overwrite=args.overwrite, include_healthy=args.include_healthy, holdout_seed=args.holdout_seed,
                holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None, layout=args.layout,
-               tone_holdout=args.tone_holdout)
+               tone_holdout=args.tone_holdout, min_training_photos=args.min_training_photos)
     print(f"exported v{s['version']} for {args.format} ({args.layout} layout): "
           f"train.csv {s['train_rows']} rows {s['train_by_kind']}, "
           f"test.csv {s['test_rows']} rows {s['test_by_kind']} (holdout: {s['holdout']['name']}); "

@@ -1,5 +1,9 @@
 """Sample semantic synthetics: base model + each disease's TI and LoRA, over disease x skin tone.
 
+`semantic.sampling: img2img` (the paper) starts every sample from a healthy synthetic of `--healthy`
+(strength `semantic.strength`): the plan is disease x healthy image x prompted tone x count, and each row
+names its healthy image in `parent_id` and that image's real sources in `source_ids`.
+
 Every sample gets its own seed and full lineage (model, revision, adapter hashes, the real images
 its models saw). Shards are the unit of resume (rerun the same command after a kill) and of
 process splits: `accelerate launch --num_processes N -m builder generate sample ...` gives the
@@ -25,6 +29,9 @@ def add_arguments(parser) -> None:
                              "needs --metadata); replaces --work-dir's models")
     parser.add_argument("--metadata", type=Path, default=None,
                         help="DDI's ddi_metadata.csv: the photos each released model saw")
+    parser.add_argument("--healthy", type=Path, default=None,
+                        help="healthy stage store whose rows start image-to-image samples (semantic.sampling "
+                             "img2img: the plan is disease x healthy image x tone x count)")
     parser.add_argument("--out", required=True, type=Path, help="stage store to write samples to")
     count = parser.add_mutually_exclusive_group()
     count.add_argument("--budget", type=int, default=None,
@@ -36,6 +43,7 @@ def run(args) -> int:
     from builder.core.errors import ConfigError
     from builder.core.store import StageStore
     from generation.semantic.build import process_slot
+    from generation.semantic.img2img import healthy_prompts
     from generation.semantic.sampling import load_model, make_plan, sample
     from generation.semantic.trainer import check_config
 
@@ -53,9 +61,15 @@ def run(args) -> int:
         None if args.per_cell is not None else cfg.budget)
     if budget is not None and budget < 1:
         raise ConfigError(f"sampling budget is {budget}; pass --budget N or --per-cell N (N >= 1)")
-    plan = make_plan(diseases, budget=budget, per_cell=args.per_cell)
+    healthy = StageStore(args.healthy) if args.healthy else None
+    if healthy is not None and cfg.sampling != "img2img":
+        raise ConfigError(f"--healthy given, but semantic.sampling is {cfg.sampling!r}; set it to img2img in the "
+                          "config to sample from healthy synthetics, or drop --healthy")
+    starts = sorted(healthy_prompts(healthy)) if cfg.sampling == "img2img" else None
+    plan = make_plan(diseases, budget=budget, per_cell=args.per_cell, healthy=starts)
     rank, world = process_slot(args.device)
-    summary = sample(StageStore(args.out), models, plan, cfg, device=args.device, rank=rank, world_size=world)
+    summary = sample(StageStore(args.out), models, plan, cfg, device=args.device, rank=rank, world_size=world,
+                     healthy=healthy)
     print(f"{summary.line()} (process {rank + 1}/{world})")
     return 0
 

@@ -77,6 +77,7 @@ KINDS = {
 REGISTRY: dict[tuple[str, str], str] = {
     ("inpainting", "opencv"): "generation.healthy.backends:OpenCVBackend",
     ("inpainting", "diffusers"): "generation.healthy.backends:DiffusersBackend",
+    ("inpainting", "kandinsky22"): "generation.healthy.kandinsky:KandinskyBackend",
     ("mask", "cpu"): "curation.source.automasks.cpu:CpuBackend",
     ("mask", "learned"): "curation.source.automasks.learned:LearnedBackend",
     ("sampling", "diffusers"): "generation.semantic.trainer:DiffusersSampler",

@@ -41,6 +41,16 @@ class HealthyConfig:
     opencv_radius: int = 5       # cv2.inpaint neighbourhood (opencv backend)
     opencv_grain: float = 1.0    # seeded skin grain over the Telea fill (0 = smooth fill)
     opencv_method: str = "telea"  # telea (+ grain; v1.1) | exemplar (membrane colour + nearby skin texture)
+    # kandinsky22 backend (Kandinsky 2.2 inpainting: prior + decoder); defaults are the paper's
+    kandinsky_prompt: str = "A close-up clinical photograph of healthy, smooth, normal human skin"
+    kandinsky_negative_prompt: str = ("Bad anatomy, deformed, lesion, ugly, disfigured, illness, hole, "
+                                      "transparent, eye")
+    prior_model_id: str | None = None  # the prior (Hub id or folder); None: the model folder holds it
+    prior_revision: str | None = None  # pinned commit of prior_model_id
+    prior_steps: int = 25
+    prior_guidance: float = 4.0
+    model_mask_dilate: int = 5      # square kernel (px) dilating the mask the model sees (0 = none)
+    model_mask_blur: float = 2.0    # Gaussian sigma (px) blurring it after dilation (0 = none)
     stand_in: str | None = None  # CPU backend run instead of `backend` on the embedded demo source or with
     #                              build --cpu-stand-in (the card, manifest and rows then say so); null: none
 
@@ -84,12 +94,15 @@ class SemanticConfig:
     lora_batch: int = 1
     lora_grad_accum: int = 1
     lora_rank: int = 8
+    lora_gradient_checkpointing: bool = False  # recompute UNet activations in backward: less memory
     prior_weight: float = 1.0
     class_images: int = 96
     checkpoint_every: int = 100
     sample_steps: int = 50
     guidance: float = 7.5
     negative_prompt: str = ""
+    sampling: str = "text2img"   # text2img | img2img: from healthy synthetics (the paper's "healthy prompts")
+    strength: float = 0.725      # img2img: how far from the healthy image (1.0 = from noise)
     sample_resolution: int = 512
     sample_batch: int = 8
     shard_size: int = 64

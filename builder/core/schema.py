@@ -134,7 +134,8 @@ class Record:
     fitzpatrick: int | None = None
     disease_raw: str | None = None
     patient_id: str | None = None   # the source's patient id, when its table has one (splits group by it)
-    parent_id: str | None = None    # healthy: the real image (store sample id) it was inpainted from
+    parent_id: str | None = None    # healthy: the real image (store sample id) it was inpainted from;
+    #                                 semantic img2img: the healthy synthetic it started from
     base_id: str | None = None
     donor_id: str | None = None
     placement: str | None = None  # lesion-mapped: one of PLACEMENTS
@@ -377,7 +378,8 @@ PUBLISHED_COLUMNS: tuple[Column, ...] = (
     _s("source_ids", "every source photo the row derives from (`<source>:<id>`)", is_list=True, lineage=True,
        fill=lambda r, _i, _c: list(r.source_ids)),
     _s("patient_id", "the source table's patient id, when it has one (splits group by it)", lineage=True),
-    _s("parent_id", "healthy: the real photo's sample id it was inpainted from", lineage=True),
+    _s("parent_id", "healthy: the real photo's sample id it was inpainted from; semantic (image-to-image): the "
+       "healthy synthetic's sample id it started from", lineage=True),
     _s("base_id", "lesion mapping: the healthy base image", lineage=True),
     _s("donor_id", "lesion mapping: the real photo the lesion was taken from", lineage=True),
     _s("placement", "lesion mapping: `fit` (random valid position), `downscaled`, `other_base`, "

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high", "fitzpatrick", "hasher", "low",
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
 READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw",
-                "source_ids"]
+                "source_ids", "params"]
 LAYOUTS = ("ddi", "fitzpatrick17k")  # the trainers' DDI scripts, or their Fitzpatrick17k scripts (fitz_layout)
 FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb; each trainer's own: trainers.encode_tones
 
@@ -58,7 +58,7 @@ def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | 
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
            image_size: int | None = None, overwrite: bool = False, include_healthy: bool = False,
            holdout_seed: int | None = None, holdout_ids: set[str] | None = None, layout: str = "ddi",
-           tone_holdout: str | None = None) -> dict:
+           tone_holdout: str | None = None, min_training_photos: int | None = None) -> dict:
     """Write `out/{train,test}.csv`, `out/ddi_metadata_code.csv`, `out/images/`, `out/low_codes.csv`,
     `out/TRAINING.md`, a report (holding `out`'s lock: a second export into it refuses).
 
@@ -66,18 +66,22 @@ def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | 
     fold of the source table (`holdout_seed`, needs `real`) or a test-id set (`holdout_ids`), with
     every row placed again from its lineage (`builder.published.holdouts`). Lesion rows only,
     unless `include_healthy`. `layout="fitzpatrick17k"`: the trainers' Fitzpatrick17k scripts'
-    files instead (`builder.published.fitz_layout`)."""
+    files instead (`builder.published.fitz_layout`). `min_training_photos` N leaves out semantic rows
+    whose disease's models trained on fewer than N photos (the paper classifies with N = 11: diseases
+    with more than 10 training photos)."""
     from builder.core.lock import hold
 
     opts = dict(real=real, train_splits=train_splits, test_ids=test_ids, image_size=image_size,
                 overwrite=overwrite, include_healthy=include_healthy, holdout_seed=holdout_seed,
-                holdout_ids=holdout_ids, layout=layout, tone_holdout=tone_holdout)
+                holdout_ids=holdout_ids, layout=layout, tone_holdout=tone_holdout,
+                min_training_photos=min_training_photos)
     with hold(out, command=f"export {target}"):
         return _export(folder, out, target, **opts)
 
 
 def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_ids, image_size, overwrite,
-            include_healthy, holdout_seed, holdout_ids, layout, tone_holdout) -> dict:
+            include_healthy, holdout_seed, holdout_ids, layout, tone_holdout,
+            min_training_photos=None) -> dict:
     from builder.published.audit import AuditReport, audit_folder, check_manifest
 
     _check_options(target, image_size, real, holdout_seed, holdout_ids, tone_holdout)
@@ -96,7 +100,8 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
     leaked = {i["sample_id"]: i["reason"] for i in report.leaks}
     _prepare_out(out, overwrite)
     rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, holdout, image_size,
-                                     with_test=real is None, include_healthy=include_healthy)
+                                     with_test=real is None, include_healthy=include_healthy,
+                                     min_photos=min_training_photos)
     reals, skipped = _real_rows(Path(real), out, prefix, holdout.held) if real else ([], [])
     rows += reals
     if layout == "fitzpatrick17k":
@@ -112,7 +117,7 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
                "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(holdout.held),
                "holdout": holdout.describe(), "include_healthy": include_healthy,
                "excluded": excluded, "real_rows_without_image": skipped, "leaked": dict(sorted(leaked.items())),
-               "image_size": image_size}
+               "image_size": image_size, "min_training_photos": min_training_photos}
     (out / "export_report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
@@ -249,7 +254,8 @@ def _table_tones(real: Path, prefix: str) -> dict[str, str]:
 
 
 def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, holdout: Holdout, image_size,
-                    with_test: bool, include_healthy: bool) -> tuple[list[dict], dict]:
+                    with_test: bool, include_healthy: bool,
+                    min_photos: int | None = None) -> tuple[list[dict], dict]:
     from builder.published.audit import collect_shards
 
     rows, excluded, seen = [], Counter(), set()
@@ -263,6 +269,8 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, holdout
         split = _synthetic_side(row, train_splits, holdout, with_test)
         if split is None:
             excluded["other_split" if not holdout.chosen else "test_lineage_with_real_test"] += 1
+        elif min_photos is not None and _training_photos(row) < min_photos:
+            excluded["few_training_photos"] += 1
         elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & holdout.held):
             excluded["leaked"] += 1
         else:
@@ -280,6 +288,17 @@ def _synthetic_side(row: dict, train_splits, holdout: Holdout, with_test: bool) 
         side = holdout.side(row["source_ids"] or [])
         return side if side == "train" or with_test else None
     return "train" if row["split"] in train_splits else "test" if row["split"] == "test" and with_test else None
+
+
+def _training_photos(row: dict) -> float:
+    """A semantic row's disease's training-photo count (`params.training_photos`); other kinds: no limit."""
+    if KINDS[row["kind"]] != "semantic":
+        return float("inf")
+    count = json.loads(row["params"] or "{}").get("training_photos")
+    if count is None:
+        raise ExportError(f"semantic row {row['sample_id']} has no params.training_photos (built before rows "
+                          "carried it); rebuild the version, or export without --min-training-photos")
+    return count
 
 
 def _shard_rows(folder: Path, shards: list[str]):

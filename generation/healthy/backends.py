@@ -1,4 +1,5 @@
-"""Healthy-synthetic backends: OpenCV inpainting (CPU, no weights) and a diffusers SD inpainting pipeline.
+"""Healthy-synthetic backends: OpenCV inpainting (CPU, no weights) and a diffusers SD inpainting pipeline
+(Kandinsky 2.2: generation.healthy.kandinsky).
 
 A backend turns a batch of `Job`s into one generated RGB patch per job (the pixels of the job's
 window). The caller composites the patch through the region, so no backend can touch a pixel
@@ -106,7 +107,68 @@ class OpenCVBackend(Backend):
         return out
 
 
-class DiffusersBackend(Backend):
+class DiffusionInpainting:
+    """What the diffusion inpainting backends share (mixed in after `Backend`): the model-sized window, the
+    batch's crop -> model -> paste-back, per-job CPU generators. A backend sets `size`, `steps`, `guidance`,
+    `prompt`, `device`, `dtype_name` and `pipe`, and may change `model_mask` and `run_pipeline`."""
+
+    def window(self, job: Job) -> tuple[int, int, int, int]:
+        h, w = job.region.mask.shape
+        return crop_window(job.region.box, h, w, self.size)
+
+    def params(self) -> dict:
+        # The device type changes pixels (kernels differ); its index does not (ranks on cuda:0, cuda:1).
+        return {"steps": self.steps, "guidance": self.guidance, "crop_size": self.size,
+                "dtype": self.dtype_name, "device": self.device.split(":")[0]}
+
+    def prompt_for(self, tone: str) -> str:
+        """The prompt of a photo of this skin tone (the row's `prompt`)."""
+        return self.prompt.format(tone=tone)
+
+    def model_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The mask the model sees (uint8, 255 = repaint) from the region at model size: any coverage.
+        What the stage may change stays the hard region whatever the model is shown."""
+        return np.where(mask > 0, 255, 0).astype(np.uint8)
+
+    def generate(self, jobs: list[Job]) -> list[np.ndarray | None]:
+        """1. crop and resize each window to the model size; 2. run the batch; 3. resize back.
+
+        None for a job whose output is not finite."""
+        import torch
+        from PIL import Image
+
+        s = self.size
+        windows = [self.window(j) for j in jobs]
+        images, masks = [], []
+        for job, (x0, y0, x1, y1) in zip(jobs, windows):
+            images.append(Image.fromarray(_resize(job.image[y0:y1, x0:x1], s, s)))
+            # Area-resize then any-coverage keeps thin regions in the model's mask.
+            m = _resize(job.region.mask[y0:y1, x0:x1].astype(np.uint8) * 255, s, s)
+            masks.append(Image.fromarray(self.model_mask(m)))
+        with torch.inference_mode():
+            result = self.run_pipeline(jobs, images, masks)
+        out = []
+        for arr, (x0, y0, x1, y1) in zip(result, windows):
+            if not np.isfinite(arr).all():
+                out.append(None)  # fp16 VAEs can overflow to NaN: a black patch must not pass as skin
+                continue
+            rgb = np.clip(np.rint(np.asarray(arr, np.float32) * 255.0), 0, 255).astype(np.uint8)
+            out.append(_resize(rgb, y1 - y0, x1 - x0))
+        return out
+
+    def run_pipeline(self, jobs: list[Job], images: list, masks: list) -> list[np.ndarray]:
+        """One pipeline call over the batch: float RGB in [0, 1] per job."""
+        import torch
+
+        # CPU generators: the same seed gives the same noise on every card and on CPU.
+        gens = [torch.Generator("cpu").manual_seed(j.seed) for j in jobs]
+        s = self.size
+        return list(self.pipe(prompt=[j.prompt for j in jobs], image=images, mask_image=masks,
+                              height=s, width=s, num_inference_steps=self.steps,
+                              guidance_scale=self.guidance, generator=gens, output_type="np").images)
+
+
+class DiffusersBackend(Backend, DiffusionInpainting):
     """`AutoPipelineForInpainting` from a Hub id + revision or a local folder, loaded once, batched."""
 
     kind, name = "inpainting", "diffusers"
@@ -120,6 +182,7 @@ class DiffusersBackend(Backend):
         # so ids agree across machines and checkouts.
         self.model_id, self.revision, self.identity = pinned.name, pinned.revision, pinned.identity
         self.size, self.steps, self.guidance = cfg.crop_size, cfg.steps, cfg.guidance
+        self.prompt = cfg.prompt
         self.device = device
         self.dtype_name = resolve_dtype(cfg.dtype, device)
         self.pipe = load_inpaint_pipeline(pinned.source, pinned.load_revision, self.dtype_name, device)
@@ -139,45 +202,6 @@ class DiffusersBackend(Backend):
     def card_text(cls, cfg: HealthyConfig) -> str:
         return (f"diffusion inpainting, prompt `{cfg.prompt}` (`{{tone}}` = light, medium, dark), "
                 f"{cfg.steps} steps, guidance {cfg.guidance}")
-
-    def window(self, job: Job) -> tuple[int, int, int, int]:
-        h, w = job.region.mask.shape
-        return crop_window(job.region.box, h, w, self.size)
-
-    def params(self) -> dict:
-        # The device type changes pixels (kernels differ); its index does not (ranks on cuda:0, cuda:1).
-        return {"steps": self.steps, "guidance": self.guidance, "crop_size": self.size,
-                "dtype": self.dtype_name, "device": self.device.split(":")[0]}
-
-    def generate(self, jobs: list[Job]) -> list[np.ndarray | None]:
-        """1. crop and resize each window to the model size; 2. run the batch; 3. resize back.
-
-        None for a job whose output is not finite."""
-        import torch
-        from PIL import Image
-
-        s = self.size
-        windows = [self.window(j) for j in jobs]
-        images, masks = [], []
-        for job, (x0, y0, x1, y1) in zip(jobs, windows):
-            images.append(Image.fromarray(_resize(job.image[y0:y1, x0:x1], s, s)))
-            # Area-resize then any-coverage keeps thin regions in the model's mask.
-            m = _resize(job.region.mask[y0:y1, x0:x1].astype(np.uint8) * 255, s, s)
-            masks.append(Image.fromarray(np.where(m > 0, 255, 0).astype(np.uint8)))
-        # CPU generators: the same seed gives the same noise on every card and on CPU.
-        gens = [torch.Generator("cpu").manual_seed(j.seed) for j in jobs]
-        with torch.inference_mode():
-            result = self.pipe(prompt=[j.prompt for j in jobs], image=images, mask_image=masks,
-                               height=s, width=s, num_inference_steps=self.steps,
-                               guidance_scale=self.guidance, generator=gens, output_type="np")
-        out = []
-        for arr, (x0, y0, x1, y1) in zip(result.images, windows):
-            if not np.isfinite(arr).all():
-                out.append(None)  # fp16 VAEs can overflow to NaN: a black patch must not pass as skin
-                continue
-            rgb = np.clip(np.rint(np.asarray(arr, np.float32) * 255.0), 0, 255).astype(np.uint8)
-            out.append(_resize(rgb, y1 - y0, x1 - x0))
-        return out
 
 
 def resolve_dtype(name: str, device: str) -> str:
@@ -208,14 +232,24 @@ def load_inpaint_pipeline(model_id: str, revision: str | None, dtype_name: str, 
         raise ConfigError(f"cannot load inpainting model {model_id!r} (revision {revision!r}): {e}. "
                           "Give a Hub id reachable from here or a local folder saved with "
                           "save_pretrained") from e
-    tok = getattr(pipe, "tokenizer", None)
-    if tok is None or len(tok) <= 2:
-        # offline, CLIPTokenizer.from_pretrained can return a 2-token tokenizer.
-        raise ConfigError(f"model {model_id!r}: its tokenizer loaded with {0 if tok is None else len(tok)} "
-                          "tokens (files missing or Hub offline); download the model with its "
-                          "tokenizer/ folder or point --model at a complete local copy")
+    check_tokenizer(pipe, model_id)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def check_tokenizer(pipe, model_id: str) -> None:
+    """A pipeline's tokenizer (`tokenizer`, or a prior's `prior_tokenizer` for Kandinsky's combined pipelines)
+    must have loaded with its vocabulary; offline, CLIPTokenizer.from_pretrained can return a 2-token one."""
+    names = [n for n in ("tokenizer", "prior_tokenizer", "tokenizer_2") if getattr(pipe, n, None) is not None]
+    if not names:
+        raise ConfigError(f"model {model_id!r}: {type(pipe).__name__} has no tokenizer; healthy inpainting "
+                          "needs a prompted pipeline (SD inpainting, or Kandinsky 2.2 with its prior)")
+    for n in names:
+        tok = getattr(pipe, n)
+        if len(tok) <= 2:
+            raise ConfigError(f"model {model_id!r}: its {n} loaded with {len(tok)} tokens (files missing or "
+                              f"Hub offline); download the model with its {n}/ folder or point --model at a "
+                              "complete local copy")
 
 
 def _resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:

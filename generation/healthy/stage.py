@@ -178,7 +178,7 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
                       "(label 4) to inpaint from; the photo cannot become a healthy-skin image", mask_rel)
     sample_id = make_sample_id("healthy", digest(img_bytes), lineage(rec, cfg, backend, digest(mask_bytes)))
     seed = sample_seed(sample_id, cfg.seed)
-    prompt = cfg.prompt.format(tone=rec.skin_tone) if backend.prompted else None
+    prompt = backend.prompt_for(rec.skin_tone) if backend.prompted else None
     return Prepared(rec, Job(image, region, prompt, seed, skin=skin), label_map, sample_id)
 
 
@@ -189,7 +189,7 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
          "include_marker": cfg.include_marker, "dilate_px": cfg.dilate_px,
          "feather_px": cfg.feather_px, **backend.params()}
     if backend.prompted:
-        d["prompt"] = cfg.prompt.format(tone=rec.skin_tone)
+        d["prompt"] = backend.prompt_for(rec.skin_tone)
     if uses_seed(cfg):
         d["seed"] = cfg.seed
     return d

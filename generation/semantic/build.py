@@ -9,6 +9,7 @@ from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary
 from builder.core.store import StageStore
 from generation.semantic import trainer as T
+from generation.semantic.img2img import healthy_prompts
 from generation.semantic.lora import (choose_class_images, class_reader, generate_prior_images,
                                       train_lora)
 from generation.semantic.sampling import load_model, make_plan, sample
@@ -68,7 +69,8 @@ def ensure_lora(real: StageStore, splits: dict[str, str], disease: str, cfg: Sem
 def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg: SemanticConfig, *,
                  device, work_dir, healthy: StageStore | None = None, inputs: dict[str, str] | None = None,
                  on_change: str = "refuse") -> StageSummary:
-    """Train every disease's models if needed, then sample `cfg.budget` images into `out`.
+    """Train every disease's models if needed, then sample `cfg.budget` images into `out` (img2img: from
+    `healthy`'s rows, which are also the LoRA's class images).
 
     `inputs` and `on_change` key the sampled store (see `builder.core.stage.pin`); the trained
     models carry their own fingerprints (instance images, settings) and are retrained on a change.
@@ -79,14 +81,15 @@ def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg:
     if cfg.budget <= 0:
         return StageSummary("semantic").stop()
     T.check_config(cfg, device)
+    starts = sorted(healthy_prompts(healthy)) if cfg.sampling == "img2img" else None  # before any training
     diseases = trainable_diseases(real, splits, cfg)
     for d in diseases:
         ensure_ti(real, splits, d, cfg, work_dir, device=device)
         ensure_lora(real, splits, d, cfg, work_dir, healthy=healthy, device=device)
     models = {d: load_model(Path(work_dir), d) for d in diseases}
     rank, world = process_slot(device)
-    return sample(out, models, make_plan(diseases, budget=cfg.budget), cfg, device=device,
-                  rank=rank, world_size=world, inputs=inputs, on_change=on_change)
+    return sample(out, models, make_plan(diseases, budget=cfg.budget, healthy=starts), cfg, device=device,
+                  rank=rank, world_size=world, healthy=healthy, inputs=inputs, on_change=on_change)
 
 
 def process_slot(device: str | None = None) -> tuple[int, int]:

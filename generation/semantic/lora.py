@@ -98,7 +98,9 @@ def train_lora(instances: list[TrainingImage], read_instance, classes: list[Trai
     dtype = T.weight_dtype(cfg.mixed_precision)
     for m in (unet, vae, te):
         T.place(m, acc.device, dtype)
-    params = _add_lora(unet, cfg.lora_rank)
+    params = _add_lora(unet, cfg.lora_rank, cfg.seed)
+    if cfg.lora_gradient_checkpointing:  # less memory; weights equal up to float rounding (in the fingerprint)
+        unet.enable_gradient_checkpointing()
     inst = T.encode_images(vae, instances, read_instance, cfg.lora_resolution, acc.device, dtype)
     cls = T.encode_images(vae, classes, read_class, cfg.lora_resolution, acc.device, dtype) if classes else None
     opt = torch.optim.AdamW(params, lr=cfg.lora_lr)
@@ -135,11 +137,17 @@ def train_lora(instances: list[TrainingImage], read_instance, classes: list[Trai
     return manifest or read_manifest(out_dir), pipe
 
 
-def _add_lora(unet, rank: int) -> list:
-    """peft LoRA on the UNet attention projections; its weights train in fp32 even on an fp16 UNet."""
+def _add_lora(unet, rank: int, seed: int) -> list:
+    """peft LoRA on the UNet attention projections; its weights train in fp32 even on an fp16 UNet.
+
+    The Gaussian init draws from torch's global generator: seeded here, so the initial weights depend on
+    the config's seed, not on what the process drew before (another model trained in the same process)."""
+    import torch
     from peft import LoraConfig
 
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGETS))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGETS))
     params = [p for p in unet.parameters() if p.requires_grad]
     for p in params:
         p.data = p.data.float()

@@ -75,7 +75,7 @@ def load_released(spec: str, photos_of: dict[str, list[tuple[str, bool]]]) -> Di
     adapters = {f"{label}/{p.name}": sha256_file(p) for p in (ti, lora)}
     origin = {**origin, "trained_on": TRAINED_ON, "photos": len(photos)}
     return DiseaseModel(disease, ti, lora, adapters, {}, tuple(sorted(s for s, _ in photos)),
-                        votes[True] >= votes[False], origin)
+                        votes[True] >= votes[False], origin, training_photos=len(photos))
 
 
 def _check_token(path: Path, disease: str, spec: str) -> None:

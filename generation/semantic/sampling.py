@@ -1,4 +1,5 @@
-"""Sampling plan (disease x tone x count), per-sample seeds and lineage, sharded and resumable generation."""
+"""Sampling plan (disease [x healthy image] x tone x count), per-sample seeds and lineage, sharded and resumable
+generation; text-to-image, or image-to-image from healthy synthetics (generation.semantic.img2img)."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,6 +17,8 @@ from builder.core.fingerprint import combine
 from builder.core.models import PinnedModel
 from builder.core.stage import Shard, StageKey, outcome, pin, run_shards
 from builder.core.store import StageStore, encode_png
+from generation.semantic.img2img import (HealthyPrompt, generate_img2img_batch, img2img_pipeline,
+                                         start_image)
 from generation.semantic.training_set import (disease_slug, manifest_source_ids, prompt_for, read_manifest,
                                               sha256_file)
 
@@ -34,6 +37,7 @@ class DiseaseModel:
     source_ids: tuple[str, ...]
     malignant: bool
     origin: dict | None = None  # a released model: its repo, revision, commit and what it saw (every row says)
+    training_photos: int = 0    # distinct real photos of the disease its models trained on
 
 
 def load_model(work_dir: Path, disease: str) -> DiseaseModel:
@@ -54,7 +58,9 @@ def load_model(work_dir: Path, disease: str) -> DiseaseModel:
         ids |= set(manifest_source_ids(m))
         paths[kind] = path
         malignant = m["malignant"]  # the LoRA manifest (read last) decides; both see the same images
-    return DiseaseModel(disease, paths["ti"], paths["lora"], adapters, manifests, tuple(sorted(ids)), malignant)
+        photos = {s for im in m["images"] for s in im["source_ids"]}  # instances only, not class images
+    return DiseaseModel(disease, paths["ti"], paths["lora"], adapters, manifests, tuple(sorted(ids)), malignant,
+                        training_photos=len(photos))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,21 +68,27 @@ class PlanItem:
     disease: str
     tone: str
     index: int
+    healthy: str | None = None  # img2img: the healthy synthetic's sample id
 
 
-def make_plan(diseases: list[str], budget: int | None = None, per_cell: int | None = None) -> list[PlanItem]:
-    """Every disease x tone cell gets `per_cell` images, or `budget` split as evenly as possible.
+def make_plan(diseases: list[str], budget: int | None = None, per_cell: int | None = None,
+              healthy: list[str] | None = None) -> list[PlanItem]:
+    """Every disease x tone cell (img2img: disease x healthy image x prompted tone, the paper's 40 x 309 x 3)
+    gets `per_cell` images, or `budget` split as evenly as possible.
 
-    With a budget, the remainder goes one image each to the first cells in (disease, tone) order.
+    With a budget, the remainder goes one image each to the first cells in (disease, [healthy,] tone) order.
     """
-    cells = [(d, t) for d in sorted(diseases) for t in SKIN_TONES]
+    if healthy is None:
+        cells = [(d, None, t) for d in sorted(diseases) for t in SKIN_TONES]
+    else:
+        cells = [(d, h, t) for d in sorted(diseases) for h in sorted(healthy) for t in SKIN_TONES]
     if (budget is None) == (per_cell is None):
         raise ConfigError("give exactly one of a budget or a per-cell count for the sampling plan")
     if not cells:
         raise ConfigError("the sampling plan has no diseases; train at least one disease model first")
     counts = [per_cell] * len(cells) if per_cell is not None else [
         budget // len(cells) + (1 if i < budget % len(cells) else 0) for i in range(len(cells))]
-    return [PlanItem(d, t, k) for (d, t), n in zip(cells, counts) for k in range(n)]
+    return [PlanItem(d, t, k, h) for (d, h, t), n in zip(cells, counts) for k in range(n)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +100,11 @@ class Job:
     seed: int
     prompt: str
     params: dict
+    healthy: HealthyPrompt | None = None
 
 
 def plan_jobs(plan: list[PlanItem], models: dict[str, DiseaseModel], cfg: SemanticConfig,
-              scheduler: str, pinned: PinnedModel) -> list[Job]:
+              scheduler: str, pinned: PinnedModel, healthy: dict[str, HealthyPrompt] | None = None) -> list[Job]:
     jobs = []
     for it in plan:
         m = models[it.disease]
@@ -100,13 +113,21 @@ def plan_jobs(plan: list[PlanItem], models: dict[str, DiseaseModel], cfg: Semant
                   "adapter_sha256": m.adapters, "manifest_sha256": m.manifests}
         if m.origin is not None:
             params["released_model"] = m.origin
+        start = None
+        if it.healthy is not None:
+            start = healthy[it.healthy]
+            params.update(sampling="img2img", strength=cfg.strength, healthy_sha256=start.sha256)
         prompt = prompt_for(it.disease, it.tone)
         # A Hub id and its commit; a local folder by its content (ids agree across machines).
         lineage = {"disease": it.disease, "tone": it.tone, "index": it.index, "model_id": pinned.identity,
                    "revision": pinned.revision, "prompt": prompt, "params": params}
+        if start is not None:
+            lineage["healthy"] = start.sample_id
         # The id hashes the adapters (not the pixels): it and its seed exist before generation.
         sid = make_sample_id("semantic", "+".join(sorted(m.adapters.values())), lineage)
-        jobs.append(Job(it, sid, sample_seed(sid, cfg.seed), prompt, params))
+        # The training-photo count follows from the manifests the id already hashes: on the row, not in the id.
+        jobs.append(Job(it, sid, sample_seed(sid, cfg.seed), prompt,
+                        {**params, "training_photos": m.training_photos}, start))
     return jobs
 
 
@@ -145,16 +166,21 @@ def stage_key(jobs: list[Job], cfg: SemanticConfig, inputs: dict[str, str] | Non
 
 
 def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem], cfg: SemanticConfig,
-           *, device: str | None = None, rank: int = 0, world_size: int = 1,
+           *, device: str | None = None, rank: int = 0, world_size: int = 1, healthy: StageStore | None = None,
            inputs: dict[str, str] | None = None, on_change: str = "refuse") -> StageSummary:
-    """Generate this process's shards (shard i iff i % world_size == rank) in the one stage loop."""
+    """Generate this process's shards (shard i iff i % world_size == rank) in the one stage loop.
+
+    A plan over healthy images (`make_plan(..., healthy=ids)`) samples image-to-image from `healthy`'s rows."""
     from generation.semantic import trainer as T
+    from generation.semantic.img2img import healthy_prompts
 
     T.check_config(cfg, device)
+    starts = healthy_prompts(healthy) if any(it.healthy for it in plan) else None
     dev = device or ("cuda" if _cuda() else "cpu")
     pinned = backend_for("sampling", cfg).pin(cfg)
     pipe = T.load_pipeline(cfg, T.weight_dtype(cfg.mixed_precision) if dev != "cpu" else None, pinned).to(dev)
-    jobs = plan_jobs(plan, models, cfg, type(pipe.scheduler).__name__, pinned)
+    jobs = plan_jobs(plan, models, cfg, type(pipe.scheduler).__name__, pinned, starts)
+    runner = Runner(pipe, img2img_pipeline(pipe) if starts else None, healthy)
     key = stage_key(jobs, cfg, inputs)
     status = pin(out, key, on_change=on_change)
     shards = [Shard(name, js, tuple(j.sample_id for j in js)) for name, js in shard_jobs(jobs, cfg.shard_size)]
@@ -171,7 +197,7 @@ def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem
                 pipe.unload_lora_weights()
             _load_lora(pipe, models[disease].lora_path)
             loaded[0] = disease
-        return _run_shard(pipe, out, shard.items, models[disease], cfg, pinned, tick)
+        return _run_shard(runner, out, shard.items, models[disease], cfg, pinned, tick)
 
     summary = run_shards(out, key, shards, work, rank=rank, world_size=world_size, setup=setup)
     summary.status = outcome(status, summary)
@@ -189,14 +215,30 @@ def _load_lora(pipe, path: Path) -> None:
         quiet.setLevel(level)
 
 
-def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel, cfg: SemanticConfig,
+@dataclasses.dataclass
+class Runner:
+    """The loaded pipelines: text-to-image, and image-to-image over the same modules with its healthy store."""
+
+    pipe: object
+    img2img: object = None
+    healthy: StageStore | None = None
+
+    def batch(self, jobs: list[Job], cfg: SemanticConfig) -> list[np.ndarray | None]:
+        prompts, seeds = [j.prompt for j in jobs], [j.seed for j in jobs]
+        if jobs[0].healthy is None:
+            return generate_batch(self.pipe, prompts, seeds, cfg)
+        starts = [start_image(self.healthy.read_image(j.healthy.sample_id), cfg.sample_resolution) for j in jobs]
+        return generate_img2img_batch(self.img2img, prompts, starts, seeds, cfg)
+
+
+def _run_shard(runner: Runner, out: StageStore, jobs: list[Job], model: DiseaseModel, cfg: SemanticConfig,
                pinned: PinnedModel, tick=lambda: None) -> tuple[list[Record], list[Rejection]]:
     gen = Generator(backend_for("sampling", cfg).name, pinned.name, pinned.revision,
                     tuple(f"{name}@sha256:{h}" for name, h in sorted(model.adapters.items())))
     records, rejections = [], []
     for k in range(0, len(jobs), cfg.sample_batch):
         batch = jobs[k:k + cfg.sample_batch]
-        images = generate_batch(pipe, [j.prompt for j in batch], [j.seed for j in batch], cfg)
+        images = runner.batch(batch, cfg)
         for j, rgb in zip(batch, images):
             tick()
             if rgb is None:
@@ -205,10 +247,13 @@ def _run_shard(pipe, out: StageStore, jobs: list[Job], model: DiseaseModel, cfg:
                                             "(fp16 overflow?); try mixed_precision bf16 or no"))
                 continue
             path = out.put_image(j.sample_id, encode_png(rgb))
+            # img2img: the healthy image is the parent, and its real sources count for the leakage rule.
+            sources = set(model.source_ids) | set(j.healthy.source_ids if j.healthy else ())
             records.append(Record(
                 sample_id=j.sample_id, kind="semantic", skin_tone=j.item.tone, malignant=model.malignant,
-                disease=j.item.disease, source_ids=list(model.source_ids), image_path=path,
-                fitzpatrick=None, prompt=j.prompt, seed=j.seed, generator=gen, params=j.params))
+                disease=j.item.disease, source_ids=sorted(sources), image_path=path, fitzpatrick=None,
+                parent_id=j.healthy.sample_id if j.healthy else None, prompt=j.prompt, seed=j.seed,
+                generator=gen, params=j.params))
     return records, rejections
 
 

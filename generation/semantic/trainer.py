@@ -15,6 +15,7 @@ from builder.core.errors import ConfigError
 from builder.core.models import PinnedModel, check_pinned, pin_model
 from builder.core.progress import progress
 from builder.core.store import decode_rgb
+from generation.semantic.img2img import check_sampling
 from generation.semantic.training_set import TrainingImage, read_manifest
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def check_config(cfg: SemanticConfig, device: str | None) -> None:
     for name in ("ti_resolution", "lora_resolution", "sample_resolution"):
         if getattr(cfg, name) % 8:
             raise ConfigError(f"semantic.{name}={getattr(cfg, name)} must be a multiple of 8 (VAE stride)")
+    check_sampling(cfg)
     DiffusersSampler.check(cfg)
 
 
@@ -270,7 +272,12 @@ def settings_for(cfg: SemanticConfig, kind: str) -> dict:
                   "ti_grad_accum", "include_validation"),
            "lora": ("lora_steps", "lora_lr", "lora_resolution", "lora_batch", "lora_grad_accum",
                     "lora_rank", "prior_weight", "class_images", "include_validation")}[kind]
-    return {k: getattr(cfg, k) for k in shared + own}
+    out = {k: getattr(cfg, k) for k in shared + own}
+    if kind == "lora" and cfg.lora_gradient_checkpointing:
+        # Recomputed activations move weights by float rounding: a model of its own. Only when on, so
+        # models trained before the setting existed keep their fingerprints.
+        out["lora_gradient_checkpointing"] = True
+    return out
 
 
 def fingerprint(settings: dict, images: list[TrainingImage], extra: dict | None = None) -> str:

@@ -52,7 +52,7 @@ def test_registry_names_and_lookup():
     from curation.source.automasks.cpu import CpuBackend
     from generation.healthy.backends import DiffusersBackend, OpenCVBackend
 
-    assert B.names("inpainting") == ("opencv", "diffusers") and B.names("mask") == ("cpu", "learned")
+    assert B.names("inpainting") == ("opencv", "diffusers", "kandinsky22") and B.names("mask") == ("cpu", "learned")
     assert B.names("sampling") == ("diffusers",) and B.names("embedding") == ("transformers",)
     assert B.backend_class("inpainting", "opencv") is OpenCVBackend
     assert B.backend_for("inpainting", HealthyConfig(backend="diffusers")) is DiffusersBackend

@@ -91,6 +91,7 @@ def test_sample_from_a_local_released_model(setup, shared_data, tmp_path):
         assert r.source_ids == photos  # the model saw every DDI photo of its disease
         origin = r.params["released_model"]
         assert origin["repo"] == f"local:{NAME}" and origin["photos"] == len(photos)
+        assert r.params["training_photos"] == len(photos)
         assert "without a holdout" in origin["trained_on"]
         assert sorted(r.generator.adapters) == sorted(
             f"local:{NAME}/{f}@sha256:{sha256_file(setup['repo'] / f)}"

@@ -22,7 +22,7 @@ from generation.semantic.training_set import (LeakageError, disease_token, manif
                                               select_class_images, sha256_file)
 
 DISEASES = ("melanoma", "squamous cell carcinoma", "basal cell carcinoma")
-TINY = {"mixed_precision": "no", "diseases": ["melanoma"], "ti_steps": 2, "ti_batch": 2, "ti_grad_accum": 1,
+TINY = {"mixed_precision": "no", "sampling": "text2img", "diseases": ["melanoma"], "ti_steps": 2, "ti_batch": 2, "ti_grad_accum": 1,
         "ti_resolution": 32, "lora_steps": 2, "lora_batch": 1, "lora_grad_accum": 2, "lora_resolution": 32,
         "lora_lr": 0.01, "class_images": 3, "checkpoint_every": 1, "sample_steps": 2, "sample_resolution": 32,
         "sample_batch": 2, "shard_size": 3, "budget": 6}
