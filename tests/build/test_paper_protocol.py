@@ -14,7 +14,7 @@ from builder.core.store import StageStore
 def test_v1_1_on_real_photos_maps_every_pair_once_and_discards_what_does_not_fit(tmp_path, shared_data):
     cfg = load_config("1.1")
     result = build(cfg, BuildOptions(out=tmp_path / "out", source=shared_data / "fitz17k_lesions", limit=10,
-                                     workers=2))
+                                     workers=2, stand_in=True))
     work = tmp_path / "out" / ".work" / "1.1"
     healthy = StageStore(work / "healthy").records()
     real = [r for r in StageStore(work / "real").records() if (work / "real" / "masks" / f"{r.sample_id}.png").exists()]

@@ -26,7 +26,7 @@ def _shas(result, config: str) -> dict[str, str]:
 def base(tmp_path_factory):
     root = tmp_path_factory.mktemp("fp")
     source = write_demo_source(root / "source", 12, 7)
-    result = build(_cfg(), BuildOptions(out=root / "out", source=source, masks=source / "masks", workers=1))
+    result = build(_cfg(), BuildOptions(out=root / "out", source=source, masks=source / "masks", workers=1, stand_in=True))
     return root, source, result
 
 
@@ -40,7 +40,7 @@ def _copy(base, tmp_path):
 def test_first_build_is_new_and_an_unchanged_rebuild_reuses_every_stage(base, tmp_path):
     out, source, first = _copy(base, tmp_path)
     assert first.decisions == {"ingest": "new", "healthy": "new", "lesion_map": "new"}
-    again = build(_cfg(), BuildOptions(out=out, source=source, masks=source / "masks", workers=1))
+    again = build(_cfg(), BuildOptions(out=out, source=source, masks=source / "masks", workers=1, stand_in=True))
     assert again.decisions == {"ingest": "reused", "healthy": "reused", "lesion_map": "reused"}
     assert [f["sha256"] for f in again.files] == [f["sha256"] for f in first.files]
     manifest = json.loads((out / "1.1" / "manifest.json").read_text())
@@ -49,7 +49,7 @@ def test_first_build_is_new_and_an_unchanged_rebuild_reuses_every_stage(base, tm
 
 def test_a_lesion_map_setting_reruns_lesion_map_only(base, tmp_path):
     out, source, first = _copy(base, tmp_path)
-    opts = BuildOptions(out=out, source=source, masks=source / "masks", workers=1)
+    opts = BuildOptions(out=out, source=source, masks=source / "masks", workers=1, stand_in=True)
     with pytest.raises(BuildError, match="another config.*--overwrite"):
         build(_cfg(feather=0.5), opts)
     result = build(_cfg(feather=0.5), dataclasses.replace(opts, overwrite=True))
@@ -68,7 +68,7 @@ def test_an_edited_metadata_row_reruns_every_stage_it_feeds(base, tmp_path):
     assert lines[1].startswith("0,1,000001.png,12,")
     lines[1] = lines[1].replace(",12,", ",56,")  # ddi:000001 becomes Fitzpatrick V-VI
     table.write_text("\n".join(lines) + "\n")
-    opts = BuildOptions(out=out, source=source, masks=source / "masks", workers=1)
+    opts = BuildOptions(out=out, source=source, masks=source / "masks", workers=1, stand_in=True)
     with pytest.raises(BuildError, match=r"built from source 'ddi' \(fingerprint \w+\), not from source 'ddi'.*--overwrite"):
         build(_cfg(), opts)  # the reproduction: the old rows are not republished
     assert {f["path"]: f["sha256"] for f in json.loads((out / "1.1" / "manifest.json").read_text())["files"]
@@ -85,7 +85,7 @@ def test_an_edited_metadata_row_reruns_every_stage_it_feeds(base, tmp_path):
 def test_a_swapped_source_folder_is_refused_then_rebuilt_with_new_rows(base, tmp_path):
     out, _, first = _copy(base, tmp_path)
     other = write_demo_source(tmp_path / "other", 12, 8)
-    opts = BuildOptions(out=out, source=other, masks=other / "masks", workers=1)
+    opts = BuildOptions(out=out, source=other, masks=other / "masks", workers=1, stand_in=True)
     with pytest.raises(BuildError, match=r"not from source 'ddi'.*--overwrite"):
         build(_cfg(), opts)
     result = build(_cfg(), dataclasses.replace(opts, overwrite=True))

@@ -27,7 +27,8 @@ def ddi_folder(tmp_path_factory, shared_data):
 def ddi_build(ddi_folder, tmp_path_factory):
     folder, masks, _ = ddi_folder
     out = tmp_path_factory.mktemp("ddi-build")
-    return out, build(load_config("1.1"), BuildOptions(out=out, source=folder, masks=masks, workers=1))
+    return out, build(load_config("1.1"), BuildOptions(out=out, source=folder, masks=masks, workers=1,
+                                                                   stand_in=True))
 
 
 def _splits(path):
@@ -73,7 +74,7 @@ def test_another_source_into_a_published_out_is_refused(ddi_build, ddi_folder, t
     out, _ = ddi_build
     with pytest.raises(BuildError, match=r"built from source 'ddi' .*not from source 'fitz17k'.*--overwrite"):
         build(load_config("1.1"), BuildOptions(out=out, source=shared_data / "fitz17k_lesions", limit=6,
-                                               workers=1))
+                                               workers=1, stand_in=True))
     # the published version is untouched
     assert json.loads((out / "1.1" / "manifest.json").read_text())["source"]["name"] == "ddi"
 
@@ -127,7 +128,7 @@ def test_source_name_override_and_bad_names(ddi_folder, tmp_path):
 @pytest.mark.slow  # a real-data build
 def test_fitz17k_folder_gives_fitz17k_ids(shared_data, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "builder", "-q", "build", "--version", "1.1", "--out", str(tmp_path),
-                           "--source", str(shared_data / "fitz17k_lesions"), "--limit", "12", "--workers", "1"],
+                           "--source", str(shared_data / "fitz17k_lesions"), "--limit", "12", "--workers", "1", "--cpu-stand-in"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "1.1" / "manifest.json").read_text())
