@@ -34,7 +34,7 @@ def card_facts(cfg: BuildConfig, records: list[Record], plots: list[str] = (), a
                repo_id: str | None = None, pixels: dict | None = None,
                source_info: dict | None = None, delivery: dict | None = None,
                generator_entries: dict | None = None, review: dict | None = None,
-               stand_in: dict | None = None) -> text.CardFacts:
+               stand_in: dict | None = None, rules: dict | None = None) -> text.CardFacts:
     """What the card and croissant.json may state about this build, gathered once.
 
     `generator_entries`: builder.core.backends.card_entries(cfg), what each backend says of itself;
@@ -42,7 +42,7 @@ def card_facts(cfg: BuildConfig, records: list[Record], plots: list[str] = (), a
     return text.CardFacts(cfg=cfg, records=list(records), generators=generators(records),
                           generator_entries=dict(generator_entries or {}),
                           sources=sources_of(records), plots=tuple(plots), pixels=pixels,
-                          source_info=source_info, audit=audit, delivery=delivery, review=review, stand_in=stand_in,
+                          source_info=source_info, audit=audit, delivery=delivery, review=review, stand_in=stand_in, rules=rules,
                           repo=repo_id or cfg.publish.repo_id or "ORG/NAME")
 
 

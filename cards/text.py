@@ -30,6 +30,7 @@ class CardFacts:
     source_info: dict | None = None           # from the build: name, fingerprint (when recorded)
     audit: dict | None = None
     stand_in: dict | None = None              # a CPU stand-in ran in place of a generator (builder.build.pipeline)
+    rules: dict | None = None                 # synthetic rows per split under the strict and the paper's rule
     delivery: dict | None = None              # the lesion-map stage's delivered / planned cells
     review: dict | None = None                # the human review (build --decisions), else None
     repo: str = "ORG/NAME"
@@ -462,7 +463,19 @@ and near duplicates across splits count as leakage too. Re-check it from the dat
 python -m builder audit {f.repo} --revision v{f.cfg.version} [--test-ids your_test_ids.txt]
 ```
 
-{result}"""
+{result}{_rules_line(f)}"""
+
+
+def _rules_line(f: CardFacts) -> str:
+    """The two leakage rules side by side: the strict one this version applies, the paper's for comparison."""
+    if not f.rules:
+        return ""
+    strict, paper = f.rules["strict"], f.rules["paper"]
+    cells = "; ".join(f"{s} {strict[s]:,} (paper's rule: {paper[s]:,})" for s in SPLITS)
+    return ("\n\nRule applied: **strict** (nothing derived from a held-out photo is trained on). Synthetic rows "
+            f"per split: {cells}. The paper's rule (held out: lesion maps whose donor is a held-out photo, "
+            "semantic images whose healthy prompt was made from a held-out photo of the same disease) is not "
+            "applied; its counts are shown for comparison with the paper.")
 
 
 def usage(f: CardFacts) -> str:

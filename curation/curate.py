@@ -21,7 +21,7 @@ from builder.core.schema import Record, Rejection
 from builder.core.store import StageStore
 from curation.dedup import (Duplicate, ImageHash, cross_group_pairs, find_duplicates, hash_images,
                             similar_pairs)
-from curation.leakage import apply_splits, record_sources, remove_cross_split_duplicates
+from curation.leakage import apply_splits, record_sources, remove_cross_split_duplicates, rows_by_rule
 from curation.splits import assign_splits
 
 STAGE = "curate"
@@ -147,6 +147,7 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     recs = [r for r in recs if r.sample_id not in dropped]
     counts = reconcile("curate", len(candidates), recs, rejections)
     counts["cross_split_pairs_shared_lineage"] = n_related  # kept: derivation, placed by the leakage rule
+    counts["rows_by_rule"] = rows_by_rule(recs, real, real_split.split_of)  # strict (applied) vs the paper's
     return Curated(sorted(recs, key=lambda r: r.sample_id), sorted(rejections, key=_key), report, dups, counts,
                    {r.sample_id: hashes[r.sample_id] for r in recs})
 

@@ -101,3 +101,40 @@ def remove_cross_split_duplicates(records: list[Record], pairs: list[tuple[str, 
         rejections.append(Rejection(STAGE, sid, reason, f"{split_of_sample[sid]} image {how} of "
                                     f"{split_of_sample[other]} image {other}: dup_of={other}"))
     return [r for r in records if r.sample_id not in drop], report, rejections
+
+
+def paper_rule_split(r: Record, by_id: dict[str, Record], split_of: dict[str, str]) -> str:
+    """The split the paper's rule (its supplementary S11) would give a synthetic, for the card's comparison.
+
+    A lesion map is held out when its donor is a held-out photo (its base may be one); a semantic image
+    when its healthy prompt (`parent_id`) was made from a held-out photo of the same disease, the
+    (disease, healthy prompt) pair that would reconstruct it; otherwise it is train. The paper states no
+    rule for healthy synthetics: they keep their own photo's split (inferred: the image is mostly that
+    photo's pixels)."""
+    def own(ids) -> str:
+        return max((split_of.get(s, "train") for s in ids), key=_ORDER.__getitem__, default="train")
+
+    if r.kind == "lesion_mapped" and r.donor_id in by_id:
+        return own(by_id[r.donor_id].source_ids)
+    if r.kind == "semantic":
+        parent = by_id.get(r.parent_id or "")
+        if parent is None:
+            return "train"
+        photos = [by_id.get(s) for s in parent.source_ids]
+        same = [p for p in photos if p is not None and p.disease == r.disease]
+        return own([s for p in same for s in p.source_ids]) if same else "train"
+    return own(r.source_ids)
+
+
+def rows_by_rule(records: list[Record], reference: Sequence[Record], split_of: dict[str, str]) -> dict:
+    """Synthetic rows per split under the strict rule (their splits as placed) and under the paper's."""
+    by_id = {r.sample_id: r for r in (*reference, *records)}
+    by_id.update({s: x for x in reference for s in x.source_ids if x.kind == "real"})  # a source id -> its photo
+    out = {"strict": dict.fromkeys(SPLITS, 0), "paper": dict.fromkeys(SPLITS, 0)}
+    for r in records:
+        if r.kind == "real":
+            continue
+        out["strict"][r.split] += 1
+        out["paper"][paper_rule_split(r, by_id, split_of)] += 1
+    return out
+

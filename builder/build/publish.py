@@ -97,6 +97,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
     facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source,
                        delivery=next((st["delivery"] for st in stages if "delivery" in st), None),
+                       rules=next((st["counts"].get("rows_by_rule") for st in stages
+                                   if st.get("stage") == "curate" and "counts" in st), None),
                        generator_entries=card_entries(cfg), review=review, stand_in=stand_in)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
