@@ -22,6 +22,8 @@ class SourceConfig:
     demo_count: int = 36
     demo_seed: int = 20261125
     min_side_px: int = 64  # smaller photos are rejected `image_too_small` (why 64: curation/source/images.py)
+    subset: str = "all"    # all | expert_verified: Fitzpatrick17k rows whose qc is 1 Diagnostic or 2 Characteristic
+    #                        (the others are rejected `not_in_subset`; curation/source/metadata.py)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -152,7 +152,8 @@ def test_sam3_pinning_and_bad_settings_fail_before_any_model_loads(tmp_path, tin
 
     with pytest.raises(ConfigError, match="masks.backend=sam3 needs masks.model_id"):
         check_inputs(MasksConfig(backend="sam3"))
-    with pytest.raises(ConfigError, match=r"'facebook/sam3' is a Hub id without a pinned revision: set masks\.revision"):
+    with pytest.raises(ConfigError,
+                       match=r"'facebook/sam3' is a Hub id without a pinned revision: set masks\.revision"):
         check_inputs(MasksConfig(backend="sam3", model_id="facebook/sam3"))
     check_inputs(MasksConfig(backend="sam3", model_id="facebook/sam3", revision="0123abc"))  # pinned: accepted
     with pytest.raises(ConfigError, match="masks.prompt=' '"):
