@@ -84,7 +84,7 @@ class Sam3Backend(Backend):
     def segment(self, rgb: np.ndarray) -> AutoMaskResult:
         import torch
 
-        pixels = preprocess(rgb, **self.processor).to(self.device)
+        pixels = preprocess(rgb, **self.processor).to(self.device, self.model.dtype)  # the checkpoint's dtype
         with torch.inference_mode():
             out = self.model(pixel_values=pixels, text_embeds=self.text, attention_mask=self.attention_mask)
         scores = (out.pred_logits[0].sigmoid() * out.presence_logits[0].sigmoid()).float().cpu()

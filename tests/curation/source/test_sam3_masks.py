@@ -90,10 +90,13 @@ def test_preprocessing_matches_transformers_resize_rescale_normalise(side):
     assert ours.min() >= -1.0 and ours.max() <= 1.0
 
 
-def test_processor_settings_come_from_the_model_folder_and_odd_ones_are_refused(tiny_sam3):
+def test_processor_settings_come_from_the_model_folder_and_odd_ones_are_refused(tmp_path, tiny_sam3):
     raw = sam3.read_processor_config(str(tiny_sam3), None)
     assert sam3.processor_settings(raw) == {"size": (56, 56), "rescale": 1 / 255, "mean": (0.5,) * 3,
                                             "std": (0.5,) * 3}
+    bare = Path(shutil.copytree(tiny_sam3, tmp_path / "bare"))
+    (bare / sam3.PROCESSOR_FILE).unlink()  # no processor file: Sam3ImageProcessor's own defaults
+    assert sam3.processor_settings(sam3.read_processor_config(str(bare), None))["size"] == (1008, 1008)
     for odd in ({"resample": 3}, {"do_normalize": False}, {"size": {"longest_edge": 1008}}):
         with pytest.raises(ConfigError, match="preprocessor_config.json asks for"):
             sam3.processor_settings({**raw, **odd})
