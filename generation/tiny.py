@@ -171,3 +171,53 @@ def tiny_kandinsky_inpaint_pipeline(seed: int = 0):
         unet=unet, scheduler=scheduler, movq=movq, prior_prior=prior, prior_image_encoder=image_encoder,
         prior_text_encoder=text_encoder, prior_tokenizer=tok, prior_scheduler=prior_scheduler,
         prior_image_processor=image_processor)
+
+
+TINY_SAM3_SIDE = 56  # input side of the tiny SAM 3 (4 x 4 patches of 14 px)
+
+
+def save_tiny_sam3(folder: Path, seed: int = 0, weight_std: float = 0.15, presence_bias: float = 1.5) -> Path:
+    """A random-weight `Sam3Model` small enough for CPU tests (2-layer ViT at 56 px, 8 queries), saved
+    with a byte-level CLIP tokenizer and an image-processor config (the real model's layout).
+
+    Matrices are redrawn with `weight_std` (the default initialisation is so small that every photo
+    and query scores alike) and the presence head's bias set to `presence_bias`, so that scores vary
+    from photo to photo around the default `masks.min_confidence`."""
+    import json
+
+    import torch
+    from transformers import Sam3Config, Sam3Model
+
+    tok = tiny_tokenizer()
+    d, mlp = 32, 64
+    heads = {"hidden_size": d, "num_attention_heads": 2, "intermediate_size": mlp}
+    grid = TINY_SAM3_SIDE // 14
+    cfg = Sam3Config(
+        vision_config={"backbone_config": {"model_type": "sam3_vit_model", **heads, "num_hidden_layers": 2,
+                                           "image_size": TINY_SAM3_SIDE, "patch_size": 14, "window_size": 2,
+                                           "global_attn_indexes": [1], "pretrain_image_size": TINY_SAM3_SIDE},
+                       "fpn_hidden_size": d,
+                       "backbone_feature_sizes": [[grid * 4] * 2, [grid * 2] * 2, [grid] * 2]},
+        text_config={**heads, "vocab_size": len(tok), "projection_dim": d, "num_hidden_layers": 2,
+                     "max_position_embeddings": 32, "bos_token_id": tok.bos_token_id,
+                     "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id},
+        geometry_encoder_config={**heads, "num_layers": 1},
+        detr_encoder_config={**heads, "num_layers": 1},
+        detr_decoder_config={**heads, "num_layers": 1, "num_queries": 8},
+        mask_decoder_config={"hidden_size": d, "num_attention_heads": 2})
+    torch.manual_seed(seed)
+    model = Sam3Model(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, weight_std)
+        model.detr_decoder.presence_head.layer3.bias.fill_(presence_bias)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps({  # what Sam3ImageProcessor saves
+        "image_processor_type": "Sam3ImageProcessor", "do_resize": True, "do_rescale": True,
+        "do_normalize": True, "do_convert_rgb": True, "resample": 2, "rescale_factor": 1 / 255,
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+        "size": {"height": TINY_SAM3_SIDE, "width": TINY_SAM3_SIDE}}, indent=2, sort_keys=True))
+    return folder

@@ -66,6 +66,11 @@ class SourceStep(Step):
 
     name = "source"
 
+    def check(self, cfg: BuildConfig, device: str) -> None:
+        from curation.source.metadata import check_subset
+
+        check_subset(cfg.source.subset)
+
     def run(self, ctx: BuildContext) -> None:
         from curation.source.metadata import read_source_table
         from curation.splits import table_holdout
@@ -74,7 +79,8 @@ class SourceStep(Step):
 
         ctx.review = load(ctx.opts.decisions)
         ctx.source, ctx.masks, ctx.source_name = _source(ctx)
-        ctx.table = read_source_table(ctx.source, ctx.masks, source_name=ctx.source_name, limit=ctx.opts.limit)
+        ctx.table = read_source_table(ctx.source, ctx.masks, source_name=ctx.source_name, limit=ctx.opts.limit,
+                                      subset=ctx.cfg.source.subset)
         ctx.holdout = table_holdout(ctx.cfg.curation, ctx.table)
 
 

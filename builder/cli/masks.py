@@ -8,6 +8,8 @@ derived from these masks carry them in the `auto_masks` column. Rerun to resume.
 
   python -m builder generate masks --source DIR --out DIR                 # CPU, no weights
   python -m builder generate masks --source DIR --out DIR --backend learned --model ID --revision REV
+  python -m builder generate masks --source DIR --out DIR --backend sam3 --model facebook/sam3 --revision REV \
+      [--prompt "skin lesion"] --device cuda
 """
 from __future__ import annotations
 
@@ -27,11 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=backends.names("mask"), default=None,
                    help="default: the config's (cpu); with --model, the config's if it takes a model, "
                         "else the first that does (learned)")
-    p.add_argument("--model", default=None, help="learned backend: vision model, Hub id or local folder")
-    p.add_argument("--revision", default=None, help="learned backend: pinned model revision (commit)")
+    p.add_argument("--model", default=None, help="learned / sam3 backend: the model, Hub id or local folder")
+    p.add_argument("--revision", default=None, help="learned / sam3 backend: pinned model revision (commit)")
+    p.add_argument("--prompt", default=None, help="sam3 backend: text naming the lesion (default: the config's, "
+                                                  "'skin lesion')")
     p.add_argument("--min-confidence", type=float, default=None, help="default: the config's (0.4)")
     p.add_argument("--batch-size", type=int, default=None, help="photos per batch / contact sheet (default 16)")
-    p.add_argument("--device", default="cpu", help="learned backend: cpu | cuda | cuda:N")
+    p.add_argument("--device", default="cpu", help="learned / sam3 backend: cpu | cuda | cuda:N")
     p.add_argument("--limit", type=int, default=None, help="first N rows of the table only (quick runs)")
 
 
@@ -39,7 +43,8 @@ def masks_config(args: argparse.Namespace):
     from builder.core.config import load_config
 
     changes = {k: v for k, v in (("backend", args.backend), ("model_id", args.model), ("revision", args.revision),
-                                 ("min_confidence", args.min_confidence), ("batch_size", args.batch_size))
+                                 ("min_confidence", args.min_confidence), ("batch_size", args.batch_size),
+                                 ("prompt", args.prompt))
                if v is not None}
     cfg = load_config(args.config).masks
     if args.model and not args.backend:

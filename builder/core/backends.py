@@ -80,6 +80,7 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("inpainting", "kandinsky22"): "generation.healthy.kandinsky:KandinskyBackend",
     ("mask", "cpu"): "curation.source.automasks.cpu:CpuBackend",
     ("mask", "learned"): "curation.source.automasks.learned:LearnedBackend",
+    ("mask", "sam3"): "curation.source.automasks.sam3:Sam3Backend",
     ("sampling", "diffusers"): "generation.semantic.trainer:DiffusersSampler",
     ("embedding", "transformers"): "curation.embed:TransformersEmbedder",
 }

@@ -22,6 +22,8 @@ class SourceConfig:
     demo_count: int = 36
     demo_seed: int = 20261125
     min_side_px: int = 64  # smaller photos are rejected `image_too_small` (why 64: curation/source/images.py)
+    subset: str = "all"    # all | expert_verified: Fitzpatrick17k rows whose qc is 1 Diagnostic or 2 Characteristic
+    #                        (the others are rejected `not_in_subset`; curation/source/metadata.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,11 +133,13 @@ class PublishConfig:
 @dataclasses.dataclass(frozen=True)
 class MasksConfig:
     auto: bool = False              # make masks for photos without one (v1.1: off, the paper's inputs)
-    backend: str = "cpu"            # cpu (colour contrast + GrabCut, no weights) | learned
+    backend: str = "cpu"            # cpu (colour contrast + GrabCut, no weights) | learned | sam3
     min_confidence: float = 0.4     # below: the photo is rejected `mask_low_confidence`
     side: int = 256                 # working resolution (longest side, px); masks are written at photo size
-    model_id: str | None = None     # learned: vision model (Hub id or folder), e.g. facebook/dinov2-small
-    revision: str | None = None     # learned: pinned commit of model_id
+    model_id: str | None = None     # learned: vision model (Hub id or folder), e.g. facebook/dinov2-small;
+    #                                 sam3: facebook/sam3 or a folder
+    revision: str | None = None     # learned, sam3: pinned commit of model_id
+    prompt: str = "skin lesion"     # sam3: the text prompt naming what to segment as the lesion
     batch_size: int = 16            # photos per batch: one review contact sheet each, the unit of resume
 
 

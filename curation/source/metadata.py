@@ -3,6 +3,13 @@
 Whole-file problems (no table, missing columns) raise `SourceError`; a bad row becomes a
 `Rejection` naming the file, line, column, value and the fix, and the run goes on. Every row
 ends up in `SourceTable.rows` or `SourceTable.rejections` (`n_in == kept + rejected`).
+
+Subsets (`source.subset`): `all` keeps every row; `expert_verified` keeps the Fitzpatrick17k rows
+whose `qc` column (`fitz17k_qc` in the masked-photo table) holds a dermatologist's verdict that the
+photo shows its label: `1 Diagnostic` or `2 Characteristic` (the other verdicts are `3 Wrongly
+labelled`, `4 Other`, `5 Potentially`; most rows were never reviewed and have none). The published
+table has 380 such rows (376 with a known Fitzpatrick type). Every other row is rejected
+`not_in_subset`, counted like any rejection, before its files are looked at.
 """
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ import io
 import os
 from pathlib import Path
 
-from builder.core.errors import SourceError
+from builder.core.errors import ConfigError, SourceError
 from builder.core.text import read_text_strict
 from builder.core.schema import DDI_TONE_TO_NAME, DISEASE_MAP_FILE, Rejection, fitzpatrick_to_tone
 
@@ -20,6 +27,8 @@ DISEASE_MAP = DISEASE_MAP_FILE
 DDI_TABLE, FITZ_TABLES = "ddi_metadata.csv", ("metadata.csv", "fitzpatrick17k.csv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+SUBSETS = {"all": None, "expert_verified": ("1 Diagnostic", "2 Characteristic")}  # qc values kept
+QC_COLUMNS = ("qc", "fitz17k_qc")  # the published table's name, the masked-photo table's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +58,7 @@ class SourceTable:
     name: str = ""  # the id prefix: the layout unless overridden (the embedded demo: "demo")
     root: Path = Path(".")  # the source folder (resolved)
     id_stems: tuple[str, ...] = ()  # every row's image stem in file order, whole table (a table-decided holdout)
+    subset: str = "all"  # the rows kept (`SUBSETS`); the others are rejected `not_in_subset`
 
 
 def load_disease_map(path: str | Path | None = None) -> dict[str, str]:
@@ -88,13 +98,14 @@ def find_table(source: Path) -> tuple[str, Path]:
 
 def read_source_table(source: str | Path, masks: str | Path | None = None, *,
                       source_name: str | None = None, limit: int | None = None,
-                      disease_map: dict[str, str] | None = None) -> SourceTable:
+                      disease_map: dict[str, str] | None = None, subset: str = "all") -> SourceTable:
     """Validate a source folder's metadata and locate its images and masks.
 
     Ids are `<source_name>:<stem>` (default name: the layout, `ddi` or `fitz17k`). Masks default to
     `<source>/masks`. `limit` keeps the first rows only (quick runs); orphan files are then not
-    checked, since most would be orphans of the rows left out.
+    checked, since most would be orphans of the rows left out. `subset`: a key of `SUBSETS`.
     """
+    check_subset(subset)
     source = Path(source).resolve()
     if not source.is_dir():
         raise SourceError(f"source folder {source} does not exist; pass the folder holding "
@@ -108,10 +119,14 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
     df = (full if limit is None else full.head(limit)).with_row_index("line", offset=2)
     masks_given = masks is not None
     masks = Path(masks).resolve() if masks_given else source / "masks"
-    check = _check_ddi if layout == "ddi" else _check_fitz
-    rows, rejections = check(df, table, source, masks, name,
-                             disease_map if disease_map is not None else load_disease_map(),
-                             masks if masks_given else source)
+    dmap, mask_root = disease_map if disease_map is not None else load_disease_map(), masks if masks_given else source
+    if layout == "ddi":
+        if subset != "all":
+            raise ConfigError(f"source.subset={subset!r} selects Fitzpatrick17k rows by their qc column; {table} is "
+                              "a DDI table, which has none: use source.subset: all")
+        rows, rejections = _check_ddi(df, table, source, masks, name, dmap, mask_root)
+    else:
+        rows, rejections = _check_fitz(df, table, source, masks, name, dmap, mask_root, SUBSETS[subset])
     rejections += _duplicate_ids(rows, table)
     dup = {r.item_id for r in rejections if r.reason == "duplicate_id"}
     rows = [r for r in rows if r.source_id not in dup or r.line == _first_line(rows, r.source_id)]
@@ -119,7 +134,14 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
     orphans = _orphan_files(layout, df, table, source, masks) if limit is None else []
     return SourceTable(layout, table, df.height + len(orphans), rows,
                        sorted(rejections + orphans, key=_rej_key), name=name, root=source,
-                       id_stems=table_stems(full))
+                       id_stems=table_stems(full), subset=subset)
+
+
+def check_subset(subset: str) -> None:
+    """`source.subset` names one of `SUBSETS` (checked before any table is read)."""
+    if subset not in SUBSETS:
+        raise ConfigError(f"source.subset={subset!r} is not one of {', '.join(SUBSETS)}; use all (every row) or "
+                          "expert_verified (Fitzpatrick17k rows whose qc is 1 Diagnostic or 2 Characteristic)")
 
 
 def table_stems(df) -> tuple[str, ...]:
@@ -274,13 +296,16 @@ def _str_or_none(v) -> str | None:
     return v.strip() if isinstance(v, str) and v.strip() else None
 
 
-def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str], mask_root: Path):
+def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dict[str, str], mask_root: Path,
+                keep_qc: tuple[str, ...] | None = None):
     _require(df, table, ["md5hash", "fitzpatrick_scale", "label", "three_partition_label"])
+    qc_col = _qc_column(df, table) if keep_qc else None
     rows, rej = [], []
     for d in df.iter_rows(named=True):
         line, md5 = d["line"], (d["md5hash"] or "").strip()
         item = f"{name}:{md5}" if md5 else f"{name}:line{line}"
-        problem = _fitz_problem(d, table, source, item)
+        problem = _subset_problem(d, table, item, qc_col, keep_qc) if keep_qc else None
+        problem = problem or _fitz_problem(d, table, source, item)
         if problem:
             rej.append(problem)
             continue
@@ -298,6 +323,24 @@ def _check_fitz(df, table: Path, source: Path, masks: Path, name: str, dmap: dic
                               d["three_partition_label"].strip() == "malignant", dmap.get(label, label),
                               label, _str_or_none(d.get("patient_id"))))
     return rows, rej
+
+
+def _qc_column(df, table: Path) -> str:
+    col = next((c for c in QC_COLUMNS if c in df.columns), None)
+    if col is None:
+        raise SourceError(f"{table}: source.subset=expert_verified needs the dermatologists' verdicts, column "
+                          f"{' or '.join(QC_COLUMNS)} (Fitzpatrick17k's fitzpatrick17k.csv has qc); add the column "
+                          "or use source.subset: all")
+    return col
+
+
+def _subset_problem(d: dict, table: Path, item: str, col: str, keep: tuple[str, ...]) -> Rejection | None:
+    value = (d.get(col) or "").strip()
+    if value in keep:
+        return None
+    return _reject(table, d["line"], item, "not_in_subset", col, value,
+                   f"is not an expert verdict that the photo shows its label ({' or '.join(keep)})",
+                   "source.subset=expert_verified leaves the row out (source.subset: all keeps it)")
 
 
 def _fitz_image(source: Path, d: dict) -> str:

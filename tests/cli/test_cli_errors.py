@@ -3,7 +3,6 @@ one line (exit 130); exit 1 stays "audit found a problem"; nothing half-publishe
 from __future__ import annotations
 
 import errno
-import json
 import os
 import signal
 import subprocess

@@ -52,7 +52,7 @@ def test_registry_names_and_lookup():
     from curation.source.automasks.cpu import CpuBackend
     from generation.healthy.backends import DiffusersBackend, OpenCVBackend
 
-    assert B.names("inpainting") == ("opencv", "diffusers", "kandinsky22") and B.names("mask") == ("cpu", "learned")
+    assert B.names("inpainting") == ("opencv", "diffusers", "kandinsky22") and B.names("mask") == ("cpu", "learned", "sam3")
     assert B.names("sampling") == ("diffusers",) and B.names("embedding") == ("transformers",)
     assert B.backend_class("inpainting", "opencv") is OpenCVBackend
     assert B.backend_for("inpainting", HealthyConfig(backend="diffusers")) is DiffusersBackend
@@ -63,7 +63,7 @@ def test_registry_names_and_lookup():
 
 
 @pytest.mark.parametrize("kind, name, listed", [("inpainting", "gan", "opencv, diffusers"),
-                                                ("mask", "sam", "cpu, learned")])
+                                                ("mask", "sam", "cpu, learned, sam3")])
 def test_unknown_names_are_refused_listing_the_registered_ones(kind, name, listed, tmp_path):
     with pytest.raises(ConfigError, match=f"{B.where(kind)}='{name}' is not a registered {kind} backend; "
                                           f"use one of {listed}"):
@@ -176,6 +176,8 @@ def test_a_hub_id_needs_a_revision(tmp_path):
     (lambda: B.backend_for("inpainting", HealthyConfig(backend="diffusers", model_id="org/m")).check(
         HealthyConfig(backend="diffusers", model_id="org/m")), "healthy.revision"),
     (lambda: B.backend_class("mask", "learned").check(MasksConfig(backend="learned", model_id="org/m")),
+     "masks.revision"),
+    (lambda: B.backend_class("mask", "sam3").check(MasksConfig(backend="sam3", model_id="org/m")),
      "masks.revision"),
     (lambda: B.backend_class("sampling", "diffusers").check(SemanticConfig(model_id="org/m")), "semantic.revision"),
     (lambda: B.backend_class("embedding", "transformers").check(CurationConfig(embedding_model="org/m")),

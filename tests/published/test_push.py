@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.hub_server import HubServer
-from tests.publish_helpers import build_version, copy_published, plant_leak
+from tests.publish_helpers import build_version, copy_published, make_store, plant_leak
 
 TOKEN = "hf_loopbackSECRETtoken0123456789"
 REPO = "cgddi-lab/cgddi"

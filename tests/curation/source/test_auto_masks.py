@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
@@ -196,7 +195,7 @@ def test_build_with_automatic_masks_uses_every_photo_that_passes(tmp_path, share
     assert {m.source_id for h in healthy for m in h.auto_masks} == passed
     assert len(healthy) == 4 + len(passed)
     card = (result.out_dir / "README.md").read_text()
-    assert f"masks automatic, method cpu-grabcut 1" in card
+    assert "masks automatic, method cpu-grabcut 1" in card
     import datasets
 
     ds = datasets.load_dataset(str(result.out_dir), split="train")
