@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.published.evaluate import stats as st
+from builder.published.evaluate.balance import imbalance
 from builder.published.evaluate.images import decode_images
 from builder.core.errors import ConfigError
 from builder.core.schema import KINDS, SKIN_TONES, canonical_json, digest
@@ -78,6 +79,7 @@ class Item:
     malignant: int
     data: bytes
     prompt: str | None = None
+    source_ids: tuple[str, ...] = ()  # the real photos this image derives from (a real photo: itself)
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -92,10 +94,10 @@ def version_items(folder: Path) -> list[Item]:
         if "config" not in f:
             continue
         table = pq.read_table(folder / f["path"], columns=["sample_id", "image", "kind", "split",
-                                                              "skin_tone", "malignant", "prompt"])
+                                                              "skin_tone", "malignant", "prompt", "source_ids"])
         for r in table.to_pylist():
             items.append(Item(r["sample_id"], KINDS[r["kind"]], r["split"], SKIN_TONES[r["skin_tone"]],
-                              int(r["malignant"]), r["image"]["bytes"], r["prompt"]))
+                              int(r["malignant"]), r["image"]["bytes"], r["prompt"], tuple(r["source_ids"])))
     return sorted(items, key=lambda i: i.sample_id)
 
 
@@ -117,7 +119,7 @@ def real_items(real: Path, splits_csv: Path) -> tuple[list[Item], int]:
             missing += 1
             continue
         items.append(Item(rec.source_ids[0], "real", split, rec.skin_tone, int(rec.malignant),
-                          store.read_image_bytes(rec)))
+                          store.read_image_bytes(rec), source_ids=(rec.source_ids[0],)))
     return sorted(items, key=lambda i: i.sample_id), missing
 
 
@@ -287,7 +289,7 @@ def _pooled(x):
 
 
 def _num(x: float) -> float | None:
-    return None if x is None or not np.isfinite(x) else round(float(x), 4)
+    return None if x is None or not np.isfinite(x) else round(float(x), 4) + 0.0  # + 0.0: no "-0.0"
 
 
 def _ci(t: tuple[float, float, int]) -> list[float | None]:
@@ -310,6 +312,7 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
     cache.mkdir(parents=True, exist_ok=True)
     result = {
         "version": folder.name,
+        "imbalance": imbalance(real_items_ + synth),
         "models": {"features": model_identity(settings.model, settings.revision),
                    "classifier": model_identity(settings.classifier or settings.model,
                                                 settings.classifier_revision if settings.classifier
