@@ -1,11 +1,13 @@
-"""Evaluate a built version per skin tone: fidelity (Frechet / KID in a pinned model's feature space) and
+"""Evaluate a built version per skin tone: the paper's tables (imbalance; Inception-v3 FID, KID and LPIPS per
+kind x tone; FID of augmentations of the real photos), fidelity in a pinned model's feature space, and
 utility (malignancy ROC-AUC on the real test split, real vs real + synthetic train images).
 
 Writes evaluation.json and plots/evaluation.png beside the shards and a section into the card; the
 shards are never changed, and the manifest lists the new files with their sha256. Features and
 classifier runs are cached in the work folder: an interrupted run resumes, a rerun is instant.
 
-  python -m builder evaluate --version 1.1 --model facebook/dinov2-small --revision <commit> --device cuda
+  python -m builder evaluate --version 1.1 --model facebook/dinov2-small --revision <commit> --device cuda \
+      --inception-weights weights-inception-2015-12-05-6726825d.pth --lpips-weights alexnet-owt-7be5be79.pth
 """
 from __future__ import annotations
 
@@ -29,6 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-model", default=None,
                    help="CLIP-style image-text model: prompt agreement of semantic rows (optional)")
     p.add_argument("--clip-revision", default=None, help="pinned commit of --clip-model")
+    p.add_argument("--inception-weights", default=None,
+                   help="Inception-v3 FID weights file (torch-fidelity's weights-inception-2015-12-05-6726825d.pth; "
+                        "default: the library downloads it; where neither works, FID/KID are marked not computed)")
+    p.add_argument("--lpips-weights", default=None,
+                   help="torchvision's AlexNet weights file for LPIPS (alexnet-owt-7be5be79.pth; default: downloaded)")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps per classifier (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=16, help="classifier batch size (default: %(default)s)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per CI (default: %(default)s)")
@@ -47,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     settings = EvalSettings(model=args.model, revision=args.revision, classifier=args.classifier,
                             classifier_revision=args.classifier_revision, steps=args.steps,
                             batch_size=args.batch_size, n_boot=args.n_boot, specificity=args.specificity,
-                            seed=args.seed, clip_model=args.clip_model, clip_revision=args.clip_revision)
+                            seed=args.seed, clip_model=args.clip_model, clip_revision=args.clip_revision,
+                            inception_weights=args.inception_weights, lpips_weights=args.lpips_weights)
     folder = args.folder or args.build_out / args.version
     work = None if args.folder else args.build_out / ".work" / args.version
     result = run_evaluation(folder, settings, real=args.real, splits=args.splits, work=work, device=args.device)

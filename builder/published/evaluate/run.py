@@ -48,6 +48,8 @@ class EvalSettings:
     kinds: tuple[str, ...] = SYNTHETIC_KINDS  # synthetic kinds added to the real train images
     clip_model: str | None = None    # image-text model (CLIP-style) for semantic rows' prompt agreement
     clip_revision: str | None = None
+    inception_weights: str | None = None  # local Inception-v3 FID weights file (default: the library downloads)
+    lpips_weights: str | None = None      # local AlexNet weights file for LPIPS (default: torchvision downloads)
 
     def check(self) -> None:
         """Bad settings fail before any model is loaded."""
@@ -56,6 +58,10 @@ class EvalSettings:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: expected a whole number >= 1")
         if not 0 < self.specificity < 1:
             raise ConfigError(f"--specificity {self.specificity}: expected a fraction in (0, 1), e.g. 0.9")
+        from builder.published.evaluate import standard as sd
+
+        sd.check_weights(self.inception_weights, sd.INCEPTION_SHA256_PREFIX, "--inception-weights", "Inception-v3 FID")
+        sd.check_weights(self.lpips_weights, sd.ALEXNET_SHA256_PREFIX, "--lpips-weights", "AlexNet (LPIPS)")
         bad = [k for k in self.kinds if k not in SYNTHETIC_KINDS]
         if bad:
             raise ConfigError(f"--kinds {bad}: expected some of {list(SYNTHETIC_KINDS)}")
@@ -298,8 +304,12 @@ def _ci(t: tuple[float, float, int]) -> list[float | None]:
 
 # -- the run ------------------------------------------------------------------------------------
 def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = None, splits: Path | None = None,
-                   work: Path | None = None, device: str = "cpu") -> dict:
-    """Evaluate the built version in `folder`; writes evaluation.json, the plot, the card section, the manifest."""
+                   work: Path | None = None, device: str = "cpu", inception=None, lpips=None) -> dict:
+    """Evaluate the built version in `folder`; writes evaluation.json, the plot, the card section, the manifest.
+
+    `inception` / `lpips`: networks used in place of the standard ones (tests: a tiny random network, which
+    the results name as what it is); by default the standard networks are loaded, or their reason not to run
+    is recorded."""
     settings.check()
     folder = Path(folder)
     if not (folder / "manifest.json").is_file():
@@ -310,6 +320,7 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
     synth = version_items(folder)
     cache = work / "evaluation"
     cache.mkdir(parents=True, exist_ok=True)
+    model_fidelity = fidelity(real_items_, synth, settings, cache, device)
     result = {
         "version": folder.name,
         "imbalance": imbalance(real_items_ + synth),
@@ -318,10 +329,12 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
                                                 settings.classifier_revision if settings.classifier
                                                 else settings.revision)},
         "settings": {k: v for k, v in dataclasses.asdict(settings).items()
-                     if k not in ("model", "revision", "classifier", "classifier_revision")},
+                     if k not in ("model", "revision", "classifier", "classifier_revision", "inception_weights",
+                                  "lpips_weights")},
         "counts": {"real": len(real_items_), "real_without_split": missing,
                    "synthetic": {k: sum(i.kind == k for i in synth) for k in SYNTHETIC_KINDS}},
-        "fidelity": fidelity(real_items_, synth, settings, cache, device),
+        "fidelity": model_fidelity,
+        **paper_tables(real_items_, synth, settings, cache, device, inception, lpips, model_fidelity),
         "utility": utility(real_items_, synth, settings, cache, device),
         "clip_agreement": clip_agreement([i for i in synth if i.kind == "semantic"], settings, cache, device),
     }
@@ -329,6 +342,24 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
         result["models"]["clip"] = model_identity(settings.clip_model, settings.clip_revision)
     write_results(folder, result)
     return result
+
+
+def paper_tables(real, synth, settings: EvalSettings, cache: Path, device: str, inception, lpips,
+                 model: dict) -> dict:
+    """S6 and S8 (standard FID / KID / LPIPS and the augmentation baselines) and the paper's own figures."""
+    from builder.published.evaluate import paper_figures
+    from builder.published.evaluate import standard as sd
+    from builder.published.evaluate.paper_tables import standard_fidelity, transformative
+
+    inception = inception if inception is not None else sd.load_inception(settings.inception_weights, device)
+    lpips = lpips if lpips is not None else sd.load_lpips(settings.lpips_weights, device)
+    s6 = standard_fidelity(real, synth, settings, cache, device, inception, lpips)
+
+    def model_features(items):
+        return features(items, settings, cache, device)
+
+    s8 = transformative(real, settings, cache, device, inception, model_features, s6, model)
+    return {"standard_fidelity": s6, "transformative": s8, "paper": paper_figures.as_dict()}
 
 
 def write_results(folder: Path, result: dict) -> list[str]:
