@@ -29,9 +29,10 @@ from builder.core.schema import canonical_json, digest
 from builder.core.store import atomic_write
 
 INCEPTION = "Inception-v3 (torch-fidelity pt_inception-2015-12-05, 2048-d pool, via torchmetrics)"
-INCEPTION_SHA256_PREFIX = "6726825d"  # weights-inception-2015-12-05-6726825d.pth (torch-fidelity's release)
+# sha256 of torch-fidelity's weights-inception-2015-12-05-6726825d.pth (the name carries its first 8 digits)
+INCEPTION_SHA256_PREFIX = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's ImageNet AlexNet (the LPIPS "alex" backbone)
-ALEXNET_SHA256_PREFIX = "7be5be79"
+ALEXNET_SHA256_PREFIX = "7be5be79"  # torchvision names its files by the sha256's first 8 digits
 LPIPS = "LPIPS v0.1 (AlexNet, torchmetrics)"
 LPIPS_SIZE = 256  # both images of an LPIPS pair are resized to this square (the synthetic images' size)
 
@@ -55,7 +56,7 @@ def check_weights(path: str | None, prefix: str, flag: str, what: str) -> str | 
     sha = hashlib.sha256(p.read_bytes()).hexdigest()
     if not sha.startswith(prefix):
         raise ConfigError(f"{flag} {path}: sha256 {sha[:16]}... is not the standard {what} file "
-                          f"(sha256 {prefix}...); download the library's own weights file")
+                          f"(sha256 {prefix[:16]}...); download the library's own weights file")
     return sha
 
 
@@ -67,13 +68,13 @@ def load_inception(weights: str | None, device: str) -> Extractor | str:
     except ImportError as e:
         return (f"torch-fidelity (the Inception-v3 network torchmetrics' FID uses) cannot be imported here "
                 f"({e}); install it with `pip install torch-fidelity` (it needs torchvision)")
-    sha = check_weights(weights, INCEPTION_SHA256_PREFIX, "--inception-weights", "Inception-v3 FID")
+    check_weights(weights, INCEPTION_SHA256_PREFIX, "--inception-weights", "Inception-v3 FID")
     try:
         metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=weights, antialias=False)
     except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError
         return (f"the Inception-v3 weights could not be downloaded ({type(e).__name__}: {str(e)[:120]}) and no "
                 "--inception-weights file was given")
-    return Extractor(INCEPTION, {"net": "inception-v3-compat", "weights_sha256": sha or INCEPTION_SHA256_PREFIX,
+    return Extractor(INCEPTION, {"net": "inception-v3-compat", "weights_sha256": INCEPTION_SHA256_PREFIX,
                                  "resize": "tf1-bilinear-299"}, metric.inception.to(device))
 
 
