@@ -9,7 +9,7 @@ from pathlib import Path
 
 from builder.core.schema import SKIN_TONES
 from builder.core.store import atomic_write
-from cards.evaluation_tables import imbalance_lines, standard_lines, transformative_lines
+from cards.evaluation_tables import imbalance_lines, protocol_lines, standard_lines, transformative_lines
 
 BEGIN, END = "<!-- cgddi:evaluation -->", "<!-- /cgddi:evaluation -->"
 GROUPS = SKIN_TONES + ("overall",)
@@ -54,6 +54,7 @@ def section(result: dict, plot: str | None = PLOT) -> str:
             lines.append(f"| {label} | {g} | {r['n_test']} ({r['n_malignant']}) | {_fmt(r['auroc'], r['auroc_ci'])}"
                          f" | {_fmt(r['sensitivity'])} |")
         lines.append(f"| {label} | best - worst tone gap | | {_fmt(u[label]['gap'])} | |")
+    lines += protocol_lines(result)
     clip = result.get("clip_agreement")
     if clip:
         c = m["clip"]

@@ -119,3 +119,30 @@ def transformative_lines(result: dict) -> list[str]:
               "strengths (these are the table's), and its real set is DDI's 656 photos where this one is the "
               "version's real photos."]
     return lines
+
+
+def protocol_lines(result: dict) -> list[str]:
+    pr = result.get("protocol")
+    if not pr:
+        return []
+    s = pr["settings"]
+    b = pr["backbone"]
+    lines = ["", f"**Classifier protocol** (as PatchAlign24 trains): `{b['id']}` at `{b['revision']}` with a linear "
+             f"head, Adam {s['lr']:g}, the rate x{s['gamma']:g} every {s['step_epochs']} epochs, batch {s['batch_size']}, "
+             f"{s['epochs']} epochs, then {s['finetune_epochs']} at {s['finetune_lr']:g}; real photos split "
+             f"{1 - s['test_size']:.0%} / {s['test_size']:.0%} with seeds {', '.join(map(str, s['seeds']))}; synthetic "
+             "rows made from a fold's test photos are left out of its training. Mean across folds, SD, and a 95% t "
+             "interval; tested on the fold's real test photos. PQD = worst tone's accuracy / best tone's; DPM and "
+             "EOM = worst / best tone's rate of predicting each class (all rows / rows of that class), averaged "
+             "over the two classes: 1 is parity.", "",
+             "| training set | accuracy | AUROC light | AUROC medium | AUROC dark | AUROC | PQD | DPM | EOM |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, summary in pr["summary"].items():
+        cells = []
+        for m in ("accuracy", "auroc_light", "auroc_medium", "auroc_dark", "auroc", "pqd", "dpm", "eom"):
+            r = summary[m]
+            cells.append("n/a" if r["mean"] is None else
+                         f"{r['mean']:.3f}" + (f" ± {r['sd']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+                                               if r["sd"] is not None else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

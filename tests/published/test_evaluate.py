@@ -102,6 +102,12 @@ def test_bad_settings_fail_before_any_model_loads(tmp_path):
         EvalSettings(model=str(tmp_path), specificity=1.5).check()
     with pytest.raises(ConfigError, match="no manifest.json"):
         run_evaluation(tmp_path / "nothing", EvalSettings(model=str(tmp_path)))
+    from builder.published.evaluate.protocol import ProtocolSettings
+
+    with pytest.raises(ConfigError, match="--protocol-backbone 'google/vit-base-patch16-224-in21k' has no pinned"):
+        run_evaluation(tmp_path / "nothing", EvalSettings(model=str(tmp_path)), protocol=ProtocolSettings())
+    with pytest.raises(ConfigError, match="--inception-weights .*no such file"):
+        EvalSettings(model=str(tmp_path), inception_weights=str(tmp_path / "w.pth")).check()
 
 
 def test_help_is_fast_and_imports_no_torch():
@@ -172,8 +178,11 @@ def test_a_test_network_in_place_of_inception_is_named_as_what_it_is(evaluated, 
 
     out, model, _ = evaluated
     shutil.copytree(out / "1.1", tmp_path / "1.1")
+    from builder.published.evaluate.protocol import ProtocolSettings
+
     s = EvalSettings(model=str(model), steps=3, batch_size=8, n_boot=20)
-    res = run_evaluation(tmp_path / "1.1", s, work=out / ".work/1.1", inception=tiny_extractor())
+    protocol = ProtocolSettings(backbone=str(model), seeds=(36, 37), epochs=1, finetune_epochs=1, batch_size=16)
+    res = run_evaluation(tmp_path / "1.1", s, work=out / ".work/1.1", inception=tiny_extractor(), protocol=protocol)
     s6 = res["standard_fidelity"]
     assert s6["fid"]["network"].startswith("tiny random CNN") and not s6["fid"]["not_computed"]
     cells = s6["cells"]["lesion_mapped"]
@@ -186,3 +195,5 @@ def test_a_test_network_in_place_of_inception_is_named_as_what_it_is(evaluated, 
     assert aug["duplication"]["fid"] == 0.0 and aug["gaussian_noise"]["fid"] > 0
     card = (tmp_path / "1.1/README.md").read_text()
     assert "not on the paper's scale" in card and "tiny random CNN (test network, not Inception-v3)" in card
+    assert res["protocol"]["summary"]["real+synthetic"]["accuracy"]["n_folds"] == 2
+    assert "**Classifier protocol**" in card and "| real+synthetic | " in card

@@ -86,3 +86,20 @@ def test_protocol_runs_with_a_tiny_backbone_and_caches(tmp_path):
     assert len(list(tmp_path.glob("protocol-*.json"))) == 6
     assert run_protocol(real, synth, s, tmp_path, "cpu") == res  # from the cache
     assert res["settings"]["lr"] == 1e-4 and res["settings"]["gamma"] == 0.8 and "backbone" not in res["settings"]
+
+
+def test_card_shows_the_protocol_summary():
+    from cards.evaluation_tables import protocol_lines
+    from builder.published.evaluate.protocol import METRICS, ProtocolSettings
+    import dataclasses
+
+    summary = {m: fairness.across_folds([0.6, 0.7, 0.8]) for m in METRICS}
+    summary["eom"] = fairness.across_folds([None])
+    settings = {k: v for k, v in dataclasses.asdict(ProtocolSettings()).items() if k not in ("backbone", "revision")}
+    lines = protocol_lines({"protocol": {"backbone": {"id": "google/vit-base-patch16-224-in21k", "revision": "abc"},
+                                         "settings": settings, "summary": {"real+synthetic": summary}}})
+    text = "\n".join(lines)
+    assert "Adam 0.0001, the rate x0.8 every 2 epochs, batch 32, 20 epochs, then 5 at 1e-05" in text
+    assert "seeds 36, 37, 38, 39, 40" in text and "80% / 20%" in text
+    assert "| real+synthetic | 0.700 ± 0.100 [" in text and text.rstrip().endswith("| n/a |")
+    assert protocol_lines({}) == []

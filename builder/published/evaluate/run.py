@@ -304,13 +304,16 @@ def _ci(t: tuple[float, float, int]) -> list[float | None]:
 
 # -- the run ------------------------------------------------------------------------------------
 def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = None, splits: Path | None = None,
-                   work: Path | None = None, device: str = "cpu", inception=None, lpips=None) -> dict:
+                   work: Path | None = None, device: str = "cpu", inception=None, lpips=None,
+                   protocol=None) -> dict:
     """Evaluate the built version in `folder`; writes evaluation.json, the plot, the card section, the manifest.
 
     `inception` / `lpips`: networks used in place of the standard ones (tests: a tiny random network, which
     the results name as what it is); by default the standard networks are loaded, or their reason not to run
-    is recorded."""
+    is recorded. `protocol`: ProtocolSettings to also run the paper's classifier protocol (GPU-sized)."""
     settings.check()
+    if protocol is not None:
+        protocol.check()
     folder = Path(folder)
     if not (folder / "manifest.json").is_file():
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
@@ -338,6 +341,10 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
         "utility": utility(real_items_, synth, settings, cache, device),
         "clip_agreement": clip_agreement([i for i in synth if i.kind == "semantic"], settings, cache, device),
     }
+    if protocol is not None:
+        from builder.published.evaluate.protocol import run_protocol
+
+        result["protocol"] = run_protocol(real_items_, synth, protocol, cache, device)
     if settings.clip_model:
         result["models"]["clip"] = model_identity(settings.clip_model, settings.clip_revision)
     write_results(folder, result)
