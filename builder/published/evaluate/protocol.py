@@ -65,10 +65,12 @@ def fold(real, synth, seed: int, test_size: float):
 
 def run_protocol(real, synth, s: ProtocolSettings, cache: Path, device: str) -> dict:
     """Every fold x training set, then the summary across folds."""
-    from builder.published.evaluate.run import model_identity
+    from builder.core.models import local_revision
+    from builder.core.schema import public_model_id
 
     s.check()
-    ident = model_identity(s.backbone, s.revision)
+    ident = {"id": public_model_id(s.backbone),
+             "revision": s.revision or (local_revision(s.backbone) if Path(s.backbone).is_dir() else None)}
     folds: dict[str, dict] = {}
     for seed in s.seeds:
         train, test, synthetic = fold(real, synth, seed, s.test_size)
