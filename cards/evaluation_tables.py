@@ -89,9 +89,9 @@ def standard_lines(result: dict) -> list[str]:
     return lines
 
 
-def _feature_space(status: dict) -> str:
+def _feature_space(status: dict, what: str = "FID and KID were") -> str:
     if status.get("not_computed"):
-        return "FID and KID were not computed here, so only the feature-space column and the paper's figures are shown;"
+        return f"{what} not computed here, so only the feature-space column and the paper's figures are shown;"
     if status["network"].startswith("Inception-v3"):
         return "the network is the paper's (Inception-v3), so the scale is the same;"
     return f"the network is `{status['network']}`, not Inception-v3, so its figures are not on the paper's scale;"
@@ -115,7 +115,7 @@ def transformative_lines(result: dict) -> list[str]:
     for kind, r in s8["synthetic"].items():
         lines.append(f"| {kind} (this version) | - | {counts.get(kind, '')} | {_f(r['fid']) if fid_ok else NOT} | "
                      f"{_p(paper.get(kind), 1)} | {_f(r['model_frechet'], 3)} |")
-    lines += ["", "What differs: " + _feature_space(s8["fid"]) + " the paper does not state its augmentation "
+    lines += ["", "What differs: " + _feature_space(s8["fid"], "FID was") + " the paper does not state its augmentation "
               "strengths (these are the table's), and its real set is DDI's 656 photos where this one is the "
               "version's real photos."]
     return lines
