@@ -49,7 +49,7 @@ def eom(y, pred, group, classes=(0, 1)) -> float:
 
 
 def across_folds(values) -> dict:
-    """Mean, population-free sample SD and a 95% t interval (Student's t, n - 1 degrees of freedom) across
+    """Mean, sample SD (divisor n - 1) and a 95% t interval (Student's t, n - 1 degrees of freedom) across
     folds; None entries (an undefined fold) are left out and counted."""
     from scipy import stats
 
