@@ -80,7 +80,8 @@ def standard_lines(result: dict) -> list[str]:
                 f"{_f(c.get('lpips'), 3, c.get('lpips_ci')) if lp_ok else NOT} | {_p(pk.get('lpips', {}).get(g), 3)} | "
                 f"{_f(m.get('frechet'), 3, m.get('frechet_ci'))} |")
         sp = s6["spread"][kind]
-        lines.append(f"| {kind} | spread (SD) | | {_f(sp['fid']) if fid_ok else NOT} | {_p(pk.get('fid', {}).get('sd'))} "
+        lines.append(f"| {kind} | spread (SD) | | {_f(sp['fid']) if fid_ok else NOT} | "
+                     f"{_p(pk.get('fid', {}).get('sd'))} "
                      f"| {_f(sp['kid'], 4) if fid_ok else NOT} | - | {_f(sp['lpips'], 3) if lp_ok else NOT} | - | |")
     lines += ["", "What differs: " + _feature_space(s6["fid"]) + " the paper measured its whole release "
               "(tens of thousands of images a cell) and FID is biased upward at small n, so figures compare only "
@@ -115,9 +116,9 @@ def transformative_lines(result: dict) -> list[str]:
     for kind, r in s8["synthetic"].items():
         lines.append(f"| {kind} (this version) | - | {counts.get(kind, '')} | {_f(r['fid']) if fid_ok else NOT} | "
                      f"{_p(paper.get(kind), 1)} | {_f(r['model_frechet'], 3)} |")
-    lines += ["", "What differs: " + _feature_space(s8["fid"], "FID was") + " the paper does not state its augmentation "
-              "strengths (these are the table's), and its real set is DDI's 656 photos where this one is the "
-              "version's real photos."]
+    lines += ["", "What differs: " + _feature_space(s8["fid"], "FID was") + " the paper does not state its "
+              "augmentation strengths (these are the table's), and its real set is DDI's 656 photos where this "
+              "one is the version's real photos."]
     return lines
 
 
@@ -128,7 +129,8 @@ def protocol_lines(result: dict) -> list[str]:
     s = pr["settings"]
     b = pr["backbone"]
     lines = ["", f"**Classifier protocol** (as PatchAlign24 trains): `{b['id']}` at `{b['revision']}` with a linear "
-             f"head, Adam {s['lr']:g}, the rate x{s['gamma']:g} every {s['step_epochs']} epochs, batch {s['batch_size']}, "
+             f"head, Adam {s['lr']:g}, the rate x{s['gamma']:g} every {s['step_epochs']} epochs, "
+             f"batch {s['batch_size']}, "
              f"{s['epochs']} epochs, then {s['finetune_epochs']} at {s['finetune_lr']:g}; real photos split "
              f"{1 - s['test_size']:.0%} / {s['test_size']:.0%} with seeds {', '.join(map(str, s['seeds']))}; synthetic "
              "rows made from a fold's test photos are left out of its training. Mean across folds, SD, and a 95% t "

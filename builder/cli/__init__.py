@@ -19,7 +19,8 @@ COMMANDS = [
     ("push", "builder.cli.push", "push a built version to the Hub as one commit + tag"),
     ("audit", "builder.cli.audit", "audit a version for leakage and integrity (exit 1 on failure)"),
     ("export", "builder.cli.export", "export train + test CSVs for PatchAlign24 or FairDisCo (patchalign, fairdisco)"),
-    ("evaluate", "builder.cli.evaluate", "per-skin-tone fidelity and downstream utility of a built version"),
+    ("evaluate", "builder.cli.evaluate",
+     "the paper's tables, per-skin-tone fidelity and downstream utility of a built version"),
 ]
 GENERATE_COMMANDS = [
     ("masks", "builder.cli.masks", "automatic lesion/skin masks for photos without one, with review sheets"),
