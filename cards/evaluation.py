@@ -9,6 +9,7 @@ from pathlib import Path
 
 from builder.core.schema import SKIN_TONES
 from builder.core.store import atomic_write
+from cards.evaluation_tables import imbalance_lines, protocol_lines, standard_lines, transformative_lines
 
 BEGIN, END = "<!-- cgddi:evaluation -->", "<!-- /cgddi:evaluation -->"
 GROUPS = SKIN_TONES + ("overall",)
@@ -34,7 +35,9 @@ def section(result: dict, plot: str | None = PLOT) -> str:
              "Feature model "
              f"`{m['features']['id']}` at `{m['features']['revision']}`; classifier backbone "
              f"`{m['classifier']['id']}` at `{m['classifier']['revision']}`, {s['steps']} steps, seed {s['seed']}.",
-             "", "**Fidelity** (Frechet distance and KID between real and synthetic images; lower is closer).", "",
+             *imbalance_lines(result), *standard_lines(result), *transformative_lines(result),
+             "", "**Fidelity in the feature model's space** (Frechet distance and KID between real and synthetic "
+             "images in that model's features, not Inception's; lower is closer).", "",
              "| kind | group | real | synthetic | Frechet | KID |", "|---|---|---:|---:|---|---|"]
     for kind, groups in result["fidelity"].items():
         for g in GROUPS:
@@ -51,6 +54,7 @@ def section(result: dict, plot: str | None = PLOT) -> str:
             lines.append(f"| {label} | {g} | {r['n_test']} ({r['n_malignant']}) | {_fmt(r['auroc'], r['auroc_ci'])}"
                          f" | {_fmt(r['sensitivity'])} |")
         lines.append(f"| {label} | best - worst tone gap | | {_fmt(u[label]['gap'])} | |")
+    lines += protocol_lines(result)
     clip = result.get("clip_agreement")
     if clip:
         c = m["clip"]

@@ -22,7 +22,8 @@ COMMANDS = [
     ("export", "builder.cli.export", "export train + test CSVs for PatchAlign24 or FairDisCo (patchalign, fairdisco)"),
     ("import-release", "builder.cli.import_release",
      "index a published cgDDI release by its file names, split it for a holdout, trainer CSVs"),
-    ("evaluate", "builder.cli.evaluate", "per-skin-tone fidelity and downstream utility of a built version"),
+    ("evaluate", "builder.cli.evaluate",
+     "the paper's tables, per-skin-tone fidelity and downstream utility of a built version"),
 ]
 GENERATE_COMMANDS = [
     ("masks", "builder.cli.masks", "automatic lesion/skin masks for photos without one, with review sheets"),

@@ -18,7 +18,8 @@ from builder.core.schema import public_model_id
 log = logging.getLogger(__name__)
 
 # The model stack: an optional extra (`cgddi-toolkit[models]`); a default CPU build imports none of it.
-MODEL_PACKAGES = frozenset({"torch", "diffusers", "transformers", "peft", "accelerate", "safetensors"})
+MODEL_PACKAGES = frozenset({"torch", "diffusers", "transformers", "peft", "accelerate", "safetensors",
+                            "torchmetrics", "albumentations"})
 MODELS_INSTALL = 'pip install "cgddi-toolkit[models]"'
 
 

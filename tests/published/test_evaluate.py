@@ -76,7 +76,8 @@ def test_rerun_is_cached_identical_and_resumes_a_lost_run(evaluated):
     first = (out / "1.1/evaluation.json").read_bytes()
     cache = out / ".work/1.1/evaluation"
     runs = sorted(cache.glob("classifier-*.json"))
-    assert len(runs) == 2 and len(list(cache.glob("features-*.npy"))) == 3
+    # real, healthy, lesion_mapped, and five augmentations of the real photos (duplication is the real set)
+    assert len(runs) == 2 and len(list(cache.glob("features-*.npy"))) == 8
     runs[0].unlink()  # as if killed before the second classifier finished
     assert main(["-q", "evaluate", "--version", "1.1", "--build-out", str(out), "--model", str(model), *ARGS]) == 0
     assert (out / "1.1/evaluation.json").read_bytes() == first  # same recipe and seed -> same scores
@@ -99,6 +100,12 @@ def test_bad_settings_fail_before_any_model_loads(tmp_path):
         EvalSettings(model=str(tmp_path), specificity=1.5).check()
     with pytest.raises(ConfigError, match="no manifest.json"):
         run_evaluation(tmp_path / "nothing", EvalSettings(model=str(tmp_path)))
+    from builder.published.evaluate.protocol import ProtocolSettings
+
+    with pytest.raises(ConfigError, match="--protocol-backbone 'google/vit-base-patch16-224-in21k' has no pinned"):
+        run_evaluation(tmp_path / "nothing", EvalSettings(model=str(tmp_path)), protocol=ProtocolSettings())
+    with pytest.raises(ConfigError, match="--inception-weights .*no such file"):
+        EvalSettings(model=str(tmp_path), inception_weights=str(tmp_path / "w.pth")).check()
 
 
 def test_help_is_fast_and_imports_no_torch():
@@ -143,3 +150,48 @@ def test_clip_agreement_per_tone_with_a_tiny_clip(tmp_path):
                                "gap": None} for k in ("real", "real+synthetic")}},
             "clip_agreement": res}
     assert "**Prompt agreement**" in section(fake, None)
+
+
+def test_card_carries_the_three_paper_tables_with_reasons(evaluated):
+    out, _, _ = evaluated
+    res = json.loads((out / "1.1/evaluation.json").read_text())
+    assert res["imbalance"]["lesion_mapped"]["total"]["rows"] == res["counts"]["synthetic"]["lesion_mapped"]
+    s6 = res["standard_fidelity"]
+    assert s6["fid"]["not_computed"] and s6["lpips"]["not_computed"]  # no Inception / LPIPS weights offline
+    assert "fid" not in s6["cells"]["healthy"]["light"]  # never a figure from another network
+    assert res["transformative"]["augmentations"]["duplication"]["model_frechet"] == 0.0
+    card = (out / "1.1/README.md").read_text()
+    for title in ("(the paper's S4)", "(the paper's S6)", "(the paper's S8"):
+        assert card.count(title) == 1, title
+    assert "| lesion_mapped | light | 12 / 31 | not computed | 72.75 |" in card  # paper figure beside ours
+    assert f"FID and KID network: not computed: {s6['fid']['not_computed']}" in card
+    assert card.count("What differs:") == 3
+    assert "| gaussian_noise | GaussNoise(std_range=(0.1, 0.1))" in card and "| 32.1 |" in card
+
+
+def test_a_test_network_in_place_of_inception_is_named_as_what_it_is(evaluated, tmp_path):
+    import shutil
+
+    from tests.published.test_evaluate_tables import tiny_extractor
+
+    out, model, _ = evaluated
+    shutil.copytree(out / "1.1", tmp_path / "1.1")
+    from builder.published.evaluate.protocol import ProtocolSettings
+
+    s = EvalSettings(model=str(model), steps=3, batch_size=8, n_boot=20)
+    protocol = ProtocolSettings(backbone=str(model), seeds=(36, 37), epochs=1, finetune_epochs=1, batch_size=16)
+    res = run_evaluation(tmp_path / "1.1", s, work=out / ".work/1.1", inception=tiny_extractor(), protocol=protocol)
+    s6 = res["standard_fidelity"]
+    assert s6["fid"]["network"].startswith("tiny random CNN") and not s6["fid"]["not_computed"]
+    cells = s6["cells"]["lesion_mapped"]
+    assert all(cells[g]["fid"] is not None and cells[g]["fid"] >= 0 for g in ("light", "medium", "dark", "overall"))
+    from builder.published.evaluate.stats import population_sd
+
+    assert s6["spread"]["lesion_mapped"]["fid"] == pytest.approx(
+        population_sd([cells[t]["fid"] for t in ("light", "medium", "dark")]), abs=1e-4)
+    aug = res["transformative"]["augmentations"]
+    assert aug["duplication"]["fid"] == 0.0 and aug["gaussian_noise"]["fid"] > 0
+    card = (tmp_path / "1.1/README.md").read_text()
+    assert "not on the paper's scale" in card and "tiny random CNN (test network, not Inception-v3)" in card
+    assert res["protocol"]["summary"]["real+synthetic"]["accuracy"]["n_folds"] == 2
+    assert "**Classifier protocol**" in card and "| real+synthetic | " in card

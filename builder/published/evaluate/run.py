@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.published.evaluate import stats as st
+from builder.published.evaluate.balance import imbalance
 from builder.published.evaluate.images import decode_images
 from builder.core.errors import ConfigError
 from builder.core.layout import VersionLayout
@@ -48,6 +49,8 @@ class EvalSettings:
     kinds: tuple[str, ...] = SYNTHETIC_KINDS  # synthetic kinds added to the real train images
     clip_model: str | None = None    # image-text model (CLIP-style) for semantic rows' prompt agreement
     clip_revision: str | None = None
+    inception_weights: str | None = None  # local Inception-v3 FID weights file (default: the library downloads)
+    lpips_weights: str | None = None      # local AlexNet weights file for LPIPS (default: torchvision downloads)
 
     def check(self) -> None:
         """Bad settings fail before any model is loaded."""
@@ -56,6 +59,10 @@ class EvalSettings:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: expected a whole number >= 1")
         if not 0 < self.specificity < 1:
             raise ConfigError(f"--specificity {self.specificity}: expected a fraction in (0, 1), e.g. 0.9")
+        from builder.published.evaluate import standard as sd
+
+        sd.check_weights(self.inception_weights, sd.INCEPTION_SHA256_PREFIX, "--inception-weights", "Inception-v3 FID")
+        sd.check_weights(self.lpips_weights, sd.ALEXNET_SHA256_PREFIX, "--lpips-weights", "AlexNet (LPIPS)")
         bad = [k for k in self.kinds if k not in SYNTHETIC_KINDS]
         if bad:
             raise ConfigError(f"--kinds {bad}: expected some of {list(SYNTHETIC_KINDS)}")
@@ -83,6 +90,7 @@ class Item:
     malignant: int
     data: bytes
     prompt: str | None = None
+    source_ids: tuple[str, ...] = ()  # the real photos this image derives from (a real photo: itself)
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -97,10 +105,10 @@ def version_items(folder: Path) -> list[Item]:
         if "config" not in f:
             continue
         table = pq.read_table(folder / f["path"], columns=["sample_id", "image", "kind", "split",
-                                                              "skin_tone", "malignant", "prompt"])
+                                                              "skin_tone", "malignant", "prompt", "source_ids"])
         for r in table.to_pylist():
             items.append(Item(r["sample_id"], KINDS[r["kind"]], r["split"], SKIN_TONES[r["skin_tone"]],
-                              int(r["malignant"]), r["image"]["bytes"], r["prompt"]))
+                              int(r["malignant"]), r["image"]["bytes"], r["prompt"], tuple(r["source_ids"])))
     return sorted(items, key=lambda i: i.sample_id)
 
 
@@ -122,7 +130,7 @@ def real_items(real: Path, splits_csv: Path) -> tuple[list[Item], int]:
             missing += 1
             continue
         items.append(Item(rec.source_ids[0], "real", split, rec.skin_tone, int(rec.malignant),
-                          store.read_image_bytes(rec)))
+                          store.read_image_bytes(rec), source_ids=(rec.source_ids[0],)))
     return sorted(items, key=lambda i: i.sample_id), missing
 
 
@@ -294,7 +302,7 @@ def _pooled(x):
 
 
 def _num(x: float) -> float | None:
-    return None if x is None or not np.isfinite(x) else round(float(x), 4)
+    return None if x is None or not np.isfinite(x) else round(float(x), 4) + 0.0  # + 0.0: no "-0.0"
 
 
 def _ci(t: tuple[float, float, int]) -> list[float | None]:
@@ -303,9 +311,16 @@ def _ci(t: tuple[float, float, int]) -> list[float | None]:
 
 # -- the run ------------------------------------------------------------------------------------
 def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = None, splits: Path | None = None,
-                   work: Path | None = None, device: str = "cpu") -> dict:
-    """Evaluate the built version in `folder`; writes evaluation.json, the plot, the card section, the manifest."""
+                   work: Path | None = None, device: str = "cpu", inception=None, lpips=None,
+                   protocol=None) -> dict:
+    """Evaluate the built version in `folder`; writes evaluation.json, the plot, the card section, the manifest.
+
+    `inception` / `lpips`: networks used in place of the standard ones (tests: a tiny random network, which
+    the results name as what it is); by default the standard networks are loaded, or their reason not to run
+    is recorded. `protocol`: ProtocolSettings to also run the paper's classifier protocol (GPU-sized)."""
     settings.check()
+    if protocol is not None:
+        protocol.check()
     folder = Path(folder)
     if not (folder / "manifest.json").is_file():
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
@@ -315,24 +330,50 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
     synth = version_items(folder)
     cache = work / "evaluation"
     cache.mkdir(parents=True, exist_ok=True)
+    model_fidelity = fidelity(real_items_, synth, settings, cache, device)
     result = {
         "version": folder.name,
+        "imbalance": imbalance(real_items_ + synth),
         "models": {"features": model_identity(settings.model, settings.revision),
                    "classifier": model_identity(settings.classifier or settings.model,
                                                 settings.classifier_revision if settings.classifier
                                                 else settings.revision)},
         "settings": {k: v for k, v in dataclasses.asdict(settings).items()
-                     if k not in ("model", "revision", "classifier", "classifier_revision")},
+                     if k not in ("model", "revision", "classifier", "classifier_revision", "inception_weights",
+                                  "lpips_weights")},
         "counts": {"real": len(real_items_), "real_without_split": missing,
                    "synthetic": {k: sum(i.kind == k for i in synth) for k in SYNTHETIC_KINDS}},
-        "fidelity": fidelity(real_items_, synth, settings, cache, device),
+        "fidelity": model_fidelity,
+        **paper_tables(real_items_, synth, settings, cache, device, inception, lpips, model_fidelity),
         "utility": utility(real_items_, synth, settings, cache, device),
         "clip_agreement": clip_agreement([i for i in synth if i.kind == "semantic"], settings, cache, device),
     }
+    if protocol is not None:
+        from builder.published.evaluate.protocol import run_protocol
+
+        result["protocol"] = run_protocol(real_items_, synth, protocol, cache, device)
     if settings.clip_model:
         result["models"]["clip"] = model_identity(settings.clip_model, settings.clip_revision, "--clip-revision")
     write_results(folder, result)
     return result
+
+
+def paper_tables(real, synth, settings: EvalSettings, cache: Path, device: str, inception, lpips,
+                 model: dict) -> dict:
+    """S6 and S8 (standard FID / KID / LPIPS and the augmentation baselines) and the paper's own figures."""
+    from builder.published.evaluate import paper_figures
+    from builder.published.evaluate import standard as sd
+    from builder.published.evaluate.paper_tables import standard_fidelity, transformative
+
+    inception = inception if inception is not None else sd.load_inception(settings.inception_weights, device)
+    lpips = lpips if lpips is not None else sd.load_lpips(settings.lpips_weights, device)
+    s6 = standard_fidelity(real, synth, settings, cache, device, inception, lpips)
+
+    def model_features(items):
+        return features(items, settings, cache, device)
+
+    s8 = transformative(real, settings, cache, device, inception, model_features, s6, model)
+    return {"standard_fidelity": s6, "transformative": s8, "paper": paper_figures.as_dict()}
 
 
 def write_results(folder: Path, result: dict) -> list[str]:

@@ -115,3 +115,12 @@ def paired(y: np.ndarray, s: np.ndarray) -> np.ndarray:
 def _two_d(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return x.reshape(len(x), -1)
+
+
+def population_sd(values) -> float:
+    """Standard deviation with divisor n (numpy's ddof=0), the spread across tones the paper reports;
+    NaN when any value is missing."""
+    if any(v is None for v in values):
+        return float("nan")
+    v = np.asarray(values, dtype=np.float64)
+    return float(np.sqrt(((v - v.mean()) ** 2).mean())) if len(v) else float("nan")

@@ -1,0 +1,115 @@
+"""`builder evaluate` at several version sizes: wall time and peak RSS of the whole evaluation.
+
+Run: python benchmarks/evaluate_scale.py [--rows 1000 10000] [--version 1.1]
+
+One demo build (36 real photos); each size is a copy of it whose synthetic rows are repeated (new
+sample ids, the same images) until it holds about that many rows: a real build of 10k rows takes tens of
+minutes on a shared 2-core machine, and the evaluation's cost depends on the row count, not on whether
+images repeat (every row is read, decoded and passed through the networks). Then one evaluation in a
+subprocess with tiny random-weight networks (a 32 px DINOv2-architecture feature model and classifier,
+a tiny random CNN in place of Inception-v3, the classifier protocol off): what is measured is the
+pipeline's own cost (reading rows, decoding, feature passes, the statistics and their bootstraps, the
+augmentation sets, the card), not a real network's. Peak RSS is sampled every 0.1 s (psutil).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from scale import peak_rss  # noqa: E402  (the build benchmark's sampler)
+
+
+def scaled_copy(built: Path, rows: int, dest: Path) -> int:
+    """`built` (a version folder) with every shard's rows repeated to about `rows` synthetic rows in all."""
+    import json
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.copytree(built, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    shards = [f for f in manifest["files"] if "config" in f]
+    times = max(1, round(rows / sum(f["rows"] for f in shards)))
+    for f in shards:
+        t = pq.read_table(dest / f["path"])
+        ids = t.column("sample_id").to_pylist()
+        big = pa.concat_tables([t] * times)
+        big = big.set_column(big.schema.get_field_index("sample_id"), "sample_id",
+                             pa.array([f"{i}~{k}" for k in range(times) for i in ids]))
+        pq.write_table(big, dest / f["path"])
+        f["rows"] = big.num_rows
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return sum(f["rows"] for f in shards)
+
+
+def evaluate_once(folder: Path, model: Path) -> None:
+    """The evaluation itself (run in a subprocess so its RSS is measured alone)."""
+    import torch
+
+    from builder.published.evaluate.run import EvalSettings, run_evaluation
+    from builder.published.evaluate.standard import Extractor
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(3, 16, 5, stride=4)
+
+        def forward(self, x):
+            x = torch.nn.functional.interpolate(x.float(), size=(64, 64), mode="bilinear")
+            return torch.relu(self.conv(x)).mean((2, 3))
+
+    settings = EvalSettings(model=str(model), steps=20, batch_size=16, n_boot=100)
+    run_evaluation(folder, settings, inception=Extractor("tiny random CNN (benchmark, not Inception-v3)",
+                                                         {"net": "bench"}, Tiny()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, nargs="+", default=[1000, 10000], help="approximate rows per version")
+    p.add_argument("--version", default="1.1")
+    p.add_argument("--evaluate", nargs=2, metavar=("FOLDER", "MODEL"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.evaluate:
+        return evaluate_once(Path(args.evaluate[0]), Path(args.evaluate[1]))
+    import shutil
+
+    from generation.tiny import save_tiny_vision_backbone
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CGDDI_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="cgddi-evalscale-") as tmp:
+        model = save_tiny_vision_backbone(Path(tmp) / "tinyvit")
+        subprocess.run([sys.executable, "-m", "builder", "-q", "build", "--version", args.version, "--out",
+                        str(Path(tmp) / "demo")], env=env, cwd=ROOT, check=True, capture_output=True)
+        for rows in args.rows:
+            out = Path(tmp) / f"rows-{rows}"
+            n = scaled_copy(Path(tmp) / "demo" / args.version, rows, out / args.version)
+            shutil.copytree(Path(tmp) / "demo" / ".work", out / ".work")  # real photos and splits
+            folder = out / args.version
+            proc = subprocess.Popen([sys.executable, __file__, "--evaluate", str(folder), str(model)], env=env,
+                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            seconds, rss = peak_rss(proc)
+            log = proc.stdout.read()
+            if proc.returncode:
+                raise SystemExit(f"evaluation of {n} rows failed:\n{log[-3000:]}")
+            runs.append({"rows": n, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)})
+            print(json.dumps(runs[-1]), flush=True)
+    print(f"evaluate, tiny networks, {os.cpu_count()} cores (shared machine: wall times include other load)")
+    for r in runs:
+        print(f"{r['rows']:>7} rows  {r['seconds']:>8.1f} s  {1000 * r['seconds'] / r['rows']:>6.1f} s per 1k rows  "
+              f"peak RSS {r['peak_rss_mib']} MiB")
+    print(json.dumps({"runs": runs}))
+
+
+if __name__ == "__main__":
+    main()
