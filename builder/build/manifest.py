@@ -75,21 +75,56 @@ def file_entry(root: Path, rel: str, **extra) -> dict:
 
 def install_version(staging: Path, out_dir: Path, overwrite: bool) -> None:
     """Move a finished staging folder to `out_dir`. A version is immutable: an existing one with other
-    file content is refused unless `overwrite` (identical content is simply replaced)."""
+    file content is refused unless `overwrite` (identical content is simply replaced). Only a version
+    (a folder with manifest.json, or an empty one) is ever replaced, and so that a failure at any
+    point leaves it whole: the old folder is renamed aside, the new one renamed in, then the old deleted."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        shutil.rmtree(staging)
+        raise BuildError(f"{out_dir} is a link or a file, not a version folder; the build replaces nothing "
+                         "else: remove it or build into another --out")
     old_manifest = out_dir / "manifest.json"
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not old_manifest.is_file():
+        shutil.rmtree(staging)
+        raise BuildError(f"{out_dir} holds files that no build made (no manifest.json); the build never deletes "
+                         "them: move them away, or build into another --out")
     if old_manifest.is_file() and not overwrite:
-        old = {f["path"]: f["sha256"] for f in read_manifest(out_dir)["files"]}
-        new = {f["path"]: f["sha256"] for f in read_manifest(staging)["files"]}
-        differ = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+        differ = _differing_files(out_dir, staging)
         if differ:
             shutil.rmtree(staging)
             raise BuildError(f"{out_dir} already holds version {out_dir.name} with other content "
                              f"({len(differ)} files differ, e.g. {differ[:3]}); published versions are "
                              "immutable: pass --overwrite to replace it, or build a new version")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+    _remove_dead_asides(staging.parent, out_dir.name)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staging, out_dir)
+    aside = staging.parent / f".old-{out_dir.name}.{os.getpid()}"
+    if out_dir.exists():
+        os.replace(out_dir, aside)
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        if aside.exists() and not out_dir.exists():
+            os.replace(aside, out_dir)  # the old version back in place, whole
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _differing_files(out_dir: Path, staging: Path) -> list[str]:
+    try:
+        old = {f["path"]: f["sha256"] for f in read_manifest(out_dir)["files"]}
+    except (ValueError, KeyError, TypeError):  # an unreadable manifest: every file counts as different
+        old = {}
+    new = {f["path"]: f["sha256"] for f in read_manifest(staging)["files"]}
+    return sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p)) or ([] if old else ["manifest.json"])
+
+
+def _remove_dead_asides(root: Path, version: str) -> None:
+    """Old versions renamed aside by runs that died before deleting them."""
+    from builder.core.lock import pid_alive
+
+    for old in root.glob(f".old-{version}.*") if root.is_dir() else []:
+        pid = old.name.rsplit(".", 1)[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def relist_files(out_dir: Path, paths: list[str]) -> Path:

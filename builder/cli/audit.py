@@ -68,6 +68,20 @@ def default_report(target: str, revision: str | None) -> Path:
     return cache / f"{target.replace('/', '__')}@{revision or 'main'}" / "audit_report.json"
 
 
+def write_report(path: Path, doc: dict, default: bool) -> None:
+    """Write the report by a rename, so that a link planted at its name is replaced, never written
+    through; the default place (beside a version folder, which may arrive with links in it) must
+    not reach out of its build root through a linked folder either."""
+    from builder.core.errors import CgddiError
+    from builder.core.layout import inside
+    from builder.core.store import atomic_write
+
+    if default and Path(path).parent.exists() and not inside(Path(path).parent, Path(path).parents[2]):
+        raise CgddiError(f"{Path(path).parent} is a link out of {Path(path).parents[2]}; the audit writes no report "
+                         "through it: remove the link, or pass --report FILE")
+    atomic_write(Path(path), (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+
+
 def run(args: argparse.Namespace) -> int:
     from builder.published.audit import audit_folder, format_balance
     from builder.core.progress import say
@@ -80,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
                           workers=args.workers)
     doc = report.to_json()
     report_path = args.report or default_report(args.target, args.revision)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_report(report_path, doc, default=args.report is None)
     say(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source})",
         format_balance(report.balance))
     for p in report.integrity:

@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
                             classifier_revision=args.classifier_revision, steps=args.steps,
                             batch_size=args.batch_size, n_boot=args.n_boot, specificity=args.specificity,
                             seed=args.seed, clip_model=args.clip_model, clip_revision=args.clip_revision)
+    from builder.core.layout import check_version_name
+
+    check_version_name(args.version)
     folder = args.folder or args.build_out / args.version
     work = None if args.folder else args.build_out / ".work" / args.version
     result = run_evaluation(folder, settings, real=args.real, splits=args.splits, work=work, device=args.device)

@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from builder.core.errors import ConfigError
     from builder.published.export import export
 
+    from builder.core.layout import check_version_name
+
+    check_version_name(args.version)
     folder = args.folder or args.build_out / args.version
     if not (folder / "manifest.json").is_file():
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it with "

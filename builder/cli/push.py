@@ -25,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repo_id.count("/") != 1:
         raise PublishError(f"--repo-id {args.repo_id!r} must be ORG/NAME, e.g. my-lab/cgddi")
+    from builder.core.layout import check_version_name
+
+    check_version_name(args.version)
     folder = Path(args.folder) if args.folder else Path(args.out) / args.version
     plan = push_version(folder, args.version, args.repo_id, private=args.private, dry_run=args.dry_run)
     if args.dry_run:

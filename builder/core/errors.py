@@ -48,3 +48,17 @@ class MaskError(SampleRejected, ValueError):
 
 class PlacementError(SampleRejected, ValueError):
     """A (base, donor) pair that cannot be mapped; `reason` is the snake_case rejection reason."""
+
+
+class IntegrityProblem(CgddiError):
+    """A published file that cannot be trusted (unreadable, over the size limits, bad values): the audit
+    reports it as a `problem` of `path` (exit 1); other readers refuse the version."""
+
+    def __init__(self, problem: str, path: str, detail: str):
+        super().__init__(f"{path}: {detail}")
+        self.problem = problem
+        self.path = path
+        self.detail = detail
+
+    def to_json(self) -> dict:
+        return {"problem": self.problem, "path": self.path, "detail": self.detail}

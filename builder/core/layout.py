@@ -17,6 +17,8 @@ from builder.core.errors import ConfigError
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 WORK = ".work"
 STAGING = ".staging"
+# A file name taken from data (a sample id, a photo's name in a table): one path component, no dot first.
+FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ ()+,-]{0,199}$")
 
 
 def check_version_name(version: str) -> str:
@@ -25,6 +27,26 @@ def check_version_name(version: str) -> str:
         raise ConfigError(f"version {version!r} is not a version name: use letters, digits, '.', '-' or '_' "
                           "(e.g. 1.1), starting with a letter or digit, with no path separators or '..'")
     return version
+
+
+def check_file_name(name: str, what: str = "file name") -> str:
+    """`name` if it can become one file inside its folder (no separators, no `..`, not hidden), else a
+    ConfigError naming it: names from data (sample ids, a table's photo names) never become paths out."""
+    if not isinstance(name, str) or not FILE_NAME_RE.match(name) or ".." in name:
+        raise ConfigError(f"{what} {name!r} cannot name a file: expected one name of letters, digits and "
+                          "'._-' (no '/', no '..', not starting with '.'); fix the data that holds it")
+    return name
+
+
+def is_file_name(name) -> bool:
+    """Whether `name` passes `check_file_name`."""
+    return isinstance(name, str) and bool(FILE_NAME_RE.match(name)) and ".." not in name
+
+
+def inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path`, with every symlink resolved, lies inside `folder` (resolved)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import json
 import logging
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -31,6 +32,9 @@ CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high"
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
 READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease", "disease_raw", "source_ids"]
 FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb
+EXPORT_MARKER = ".cgddi-export.json"  # names an export's folder: the only kind --overwrite empties
+EXPORT_FILES = ("train.csv", "test.csv", "low_codes.csv", "TRAINING.md", "export_report.json", "images",
+                EXPORT_MARKER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +89,7 @@ def _export(folder: Path, out: Path, target: str, real: Path | None, train_split
     if image_size is not None and not 16 <= image_size <= 4096:
         raise ExportError(f"--image-size {image_size}: expected a side in pixels, 16-4096 (e.g. 224)")
     folder, out = Path(folder).resolve(), Path(out).resolve()
-    if out == folder or folder in out.parents:
-        raise ExportError(f"--out {out} lies inside the published version {folder}; real photos must never "
-                          "land in a published folder: choose a folder outside it")
+    check_out(out, folder, Path(real).resolve() if real else None)
     from builder.published.audit import check_manifest
 
     pre = AuditReport(target=str(folder))
@@ -116,6 +118,7 @@ def _export(folder: Path, out: Path, target: str, real: Path | None, train_split
                "excluded": excluded, "real_rows_without_image": skipped, "leaked": dict(sorted(leaked.items())),
                "image_size": image_size}
     (out / "export_report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    _write_marker(out / EXPORT_MARKER, "done")
     return summary
 
 
@@ -175,10 +178,21 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, held: s
         elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & held):
             excluded["leaked"] += 1
         else:
-            hasher = f"{row['sample_id']}.png"
+            hasher = f"{_sample_file_stem(row['sample_id'])}.png"
             (out / "images" / hasher).write_bytes(_resized(image, image_size) if image_size else image)
             rows.append(_csv_row(row, hasher, split))
     return rows, dict(sorted(excluded.items()))
+
+
+def _sample_file_stem(sample_id) -> str:
+    """A sample id that becomes a file name under images/ (audit reports a bad one first; this is the
+    last guard before a path is made of it)."""
+    from builder.core.layout import is_file_name
+
+    if not is_file_name(sample_id):
+        raise ExportError(f"sample_id {sample_id!r} cannot name a file (a path, or unsafe characters); the "
+                          "version fails its audit: rebuild it rather than export it")
+    return sample_id
 
 
 def _shard_rows(folder: Path, shards: list[str]):
@@ -208,29 +222,52 @@ def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list
     if layout != "ddi":
         raise ExportError(f"--real {real}: expected DDI's layout (ddi_metadata.csv beside the photos or "
                           "images/); found a Fitzpatrick17k table")
-    df = pl.read_csv(table, infer_schema=False)
+    try:
+        df = pl.read_csv(table, infer_schema=False)
+    except Exception as e:  # noqa: BLE001 (polars raises several types for a malformed table)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ExportError(f"--real {table}: not a readable CSV table ({first}); fix or re-download it") from None
     mal = next((c for c in ("malignant", "malignancy(malig=1)") if c in df.columns), None)
     if mal is None or not {"DDI_ID", "DDI_file", "skin_tone", "disease"} <= set(df.columns):
         raise ExportError(f"{table}: expected DDI's columns DDI_ID, DDI_file, skin_tone, malignant, disease; "
                           f"found {df.columns}")
     rows, skipped = [], []
     for d in df.iter_rows(named=True):
-        name = (d["DDI_file"] or "").strip()
-        photo = next((p for p in (real / name, real / "images" / name) if name and p.is_file()), None)
-        if photo is None or not _readable(photo):  # their loaders crash on an unreadable file
-            skipped.append(name or f"DDI_ID {d['DDI_ID']}")
+        row = _real_row(d, mal, real, prefix, held)
+        if isinstance(row, str) or os.path.lexists(out / "images" / row["hasher"]):  # why it is left out
+            skipped.append(row if isinstance(row, str) else f"{row['hasher']} (named twice)")
             continue
-        (out / "images" / name).symlink_to(photo.resolve())
-        sid = f"{prefix}:{Path(name).stem}"
-        tone, malignant = int(d["skin_tone"]), d[mal].strip().lower() in ("true", "1")
-        rows.append({"DDI_ID": d["DDI_ID"], "DDI_file": name, "skin_tone": tone, "malignant": malignant,
-                     "disease": d["disease"].strip(), "high": int(malignant),
-                     "fitzpatrick": FITZPATRICK_OF_DDI_TONE[tone], "hasher": name, "kind": "real",
-                     "sample_id": "", "source_ids": sid, "_split": "test" if sid in held else "train",
-                     "_sources": {sid}})
+        (out / "images" / row["hasher"]).symlink_to(row.pop("_photo"))
+        rows.append(row)
     if skipped:
         log.warning("%d rows of %s have no photo in %s (left out): %s", len(skipped), table, real, skipped[:5])
     return rows, skipped
+
+
+def _real_row(d: dict, mal: str, real: Path, prefix: str, held: set[str]) -> dict | str:
+    """One CSV row of the user's DDI table (with `_photo`, the resolved photo to link), or the reason it
+    is left out: a name that is not one file in the folder (`../x`), no readable photo, bad values."""
+    from builder.core.layout import is_file_name
+
+    name = (d["DDI_file"] or "").strip()
+    label = name or f"DDI_ID {d['DDI_ID']}"
+    if not is_file_name(name):
+        return f"{label} (not a file name in the folder)"
+    photo = next((p for p in (real / name, real / "images" / name) if p.is_file()), None)
+    if photo is None or not _readable(photo):  # their loaders crash on an unreadable file
+        return label
+    try:
+        tone, malignant = int(d["skin_tone"]), (d[mal] or "").strip().lower() in ("true", "1")
+        fitzpatrick, disease = FITZPATRICK_OF_DDI_TONE[tone], (d["disease"] or "").strip()
+    except (KeyError, ValueError, TypeError):
+        return f"{label} (skin_tone {d['skin_tone']!r} is not 12, 34 or 56)"
+    if not disease:
+        return f"{label} (no disease)"
+    sid = f"{prefix}:{Path(name).stem}"
+    return {"DDI_ID": d["DDI_ID"], "DDI_file": name, "skin_tone": tone, "malignant": malignant,
+            "disease": disease, "high": int(malignant), "fitzpatrick": fitzpatrick, "hasher": name,
+            "kind": "real", "sample_id": "", "source_ids": sid, "_split": "test" if sid in held else "train",
+            "_sources": {sid}, "_photo": photo.resolve()}
 
 
 def _readable(path: Path) -> bool:
@@ -280,26 +317,79 @@ def _resized(png: bytes, size: int) -> bytes:
         return encode_png(np.asarray(im.crop((left, top, left + size, top + size))))
 
 
+def check_out(out: Path, folder: Path, real: Path | None) -> None:
+    """`out` (resolved) must be a folder of its own: not inside, equal to or above the published
+    version (its build root holds every version and the work folders), nor the user's DDI folder."""
+    for what, there in (("the published version", folder), ("the build root", folder.parent),
+                        ("your --real DDI folder", real)):
+        if there is None:
+            continue
+        if out == there or there in out.parents or out in there.parents:
+            raise ExportError(f"--out {out} is {'inside' if there in out.parents else 'or holds'} {what} {there}; "
+                              "an export must never write into, or replace, a folder it reads: choose a new "
+                              "folder outside it (e.g. exports/patchalign)")
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
+    """An empty (or new) `out`, marked as an export. A folder is emptied only when it is an export's
+    (its marker says so) and holds nothing else: `--overwrite` replaces a finished export, and an
+    export that was interrupted (its marker still says `running`) is redone without it."""
+    marker = out / EXPORT_MARKER
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ExportError(f"--out {out} is a link or a file, not a folder; choose a new folder")
     if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ExportError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
-        shutil.rmtree(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
+        state = _marker_state(marker)
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES)
+        if state is None or foreign or (out / "images").is_symlink():
+            raise ExportError(f"--out {out} holds files that no export made ({(foreign or ['no export marker'])[:3]}); "
+                              "an export never deletes them: choose a new or empty folder")
+        if state != "running" and not overwrite:
+            raise ExportError(f"{out} holds a finished export; pass --overwrite to replace it, or choose another --out")
+        for name in EXPORT_FILES:  # only what an export writes; links are removed, never followed
+            p = out / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    _write_marker(marker, "running")
+    (out / "images").mkdir()
+
+
+def _marker_state(marker: Path) -> str | None:
+    try:
+        state = json.loads(marker.read_text()).get("state")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return state if state in ("running", "done") else None
+
+
+def _write_marker(marker: Path, state: str) -> None:
+    from builder.core.store import atomic_write
+
+    atomic_write(marker, (json.dumps({"made_by": "cgddi-toolkit export", "state": state}) + "\n").encode())
+
+
+def csv_cell(value):
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading `'`,
+    as OWASP's CSV-injection advice says; numbers and other text are written as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
 
 
 def _write_codes(path: Path, codes: dict[str, int]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["low", "disease"])
-        w.writerows((i, name) for name, i in sorted(codes.items(), key=lambda kv: kv[1]))
+        w.writerows((i, csv_cell(name)) for name, i in sorted(codes.items(), key=lambda kv: kv[1]))
 
 
 def training_text(target: str, out: Path) -> str:

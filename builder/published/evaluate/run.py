@@ -304,6 +304,16 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
         raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
                           "`python -m builder build --version <V>` or pass --folder")
     work = work or folder.parent / ".work" / folder.name
+    from builder.core.lock import hold
+
+    # the build's own lock: a rebuild of this version cannot replace it while its figures are computed
+    # and written (they would land in the new version's card and manifest)
+    with hold(work, command=f"evaluate {folder.name}"):
+        return _evaluate(folder, settings, real, splits, work, device)
+
+
+def _evaluate(folder: Path, settings: EvalSettings, real: Path | None, splits: Path | None, work: Path,
+              device: str) -> dict:
     real_items_, missing = real_items(real or work / "real", splits or work / "splits.csv")
     synth = version_items(folder)
     cache = work / "evaluation"

@@ -1,0 +1,263 @@
+"""Adversarial inputs to audit, export and evaluate: nothing outside its folder is deleted or written,
+every integrity problem is a reported failure (exit 1), no leak passes as CLEAN.
+
+Destructive attacks run in temporary folders and check that a planted user file survives."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from builder.build.manifest import relist_files
+from builder.cli import main
+from tests.publish_helpers import build_version, make_store
+
+FORMULA = '=HYPERLINK("http://evil.example","x")'
+
+
+@pytest.fixture(scope="module")
+def built(shared_data, tmp_path_factory):
+    """One version (with a label that a spreadsheet would run as a formula), copied per test."""
+    root = tmp_path_factory.mktemp("attacks")
+    store = make_store(shared_data, root / "store", limit=10)
+    records = store.records()
+    victim = next(r for r in records if r.split == "train" and r.kind == "healthy")
+    victim.disease_raw = FORMULA
+    (store.root / "records" / "00000.jsonl").unlink()
+    store.finish_shard("00000", records, [])
+    return build_version(store, root / "build")
+
+
+@pytest.fixture()
+def version(built, tmp_path):
+    shutil.copytree(built.parent, tmp_path / "build", symlinks=True)
+    return tmp_path / "build" / built.name
+
+
+def _export(folder, out, *extra) -> int:
+    return main(["export", "patchalign", "--version", folder.name, "--folder", str(folder), "--out", str(out), *extra])
+
+
+def _audit(folder, report, *extra) -> tuple[int, dict]:
+    rc = main(["audit", str(folder), "--report", str(report), *extra])
+    return rc, json.loads(report.read_text())
+
+
+def _problems(report: dict) -> set[str]:
+    return {p["problem"] for p in report["integrity"]["problems"]}
+
+
+def _rewrite_shard(folder, rel, change) -> None:
+    """Rewrite one shard with `change(table) -> table` (schema metadata kept) and re-list it in the manifest."""
+    path = folder / rel
+    table = pq.read_table(path)
+    pq.write_table(change(table).replace_schema_metadata(table.schema.metadata), path)
+    relist_files(folder, [rel])
+
+
+def _train_shard(folder) -> str:
+    return next(p.relative_to(folder).as_posix() for p in sorted((folder / "data" / "healthy").glob("train-*.parquet")))
+
+
+# -- export never deletes or writes outside its folder ----------------------------------------------
+@pytest.mark.parametrize("where", ["build_root", "version", "real", "above_real"])
+def test_export_overwrite_never_deletes_what_it_reads(version, tmp_path, capsys, where):
+    real = tmp_path / "ddi"
+    (real / "images").mkdir(parents=True)
+    (real / "ddi_metadata.csv").write_text("DDI_ID,DDI_file,skin_tone,malignant,disease\n")
+    (real / "images" / "000001.png").write_bytes(b"the user's photo")
+    out = {"build_root": version.parent, "version": version, "real": real, "above_real": tmp_path}[where]
+    rc = _export(version, out, "--overwrite", *(["--real", str(real)] if where != "version" else []))
+    assert rc == 2 and "--overwrite" not in capsys.readouterr().err
+    assert (real / "images" / "000001.png").read_bytes() == b"the user's photo"
+    assert (version / "manifest.json").is_file()
+
+
+def test_export_overwrite_refuses_a_folder_it_did_not_make(version, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    assert _export(version, out, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "no export made" in err and "--overwrite" not in err
+    assert (out / "thesis.tex").read_text() == "years of work"
+    # even beside an export's own files
+    assert _export(version, tmp_path / "pa") == 0
+    (tmp_path / "pa" / "notes.txt").write_text("mine")
+    assert _export(version, tmp_path / "pa", "--overwrite") == 2
+    assert (tmp_path / "pa" / "notes.txt").read_text() == "mine"
+
+
+def test_export_resumes_after_an_interruption(version, tmp_path, monkeypatch):
+    import builder.published.export as export
+
+    out = tmp_path / "pa"
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "_write_codes", killed)
+    assert _export(version, out) == 130
+    monkeypatch.undo()
+    assert _export(version, out) == 0  # redone without --overwrite
+    assert (out / "train.csv").is_file() and json.loads((out / ".cgddi-export.json").read_text())["state"] == "done"
+
+
+def test_csv_cells_that_spreadsheets_would_run_are_neutralised(version, tmp_path):
+    out = tmp_path / "pa"
+    assert _export(version, out) == 0
+    cells = [c for row in csv.reader(open(out / "train.csv")) for c in row]
+    assert "'" + FORMULA in cells and FORMULA not in cells
+    assert not any(c[:1] in "=+@" for c in cells if c)
+    codes = [c for row in csv.reader(open(out / "low_codes.csv")) for c in row]
+    assert "'" + FORMULA in codes
+
+
+def test_sample_id_with_a_path_fails_audit_and_export_writes_nothing_outside(version, tmp_path, capsys):
+    rel = _train_shard(version)
+    escape = "../../../../pwned"
+
+    def change(t):
+        ids = t.column("sample_id").to_pylist()
+        ids[0] = escape
+        return t.set_column(t.schema.get_field_index("sample_id"), "sample_id", pa.array(ids, pa.string()))
+
+    _rewrite_shard(version, rel, change)
+    rc, report = _audit(version, tmp_path / "r.json")
+    assert rc == 1 and "unsafe_sample_id" in _problems(report)
+    out = tmp_path / "a" / "b" / "c" / "pa"
+    assert _export(version, out) == 2
+    assert not list(tmp_path.rglob("pwned*"))
+
+
+def test_linked_report_file_is_replaced_not_written_through(version, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    work = version.parent / ".work" / version.name
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "audit_report.json").symlink_to(victim)
+    assert main(["audit", str(version)]) == 0
+    assert victim.read_text() == "precious"
+    assert json.loads((work / "audit_report.json").read_text())["ok"]
+
+
+def test_linked_work_folder_gets_no_report(version, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (version.parent / ".work").mkdir(exist_ok=True)
+    shutil.rmtree(version.parent / ".work" / version.name, ignore_errors=True)
+    (version.parent / ".work" / version.name).symlink_to(elsewhere)
+    assert main(["audit", str(version)]) == 2
+    assert not list(elsewhere.iterdir())
+
+
+# -- audit sees what load_dataset sees --------------------------------------------------------------
+def test_by_name_discovery_without_configs_is_audited(version, tmp_path):
+    """No `configs` in the card: `datasets` finds data/train.parquet by its name and serves it as train."""
+    import yaml
+
+    test_shard = next((version / "data" / "healthy").glob("test-*.parquet"))
+    shutil.copy(test_shard, version / "data" / "train.parquet")
+    text = (version / "README.md").read_text()
+    _, front, body = text.split("---", 2)
+    meta = yaml.safe_load(front)
+    meta.pop("configs")
+    meta.pop("dataset_info")  # nothing left for a card check to catch: only reading the file does
+    (version / "README.md").write_text("---\n" + yaml.safe_dump(meta) + "---" + body)
+    relist_files(version, ["README.md", "data/train.parquet"])
+    rc, report = _audit(version, tmp_path / "r.json")
+    assert rc == 1
+    assert {"split_column_mismatch", "duplicate_sample_id"} & _problems(report)
+
+
+@pytest.mark.parametrize("attack", ["bit_flip", "not_an_image", "class_index", "negative_index"])
+def test_damaged_shards_are_reported_failures(version, tmp_path, attack):
+    rel = _train_shard(version)
+    if attack == "bit_flip":
+        data = bytearray((version / rel).read_bytes())
+        data[len(data) // 3] ^= 0x10
+        (version / rel).write_bytes(bytes(data))
+        relist_files(version, [rel])
+    elif attack == "not_an_image":
+        def change(t):
+            img = t.column("image").combine_chunks()
+            b = img.field("bytes").to_pylist()
+            b[0] = b"<html>not a png</html>"
+            arr = pa.StructArray.from_arrays([pa.array(b, pa.binary()), img.field("path")], fields=list(img.type))
+            return t.set_column(t.schema.get_field_index("image"), t.schema.field("image"), arr)
+        _rewrite_shard(version, rel, change)
+    else:
+        def change(t):
+            d = t.column("disease").to_pylist()
+            d[0] = 10_000 if attack == "class_index" else -1
+            return t.set_column(t.schema.get_field_index("disease"), t.schema.field("disease"), pa.array(d, pa.int64()))
+        _rewrite_shard(version, rel, change)
+    rc, report = _audit(version, tmp_path / "r.json")
+    assert rc == 1 and not report["ok"]
+    if attack != "bit_flip":  # a flipped bit may land in a page (unreadable) or the footer (sha256)
+        assert {"bad_image", "class_index_out_of_range"} & _problems(report)
+
+
+def test_decompression_bomb_is_refused_unread(version, tmp_path):
+    import resource
+
+    rel = _train_shard(version)
+    table = pq.read_table(version / rel)
+    schema = table.schema
+    big = pa.table({c: pa.nulls(1, schema.field(c).type) for c in schema.names}, schema=schema.remove_metadata())
+    prompt = pa.array(["x" * (400 * 2**20)], pa.string())
+    big = big.set_column(schema.get_field_index("prompt"), schema.field("prompt"), prompt)
+    pq.write_table(big.replace_schema_metadata(schema.metadata), version / rel, compression="zstd")
+    del big, prompt, table
+    relist_files(version, [rel])
+    assert (version / rel).stat().st_size < 1_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rc, report = _audit(version, tmp_path / "r.json")
+    assert rc == 1 and "oversized_row_group" in _problems(report)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300 * 1024  # KiB: never decompressed
+
+
+def test_links_to_parent_folders_do_not_hang(version, tmp_path):
+    (version / "data" / "loop1").symlink_to("..")
+    (version / "data" / "healthy" / "loop2").symlink_to("..")
+    done = {}
+    t = threading.Thread(target=lambda: done.update(rc=_audit(version, tmp_path / "r.json")), daemon=True)
+    t.start()
+    t.join(120)
+    assert done, "audit did not finish"
+    rc, report = done["rc"]
+    assert rc == 1 and "linked_folder" in _problems(report)
+    assert _export(version, tmp_path / "pa") == 2
+
+
+@pytest.mark.parametrize("attack", ["yaml", "manifest_path", "manifest_files"])
+def test_malformed_card_and_manifest_are_reported(version, tmp_path, attack):
+    if attack == "yaml":
+        (version / "README.md").write_text("---\nconfigs: [unclosed\n---\nbody\n")
+        relist_files(version, ["README.md"])
+    else:
+        manifest = json.loads((version / "manifest.json").read_text())
+        if attack == "manifest_path":
+            manifest["files"].append({"path": "../../etc/passwd", "bytes": 1, "sha256": "0" * 64})
+        else:
+            manifest["files"] = "nothing"
+        (version / "manifest.json").write_text(json.dumps(manifest))
+    rc, report = _audit(version, tmp_path / "r.json")
+    assert rc == 1 and not report["integrity"]["ok"]
+
+
+# -- evaluate writes into a version only under its lock --------------------------------------------
+def test_evaluate_holds_the_version_lock(version, tmp_path, capsys):
+    from builder.core.lock import hold
+    from builder.published.evaluate.run import EvalSettings, run_evaluation
+    from builder.core.errors import LockError
+
+    work = version.parent / ".work" / version.name
+    with hold(work, command="build --version 1.1"):
+        with pytest.raises(LockError, match="in use"):
+            run_evaluation(version, EvalSettings(model=str(tmp_path)), work=work)
