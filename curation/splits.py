@@ -166,13 +166,13 @@ def holdout_test_ids(table: str | Path, source_name: str, order_csv: str | Path 
     Ids are `<source_name>:<file stem>`, as ingest names them. The result depends on the table
     only: a row later rejected at ingest simply has no image, and no other row changes split.
     """
-    import polars as pl
+    from curation.source.metadata import read_csv_strings
 
     path = Path(order_csv or table)
     if not path.is_file():
         raise ConfigError(f"holdout table {path} does not exist; pass the source folder holding ddi_metadata.csv"
                           + (" (curation.patchalign24_csv)" if order_csv else ""))
-    df = pl.read_csv(path, infer_schema=False)
+    df = read_csv_strings(path)  # the strict reader: a non-UTF-8 byte is one line naming the file, not a traceback
     column = next((c for c in ("hasher", "DDI_file", "md5hash") if c in df.columns), None)
     if column is None:
         raise ConfigError(f"{path}: no DDI_file, md5hash or hasher column to name the holdout's images; "

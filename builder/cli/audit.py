@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from builder.cli.args import COUNT, HAMMING
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="version folder (e.g. out/1.1) or Hub repo id ORG/NAME")
@@ -20,9 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-ids", type=Path, default=None,
                    help="file of real test source ids, one per line, or a build's splits.csv (its test rows); "
                         "ids matching no source of the version are an error (default: inferred from the data)")
-    p.add_argument("--phash-hamming", type=int, default=6,
+    p.add_argument("--phash-hamming", type=HAMMING, default=6,
                    help="near-duplicate threshold in bits of a 64-bit pHash (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1, help="processes for decoding + pHash (default: %(default)s)")
+    p.add_argument("--workers", type=COUNT, default=1, help="processes for decoding + pHash (default: %(default)s)")
     p.add_argument("--report", type=Path, default=None,
                    help="where to write the JSON report (default: <out>/.work/<version>/audit_report.json "
                         "beside a version folder <out>/<version>; for a Hub repo, under the user cache)")

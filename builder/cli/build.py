@@ -9,6 +9,8 @@ import argparse
 import time
 from pathlib import Path
 
+from builder.cli.args import COUNT
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", required=True, help="config version to build, e.g. 1.1 (builder/configs/<version>.yaml)")
@@ -18,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", type=Path, help="folder of sDDI masks <stem>.npy (default: <source>/masks)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output root; the version lands in <out>/<version>/ (default: out)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--workers", type=int, help="CPU worker processes for ingest and hashing (default: all cores)")
-    p.add_argument("--limit", type=int, help="ingest only the first N source rows (smoke runs)")
+    p.add_argument("--workers", type=COUNT, help="CPU worker processes for ingest and hashing (default: all cores)")
+    p.add_argument("--limit", type=COUNT, help="ingest only the first N source rows (smoke runs)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing version whose content would change (stages whose inputs did not "
                         "change are still reused; a rerun always reuses finished shards with matching fingerprints)")

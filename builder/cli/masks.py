@@ -15,6 +15,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from builder.cli.args import COUNT
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, required=True, help="source folder (DDI or Fitzpatrick17k layout)")
@@ -26,9 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="learned backend: vision model, Hub id or local folder")
     p.add_argument("--revision", default=None, help="learned backend: pinned model revision (commit)")
     p.add_argument("--min-confidence", type=float, default=None, help="default: the config's (0.4)")
-    p.add_argument("--batch-size", type=int, default=None, help="photos per batch / contact sheet (default 16)")
+    p.add_argument("--batch-size", type=COUNT, default=None, help="photos per batch / contact sheet (default 16)")
     p.add_argument("--device", default="cpu", help="learned backend: cpu | cuda | cuda:N")
-    p.add_argument("--limit", type=int, default=None, help="first N rows of the table only (quick runs)")
+    p.add_argument("--limit", type=COUNT, default=None, help="first N rows of the table only (quick runs)")
 
 
 def masks_config(args: argparse.Namespace):

@@ -363,6 +363,10 @@ def duplicate_leaks(rows: list[RowInfo], hamming: int, report: AuditReport) -> N
     """Exact (sha256) and near (pHash within `hamming` bits) duplicates between test and other splits."""
     import numpy as np
 
+    from builder.core.errors import ConfigError
+
+    if isinstance(hamming, bool) or not isinstance(hamming, int) or not 0 <= hamming <= 64:
+        raise ConfigError(f"phash_hamming={hamming!r}: expected a distance in bits of a 64-bit pHash, 0-64 (e.g. 6)")
     by_hash = collections.defaultdict(list)
     for r in rows:
         by_hash[r.sha256].append(r)
