@@ -16,6 +16,20 @@ from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, TOOLKIT_V
 from cards import rai
 from cards.sources import Source, card_license
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~#"})
+
+
+def md_text(value) -> str:
+    """A value from the data (a label, a method name) as literal text in a Markdown table or sentence:
+    HTML characters as entities, Markdown's emphasis, link, code and cell characters backslash-escaped
+    (`|` cannot end a cell), line breaks and other control characters as one space (so a `---` in it
+    never starts a line, and draws no rule)."""
+    import html
+    import re
+
+    text = re.sub(r"[\x00-\x1f\x7f-\x9f]+", " ", str(value)).strip()
+    return html.escape(text, quote=True).translate(_MD_SPECIAL)
+
 
 @dataclasses.dataclass(frozen=True)
 class CardFacts:
@@ -182,7 +196,7 @@ def _mask_line(cfg: BuildConfig, c: dict) -> str:
     if not c["auto"]:
         gate = "on" if cfg.masks.auto else "off"
         return f"Masks: all {c['masks']} masks behind these rows are hand-drawn (automatic masks: {gate})."
-    return (f"Masks: {c['auto']} of {c['masks']} masks automatic, method {', '.join(c['methods'])} "
+    return (f"Masks: {c['auto']} of {c['masks']} masks automatic, method {', '.join(md_text(m) for m in c['methods'])} "
             f"(confidence >= {cfg.masks.min_confidence}; lower-confidence photos were rejected "
             f"`mask_low_confidence`); lesion mapping used {c['auto_bases']} of {c['bases']} bases and "
             f"{c['auto_donors']} of {c['donors']} donors from automatic masks. Each row lists the automatic "
@@ -359,7 +373,7 @@ def delivery(f: CardFacts) -> str:
         p[1] += c["delivered"]
         p[2] += 1
         p[3] += c["delivered"] == c["planned"]
-    rows = "\n".join(f"| {dis} | {p[1]} / {p[0]} | {p[3]} / {p[2]} |" for dis, p in sorted(per.items()))
+    rows = "\n".join(f"| {md_text(dis)} | {p[1]} / {p[0]} | {p[3]} / {p[2]} |" for dis, p in sorted(per.items()))
     fb = ", ".join(cfg.lesion_map.fallbacks) or "none"
     how = ", ".join(f"{k} {v}" for k, v in d["placement"].items())
     return f"""## Lesion-map plan, as delivered

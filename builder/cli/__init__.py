@@ -97,7 +97,9 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except CgddiError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from builder.core.text import printable
+
+        print(f"error: {printable(e, keep_newlines=True)}", file=sys.stderr)  # messages quote data: no escapes sent
         return 2
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from builder.published.audit import audit_folder, format_balance
     from builder.core.progress import say
     from builder.core.splits_file import read_test_ids
+    from builder.core.text import printable
 
     folder = resolve_target(args.target, args.revision)
     test_ids = read_test_ids(args.test_ids) if args.test_ids else None
@@ -99,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     write_report(report_path, doc, default=args.report is None)
     say(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source})",
         format_balance(report.balance))
-    for p in report.integrity:
-        print(f"INTEGRITY {p['problem']}: {p['path']}: {p['detail']}")
+    for p in report.integrity:  # paths and details quote the data: printed with control characters escaped
+        print(f"INTEGRITY {p['problem']}: {printable(p['path'])}: {printable(p['detail'])}")
     for reason, n in doc["leakage"]["by_reason"].items():
         print(f"LEAK {reason}: {n}")
     print(f"{'CLEAN' if report.ok else 'FAILED'}: {doc['leakage']['rows']} leaked rows, "

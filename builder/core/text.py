@@ -6,6 +6,7 @@ polars `invalid utf-8 sequence` or a Python traceback that names nothing (issue 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from builder.core.errors import SourceError
@@ -23,3 +24,15 @@ def read_text_strict(path: str | os.PathLike) -> str:
         raise SourceError(f"{path} line {line}, byte offset {e.start} (column {column}): byte "
                           f"0x{data[e.start]:02x} is not UTF-8; re-save the file as UTF-8 "
                           f"(e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`)") from e
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_KEEP_LINES = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text, keep_newlines: bool = False) -> str:
+    """`text` safe to print on a terminal: control characters (ANSI escapes, and newlines unless kept)
+    shown as `\\xNN`, never sent (a label from the data could otherwise move the cursor, recolour the
+    screen or forge an output line)."""
+    pattern = _CONTROL_KEEP_LINES if keep_newlines else _CONTROL
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))

@@ -194,10 +194,13 @@ def read_card_yaml(folder: Path, report: AuditReport | None = None) -> dict:
     """README.md front matter (empty when there is none, or, with a problem in `report`, unreadable)."""
     import yaml
 
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
     readme = folder / "README.md"
     try:
         text = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
-        meta = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else {}
+        block = REGEX_YAML_BLOCK.search(text)  # the Hub's own fences: a `---` inside a value is no fence
+        meta = yaml.safe_load(block.group(2)) if block else {}
         return meta if isinstance(meta, dict) else {}
     except (ValueError, IndexError, yaml.YAMLError) as e:
         if report is not None:
