@@ -261,3 +261,45 @@ def test_evaluate_holds_the_version_lock(version, tmp_path, capsys):
     with hold(work, command="build --version 1.1"):
         with pytest.raises(LockError, match="in use"):
             run_evaluation(version, EvalSettings(model=str(tmp_path)), work=work)
+
+
+def _fake_result(version: str) -> dict:
+    cell = {"n_test": 0, "n_malignant": 0, "auroc": None, "auroc_ci": [None, None], "sensitivity": None}
+    return {"version": version, "models": {"features": {"id": "a", "revision": "b"},
+                                           "classifier": {"id": "a", "revision": "b"}},
+            "settings": {"steps": 1, "seed": 0, "specificity": 0.9}, "fidelity": {}, "clip_agreement": None,
+            "utility": {"n_test": 0, "n_train": {"real": 0, "real+synthetic": 0},
+                        **{k: {**{g: dict(cell) for g in ("light", "medium", "dark", "overall")}, "gap": None}
+                           for k in ("real", "real+synthetic")}}}
+
+
+def test_evaluate_interrupted_while_writing_leaves_the_version_whole(version, tmp_path, monkeypatch):
+    import cards.evaluation
+    from builder.published.evaluate.run import write_results
+
+    before = {p.relative_to(version): p.read_bytes() for p in version.rglob("*") if p.is_file()}
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cards.evaluation, "write_card_section", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_results(version, _fake_result(version.name))
+    assert {p.relative_to(version): p.read_bytes() for p in version.rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    assert _audit(version, tmp_path / "r.json")[0] == 0
+    write_results(version, _fake_result(version.name))  # the rerun completes it
+    rc, report = _audit(version, tmp_path / "r.json")
+    assert rc == 0 and (version / "evaluation.json").is_file()
+    assert {p.relative_to(version): p.read_bytes() for p in version.rglob("*.parquet")} == \
+        {k: v for k, v in before.items() if k.suffix == ".parquet"}
+
+
+def test_a_version_renamed_aside_by_a_killed_run_is_put_back(version):
+    from builder.build.manifest import recover_version
+
+    aside = version.parent / ".staging" / f".old-{version.name}.999999999"
+    aside.parent.mkdir(exist_ok=True)
+    version.rename(aside)  # killed between "old aside" and "new in"
+    recover_version(version)
+    assert (version / "manifest.json").is_file() and not aside.exists()

@@ -298,17 +298,19 @@ def _ci(t: tuple[float, float, int]) -> list[float | None]:
 def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = None, splits: Path | None = None,
                    work: Path | None = None, device: str = "cpu") -> dict:
     """Evaluate the built version in `folder`; writes evaluation.json, the plot, the card section, the manifest."""
-    settings.check()
-    folder = Path(folder)
-    if not (folder / "manifest.json").is_file():
-        raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
-                          "`python -m builder build --version <V>` or pass --folder")
-    work = work or folder.parent / ".work" / folder.name
+    from builder.build.manifest import recover_version
     from builder.core.lock import hold
 
+    settings.check()
+    folder = Path(folder)
+    work = work or folder.parent / ".work" / folder.name
     # the build's own lock: a rebuild of this version cannot replace it while its figures are computed
     # and written (they would land in the new version's card and manifest)
     with hold(work, command=f"evaluate {folder.name}"):
+        recover_version(folder)  # a run killed while it swapped the version in: the whole version back first
+        if not (folder / "manifest.json").is_file():
+            raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
+                              "`python -m builder build --version <V>` or pass --folder")
         return _evaluate(folder, settings, real, splits, work, device)
 
 
@@ -339,13 +341,22 @@ def _evaluate(folder: Path, settings: EvalSettings, real: Path | None, splits: P
 
 
 def write_results(folder: Path, result: dict) -> list[str]:
-    """evaluation.json + plots/evaluation.png + the card section; the manifest re-lists these files."""
-    from builder.build.manifest import relist_files
+    """evaluation.json + plots/evaluation.png + the card section; the manifest re-lists these files.
+
+    They are written into a hard-linked copy of the version, which then replaces it by renames (as a
+    build installs one): a kill at any moment leaves the version as it was or with every figure in
+    place, never a card out of step with its manifest."""
+    import os
+
+    from builder.build.manifest import hardlinked_copy, relist_files, swap_in
     from cards.evaluation import write_card_section, write_plot
 
-    atomic_write(folder / "evaluation.json", (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
-    plot = write_plot(folder, result)
-    write_card_section(folder / "README.md", result, plot)
+    folder = Path(folder)
+    staging = hardlinked_copy(folder, folder.parent / ".staging" / f"{folder.name}.{os.getpid()}")
+    atomic_write(staging / "evaluation.json", (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
+    plot = write_plot(staging, result)
+    write_card_section(staging / "README.md", result, plot)
     paths = ["evaluation.json", plot, "README.md"]
-    relist_files(folder, paths)
+    relist_files(staging, paths)
+    swap_in(staging, folder)
     return paths
