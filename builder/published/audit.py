@@ -15,7 +15,6 @@ import collections
 import dataclasses
 import hashlib
 import io
-import json
 import logging
 import os
 import re
@@ -25,8 +24,10 @@ from typing import Iterator
 from builder.core.errors import IntegrityProblem, PublishError
 from builder.core.layout import is_file_name
 from builder.core.progress import progress
-from builder.published.files import open_shard, read_shard_rows, served_files, walk_files
-from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES
+from builder.published.balance import balance_tables, format_balance  # noqa: F401 (the CLI imports it from here)
+from builder.published.files import (open_shard, read_card_yaml, read_manifest_or_report, read_shard_rows,
+                                     served_files, walk_files)
+from builder.core.schema import KINDS, SKIN_TONES
 from builder.core.splits_file import check_test_ids
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,6 @@ def served(folder: Path, report: AuditReport) -> dict[str, str]:
 
 def check_schema(folder: Path, path: str, expected_rows: int | None, report: AuditReport) -> bool:
     """The shard's Arrow schema and `huggingface` metadata match the published schema."""
-    import pyarrow.parquet as pq
-
     from builder.core.schema import arrow_schema
 
     try:
@@ -175,37 +174,6 @@ def check_schema(folder: Path, path: str, expected_rows: int | None, report: Aud
         report.integrity.append({"problem": "row_count_mismatch", "path": path,
                                  "detail": f"{meta.num_rows} rows, manifest says {expected_rows}"})
     return True
-
-
-def read_manifest_or_report(folder: Path, report: AuditReport | None) -> dict | None:
-    """manifest.json of an audited (untrusted) folder, or None with an `unreadable_manifest` problem."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_bytes().decode("utf-8"))
-        if not isinstance(manifest, dict):
-            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
-        return manifest
-    except ValueError as e:  # bad UTF-8 or JSON
-        if report is not None:
-            report.integrity.append({"problem": "unreadable_manifest", "path": "manifest.json", "detail": str(e)[:200]})
-        return None
-
-
-def read_card_yaml(folder: Path, report: AuditReport | None = None) -> dict:
-    """README.md front matter (empty when there is none, or, with a problem in `report`, unreadable)."""
-    import yaml
-
-    from huggingface_hub.repocard import REGEX_YAML_BLOCK
-
-    readme = folder / "README.md"
-    try:
-        text = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
-        block = REGEX_YAML_BLOCK.search(text)  # the Hub's own fences: a `---` inside a value is no fence
-        meta = yaml.safe_load(block.group(2)) if block else {}
-        return meta if isinstance(meta, dict) else {}
-    except (ValueError, IndexError, yaml.YAMLError) as e:
-        if report is not None:
-            report.integrity.append({"problem": "unreadable_card", "path": "README.md", "detail": str(e)[:200]})
-        return {}
 
 
 def collect_shards(folder: Path) -> list[str]:
@@ -307,8 +275,6 @@ def collect_rows(folder: Path, shards: list[str], report: AuditReport, workers: 
 
 def _check_kind_configs(folder: Path, configs: dict, rows: dict[str, RowInfo], report: AuditReport) -> None:
     """Per-kind configs must be exactly the `all` rows of that kind."""
-    import pyarrow.parquet as pq
-
     for config, paths in sorted(configs.items()):
         if config == "all":
             continue
@@ -420,33 +386,6 @@ def _codes(h):
     import numpy as np
 
     return np.ascontiguousarray(h.astype(">u8")).view(np.uint8).reshape(-1, 8)
-
-
-# -- 4. balance -----------------------------------------------------------------------------
-def balance_tables(rows: list[RowInfo], leaked: set[str]) -> dict:
-    """Counts by split x kind x skin tone x malignancy, and by split x tone (the fairness view)."""
-    cells = collections.Counter((r.split, r.kind, r.skin_tone, MALIGNANCY[int(r.malignant)]) for r in rows)
-    tone = collections.Counter((r.split, r.skin_tone) for r in rows)
-    return {"by_split_kind_tone_malignancy": [
-                {"split": s, "kind": k, "skin_tone": t, "malignancy": m, "rows": n}
-                for (s, k, t, m), n in sorted(cells.items())],
-            "by_split_tone": [{"split": s, "skin_tone": t, "rows": n} for (s, t), n in sorted(tone.items())],
-            "leaked_rows": len(leaked)}
-
-
-def format_balance(balance: dict) -> str:
-    """Plain-text table: split x tone rows, with the malignant share per cell."""
-    cells = collections.defaultdict(lambda: [0, 0])
-    for c in balance["by_split_kind_tone_malignancy"]:
-        cell = cells[(c["split"], c["skin_tone"])]
-        cell[0] += c["rows"]
-        cell[1] += c["rows"] if c["malignancy"] == "malignant" else 0
-    splits = sorted({s for s, _ in cells})
-    lines = [f"{'split':<12}" + "".join(f"{t:>20}" for t in SKIN_TONES)]
-    for s in splits:
-        lines.append(f"{s:<12}" + "".join(
-            f"{cells[(s, t)][0]:>10} ({cells[(s, t)][1]:>4} mal)" for t in SKIN_TONES))
-    return "\n".join(lines)
 
 
 # -- the audit ------------------------------------------------------------------------------

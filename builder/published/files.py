@@ -8,6 +8,7 @@ Every problem is an `IntegrityProblem` (problem, path, detail) that the audit re
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterator
@@ -135,3 +136,34 @@ def read_shard_rows(folder: Path, rel: str, columns: list[str]) -> Iterator[tupl
             if "disease" in row:
                 row["disease"] = names[row["disease"]]
             yield row, image
+
+
+def read_manifest_or_report(folder: Path, report) -> dict | None:
+    """manifest.json of an audited (untrusted) folder, or None with an `unreadable_manifest` problem."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_bytes().decode("utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
+        return manifest
+    except ValueError as e:  # bad UTF-8 or JSON
+        if report is not None:
+            report.integrity.append({"problem": "unreadable_manifest", "path": "manifest.json", "detail": str(e)[:200]})
+        return None
+
+
+def read_card_yaml(folder: Path, report=None) -> dict:
+    """README.md front matter (empty when there is none, or, with a problem in `report`, unreadable)."""
+    import yaml
+
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    readme = folder / "README.md"
+    try:
+        text = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
+        block = REGEX_YAML_BLOCK.search(text)  # the Hub's own fences: a `---` inside a value is no fence
+        meta = yaml.safe_load(block.group(2)) if block else {}
+        return meta if isinstance(meta, dict) else {}
+    except (ValueError, IndexError, yaml.YAMLError) as e:
+        if report is not None:
+            report.integrity.append({"problem": "unreadable_card", "path": "README.md", "detail": str(e)[:200]})
+        return {}
