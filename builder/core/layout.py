@@ -43,6 +43,13 @@ def is_file_name(name) -> bool:
     return isinstance(name, str) and bool(FILE_NAME_RE.match(name)) and ".." not in name
 
 
+def is_relative_file_path(path) -> bool:
+    """Whether `path` (a manifest entry, a card's data file) is a plain relative path below its folder:
+    no leading `/`, no backslash, no empty, `.` or `..` part."""
+    return (isinstance(path, str) and bool(path) and not path.startswith("/") and "\\" not in path
+            and all(p not in ("", ".", "..") for p in path.split("/")))
+
+
 def inside(path: str | Path, folder: str | Path) -> bool:
     """Whether `path`, with every symlink resolved, lies inside `folder` (resolved)."""
     path, folder = Path(path).resolve(), Path(folder).resolve()

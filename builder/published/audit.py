@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from builder.core.errors import IntegrityProblem, PublishError
-from builder.core.layout import is_file_name
+from builder.core.layout import is_file_name, is_relative_file_path
 from builder.core.progress import progress
 from builder.published.balance import balance_tables, format_balance  # noqa: F401 (the CLI imports it from here)
 from builder.published.files import (open_shard, read_card_yaml, read_manifest_or_report, read_shard_rows,
@@ -113,7 +113,7 @@ def check_manifest(folder: Path, report: AuditReport) -> list[str]:
     report.integrity += [p.to_json() for p in problems]
     for path, f in sorted(files.items()):
         p = folder / str(path)
-        if not isinstance(path, str) or not _plain_relative(path):
+        if not is_relative_file_path(path):
             report.integrity.append({"problem": "path_outside_folder", "path": str(path),
                                      "detail": "manifest.json lists a path that is not a plain relative path "
                                                "inside the folder"})
@@ -130,11 +130,6 @@ def check_manifest(folder: Path, report: AuditReport) -> list[str]:
                                      "detail": "not in manifest.json (load_dataset serves it if the card's "
                                                "data_files match it); remove it or rebuild the version"})
     return good
-
-
-def _plain_relative(path: str) -> bool:
-    parts = path.split("/")
-    return bool(path) and not path.startswith("/") and "\\" not in path and all(p not in ("", ".", "..") for p in parts)
 
 
 def served(folder: Path, report: AuditReport) -> dict[str, str]:

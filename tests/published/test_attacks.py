@@ -303,3 +303,44 @@ def test_a_version_renamed_aside_by_a_killed_run_is_put_back(version):
     version.rename(aside)  # killed between "old aside" and "new in"
     recover_version(version)
     assert (version / "manifest.json").is_file() and not aside.exists()
+
+
+def test_push_never_takes_a_file_from_outside_the_version(version, tmp_path):
+    from builder.build.manifest import file_entry
+    from builder.published.push import PublishError, load_local_version
+
+    secret = version.parent.parent / "secret.txt"
+    secret.write_text("token")
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["files"].append(file_entry(version, "../../secret.txt"))
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PublishError, match="not a file inside"):
+        load_local_version(version, version.name)
+
+
+def _ddi_folder(root, rows: list[str]):
+    """A DDI folder: table rows as given, a readable photo for 000001.png and one outside the folder."""
+    import numpy as np
+
+    from builder.core.store import encode_png
+
+    real = root / "a" / "b" / "ddi"
+    real.mkdir(parents=True)
+    png = encode_png(np.full((32, 32, 3), 90, np.uint8))
+    (real / "000001.png").write_bytes(png)
+    (root / "a" / "evil.png").write_bytes(png)
+    (real / "ddi_metadata.csv").write_text("DDI_ID,DDI_file,skin_tone,malignant,disease\n" + "\n".join(rows) + "\n")
+    return real
+
+
+def test_export_real_rows_with_paths_or_bad_values_are_left_out(version, tmp_path, capsys):
+    real = _ddi_folder(tmp_path, ["1,000001.png,12,TRUE,melanoma", "2,../../evil.png,12,TRUE,melanoma",
+                                  "3,000001.png,99,TRUE,melanoma", "4,000001.png,34,,", "5,,12,TRUE,melanoma"])
+    out = tmp_path / "x" / "y" / "pa"
+    assert _export(version, out, "--real", str(real)) == 0, capsys.readouterr().err
+    report = json.loads((out / "export_report.json").read_text())
+    assert len(report["real_rows_without_image"]) == 4
+    assert not (tmp_path / "x" / "evil.png").exists() and not list(tmp_path.glob("x/**/evil.png"))
+    real_rows = [r for r in csv.DictReader(open(out / "train.csv")) if r["kind"] == "real"]
+    real_rows += [r for r in csv.DictReader(open(out / "test.csv")) if r["kind"] == "real"]
+    assert [r["DDI_file"] for r in real_rows] == ["000001.png"]
