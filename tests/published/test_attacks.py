@@ -344,3 +344,36 @@ def test_export_real_rows_with_paths_or_bad_values_are_left_out(version, tmp_pat
     real_rows = [r for r in csv.DictReader(open(out / "train.csv")) if r["kind"] == "real"]
     real_rows += [r for r in csv.DictReader(open(out / "test.csv")) if r["kind"] == "real"]
     assert [r["DDI_file"] for r in real_rows] == ["000001.png"]
+
+
+def test_by_name_discovery_on_a_hub_repo_is_audited(version, tmp_path):
+    """The same attack committed to a Hub repo: the audit of the repo reads what load_dataset serves."""
+    import hashlib
+
+    import yaml
+
+    from tests.hub_server import HubServer
+    from tests.published.test_push import REPO, TOKEN, _cli, _push
+
+    with HubServer(token=TOKEN) as hub:
+        assert _push(hub, tmp_path, version, version.name).returncode == 0
+        repo = hub.repo(REPO)
+        head = repo.resolve("main")
+        test_shard = next((version / "data" / "healthy").glob("test-*.parquet")).read_bytes()
+        _, front, body = (version / "README.md").read_text().split("---", 2)
+        meta = {k: v for k, v in yaml.safe_load(front).items() if k not in ("configs", "dataset_info")}
+        card = ("---\n" + yaml.safe_dump(meta) + "---" + body).encode()
+        manifest = json.loads((version / "manifest.json").read_text())
+        for f in manifest["files"]:
+            if f["path"] == "README.md":
+                f.update(bytes=len(card), sha256=hashlib.sha256(card).hexdigest())
+        manifest["files"].append({"path": "data/train.parquet", "bytes": len(test_shard),
+                                  "sha256": hashlib.sha256(test_shard).hexdigest()})
+        planted = repo.add_commit(head.oid, "plant", {**head.files, "README.md": card,
+                                                      "data/train.parquet": test_shard,
+                                                      "manifest.json": json.dumps(manifest).encode()})
+        repo.branches["main"] = planted.oid
+        report = tmp_path / "audit.json"
+        p = _cli(hub, tmp_path, "audit", REPO, "--revision", "main", "--report", str(report))
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert {"split_column_mismatch", "duplicate_sample_id"} & _problems(json.loads(report.read_text()))
