@@ -133,13 +133,19 @@ def _refuse_untrusted(folder: Path, report) -> None:
 def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None) -> tuple[str, set[str]]:
     """The source-id prefix of the version, and its held-out (test) source ids: the test-ids file,
     plus the holdout recomputed on the real table (the same call the build made) when given."""
-    import pyarrow.parquet as pq
-
+    from builder.core.errors import IntegrityProblem
     from builder.published.audit import collect_shards
+    from builder.published.files import open_shard
 
     ids, held, every = Counter(), set(test_ids or ()), set()
     for path in collect_shards(folder):
-        for row in pq.read_table(folder / path, columns=["source_ids", "split", "kind"]).to_pylist():
+        try:  # size limits before anything is decompressed (the audit that follows reports the rest)
+            table = open_shard(folder, path).read(columns=["source_ids", "split", "kind"])
+        except Exception as e:  # noqa: BLE001 (IntegrityProblem, or a page pyarrow cannot decode)
+            detail = str(e) if isinstance(e, IntegrityProblem) else f"{path}: {str(e)[:200]}"
+            raise ExportError(f"{folder} fails its integrity checks ({detail}); run `python -m builder audit "
+                              f"{folder}` and rebuild before exporting") from None
+        for row in table.to_pylist():
             sources = row["source_ids"] or []
             every.update(sources)
             ids.update(s.split(":", 1)[0] for s in sources)

@@ -219,6 +219,7 @@ def test_decompression_bomb_is_refused_unread(version, tmp_path):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rc, report = _audit(version, tmp_path / "r.json")
     assert rc == 1 and "oversized_row_group" in _problems(report)
+    assert _export(version, tmp_path / "pa") == 2
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300 * 1024  # KiB: never decompressed
 
 
