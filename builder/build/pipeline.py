@@ -113,9 +113,11 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
     from builder.core.lock import hold
     from builder.core.runlog import RunLog
 
+    from builder.core.layout import VersionLayout
+
     check_inputs(cfg, opts)
-    out_dir = Path(opts.out) / cfg.version
-    work = Path(opts.out) / ".work" / cfg.version
+    layout = VersionLayout(Path(opts.out), cfg.version).check_no_links()  # a name, never a path; no links out
+    out_dir, work = layout.version_dir, layout.work
     with hold(work, command=f"build --version {cfg.version}") as holder, RunLog(work, holder, opts) as run:
         result = _build(cfg, opts, out_dir, work)
         run.stages = result.stages

@@ -95,3 +95,12 @@ class VersionLayout:
     @property
     def audit_report(self) -> Path:
         return self.work / "audit_report.json"
+
+    def check_no_links(self) -> "VersionLayout":
+        """Refuse when the version folder, its work folder or the staging folder is a link: a run writes
+        (and deletes) there, and must never do so through a link into another folder."""
+        for path in (self.version_dir, self.root / WORK, self.work, self.staging_root):
+            if path.is_symlink():
+                raise ConfigError(f"{path} is a link (to {path.readlink()}); the toolkit writes and deletes "
+                                  "there and never through a link: replace it by a folder, or use another --out")
+        return self

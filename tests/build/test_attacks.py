@@ -114,3 +114,17 @@ def test_a_budget_whose_plan_cannot_fit_is_refused_with_an_estimate(monkeypatch)
     with pytest.raises(ConfigError, match=r"about 6\.0 GiB.*at most 67,108,864"):
         check(dataclasses.replace(cfg, budget=100_000_000))
     check(dataclasses.replace(cfg, budget=120))
+
+
+@pytest.mark.parametrize("linked", ["version", "work"])
+def test_a_build_never_writes_through_a_linked_folder(tmp_path, capsys, linked):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("mine")
+    out = tmp_path / "out"
+    link = out / "1.1" if linked == "version" else out / ".work" / "1.1"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(elsewhere)
+    assert main(["-q", "build", "--version", "1.1", "--out", str(out)]) == 2
+    assert "is a link" in capsys.readouterr().err
+    assert [p.name for p in elsewhere.iterdir()] == ["precious.txt"]

@@ -306,6 +306,9 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
     work = work or folder.parent / ".work" / folder.name
     # the build's own lock: a rebuild of this version cannot replace it while its figures are computed
     # and written (they would land in the new version's card and manifest)
+    from builder.core.layout import VersionLayout
+
+    VersionLayout.of_folder(folder).check_no_links()
     with hold(work, command=f"evaluate {folder.name}"):
         recover_version(folder)  # a run killed while it swapped the version in: the whole version back first
         if not (folder / "manifest.json").is_file():
