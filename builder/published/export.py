@@ -324,16 +324,18 @@ def _resized(png: bytes, size: int) -> bytes:
 
 
 def check_out(out: Path, folder: Path, real: Path | None) -> None:
-    """`out` (resolved) must be a folder of its own: not inside, equal to or above the published
-    version (its build root holds every version and the work folders), nor the user's DDI folder."""
-    for what, there in (("the published version", folder), ("the build root", folder.parent),
-                        ("your --real DDI folder", real)):
+    """`out` (resolved) must be a folder of its own: not inside, equal to or above the published version
+    or the user's DDI folder, and not the build root or above it (it holds every version and the work
+    folders; a new folder inside it is fine)."""
+    reads = (("the published version", folder, False), ("the build root", folder.parent, True),
+             ("your --real DDI folder", real, False))
+    for what, there, may_be_inside in reads:
         if there is None:
             continue
-        if out == there or there in out.parents or out in there.parents:
-            raise ExportError(f"--out {out} is {'inside' if there in out.parents else 'or holds'} {what} {there}; "
-                              "an export must never write into, or replace, a folder it reads: choose a new "
-                              "folder outside it (e.g. exports/patchalign)")
+        if out == there or out in there.parents or (there in out.parents and not may_be_inside):
+            where = "inside" if there in out.parents else "the folder of" if out == there else "a folder above"
+            raise ExportError(f"--out {out} is {where} {what} {there}; an export never writes into, or replaces, "
+                              "a folder it reads: choose a new folder outside it (e.g. exports/patchalign)")
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:

@@ -378,3 +378,12 @@ def test_by_name_discovery_on_a_hub_repo_is_audited(version, tmp_path):
         p = _cli(hub, tmp_path, "audit", REPO, "--revision", "main", "--report", str(report))
     assert p.returncode == 1, p.stdout + p.stderr
     assert {"split_column_mismatch", "duplicate_sample_id"} & _problems(json.loads(report.read_text()))
+
+
+def test_export_may_make_a_new_folder_inside_the_build_root(version, tmp_path):
+    assert _export(version, version.parent / "exports" / "pa") == 0
+    other = version.parent / "1.0"
+    other.mkdir()
+    (other / "manifest.json").write_text("{}")
+    assert _export(version, other, "--overwrite") == 2  # another version is no export's folder
+    assert (other / "manifest.json").read_text() == "{}"
