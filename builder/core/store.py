@@ -101,8 +101,9 @@ class StageStore:
         body = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in recs)
         atomic_write(self._shard_file("records", shard), body.encode())
         if fingerprint is not None:  # digests of what the shard wrote: reuse checks them (`shard_done`)
-            marker = json.dumps({"fingerprint": fingerprint, "records": len(recs), "records_sha256": _sha256(body.encode()),
-                                 "images": self._image_digests(recs)}, sort_keys=True) + "\n"
+            marker = json.dumps({"fingerprint": fingerprint, "records": len(recs),
+                                 "records_sha256": _sha256(body.encode()), "images": self._image_digests(recs)},
+                                sort_keys=True) + "\n"
             atomic_write(self.root / "markers" / f"{shard}.json", marker.encode())
             self._digests = None
 
