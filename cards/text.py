@@ -13,22 +13,9 @@ from pathlib import Path
 
 from builder.core.config import BuildConfig
 from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES, SPLITS, TOOLKIT_VERSION, Record
+from builder.core.text import md_text
 from cards import rai
 from cards.sources import Source, card_license
-
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~#"})
-
-
-def md_text(value) -> str:
-    """A value from the data (a label, a method name) as literal text in a Markdown table or sentence:
-    HTML characters as entities, Markdown's emphasis, link, code and cell characters backslash-escaped
-    (`|` cannot end a cell), line breaks and other control characters as one space (so a `---` in it
-    never starts a line, and draws no rule)."""
-    import html
-    import re
-
-    text = re.sub(r"[\x00-\x1f\x7f-\x9f]+", " ", str(value)).strip()
-    return html.escape(text, quote=True).translate(_MD_SPECIAL)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from builder.cli import main
 from builder.core.text import printable
-from cards.text import md_text
+from builder.core.text import md_text
 from tests.publish_helpers import make_store, real_store
 
 EVIL = "evil --- <script>alert(1)</script> | *x* [l](http://e) \x1b[31mred\n---\n# heading"
