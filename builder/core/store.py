@@ -89,7 +89,7 @@ class StageStore:
         for rel, (size, _) in sorted((marker.get("images") or {}).items()):
             path = self.root / rel
             if not path.is_file() or path.stat().st_size != size:
-                return f"{rel} is missing or was truncated"
+                return f"{rel} is missing or changed size"
         return None
 
     def finish_shard(self, shard: str, records: Iterable[Record], rejections: Iterable[Rejection],

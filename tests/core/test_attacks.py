@@ -49,7 +49,7 @@ def test_a_damaged_image_is_named_and_its_shard_undone(store, caplog):
     path.write_bytes(path.read_bytes()[:-20])  # truncated
     with caplog.at_level(logging.WARNING):
         assert not store.shard_done("00000", "fp")
-    assert f"{rec.image_path} is missing or was truncated" in caplog.text
+    assert f"{rec.image_path} is missing or changed size" in caplog.text
     data = bytearray(store.read_image_bytes(store.records()[1]))
     data[-30] ^= 1  # same size, other bytes
     (store.root / store.records()[1].image_path).write_bytes(bytes(data))
