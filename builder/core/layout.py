@@ -29,17 +29,9 @@ def check_version_name(version: str) -> str:
     return version
 
 
-def check_file_name(name: str, what: str = "file name") -> str:
-    """`name` if it can become one file inside its folder (no separators, no `..`, not hidden), else a
-    ConfigError naming it: names from data (sample ids, a table's photo names) never become paths out."""
-    if not isinstance(name, str) or not FILE_NAME_RE.match(name) or ".." in name:
-        raise ConfigError(f"{what} {name!r} cannot name a file: expected one name of letters, digits and "
-                          "'._-' (no '/', no '..', not starting with '.'); fix the data that holds it")
-    return name
-
-
 def is_file_name(name) -> bool:
-    """Whether `name` passes `check_file_name`."""
+    """Whether `name` (a sample id, a table's photo name: names from data) can become one file inside
+    its folder: no separators, no `..`, not hidden."""
     return isinstance(name, str) and bool(FILE_NAME_RE.match(name)) and ".." not in name
 
 
