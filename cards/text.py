@@ -13,6 +13,7 @@ from pathlib import Path
 from builder.core.config import BuildConfig
 from builder.core.schema import (KINDS, MALIGNANCY, PUBLISHED_COLUMNS, SKIN_TONES, SPLITS, STEP_OF_KIND, TOOLKIT_VERSION,
                                   Record)
+from builder.core.text import md_text
 from cards import rai
 from cards.sources import Source, card_license
 
@@ -190,7 +191,7 @@ def _mask_line(cfg: BuildConfig, c: dict) -> str:
     if not c["auto"]:
         gate = "on" if cfg.masks.auto else "off"
         return f"Masks: all {c['masks']} masks behind these rows are hand-drawn (automatic masks: {gate})."
-    return (f"Masks: {c['auto']} of {c['masks']} masks automatic, method {', '.join(c['methods'])} "
+    return (f"Masks: {c['auto']} of {c['masks']} masks automatic, method {', '.join(md_text(m) for m in c['methods'])} "
             f"(confidence >= {cfg.masks.min_confidence}; lower-confidence photos were rejected "
             f"`mask_low_confidence`); lesion mapping used {c['auto_bases']} of {c['bases']} bases and "
             f"{c['auto_donors']} of {c['donors']} donors from automatic masks. Each row lists the automatic "
@@ -403,7 +404,7 @@ def delivery(f: CardFacts) -> str:
         p[1] += c["delivered"]
         p[2] += 1
         p[3] += c["delivered"] == c["planned"]
-    rows = "\n".join(f"| {dis} | {p[1]} / {p[0]} | {p[3]} / {p[2]} |" for dis, p in sorted(per.items()))
+    rows = "\n".join(f"| {md_text(dis)} | {p[1]} / {p[0]} | {p[3]} / {p[2]} |" for dis, p in sorted(per.items()))
     fb = ", ".join(cfg.lesion_map.fallbacks) or "none"
     how = ", ".join(f"{k} {v}" for k, v in d["placement"].items())
     return f"""## Lesion-map plan, as delivered

@@ -100,7 +100,7 @@ def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:
 
     cfg, stand_in = apply_stand_in(cfg, opts)
     check_inputs(cfg, opts)
-    layout = VersionLayout(Path(opts.out), cfg.version)
+    layout = VersionLayout(Path(opts.out), cfg.version).check_no_links()  # a name, never a path; no links out
     with hold(layout.work, command=f"build --version {cfg.version}") as holder, \
             RunLog(layout.work, holder, opts) as run:
         guard_existing(layout.version_dir, cfg, opts.overwrite)  # before the work folder changes

@@ -43,7 +43,22 @@ def _add(sub, name: str, module: str, help_text: str) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     mod.add_arguments(p)
     add_output_flags(p)
+    for action in p._actions:  # a single-value flag given twice is an error, not "the last one wins"
+        if type(action) is argparse._StoreAction and action.option_strings:
+            action.__class__ = _Once
     p.set_defaults(_run=mod.run)
+
+
+class _Once(argparse._StoreAction):
+    """A flag that takes one value refuses a second (`--source a --source b` would silently drop `a`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = namespace.__dict__.setdefault("_flags_given", set())
+        if self.dest in seen:
+            parser.error(f"{option_string} given twice ({getattr(namespace, self.dest)!s} and {values!s}): "
+                         f"give {option_string} once")
+        seen.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -89,7 +104,9 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except CgddiError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from builder.core.text import printable
+
+        print(f"error: {printable(e, keep_newlines=True)}", file=sys.stderr)  # messages quote data: no escapes sent
         return 2
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)

@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from builder.cli.args import COUNT, HAMMING
 from builder.cli.common import add_build_out, layout_of
 from builder.core.errors import CgddiError
 from builder.core.layout import VersionLayout
@@ -27,9 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-ids", type=Path, default=None,
                    help="file of real test source ids, one per line, or a build's splits.csv (its test rows); "
                         "ids matching no source of the version are an error (default: inferred from the data)")
-    p.add_argument("--phash-hamming", type=int, default=6,
+    p.add_argument("--phash-hamming", type=HAMMING, default=6,
                    help="near-duplicate threshold in bits of a 64-bit pHash (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1, help="processes for decoding + pHash (default: %(default)s)")
+    p.add_argument("--workers", type=COUNT, default=1, help="processes for decoding + pHash (default: %(default)s)")
     p.add_argument("--report", type=Path, default=None,
                    help="where to write the JSON report (default: <out>/.work/<version>/audit_report.json "
                         "beside a version folder <out>/<version>; for a Hub repo, under the user cache)")
@@ -73,10 +74,25 @@ def default_report(target: str, revision: str | None) -> Path:
     return cache / f"{target.replace('/', '__')}@{revision or 'main'}" / "audit_report.json"
 
 
+def write_report(path: Path, doc: dict, default: bool) -> None:
+    """Write the report by a rename, so that a link planted at its name is replaced, never written
+    through; the default place (beside a version folder, which may arrive with links in it) must
+    not reach out of its build root through a linked folder either."""
+    from builder.core.errors import CgddiError
+    from builder.core.layout import inside
+    from builder.core.store import atomic_write
+
+    if default and Path(path).parent.exists() and not inside(Path(path).parent, Path(path).parents[2]):
+        raise CgddiError(f"{Path(path).parent} is a link out of {Path(path).parents[2]}; the audit writes no report "
+                         "through it: remove the link, or pass --report FILE")
+    atomic_write(Path(path), (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+
+
 def run(args: argparse.Namespace) -> int:
     from builder.published.audit import audit_folder, format_balance
     from builder.core.progress import say
     from builder.core.splits_file import read_test_ids
+    from builder.core.text import printable
 
     if (args.target is None) == (args.version is None):
         raise CgddiError("give the version to audit once: a TARGET folder or repo id, or --version V "
@@ -90,12 +106,11 @@ def run(args: argparse.Namespace) -> int:
                           workers=args.workers)
     doc = report.to_json()
     report_path = args.report or default_report(args.target, args.revision)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_report(report_path, doc, default=args.report is None)
     say(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source})",
         format_balance(report.balance))
-    for p in report.integrity:
-        print(f"INTEGRITY {p['problem']}: {p['path']}: {p['detail']}")
+    for p in report.integrity:  # paths and details quote the data: printed with control characters escaped
+        print(f"INTEGRITY {p['problem']}: {printable(p['path'])}: {printable(p['detail'])}")
     for reason, n in doc["leakage"]["by_reason"].items():
         print(f"LEAK {reason}: {n}")
     print(f"{'CLEAN' if report.ok else 'FAILED'}: {doc['leakage']['rows']} leaked rows, "

@@ -9,6 +9,8 @@ import argparse
 import time
 from pathlib import Path
 
+from builder.cli.args import COUNT
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", required=True, help="config version to build, e.g. 1.1 (builder/configs/<version>.yaml)")
@@ -20,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="build root: the version lands in <out>/<version>/, its steps in <out>/.work/<version>/ "
                         "(the same folder other commands call --build-out; default: out)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--workers", type=int, help="CPU worker processes for ingest and hashing (default: all cores)")
-    p.add_argument("--limit", type=int, help="ingest only the first N source rows (smoke runs)")
+    p.add_argument("--workers", type=COUNT, help="CPU worker processes for ingest and hashing (default: all cores)")
+    p.add_argument("--limit", type=COUNT, help="ingest only the first N source rows (smoke runs)")
     p.add_argument("--cpu-stand-in", action="store_true",
                    help="run the version's CPU stand-in healthy generator (healthy.stand_in) instead of its model "
                         "on a --source; the embedded demo source always does. The card, manifest and rows say so")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from builder.cli.args import COUNT
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
@@ -32,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-method", choices=("stratified", "test_ids", "patchalign24"),
                    help="override curation.split_method")
     p.add_argument("--test-ids", type=Path, help="file of test source ids (implies --split-method test_ids)")
-    p.add_argument("--workers", type=int, default=None, help="hashing processes (default: all cores)")
-    p.add_argument("--limit", type=int, help="only the first N metadata rows (quick runs)")
+    p.add_argument("--workers", type=COUNT, default=None, help="hashing processes (default: all cores)")
+    p.add_argument("--limit", type=COUNT, help="only the first N metadata rows (quick runs)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 
+from builder.cli.args import COUNT
 from builder.core import backends
 from builder.core.errors import ConfigError
 
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="inpainting model: Hub id or local folder")
     p.add_argument("--revision", default=None, help="pinned model revision (commit hash)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    p.add_argument("--batch-size", type=int, default=4, help="images per model call (default 4)")
+    p.add_argument("--batch-size", type=COUNT, default=4, help="images per model call (default 4)")
     p.add_argument("--shard-size", type=int, default=16, help="images per resumable shard (default 16)")
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from builder.cli.args import COUNT, whole
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bases", required=True, metavar="DIR", help="store of healthy synthetics (kind 'healthy')")
@@ -21,13 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output store (plan, images, masks, records)")
     p.add_argument("--config", default="1.1", metavar="VERSION",
                    help="build config version or YAML path whose lesion_map section is used (default: 1.1)")
-    p.add_argument("--budget", type=int, default=None, metavar="N", help="images to plan (default: config)")
+    p.add_argument("--budget", type=whole(0), default=None, metavar="N", help="images to plan (default: config)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="plan seed (default: config)")
     p.add_argument("--splits", metavar="CSV", default=None,
                    help="source_id,split table (the build's splits.csv): pair bases and donors only "
                         "within one split, so no image mixes a train and a test source")
     p.add_argument("--plan-only", action="store_true", help="write and summarize the plan, map nothing")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=COUNT, default=1, metavar="N",
                    help="processes on this machine, same bytes as one (default: 1; 0 = all cores)")
     p.add_argument("--rank", type=int, default=0, help="this worker's index (default: 0)")
     p.add_argument("--world-size", type=int, default=1, help="number of workers (default: 1)")

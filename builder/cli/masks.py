@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from builder.cli.args import COUNT
 from builder.core import backends
 
 
@@ -34,9 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default=None, help="sam3 backend: text naming the lesion (default: the config's, "
                                                   "'skin lesion')")
     p.add_argument("--min-confidence", type=float, default=None, help="default: the config's (0.4)")
-    p.add_argument("--batch-size", type=int, default=None, help="photos per batch / contact sheet (default 16)")
+    p.add_argument("--batch-size", type=COUNT, default=None, help="photos per batch / contact sheet (default 16)")
     p.add_argument("--device", default="cpu", help="learned / sam3 backend: cpu | cuda | cuda:N")
-    p.add_argument("--limit", type=int, default=None, help="first N rows of the table only (quick runs)")
+    p.add_argument("--limit", type=COUNT, default=None, help="first N rows of the table only (quick runs)")
 
 
 def masks_config(args: argparse.Namespace):

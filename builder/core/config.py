@@ -154,6 +154,11 @@ class BuildConfig:
     publish: PublishConfig
     masks: MasksConfig = MasksConfig()
 
+    def __post_init__(self):
+        from builder.core.layout import check_version_name
+
+        check_version_name(self.version)  # a version becomes a folder name: never a path
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -189,6 +194,12 @@ def load_config(version_or_path: str) -> BuildConfig:
     if not isinstance(version, str):
         raise ConfigError(f"{path}: version is {_show(version)} ({_describe_value(version)}); expected a string. "
                           f"Fix: quote it, e.g. version: \"{version}\"")
+    from builder.core.layout import check_version_name
+
+    try:
+        check_version_name(version)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     sections = {}
     for name, cls in _SECTIONS.items():
         values = raw.get(name)

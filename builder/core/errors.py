@@ -56,3 +56,17 @@ class PlacementError(SampleRejected, ValueError):
 
 class ReviewError(ConfigError):
     """A review decisions file or review request that cannot be used (bad row, unknown id or criterion)."""
+
+
+class IntegrityProblem(CgddiError):
+    """A published file that cannot be trusted (unreadable, over the size limits, bad values): the audit
+    reports it as a `problem` of `path` (exit 1); other readers refuse the version."""
+
+    def __init__(self, problem: str, path: str, detail: str):
+        super().__init__(f"{path}: {detail}")
+        self.problem = problem
+        self.path = path
+        self.detail = detail
+
+    def to_json(self) -> dict:
+        return {"problem": self.problem, "path": self.path, "detail": self.detail}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable
@@ -24,6 +25,8 @@ from typing import Iterable
 import numpy as np
 
 from builder.core.schema import LABEL_VALUES, Record, Rejection
+
+log = logging.getLogger(__name__)
 
 
 def marker_path(root: os.PathLike, shard: str) -> Path:
@@ -46,6 +49,7 @@ class StageStore:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        self._digests: dict[str, tuple[str, list]] | None = None  # image -> (shard, [size, sha256]), lazily
 
     # -- paths -------------------------------------------------------------------------
     def image_path(self, sample_id: str) -> Path:
@@ -69,12 +73,39 @@ class StageStore:
         atomic_write(self.mask_path(sample_id), encode_label_map(label_map))
 
     def shard_done(self, shard: str, fingerprint: str | None = None) -> bool:
-        """The shard's records exist (and, given a fingerprint, its marker carries that fingerprint)."""
+        """The shard's records exist (and, given a fingerprint, its marker carries that fingerprint, and
+        its records file and images are as the marker recorded them: an edited, truncated or missing
+        file is named in a warning and the shard counts as not done, so its stage redoes it)."""
         if not self._shard_file("records", shard).exists():
             return False
         if fingerprint is None:
             return True
-        return marker_matches(self.root, shard, fingerprint)
+        marker = self._marker(shard)
+        if marker.get("fingerprint") != fingerprint:
+            return False
+        damage = self._damage(shard, marker)
+        if damage:
+            log.warning("%s: %s since its stage finished; redoing shard %s", self.root, damage, shard)
+            return False
+        return True
+
+    def _marker(self, shard: str) -> dict:
+        try:
+            marker = json.loads((self.root / "markers" / f"{shard}.json").read_text())
+        except (OSError, ValueError):  # missing or damaged: the shard is redone
+            return {}
+        return marker if isinstance(marker, dict) else {}
+
+    def _damage(self, shard: str, marker: dict) -> str | None:
+        """What differs from the marker's record of the shard (records digest, image sizes), or None."""
+        records = self._shard_file("records", shard)
+        if "records_sha256" in marker and _sha256(records.read_bytes()) != marker["records_sha256"]:
+            return f"{records.relative_to(self.root)} was edited or damaged"
+        for rel, (size, _) in sorted((marker.get("images") or {}).items()):
+            path = self.root / rel
+            if not path.is_file() or path.stat().st_size != size:
+                return f"{rel} is missing or changed size"
+        return None
 
     def finish_shard(self, shard: str, records: Iterable[Record], rejections: Iterable[Rejection],
                      fingerprint: str | None = None) -> None:
@@ -84,8 +115,22 @@ class StageStore:
         recs = sorted(records, key=lambda r: r.sample_id)
         body = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in recs)
         atomic_write(self._shard_file("records", shard), body.encode())
-        if fingerprint is not None:
-            write_marker(self.root, shard, fingerprint, records=len(recs))
+        if fingerprint is not None:  # digests of what the shard wrote: reuse checks them (`shard_done`)
+            marker = json.dumps({"fingerprint": fingerprint, "records": len(recs),
+                                 "records_sha256": _sha256(body.encode()), "images": self._image_digests(recs)},
+                                sort_keys=True) + "\n"
+            atomic_write(self.root / "markers" / f"{shard}.json", marker.encode())
+            self._digests = None
+
+    def _image_digests(self, records: list[Record]) -> dict[str, list]:
+        out = {}
+        for r in records:
+            rel = r.image_path or f"images/{r.sample_id}.png"
+            path = self.root / rel
+            if path.is_file():
+                data = path.read_bytes()
+                out[rel] = [len(data), _sha256(data)]
+        return out
 
     # -- reading -----------------------------------------------------------------------
     def records(self) -> list[Record]:
@@ -98,7 +143,30 @@ class StageStore:
         return sorted(out, key=lambda r: (r.stage, r.item_id, r.reason))
 
     def read_image_bytes(self, record: Record) -> bytes:
-        return (self.root / (record.image_path or f"images/{record.sample_id}.png")).read_bytes()
+        """The record's image, checked against the digest its shard's marker recorded: a damaged or
+        replaced file is named, and its shard's marker dropped so that the next run redoes it."""
+        from builder.core.errors import BuildError
+
+        rel = record.image_path or f"images/{record.sample_id}.png"
+        data = (self.root / rel).read_bytes()
+        want = self._image_digest(rel)
+        if want is not None and (len(data) != want[1][0] or _sha256(data) != want[1][1]):
+            (self.root / "markers" / f"{want[0]}.json").unlink(missing_ok=True)
+            raise BuildError(f"{self.root / rel} differs from what its stage wrote (damaged or edited in the work "
+                             f"folder); its shard {want[0]} is marked undone: rerun the same command to redo it")
+        return data
+
+    def _image_digest(self, rel: str) -> tuple[str, list] | None:
+        """(shard, [size, sha256]) the markers recorded for an image (loaded once per store)."""
+        if self._digests is None:
+            self._digests = {}
+            for m in sorted((self.root / "markers").glob("*.json")) if (self.root / "markers").is_dir() else []:
+                try:
+                    images = json.loads(m.read_text()).get("images") or {}
+                except (OSError, ValueError, AttributeError):
+                    continue
+                self._digests.update({k: (m.stem, v) for k, v in images.items()})
+        return self._digests.get(rel)
 
     def read_image(self, sample_id: str) -> np.ndarray:
         """RGB uint8 array (H, W, 3)."""
@@ -113,10 +181,34 @@ class StageStore:
         if not folder.is_dir():
             return
         for f in sorted(folder.glob("*.jsonl")):
-            with f.open(encoding="utf-8") as lines:
-                for line in lines:
+            with f.open(encoding="utf-8", errors="strict") as lines:
+                for n, line in enumerate(_lines(f, lines), 1):
                     if line.strip():
-                        yield json.loads(line)
+                        try:
+                            yield json.loads(line)
+                        except ValueError:
+                            raise _damaged(f, n) from None
+
+
+def _lines(f: Path, lines):
+    try:
+        yield from lines
+    except UnicodeDecodeError:
+        raise _damaged(f, None) from None
+
+
+def _damaged(f: Path, line: int | None):
+    from builder.core.errors import BuildError
+
+    where = f" line {line}" if line else ""
+    return BuildError(f"{f}{where} is not a whole record (the work folder was damaged or edited); delete {f} "
+                      "and rerun the same command: its stage redoes that shard")
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 class ReviewedStore(StageStore):

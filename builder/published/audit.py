@@ -15,15 +15,19 @@ import collections
 import dataclasses
 import hashlib
 import io
-import json
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Iterator
 
+from builder.core.errors import IntegrityProblem, PublishError
+from builder.core.layout import is_file_name, is_relative_file_path
 from builder.core.progress import progress
-from builder.core.schema import KINDS, MALIGNANCY, SKIN_TONES
+from builder.published.balance import balance_tables, format_balance  # noqa: F401 (the CLI imports it from here)
+from builder.published.files import (open_shard, read_card_yaml, read_manifest_or_report, read_shard_rows,
+                                     served_files, walk_files)
+from builder.core.schema import KINDS, SKIN_TONES
 from builder.core.splits_file import check_test_ids
 
 log = logging.getLogger(__name__)
@@ -98,18 +102,29 @@ def check_manifest(folder: Path, report: AuditReport) -> list[str]:
     if manifest is None:
         return sorted(str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
     report.version = str(manifest.get("version"))
-    files = {f["path"]: f for f in manifest_files(manifest)}
+    try:
+        files = {f["path"]: f for f in manifest_files(manifest)}
+    except (PublishError, KeyError, TypeError, AttributeError) as e:
+        report.integrity.append({"problem": "unreadable_manifest", "path": "manifest.json",
+                                 "detail": f"no usable `files` list ({str(e)[:150]})"})
+        files = {}
     good = []
+    walked, problems = walk_files(folder)
+    report.integrity += [p.to_json() for p in problems]
     for path, f in sorted(files.items()):
-        p = folder / path
-        if not p.is_file():
+        p = folder / str(path)
+        if not is_relative_file_path(path):
+            report.integrity.append({"problem": "path_outside_folder", "path": str(path),
+                                     "detail": "manifest.json lists a path that is not a plain relative path "
+                                               "inside the folder"})
+        elif not p.is_file():
             report.integrity.append({"problem": "missing_file", "path": path, "detail": "listed in manifest"})
         elif p.stat().st_size != f.get("bytes") or sha256_file(p) != f.get("sha256"):
             report.integrity.append({"problem": "sha256_mismatch", "path": path,
                                      "detail": "file differs from manifest.json (tampered or corrupted)"})
         elif SHARD_RE.match(path):
             good.append(path)
-    for rel in all_files(folder):
+    for rel in walked:
         if rel not in files and rel != "manifest.json" and rel not in KEEP_REMOTE:
             report.integrity.append({"problem": "unlisted_file", "path": rel,
                                      "detail": "not in manifest.json (load_dataset serves it if the card's "
@@ -117,41 +132,29 @@ def check_manifest(folder: Path, report: AuditReport) -> list[str]:
     return good
 
 
-def all_files(folder: Path) -> list[str]:
-    """Every file under `folder` (links followed), relative, sorted; download bookkeeping left out."""
-    out = []
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        rel_root = Path(root).relative_to(folder)
-        dirs[:] = sorted(d for d in dirs if not (rel_root == Path(".") and d in (".cache", ".git")))
-        out += [(rel_root / n).as_posix() for n in names]
-    return sorted(out)
-
-
-def served_files(folder: Path) -> dict[str, str]:
-    """path -> split of every file the card's `data_files` globs match (what `load_dataset` reads)."""
-    out: dict[str, str] = {}
-    for c in read_card_yaml(folder).get("configs") or []:
-        for df in c.get("data_files") or []:
-            pats = [df.get("path")] if isinstance(df.get("path"), str) else df.get("path") or []
-            for pat in pats:
-                try:
-                    hits = sorted(folder.glob(str(pat)))
-                except (NotImplementedError, ValueError):  # an absolute or empty pattern serves nothing here
-                    continue
-                out.update({p.relative_to(folder).as_posix(): str(df.get("split")) for p in hits if p.is_file()})
-    return dict(sorted(out.items()))
+def served(folder: Path, report: AuditReport) -> dict[str, str]:
+    """path -> split of every file `load_dataset` would read (`files.served_files`); a folder with a
+    linked folder is not resolved (`datasets` would follow the link, perhaps round a loop)."""
+    if any(p["problem"] == "linked_folder" for p in report.integrity):
+        return {}
+    try:
+        return served_files(folder)
+    except IntegrityProblem as e:
+        report.integrity.append(e.to_json())
+        return {}
 
 
 def check_schema(folder: Path, path: str, expected_rows: int | None, report: AuditReport) -> bool:
     """The shard's Arrow schema and `huggingface` metadata match the published schema."""
-    import pyarrow.parquet as pq
-
     from builder.core.schema import arrow_schema
 
     try:
-        meta = pq.read_metadata(folder / path)
-        schema = pq.read_schema(folder / path)
-    except Exception as e:  # a truncated or overwritten file: report, keep auditing the rest
+        pf = open_shard(folder, path)  # size limits checked before anything is decompressed
+        meta, schema = pf.metadata, pf.schema_arrow
+    except IntegrityProblem as e:  # a truncated or overwritten file: report, keep auditing the rest
+        report.integrity.append(e.to_json())
+        return False
+    except Exception as e:  # noqa: BLE001 (a footer pyarrow cannot turn into a schema)
         report.integrity.append({"problem": "unreadable_parquet", "path": path, "detail": str(e)[:200]})
         return False
     want = arrow_schema()
@@ -168,34 +171,6 @@ def check_schema(folder: Path, path: str, expected_rows: int | None, report: Aud
     return True
 
 
-def read_manifest_or_report(folder: Path, report: AuditReport | None) -> dict | None:
-    """manifest.json of an audited (untrusted) folder, or None with an `unreadable_manifest` problem."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_bytes().decode("utf-8"))
-        if not isinstance(manifest, dict):
-            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
-        return manifest
-    except ValueError as e:  # bad UTF-8 or JSON
-        if report is not None:
-            report.integrity.append({"problem": "unreadable_manifest", "path": "manifest.json", "detail": str(e)[:200]})
-        return None
-
-
-def read_card_yaml(folder: Path, report: AuditReport | None = None) -> dict:
-    """README.md front matter (empty when there is none, or, with a problem in `report`, unreadable)."""
-    import yaml
-
-    readme = folder / "README.md"
-    try:
-        text = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
-        meta = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else {}
-        return meta if isinstance(meta, dict) else {}
-    except (ValueError, IndexError, yaml.YAMLError) as e:
-        if report is not None:
-            report.integrity.append({"problem": "unreadable_card", "path": "README.md", "detail": str(e)[:200]})
-        return {}
-
-
 def collect_shards(folder: Path) -> list[str]:
     """Every shard path of the Hub layout under `folder`, sorted."""
     paths = (str(p.relative_to(folder)) for p in folder.glob("data/*/*.parquet"))
@@ -207,12 +182,10 @@ def iter_rows(folder: Path, paths: list[str], served: dict[str, str] | None = No
               ) -> Iterator[tuple[str, dict, bytes]]:
     """(file split, lineage row, image bytes), one row group at a time (bounded memory). A file's split
     is in its shard name, or (a file only the card's globs serve) in `served`."""
-    from builder.build.shards import iter_shard_rows
-
     for path in paths:
         m = SHARD_RE.match(path)
-        split = m.group("split") if m else (served or {}).get(path, "unknown")
-        for row, img in iter_shard_rows(folder / path, LINEAGE_COLUMNS):
+        split = (served or {}).get(path) or (m.group("split") if m else "unknown")
+        for row, img in read_shard_rows(folder, path, LINEAGE_COLUMNS):
             yield split, row, img
 
 
@@ -229,9 +202,26 @@ def fingerprint(sample_id: str, row: dict, image: bytes) -> RowInfo:
                    sha256=hashlib.sha256(image).hexdigest(), phash=int(str(ph), 16))
 
 
-def _fingerprint_shard(folder: Path, path: str, served: dict[str, str] | None = None) -> list[tuple[str, RowInfo]]:
-    """(file split, fingerprint) of every row of one shard (a unit of work for a worker process)."""
-    return [(split, fingerprint(row["sample_id"], row, img)) for split, row, img in iter_rows(folder, [path], served)]
+def _fingerprint_shard(folder: Path, path: str, served: dict[str, str] | None = None
+                       ) -> list[tuple[str, RowInfo | dict]]:
+    """(file split, fingerprint) of every row of one shard (a unit of work for a worker process); a row
+    or file that cannot be read gives (split, problem dict) instead, never an exception."""
+    out = []
+    try:
+        for split, row, img in iter_rows(folder, [path], served):
+            if not is_file_name(row["sample_id"]):
+                out.append((split, {"problem": "unsafe_sample_id", "path": path,
+                                    "detail": f"sample_id {row['sample_id']!r} cannot name a file (a path, or "
+                                              "unsafe characters): an export would write outside its folder"}))
+                continue
+            try:
+                out.append((split, fingerprint(row["sample_id"], row, img)))
+            except Exception as e:  # noqa: BLE001 (PIL raises many types for bytes that are not an image)
+                out.append((split, {"problem": "bad_image", "path": path,
+                                    "detail": f"row {row['sample_id']!r}: not a decodable image ({str(e)[:120]})"}))
+    except IntegrityProblem as e:
+        out.append(("", e.to_json()))
+    return out
 
 
 def _fingerprints(folder: Path, shards: list[str], workers: int | None,
@@ -255,10 +245,16 @@ def collect_rows(folder: Path, shards: list[str], report: AuditReport, workers: 
     configs = collections.defaultdict(list)
     for p in shards:
         m = SHARD_RE.match(p)
-        configs[m.group("config") if m else Path(p).parent.name].append(p)
-    main = configs["all"] if "all" in configs else sorted(shards)
+        if m:
+            configs[m.group("config")].append(p)
+    # every file served that is not a shard of the layout is read in full too (load_dataset serves it)
+    main = (configs["all"] if "all" in configs else sorted(shards)) + sorted(p for p in shards if not SHARD_RE.match(p))
+    main = list(dict.fromkeys(main))
     rows: dict[str, RowInfo] = {}
     for split, info in progress(_fingerprints(folder, main, workers, served), desc="audit rows"):
+        if isinstance(info, dict):
+            report.integrity.append(info)
+            continue
         if info.split != split:
             report.integrity.append({"problem": "split_column_mismatch", "path": info.sample_id,
                                      "detail": f"in {split} files but split column says {info.split!r}"})
@@ -274,14 +270,17 @@ def collect_rows(folder: Path, shards: list[str], report: AuditReport, workers: 
 
 def _check_kind_configs(folder: Path, configs: dict, rows: dict[str, RowInfo], report: AuditReport) -> None:
     """Per-kind configs must be exactly the `all` rows of that kind."""
-    import pyarrow.parquet as pq
-
     for config, paths in sorted(configs.items()):
         if config == "all":
             continue
         ids = set()
         for p in paths:
-            ids.update(pq.read_table(folder / p, columns=["sample_id"]).column("sample_id").to_pylist())
+            try:
+                ids.update(open_shard(folder, p).read(columns=["sample_id"]).column("sample_id").to_pylist())
+            except IntegrityProblem as e:
+                report.integrity.append(e.to_json())
+            except Exception as e:  # noqa: BLE001 (a damaged page)
+                report.integrity.append({"problem": "unreadable_parquet", "path": p, "detail": str(e)[:200]})
         want = {sid for sid, r in rows.items() if r.kind == config}
         if ids != want:
             report.integrity.append({"problem": "config_mismatch", "path": f"data/{config}",
@@ -328,6 +327,10 @@ def duplicate_leaks(rows: list[RowInfo], hamming: int, report: AuditReport) -> N
     """Exact (sha256) and near (pHash within `hamming` bits) duplicates between test and other splits."""
     import numpy as np
 
+    from builder.core.errors import ConfigError
+
+    if isinstance(hamming, bool) or not isinstance(hamming, int) or not 0 <= hamming <= 64:
+        raise ConfigError(f"phash_hamming={hamming!r}: expected a distance in bits of a 64-bit pHash, 0-64 (e.g. 6)")
     by_hash = collections.defaultdict(list)
     for r in rows:
         by_hash[r.sha256].append(r)
@@ -380,33 +383,6 @@ def _codes(h):
     return np.ascontiguousarray(h.astype(">u8")).view(np.uint8).reshape(-1, 8)
 
 
-# -- 4. balance -----------------------------------------------------------------------------
-def balance_tables(rows: list[RowInfo], leaked: set[str]) -> dict:
-    """Counts by split x kind x skin tone x malignancy, and by split x tone (the fairness view)."""
-    cells = collections.Counter((r.split, r.kind, r.skin_tone, MALIGNANCY[int(r.malignant)]) for r in rows)
-    tone = collections.Counter((r.split, r.skin_tone) for r in rows)
-    return {"by_split_kind_tone_malignancy": [
-                {"split": s, "kind": k, "skin_tone": t, "malignancy": m, "rows": n}
-                for (s, k, t, m), n in sorted(cells.items())],
-            "by_split_tone": [{"split": s, "skin_tone": t, "rows": n} for (s, t), n in sorted(tone.items())],
-            "leaked_rows": len(leaked)}
-
-
-def format_balance(balance: dict) -> str:
-    """Plain-text table: split x tone rows, with the malignant share per cell."""
-    cells = collections.defaultdict(lambda: [0, 0])
-    for c in balance["by_split_kind_tone_malignancy"]:
-        cell = cells[(c["split"], c["skin_tone"])]
-        cell[0] += c["rows"]
-        cell[1] += c["rows"] if c["malignancy"] == "malignant" else 0
-    splits = sorted({s for s, _ in cells})
-    lines = [f"{'split':<12}" + "".join(f"{t:>20}" for t in SKIN_TONES)]
-    for s in splits:
-        lines.append(f"{s:<12}" + "".join(
-            f"{cells[(s, t)][0]:>10} ({cells[(s, t)][1]:>4} mal)" for t in SKIN_TONES))
-    return "\n".join(lines)
-
-
 # -- the audit ------------------------------------------------------------------------------
 def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
                  target: str | None = None, workers: int = 1,
@@ -425,11 +401,14 @@ def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: 
     report.phash_hamming = phash_hamming
     report.test_ids_source = "file" if test_ids is not None else "inferred"
     manifest = read_manifest_or_report(folder, None) if (folder / "manifest.json").is_file() else None
-    rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)} if manifest else {}
-    served = served_files(folder)  # read too: load_dataset serves them, listed or not
-    readable = [p for p in sorted(set(shards) | set(served)) if check_schema(folder, p, rows_by_path.get(p), report)]
+    try:
+        rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)} if manifest else {}
+    except (PublishError, KeyError, TypeError, AttributeError):  # reported by check_manifest
+        rows_by_path = {}
+    served_ = served(folder, report)  # read too: load_dataset serves them, listed or not
+    readable = [p for p in sorted(set(shards) | set(served_)) if check_schema(folder, p, rows_by_path.get(p), report)]
     _check_card_sizes(folder, readable, report)
-    return _leakage(folder, readable, test_ids, report, workers, served)
+    return _leakage(folder, readable, test_ids, report, workers, served_)
 
 
 def audit_data(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
@@ -456,12 +435,22 @@ def _leakage(folder: Path, shards: list[str], test_ids: set[str] | None, report:
 
 
 def _check_card_sizes(folder: Path, shards: list[str], report: AuditReport) -> None:
-    """Each config's `dataset_info` split sizes equal the rows of the files its `data_files` match."""
+    """Each config's `dataset_info` split sizes equal the rows of the files its `data_files` match; a
+    card whose YAML has another shape is a reported problem, not a traceback."""
+    meta = read_card_yaml(folder, report)
+    try:
+        _card_sizes(folder, shards, meta, report)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        report.integrity.append({"problem": "malformed_card", "path": "README.md",
+                                 "detail": f"front matter configs / dataset_info malformed ({type(e).__name__}: "
+                                           f"{str(e)[:150]})"})
+
+
+def _card_sizes(folder: Path, shards: list[str], meta: dict, report: AuditReport) -> None:
     import fnmatch
 
     import pyarrow.parquet as pq
 
-    meta = read_card_yaml(folder, report)
     rows = {p: pq.read_metadata(folder / p).num_rows for p in shards}
     files_of = {}
     for c in meta.get("configs") or []:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -39,6 +40,9 @@ READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "fitzpatrick", "malig
                 "source_ids", "params"]
 LAYOUTS = ("ddi", "fitzpatrick17k")  # the trainers' DDI scripts, or their Fitzpatrick17k scripts (fitz_layout)
 FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb; each trainer's own: trainers.encode_tones
+EXPORT_MARKER = ".cgddi-export.json"  # names an export's folder: the only kind --overwrite empties
+EXPORT_FILES = ("train.csv", "test.csv", "low_codes.csv", "TRAINING.md", "export_report.json", "images",
+                "ddi_metadata_code.csv", "fitzpatrick17k_known_code.csv", EXPORT_MARKER)
 
 
 def raw_ddi_diseases() -> list[str]:
@@ -88,9 +92,7 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
     if layout not in LAYOUTS:
         raise ExportError(f"--layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     folder, out = Path(folder).resolve(), Path(out).resolve()
-    if out == folder or folder in out.parents:
-        raise ExportError(f"--out {out} lies inside the published version {folder}; real photos must never "
-                          "land in a published folder: choose a folder outside it")
+    check_out(out, folder, Path(real).resolve() if real else None)
     pre = AuditReport(target=str(folder))
     shards = check_manifest(folder, pre)
     _refuse_untrusted(folder, pre)  # tampered files stop the export before any shard is read
@@ -119,6 +121,7 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
                "excluded": excluded, "real_rows_without_image": skipped, "leaked": dict(sorted(leaked.items())),
                "image_size": image_size, "min_training_photos": min_training_photos}
     (out / "export_report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    _write_marker(out / EXPORT_MARKER, "done")
     return summary
 
 
@@ -192,13 +195,19 @@ def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdou
     """The source-id prefix of the version, and its held-out (test) source ids: a chosen holdout
     (seeded fold, test-id set), else the build's own: its test images, the test-ids file, plus the
     holdout recomputed on the real table (the same call the build made) when given."""
-    import pyarrow.parquet as pq
-
+    from builder.core.errors import IntegrityProblem
     from builder.published.audit import collect_shards
+    from builder.published.files import open_shard
 
     ids, held, every, tones = Counter(), set(test_ids or ()), set(), {}
     for path in collect_shards(folder):
-        for row in pq.read_table(folder / path, columns=["source_ids", "split", "kind", "skin_tone"]).to_pylist():
+        try:  # size limits before anything is decompressed (the audit that follows reports the rest)
+            table = open_shard(folder, path).read(columns=["source_ids", "split", "kind", "skin_tone"])
+        except Exception as e:  # noqa: BLE001 (IntegrityProblem, or a page pyarrow cannot decode)
+            detail = str(e) if isinstance(e, IntegrityProblem) else f"{path}: {str(e)[:200]}"
+            raise ExportError(f"{folder} fails its integrity checks ({detail}); run `python -m builder audit "
+                              f"{folder}` and rebuild before exporting") from None
+        for row in table.to_pylist():
             sources = row["source_ids"] or []
             every.update(sources)
             if KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
@@ -274,7 +283,7 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, holdout
         elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & holdout.held):
             excluded["leaked"] += 1
         else:
-            hasher = f"{row['sample_id']}.png"
+            hasher = f"{_sample_file_stem(row['sample_id'])}.png"
             (out / "images" / hasher).write_bytes(_resized(image, image_size) if image_size else image)
             rows.append(_csv_row(row, hasher, split))
     return rows, dict(sorted(excluded.items()))
@@ -299,6 +308,17 @@ def _training_photos(row: dict) -> float:
         raise ExportError(f"semantic row {row['sample_id']} has no params.training_photos (built before rows "
                           "carried it); rebuild the version, or export without --min-training-photos")
     return count
+
+
+def _sample_file_stem(sample_id) -> str:
+    """A sample id that becomes a file name under images/ (audit reports a bad one first; this is the
+    last guard before a path is made of it)."""
+    from builder.core.layout import is_file_name
+
+    if not is_file_name(sample_id):
+        raise ExportError(f"sample_id {sample_id!r} cannot name a file (a path, or unsafe characters); the "
+                          "version fails its audit: rebuild it rather than export it")
+    return sample_id
 
 
 def _shard_rows(folder: Path, shards: list[str]):
@@ -327,26 +347,23 @@ def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list
     layout, table = find_table(real)
     if layout == "fitz17k":
         return _fitz_real_rows(real, table, out, prefix, held)
-    df = pl.read_csv(table, infer_schema=False)
+    try:
+        df = pl.read_csv(table, infer_schema=False)
+    except Exception as e:  # noqa: BLE001 (polars raises several types for a malformed table)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ExportError(f"--real {table}: not a readable CSV table ({first}); fix or re-download it") from None
     mal = next((c for c in ("malignant", "malignancy(malig=1)") if c in df.columns), None)
     if mal is None or not {"DDI_ID", "DDI_file", "skin_tone", "disease"} <= set(df.columns):
         raise ExportError(f"{table}: expected DDI's columns DDI_ID, DDI_file, skin_tone, malignant, disease; "
                           f"found {df.columns}")
     rows, skipped = [], []
     for d in df.iter_rows(named=True):
-        name = (d["DDI_file"] or "").strip()
-        photo = next((p for p in (real / name, real / "images" / name) if name and p.is_file()), None)
-        if photo is None or not _readable(photo):  # their loaders crash on an unreadable file
-            skipped.append(name or f"DDI_ID {d['DDI_ID']}")
+        row = _real_row(d, mal, real, prefix, held)
+        if isinstance(row, str) or os.path.lexists(out / "images" / row["hasher"]):  # why it is left out
+            skipped.append(row if isinstance(row, str) else f"{row['hasher']} (named twice)")
             continue
-        (out / "images" / name).symlink_to(photo.resolve())
-        sid = f"{prefix}:{Path(name).stem}"
-        tone, malignant = int(d["skin_tone"]), d[mal].strip().lower() in ("true", "1")
-        rows.append({"DDI_ID": d["DDI_ID"], "DDI_file": name, "skin_tone": tone, "malignant": malignant,
-                     "disease": d["disease"].strip(), "high": int(malignant),
-                     "fitzpatrick": FITZPATRICK_OF_DDI_TONE[tone], "hasher": name, "kind": "real",
-                     "sample_id": "", "source_ids": sid, "_split": "test" if sid in held else "train",
-                     "_sources": {sid}})
+        (out / "images" / row["hasher"]).symlink_to(row.pop("_photo"))
+        rows.append(row)
     if skipped:
         log.warning("%d rows of %s have no photo in %s (left out): %s", len(skipped), table, real, skipped[:5])
     return rows, skipped
@@ -394,6 +411,32 @@ def _fitz_photo(real: Path, md5: str, image_file: str | None) -> Path | None:
     names = ([image_file.strip()] if (image_file or "").strip()
              else [f"images/{md5}{s}" for s in (".jpg", ".png", ".jpeg")])
     return next((real / n for n in names if md5 and (real / n).is_file()), None)
+
+
+def _real_row(d: dict, mal: str, real: Path, prefix: str, held: set[str]) -> dict | str:
+    """One CSV row of the user's DDI table (with `_photo`, the resolved photo to link), or the reason it
+    is left out: a name that is not one file in the folder (`../x`), no readable photo, bad values."""
+    from builder.core.layout import is_file_name
+
+    name = (d["DDI_file"] or "").strip()
+    label = name or f"DDI_ID {d['DDI_ID']}"
+    if not is_file_name(name):
+        return f"{label} (not a file name in the folder)"
+    photo = next((p for p in (real / name, real / "images" / name) if p.is_file()), None)
+    if photo is None or not _readable(photo):  # their loaders crash on an unreadable file
+        return label
+    try:
+        tone, malignant = int(d["skin_tone"]), (d[mal] or "").strip().lower() in ("true", "1")
+        fitzpatrick, disease = FITZPATRICK_OF_DDI_TONE[tone], (d["disease"] or "").strip()
+    except (KeyError, ValueError, TypeError):
+        return f"{label} (skin_tone {d['skin_tone']!r} is not 12, 34 or 56)"
+    if not disease:
+        return f"{label} (no disease)"
+    sid = f"{prefix}:{Path(name).stem}"
+    return {"DDI_ID": d["DDI_ID"], "DDI_file": name, "skin_tone": tone, "malignant": malignant,
+            "disease": disease, "high": int(malignant), "fitzpatrick": fitzpatrick, "hasher": name,
+            "kind": "real", "sample_id": "", "source_ids": sid, "_split": "test" if sid in held else "train",
+            "_sources": {sid}, "_photo": photo.resolve()}
 
 
 def _readable(path: Path) -> bool:
@@ -458,23 +501,79 @@ def _resized(png: bytes, size: int) -> bytes:
         return encode_png(np.asarray(im.crop((left, top, left + size, top + size))))
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def check_out(out: Path, folder: Path, real: Path | None) -> None:
+    """`out` (resolved) must be a folder of its own: not inside, equal to or above the published version
+    or the user's DDI folder, and not the build root or above it (it holds every version and the work
+    folders; a new folder inside it is fine)."""
+    reads = (("the published version", folder, False), ("the build root", folder.parent, True),
+             ("your --real DDI folder", real, False))
+    for what, there, may_be_inside in reads:
+        if there is None:
+            continue
+        if out == there or out in there.parents or (there in out.parents and not may_be_inside):
+            where = "inside" if there in out.parents else "the folder of" if out == there else "a folder above"
+            raise ExportError(f"--out {out} is {where} {what} {there}; an export never writes into, or replaces, "
+                              "a folder it reads: choose a new folder outside it (e.g. exports/patchalign)")
+
+
+def _prepare_out(out: Path, overwrite: bool, made=lambda name: name in EXPORT_FILES, images: bool = True) -> None:
+    """An empty (or new) `out`, marked as an export. A folder is emptied only when it is an export's
+    (its marker says so) and holds nothing else (`made(name)`: a name an export of this kind writes):
+    `--overwrite` replaces a finished export, and an export that was interrupted (its marker still says
+    `running`) is redone without it."""
+    marker = out / EXPORT_MARKER
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ExportError(f"--out {out} is a link or a file, not a folder; choose a new folder")
     if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ExportError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
-        shutil.rmtree(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
+        state = _marker_state(marker)
+        foreign = sorted(p.name for p in out.iterdir() if not made(p.name) and p.name != EXPORT_MARKER)
+        if state is None or foreign or (out / "images").is_symlink():
+            raise ExportError(f"--out {out} holds files that no export made ({(foreign or ['no export marker'])[:3]}); "
+                              "an export never deletes them: choose a new or empty folder")
+        if state != "running" and not overwrite:
+            raise ExportError(f"{out} holds a finished export; pass --overwrite to replace it, or choose another --out")
+        for p in sorted(out.iterdir()):  # only what an export writes; links are removed, never followed
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    _write_marker(marker, "running")
+    if images:
+        (out / "images").mkdir()
+
+
+def _marker_state(marker: Path) -> str | None:
+    try:
+        state = json.loads(marker.read_text()).get("state")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return state if state in ("running", "done") else None
+
+
+def _write_marker(marker: Path, state: str) -> None:
+    from builder.core.store import atomic_write
+
+    atomic_write(marker, (json.dumps({"made_by": "cgddi-toolkit export", "state": state}) + "\n").encode())
+
+
+def csv_cell(value):
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading `'`,
+    as OWASP's CSV-injection advice says; numbers and other text are written as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...] = CSV_COLUMNS) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
 
 
 def _write_codes(path: Path, codes: dict[str, int]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["low", "disease"])
-        w.writerows((i, name) for name, i in sorted(codes.items(), key=lambda kv: kv[1]))
+        w.writerows((i, csv_cell(name)) for name, i in sorted(codes.items(), key=lambda kv: kv[1]))

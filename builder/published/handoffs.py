@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -62,24 +63,40 @@ def published_rows(folder: Path, include_healthy: bool):
                 yield row["split"], row, image
 
 
-def _prepare(out: Path, overwrite: bool) -> Path:
-    import shutil
+HANDOFF_RE = re.compile(r"^(train|validation|test)(-\d{6}\.tar)?$|^labels\.json$")  # what a hand-off writes
 
-    out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ExportError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _prepare(folder: Path, out: Path, overwrite: bool) -> Path:
+    """The export's own rules (`builder.published.export`): never into or above a folder it reads, and
+    `--overwrite` empties only a folder a hand-off export made (its marker), holding nothing else."""
+    from builder.published.export import _prepare_out, check_out
+
+    folder, out = Path(folder).resolve(), Path(out).resolve()
+    check_out(out, folder, None)
+    _prepare_out(out, overwrite, made=lambda name: bool(HANDOFF_RE.match(name)), images=False)
     return out
+
+
+def _finish(out: Path) -> None:
+    from builder.published.export import EXPORT_MARKER, _write_marker
+
+    _write_marker(out / EXPORT_MARKER, "done")
 
 
 def _check(folder: Path, out: Path, label: str) -> None:
     if label not in LABELS:
         raise ExportError(f"--label {label!r}: expected one of {', '.join(LABELS)}")
-    folder, out = Path(folder).resolve(), Path(out).resolve()
-    if out == folder or folder in out.parents:
-        raise ExportError(f"--out {out} lies inside the published version {folder}: choose a folder outside it")
+
+
+def _file(row: dict, name: str) -> str:
+    """`<label>/<sample id>.png`, both checked before they become a path (names from data)."""
+    from builder.core.layout import is_file_name
+
+    for what, value in (("sample_id", row["sample_id"]), ("label", name)):
+        if not is_file_name(value):
+            raise ExportError(f"{what} {value!r} cannot name a file or folder (a path, or unsafe characters); "
+                              "choose another --label, or rebuild the version (its audit fails on such ids)")
+    return f"{name}/{row['sample_id']}.png"
 
 
 def _meta(row: dict, typed: bool = False) -> dict:
@@ -96,12 +113,12 @@ def export_imagefolder(folder: Path, out: Path, *, label: str = "malignancy", in
                        overwrite: bool = False) -> dict:
     """Write the ImageFolder tree; returns counts per split and label."""
     _check(folder, out, label)
-    out = _prepare(out, overwrite)
+    out = _prepare(folder, out, overwrite)
     counts: Counter = Counter()
     tables: dict[str, list[dict]] = {}
     for split, row, image in published_rows(folder, include_healthy):
         name = label_of(row, label)
-        target = out / split / name / f"{row['sample_id']}.png"
+        target = out / split / _file(row, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(image)
         tables.setdefault(split, []).append({"file_name": f"{name}/{target.name}", "label": name,
@@ -109,6 +126,7 @@ def export_imagefolder(folder: Path, out: Path, *, label: str = "malignancy", in
         counts[(split, name)] += 1
     for split, table in tables.items():  # JSON keeps every split's column types equal (datasets checks)
         (out / split / "metadata.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in table))
+    _finish(out)
     return _summary(counts, label, include_healthy)
 
 
@@ -123,7 +141,7 @@ def export_webdataset(folder: Path, out: Path, *, label: str = "malignancy", inc
     _check(folder, out, label)
     if shard_mb < 1 or shard_count < 1:
         raise ExportError(f"--shard-mb {shard_mb} / --shard-count {shard_count}: expected positive numbers")
-    out = _prepare(out, overwrite)
+    out = _prepare(folder, out, overwrite)
     names = label_names(folder, label, include_healthy)
     counts: Counter = Counter()
     sinks: dict[str, object] = {}
@@ -142,6 +160,7 @@ def export_webdataset(folder: Path, out: Path, *, label: str = "malignancy", inc
     (out / "labels.json").write_text(json.dumps({"label": label, "names": names}, indent=2) + "\n")
     summary = _summary(counts, label, include_healthy)
     summary["shards"] = sorted(p.name for p in out.glob("*.tar"))
+    _finish(out)
     return summary
 
 

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from builder.core.errors import PublishError  # noqa: F401 (callers import it from here too)
+from builder.core.layout import inside, is_relative_file_path
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,20 @@ def load_local_version(folder: Path, version: str) -> tuple[dict, list[dict]]:
     if not mpath.is_file():
         raise PublishError(f"{mpath} not found; build the version first (`python -m builder build "
                            f"--version {version}`) or pass the folder that holds it")
-    manifest = json.loads(mpath.read_text())
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        manifest.get("version")
+    except (ValueError, AttributeError):
+        raise PublishError(f"{mpath} is not a JSON manifest object; rebuild the version") from None
     if str(manifest.get("version")) != str(version):
         raise PublishError(f"{mpath} is version {manifest.get('version')!r}, not {version!r}; "
                            "pass the matching --version")
     files = manifest_files(manifest)
     for f in files:
-        p = folder / f["path"]
+        p = folder / str(f.get("path"))
+        if not is_relative_file_path(f.get("path")) or not inside(p, folder):  # never upload a file from elsewhere
+            raise PublishError(f"manifest.json lists {f.get('path')!r}, which is not a file inside {folder}; "
+                               "the version fails its audit: rebuild it")
         if not p.is_file():
             raise PublishError(f"{p} is listed in manifest.json but missing; rebuild the version")
         if p.stat().st_size != f["bytes"] or sha256_file(p) != f["sha256"]:

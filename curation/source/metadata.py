@@ -128,8 +128,8 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
     else:
         rows, rejections = _check_fitz(df, table, source, masks, name, dmap, mask_root, SUBSETS[subset])
     rejections += _duplicate_ids(rows, table)
-    dup = {r.item_id for r in rejections if r.reason == "duplicate_id"}
-    rows = [r for r in rows if r.source_id not in dup or r.line == _first_line(rows, r.source_id)]
+    first = _first_lines(rows)  # one pass: a table naming one photo on every line stays linear
+    rows = [r for r in rows if r.line == first[r.source_id]]
     rows.sort(key=lambda r: r.source_id)
     orphans = _orphan_files(layout, df, table, source, masks) if limit is None else []
     return SourceTable(layout, table, df.height + len(orphans), rows,
@@ -189,8 +189,12 @@ def _rej_key(r: Rejection) -> tuple:
     return (r.item_id, r.reason, r.detail)
 
 
-def _first_line(rows: list[SourceRow], source_id: str) -> int:
-    return min(r.line for r in rows if r.source_id == source_id)
+def _first_lines(rows: list[SourceRow]) -> dict[str, int]:
+    """The first line of each id."""
+    first: dict[str, int] = {}
+    for r in rows:
+        first[r.source_id] = min(r.line, first.get(r.source_id, r.line))
+    return first
 
 
 def _require(df, table: Path, needed: list[str], hint: str = "") -> None:

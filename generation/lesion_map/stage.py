@@ -49,9 +49,35 @@ def check(cfg: LesionMapConfig) -> None:
     if cfg.working_size is not None and (not isinstance(cfg.working_size, int) or cfg.working_size < 64):
         raise ConfigError(f"lesion_map.working_size={cfg.working_size!r}: expected null (each image at its own "
                           "size) or a side in pixels >= 64 (the notebook's masks are 256)")
+    if cfg.budget is not None:
+        check_budget(cfg.budget)
     if not isinstance(cfg.png_level, int) or isinstance(cfg.png_level, bool) or not 0 <= cfg.png_level <= 9:
         raise ConfigError(f"lesion_map.png_level={cfg.png_level!r}: expected a zlib level 0-9 (6: the default, "
                           "1: fastest lossless)")
+
+
+PLAN_BYTES_PER_IMAGE = 64  # the plan's rows in memory (measured: ~6 GB for 10^8 planned images)
+IMAGE_BYTES = 150_000      # a lesion-mapped PNG at the working size, about
+
+
+def check_budget(budget) -> None:
+    """A whole number of images whose plan fits in half this machine's memory; else refused with the estimate
+    (a plan over 1 GiB that fits is announced with it)."""
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
+        raise ConfigError(f"lesion_map.budget={budget!r}: expected a whole number of images >= 0 (e.g. 120)")
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no estimate to compare with
+        return
+    need = budget * PLAN_BYTES_PER_IMAGE
+    if need > memory / 2:
+        raise ConfigError(f"lesion_map.budget={budget}: planning alone needs about {need / 2**30:.1f} GiB of memory "
+                          f"({PLAN_BYTES_PER_IMAGE} bytes per image; this machine has {memory / 2**30:.1f} GiB) and "
+                          f"the images about {budget * IMAGE_BYTES / 1e12:.1f} TB of disk; use a budget of at most "
+                          f"{int(memory / 2 / PLAN_BYTES_PER_IMAGE):,}, or split the version")
+    if need > 2**30:
+        log.warning("lesion_map.budget=%d: planning needs about %.1f GiB of memory and the images about %.1f TB "
+                    "of disk", budget, need / 2**30, budget * IMAGE_BYTES / 1e12)
 
 
 def check_config(cfg: LesionMapConfig, rank: int = 0, world_size: int = 1, shard_size: int = 64) -> None:

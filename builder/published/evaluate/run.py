@@ -318,14 +318,27 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
     `inception` / `lpips`: networks used in place of the standard ones (tests: a tiny random network, which
     the results name as what it is); by default the standard networks are loaded, or their reason not to run
     is recorded. `protocol`: ProtocolSettings to also run the paper's classifier protocol (GPU-sized)."""
+    from builder.build.manifest import recover_version
+    from builder.core.lock import hold
+
     settings.check()
     if protocol is not None:
         protocol.check()
     folder = Path(folder)
-    if not (folder / "manifest.json").is_file():
-        raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
-                          "`python -m builder build --version <V>` or pass --folder")
     work = work or VersionLayout.of_folder(folder).work
+    # the build's own lock: a rebuild of this version cannot replace it while its figures are computed
+    # and written (they would land in the new version's card and manifest)
+    VersionLayout.of_folder(folder).check_no_links()
+    with hold(work, command=f"evaluate {folder.name}"):
+        recover_version(folder)  # a run killed while it swapped the version in: the whole version back first
+        if not (folder / "manifest.json").is_file():
+            raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
+                              "`python -m builder build --version <V>` or pass --folder")
+        return _evaluate(folder, settings, real, splits, work, device, inception, lpips, protocol)
+
+
+def _evaluate(folder: Path, settings: EvalSettings, real: Path | None, splits: Path | None, work: Path,
+              device: str, inception, lpips, protocol) -> dict:
     real_items_, missing = real_items(real or work / "real", splits or work / "splits.csv")
     synth = version_items(folder)
     cache = work / "evaluation"
@@ -377,13 +390,22 @@ def paper_tables(real, synth, settings: EvalSettings, cache: Path, device: str, 
 
 
 def write_results(folder: Path, result: dict) -> list[str]:
-    """evaluation.json + plots/evaluation.png + the card section; the manifest re-lists these files."""
-    from builder.build.manifest import relist_files
+    """evaluation.json + plots/evaluation.png + the card section; the manifest re-lists these files.
+
+    They are written into a hard-linked copy of the version, which then replaces it by renames (as a
+    build installs one): a kill at any moment leaves the version as it was or with every figure in
+    place, never a card out of step with its manifest."""
+    import os
+
+    from builder.build.manifest import hardlinked_copy, relist_files, swap_in
     from cards.evaluation import write_card_section, write_plot
 
-    atomic_write(folder / "evaluation.json", (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
-    plot = write_plot(folder, result)
-    write_card_section(folder / "README.md", result, plot)
+    folder = Path(folder)
+    staging = hardlinked_copy(folder, folder.parent / ".staging" / f"{folder.name}.{os.getpid()}")
+    atomic_write(staging / "evaluation.json", (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
+    plot = write_plot(staging, result)
+    write_card_section(staging / "README.md", result, plot)
     paths = ["evaluation.json", plot, "README.md"]
-    relist_files(folder, paths)
+    relist_files(staging, paths)
+    swap_in(staging, folder)
     return paths

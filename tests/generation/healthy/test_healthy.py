@@ -186,12 +186,25 @@ def test_resume_redoes_only_unfinished_shards_same_bytes(sddi):
     victim = Record.from_json(json.loads(marker.read_text().splitlines()[0]))
     marker.unlink()
     part.image_path(victim.sample_id).write_bytes(b"half-written")
-    finished = part.image_path(part.records()[0].sample_id)
-    finished.write_bytes(b"sentinel: a finished shard's image must not be rewritten")
     summary = run_healthy(real, part, CFG, shard_size=2)
     assert (summary.done, summary.skipped) == (2, 3)
-    assert finished.read_bytes().startswith(b"sentinel")
-    finished.write_bytes(full.image_path(finished.stem).read_bytes())
+    assert _files(part) == _files(full)
+
+
+def test_a_finished_shard_whose_image_was_changed_is_redone(sddi, caplog):
+    """The work folder is trusted only as far as it is checked: an image that differs from its marker's
+    record is named, and its shard (only) redone."""
+    real, tmp = sddi
+    full = StageStore(tmp / "full")
+    run_healthy(real, full, CFG, shard_size=2)
+    part = StageStore(tmp / "part")
+    run_healthy(real, part, CFG, shard_size=2)
+    finished = part.image_path(part.records()[0].sample_id)
+    finished.write_bytes(b"sentinel: edited after its shard finished")
+    with caplog.at_level("WARNING"):
+        summary = run_healthy(real, part, CFG, shard_size=2)
+    assert (summary.done, summary.skipped) == (2, 3)
+    assert f"images/{finished.name} is missing or changed size" in caplog.text
     assert _files(part) == _files(full)
 
 
