@@ -18,7 +18,7 @@ EVIL = "evil --- <script>alert(1)</script> | *x* [l](http://e) \x1b[31mred\n---\
 def version(shared_data, tmp_path_factory):
     import dataclasses
 
-    from builder.build.pipeline import publish
+    from builder.build.publish import publish
     from builder.core.config import load_config
     from builder.core.schema import KINDS
 
@@ -30,7 +30,7 @@ def version(shared_data, tmp_path_factory):
             r.disease = r.disease_raw = EVIL
     (store.root / "records" / "00000.jsonl").unlink()
     store.finish_shard("00000", records, [])
-    cfg = dataclasses.replace(load_config("1.1"), version="9.9")
+    cfg = dataclasses.replace(load_config("1.1-notebook"), version="9.9")  # a balanced plan: per-disease rows
     delivery = {"planned": 4, "delivered": 3, "placement": {"pad 10": 3},
                 "cells": [{"disease": EVIL, "planned": 4, "delivered": 3}]}
     stages = [{"stage": "lesion_map", "done": 3, "rejected": {}, "delivery": delivery}]
