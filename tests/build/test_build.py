@@ -32,7 +32,10 @@ def test_build_writes_hub_layout(built):
         split, rest = fname.split("-", 1)
         assert split in ("train", "validation", "test") and rest.endswith("-of-00001.parquet")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["config_hash"] == cfg.config_hash()
+    from builder.build.pipeline import BuildOptions, apply_stand_in
+
+    ran, stood = apply_stand_in(cfg, BuildOptions())  # the demo runs v1.1's CPU stand-in, and says so
+    assert manifest["config_hash"] == ran.config_hash() and manifest["stand_in"] == stood
     assert sum(f["rows"] for f in manifest["files"] if "config" in f) == len(result.records)
 
 
@@ -131,7 +134,7 @@ def test_demo_card_names_the_demo_source_and_the_toolkit_licence(built):
     assert "stable-diffusion" not in front["tags"] and "text-to-image" not in front["task_categories"]
     assert "the toolkit's embedded demo source" in card and "No patient and no real photo" in card
     assert "biopsy" not in card.lower() and "An image of healthy skin" not in card
-    assert "## Lesion-map plan, as delivered" in card  # the lesion-map stage's delivery reaches the card
+    assert "## Lesion mapping, as the paper counts it" in card  # the lesion-map stage's delivery reaches the card
     pixels = json.loads((result.out_dir / "manifest.json").read_text())["source_pixels"]
     for kind in ("healthy", "lesion_mapped"):  # every published row measured against its demo photo
         assert pixels[kind]["measured"] == sum(r.kind == kind for r in result.records) > 0

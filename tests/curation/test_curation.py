@@ -156,6 +156,11 @@ def test_planted_leaks_and_synthetic_duplicates(workspace):
     for step in ("ingest", "real_dedup", "synthetic"):
         s = summary[step]
         assert s["in"] == s["kept"] + s["rejected"], step
+    rules = summary["synthetic"].pop("rows_by_rule")  # strict (applied) and the paper's rule, counted
+    assert rules["strict"] == {s: sum(r["split"] == s for r in recs.values() if r["kind"] != "real")
+                               for s in ("train", "validation", "test")}
+    assert sum(rules["paper"].values()) == sum(rules["strict"].values())
+    assert rules["paper"]["test"] <= rules["strict"]["test"]  # the paper's rule holds out less, never more
     assert summary["synthetic"] == {"in": 9, "kept": 6, "rejected": 3, "cross_split_pairs_shared_lineage": 2,
                                     "by_reason": {"exact_duplicate": 1, "near_duplicate": 1,
                                                   "near_duplicate_of_test": 1}}

@@ -105,7 +105,7 @@ def test_low_confidence_is_rejected_and_reaches_healthy(tmp_path, shared_data):
     from generation.healthy.stage import run_healthy
 
     out = StageStore(tmp_path / "healthy")
-    result = run_healthy(real, out, load_config("1.1").healthy)
+    result = run_healthy(real, out, load_config("1.1-notebook").healthy)  # the weight-free generator
     assert result.done == 2 and result.rejected == {"mask_low_confidence": 2}
     assert all("confidence" in r.detail for r in out.rejections())
 
@@ -123,7 +123,7 @@ def test_ingest_carries_auto_mask_lineage_to_healthy(tmp_path, shared_data):
     from generation.healthy.stage import run_healthy
 
     out = StageStore(tmp_path / "healthy")
-    run_healthy(real, out, load_config("1.1").healthy)
+    run_healthy(real, out, load_config("1.1-notebook").healthy)  # the weight-free generator
     healthy = out.records()
     assert sorted(bool(h.auto_masks) for h in healthy) == [False, False, True, True]
     row = healthy[0].to_row(b"")

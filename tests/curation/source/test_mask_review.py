@@ -23,5 +23,5 @@ def test_a_discarded_automatic_mask_rejects_its_photo(tmp_path, shared_data):
     assert all(real.mask_path(r.sample_id).exists() for s, r in recs.items() if s != bad)
     from generation.healthy.stage import run_healthy
 
-    summary = run_healthy(real, StageStore(tmp_path / "healthy"), load_config("1.1").healthy)
+    summary = run_healthy(real, StageStore(tmp_path / "healthy"), load_config("1.1-notebook").healthy)
     assert summary.done == 2 and summary.rejected == {"mask_discarded_in_review": 1}

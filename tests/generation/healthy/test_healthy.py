@@ -298,5 +298,5 @@ def test_crop_window_contains_region_and_stays_inside_image():
 
 def test_config_1_1_has_the_healthy_fields():
     cfg = load_config("1.1").healthy
-    assert (cfg.backend, cfg.crop_size, cfg.dtype, cfg.dilate_px) == ("opencv", 512, "auto", 3)
+    assert (cfg.backend, cfg.stand_in, cfg.crop_size, cfg.dtype, cfg.dilate_px) == ("kandinsky22", "opencv", 512, "auto", 3)
     assert "{tone}" in cfg.prompt

@@ -42,7 +42,8 @@ def ddi_source(shared_data, tmp_path_factory):
 
 
 def _cli(*argv: str) -> list[str]:
-    return ["generate", "healthy", *argv]
+    """The command with the weight-free backend (version 1.1's own generator needs pinned model weights)."""
+    return ["generate", "healthy", "--backend", "opencv", *argv]
 
 
 def test_command_ingests_then_heals_with_summary(ddi_source, tmp_path, capsys):

@@ -157,7 +157,7 @@ def test_command_with_model_and_config_file(healed, tiny_model, tmp_path, capsys
 
     real, out, _, _ = healed
     raw = yaml.safe_load((CONFIG_DIR / "1.1.yaml").read_text())
-    raw["healthy"].update(crop_size=64, steps=2)
+    raw["healthy"] = {"backend": "diffusers", "crop_size": 64, "steps": 2}  # the module's cfg, through a file
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
     argv = ["generate", "healthy", "--source", str(real.root), "--out", str(tmp_path / "o"),

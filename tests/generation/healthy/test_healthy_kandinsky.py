@@ -49,7 +49,7 @@ def real(shared_data, tmp_path_factory):
 def healed(real, tiny_model, tmp_path_factory):
     """Through the command: `generate healthy --backend kandinsky22 --model <tiny folder>`."""
     raw = yaml.safe_load((CONFIG_DIR / "1.1.yaml").read_text())
-    raw["healthy"].update(crop_size=64, steps=2, prior_steps=2)
+    raw["healthy"].update(crop_size=64, steps=2, prior_steps=2, prior_model_id=None)  # the folder holds its prior
     root = tmp_path_factory.mktemp("cli")
     (root / "tiny.yaml").write_text(yaml.safe_dump(raw))
     argv = ["-q", "generate", "healthy", "--source", str(real.root), "--out", str(root / "o"), "--config",

@@ -300,7 +300,7 @@ def test_every_plan_row_ends_as_a_record_or_a_rejection(mapped):
 def test_v11_keeps_the_lesion_in_place_when_no_pad_fits(mapped, stores):
     """The method: pads 10, 5, 0, then the lesion stays where it lay in the donor (typed `placement`)."""
     out, _ = mapped
-    assert load_config("1.1").lesion_map.fallbacks == ("keep_in_place",) == CFG.fallbacks
+    assert load_config("1.1-notebook").lesion_map.fallbacks == ("keep_in_place",) == CFG.fallbacks
     plan = pl.read_parquet(out.root / "plan.parquet")
     # 000221 (a ruler, no label-4 skin) is a base: no lesion fits on it at any pad
     ruler_rows = set(plan.filter(pl.col("base_source_ids") == "ddi:000221")["row"])
@@ -443,7 +443,7 @@ def test_command_with_splits_pairs_within_a_split(stores, tmp_path, capsys):
     splits.write_text("source_id,split\n" + "".join(f"{s},{('train', 'test')[i % 2]}\n"
                                                     for i, s in enumerate(sources)))
     args = ["--bases", str(stores[0].root), "--donors", str(stores[1].root), "--out", str(tmp_path / "o"),
-            "--budget", "10", "--splits", str(splits)]
+            "--budget", "10", "--splits", str(splits), "--config", "1.1-notebook"]  # balanced pairs
     assert _cli(*args) == 0
     split_of = dict(zip(sources, [("train", "test")[i % 2] for i in range(len(sources))]))
     plan = pl.read_parquet(tmp_path / "o" / "plan.parquet")
@@ -457,7 +457,7 @@ def test_command_with_splits_pairs_within_a_split(stores, tmp_path, capsys):
 
 
 def test_config_section_is_validated():
-    assert load_config("1.1").lesion_map.pads == (10, 5, 0)
+    assert load_config("1.1-notebook").lesion_map.pads == (10, 5, 0) and load_config("1.1").lesion_map.pads == (10,)
     from generation.lesion_map.stage import check_config
 
     for bad in (dict(pads=()), dict(pads=(10, -1)), dict(dilate_px=-1), dict(feather=-0.5)):

@@ -19,7 +19,7 @@ from generation.lesion_map.stage import check_config, run_lesion_map
 from generation.lesion_map.placement import allowed_region, cut_patch, fit_donor
 from generation.lesion_map.quality import halo_delta_e, lesion_footprint, placed_masks
 
-V11 = dataclasses.replace(load_config("1.1").lesion_map, budget=30, seed=4)
+V11 = dataclasses.replace(load_config("1.1-notebook").lesion_map, budget=30, seed=4)  # the notebook: kept in place
 V12 = dataclasses.replace(load_config("1.2").lesion_map, budget=30, seed=4)
 
 
