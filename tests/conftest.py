@@ -148,3 +148,18 @@ def ddi_build(shared_data, tmp_path_factory):
     from tests.downstream_fixtures import build_ddi_version
 
     return build_ddi_version(shared_data, tmp_path_factory.mktemp("ddi-build"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's tiny models (`pytestmark = pytest.mark.usefixtures(...)`): on a busy
+    2-core runner torch's default threads spin against each other (a tiny pipeline ran 13x slower, 23 s vs
+    1.7 s), torchrun workers run one thread each, and the thread count can move a pixel by 1, so every run
+    in a module uses the same count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+

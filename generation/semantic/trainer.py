@@ -15,7 +15,7 @@ from builder.core.errors import ConfigError
 from builder.core.models import PinnedModel, check_pinned, pin_model
 from builder.core.progress import progress
 from builder.core.store import decode_rgb
-from generation.semantic.img2img import check_sampling
+from generation.semantic.img2img import check_sampling, start_image
 from generation.semantic.training_set import TrainingImage, read_manifest
 
 log = logging.getLogger(__name__)
@@ -111,14 +111,8 @@ def load_pipeline(cfg: SemanticConfig, dtype=None, pinned: PinnedModel | None = 
 def prepare_image(rgb: np.ndarray, resolution: int):
     """Shorter side to `resolution` (bicubic), centre crop, CHW float in [-1, 1]."""
     import torch
-    from PIL import Image
 
-    im = Image.fromarray(rgb)
-    scale = resolution / min(im.size)
-    w, h = max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale))
-    im = im.resize((w, h), Image.BICUBIC)
-    left, top = (w - resolution) // 2, (h - resolution) // 2
-    arr = np.asarray(im.crop((left, top, left + resolution, top + resolution)), dtype=np.float32)
+    arr = np.asarray(start_image(rgb, resolution), dtype=np.float32)
     return torch.from_numpy(arr / 127.5 - 1.0).permute(2, 0, 1)
 
 

@@ -17,17 +17,7 @@ from tests.generation.healthy.test_healthy import _files, assert_guarantee
 STEMS = ["000001", "000006", "000007", "000009", "000010"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """On a busy 2-core runner torch's default threads spin against each other: the tiny pipeline
-    ran 13x slower (23 s vs 1.7 s measured). The thread count can move a pixel by 1, so every
-    run in this module uses the same count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,7 @@ PROMPT = "A close-up clinical photograph of healthy, smooth, normal human skin"
 NEGATIVE = "Bad anatomy, deformed, lesion, ugly, disfigured, illness, hole, transparent, eye"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

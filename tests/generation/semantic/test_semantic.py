@@ -28,15 +28,7 @@ TINY = {"mixed_precision": "no", "sampling": "text2img", "diseases": ["melanoma"
         "sample_batch": 2, "shard_size": 3, "budget": 6}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and torchrun workers run one each: match them (same floats)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

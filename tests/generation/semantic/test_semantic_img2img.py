@@ -15,7 +15,9 @@ from builder.core.store import StageStore
 from curation.leakage import apply_splits
 from generation.semantic.sampling import load_model, make_plan, sample
 from generation.semantic.training_set import sha256_file
-from tests.generation.semantic.test_semantic import env, one_thread, trained  # noqa: F401 (fixtures)
+from tests.generation.semantic.test_semantic import env, trained  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
