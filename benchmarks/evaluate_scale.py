@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from scale import peak_rss  # noqa: E402  (the build benchmark's sampler)
 
+from builder.build.shards import ROW_GROUP_ROWS  # noqa: E402
+
 
 def scaled_copy(built: Path, rows: int, dest: Path) -> int:
     """`built` (a version folder) with every shard's rows repeated to about `rows` synthetic rows in all."""
@@ -45,7 +47,7 @@ def scaled_copy(built: Path, rows: int, dest: Path) -> int:
         big = pa.concat_tables([t] * times)
         big = big.set_column(big.schema.get_field_index("sample_id"), "sample_id",
                              pa.array([f"{i}~{k}" for k in range(times) for i in ids]))
-        pq.write_table(big, dest / f["path"])
+        pq.write_table(big, dest / f["path"], row_group_size=ROW_GROUP_ROWS)  # row groups as the build writes them
         f["rows"] = big.num_rows
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return sum(f["rows"] for f in shards)

@@ -1,4 +1,6 @@
 """The paper's tables in `builder evaluate`: imbalance (S4), standard FID/KID/LPIPS (S6), augmentations (S8)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -178,3 +180,16 @@ def test_augmentations_are_seeded_keep_the_size_and_change_the_pixels():
             y = np.asarray(Image.open(io.BytesIO(src.data)).convert("RGB")).astype(int)
             assert x.shape == y.shape and out.tone == src.tone
             assert (np.abs(x - y).mean() == 0) == (name == "duplication"), name
+
+
+def test_a_versions_images_are_spilled_to_the_cache_and_read_back_as_they_were(demo_v11, tmp_path):
+    """Bounded memory: with a spill folder the items hold file names, not bytes; `data` reads the same bytes."""
+    from builder.published.evaluate.run import version_items
+
+    folder = demo_v11.out_dir
+    in_memory = version_items(folder)
+    spilled = version_items(folder, spill=tmp_path)
+    assert [i.sample_id for i in spilled] == [i.sample_id for i in in_memory]
+    assert all(isinstance(i.blob, Path) and i.blob.parent == tmp_path for i in spilled)
+    assert all(a.data == b.data for a, b in zip(spilled, in_memory))
+    assert len(list(tmp_path.iterdir())) == len({i.blob for i in spilled})  # one file per distinct image

@@ -49,5 +49,5 @@ def augmented(items, name: str, seed: int) -> list:
             continue
         rgb = np.asarray(Image.open(io.BytesIO(item.data)).convert("RGB"))
         image = _transform(name, rgb.shape[0], rgb.shape[1], seed + n)(image=rgb)["image"]
-        out.append(dataclasses.replace(item, sample_id=f"{item.sample_id}~{name}", data=encode_png(image)))
+        out.append(dataclasses.replace(item, sample_id=f"{item.sample_id}~{name}", blob=encode_png(image)))
     return out

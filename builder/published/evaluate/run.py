@@ -81,34 +81,51 @@ class EvalSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Item:
-    """One image taking part in the evaluation."""
+    """One image taking part in the evaluation. `blob` is its encoded bytes, or the file holding them: a
+    version's images are spilled to the evaluation cache and read back a batch at a time, so memory does
+    not grow with the version (`data` reads them)."""
 
     sample_id: str
     kind: str
     split: str
     tone: str
     malignant: int
-    data: bytes
+    blob: bytes | Path
     prompt: str | None = None
     source_ids: tuple[str, ...] = ()  # the real photos this image derives from (a real photo: itself)
 
+    @property
+    def data(self) -> bytes:
+        return self.blob.read_bytes() if isinstance(self.blob, Path) else self.blob
+
 
 # -- inputs -------------------------------------------------------------------------------------
-def version_items(folder: Path) -> list[Item]:
-    """Every synthetic row of the version's shards (the per-kind configs; `all` only points at them)."""
+def version_items(folder: Path, spill: Path | None = None) -> list[Item]:
+    """Every synthetic row of the version's shards (the per-kind configs; `all` only points at them).
+
+    Shards are read a row group at a time. With `spill` (a folder of the evaluation cache), each image's
+    bytes go to `spill/<sha256>.png` (written once) and the item names the file: memory holds the rows'
+    labels only, whatever the version's size. Without it the bytes stay in memory (small versions, tests)."""
     import pyarrow.parquet as pq
 
     from builder.build.manifest import read_manifest
+    from builder.core.store import atomic_write
 
+    columns = ["sample_id", "image", "kind", "split", "skin_tone", "malignant", "prompt", "source_ids"]
     items = []
     for f in sorted(read_manifest(folder)["files"], key=lambda f: f["path"]):
         if "config" not in f:
             continue
-        table = pq.read_table(folder / f["path"], columns=["sample_id", "image", "kind", "split",
-                                                              "skin_tone", "malignant", "prompt", "source_ids"])
-        for r in table.to_pylist():
-            items.append(Item(r["sample_id"], KINDS[r["kind"]], r["split"], SKIN_TONES[r["skin_tone"]],
-                              int(r["malignant"]), r["image"]["bytes"], r["prompt"], tuple(r["source_ids"])))
+        for batch in pq.ParquetFile(folder / f["path"]).iter_batches(batch_size=64, columns=columns):
+            for r in batch.to_pylist():
+                blob = r["image"]["bytes"]
+                if spill is not None:
+                    path = spill / f"{digest(blob)}.png"
+                    if not path.is_file():
+                        atomic_write(path, blob)
+                    blob = path
+                items.append(Item(r["sample_id"], KINDS[r["kind"]], r["split"], SKIN_TONES[r["skin_tone"]],
+                                  int(r["malignant"]), blob, r["prompt"], tuple(r["source_ids"])))
     return sorted(items, key=lambda i: i.sample_id)
 
 
@@ -130,7 +147,8 @@ def real_items(real: Path, splits_csv: Path) -> tuple[list[Item], int]:
             missing += 1
             continue
         items.append(Item(rec.source_ids[0], "real", split, rec.skin_tone, int(rec.malignant),
-                          store.read_image_bytes(rec), source_ids=(rec.source_ids[0],)))
+                          store.root / (rec.image_path or f"images/{rec.sample_id}.png"),
+                          source_ids=(rec.source_ids[0],)))  # read a batch at a time
     return sorted(items, key=lambda i: i.sample_id), missing
 
 
@@ -340,9 +358,9 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
 def _evaluate(folder: Path, settings: EvalSettings, real: Path | None, splits: Path | None, work: Path,
               device: str, inception, lpips, protocol) -> dict:
     real_items_, missing = real_items(real or work / "real", splits or work / "splits.csv")
-    synth = version_items(folder)
     cache = work / "evaluation"
-    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "images").mkdir(parents=True, exist_ok=True)
+    synth = version_items(folder, spill=cache / "images")  # bounded memory: images read a batch at a time
     model_fidelity = fidelity(real_items_, synth, settings, cache, device)
     result = {
         "version": folder.name,
