@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -39,7 +39,7 @@ def make_plan(bases: list[Record], donors: list[Record], budget: int | None, see
     if not split_of:
         return _plan_one(bases, donors, budget, seed).with_columns(pl.lit(None, pl.String).alias("split"))
     _check(bases, donors, budget)
-    split = lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=SPLITS.index)  # noqa: E731
+    split = split_key(split_of)
     groups = sorted({split(b) for b in bases} & {split(d) for d in donors}, key=SPLITS.index)
     sizes = {g: sum(split(b) == g for b in bases) for g in groups}
     parts, start = [], 0
@@ -64,20 +64,20 @@ def all_pairs(bases: list[Record], donors: list[Record], budget: int | None, see
     total = len(bases) * len(donors)
     keep = range(total) if budget is None or budget >= total else \
         sorted(np.random.default_rng(seed).choice(total, size=budget, replace=False).tolist())
-    split = _split_key(split_of)
+    split = split_key(split_of)
     rows = []
     for row, k in enumerate(keep):
         base, donor = bases[k // len(donors)], donors[k % len(donors)]
         rows.append({**_plan_row(row, base, donor, seed),
-                     "split": max(split(base), split(donor), key=_SPLIT_ORDER) if split_of else None})
+                     "split": max(split(base), split(donor), key=SPLITS.index) if split_of else None})
     return pl.DataFrame(rows, schema={**_plan_schema(), "split": pl.String}).select([*PLAN_COLUMNS, "split"])
 
 
-_SPLIT_ORDER = SPLITS.index
-
-
-def _split_key(split_of: dict[str, str] | None):
-    return lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=SPLITS.index) if split_of else None
+def split_key(split_of: dict[str, str] | None) -> Callable[[Record], str | None]:
+    """A record's split as plans use it: the most held-out split of its sources (None: no splits)."""
+    if not split_of:
+        return lambda r: None
+    return lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=SPLITS.index)
 
 
 def _plan_schema() -> dict:

@@ -14,7 +14,8 @@ import numpy as np
 
 from builder.core.config import LesionMapConfig
 from builder.core.errors import ConfigError
-from builder.core.schema import SPLITS, Record
+from builder.core.schema import Record
+from generation.lesion_map.plan import split_key
 from generation.lesion_map.placement import (DONOR_RESIZES, DonorCuts, Mapped, PlacementError, allowed_region, check_pair,
                                   draw_angle, keep, no_fit, place, search)
 
@@ -42,13 +43,6 @@ def check_fallbacks(cfg: LesionMapConfig) -> None:
                           "(none: donor pixels as they are, the method)")
     if cfg.blend not in BLENDS:
         raise ConfigError(f"lesion_map.blend={cfg.blend!r}: expected one of {list(BLENDS)}")
-
-
-def split_key(split_of: dict[str, str] | None) -> Callable[[Record], str | None]:
-    """A record's split as plans use it: the most held-out split of its sources (None: no splits)."""
-    if not split_of:
-        return lambda r: None
-    return lambda r: max((split_of.get(s, "train") for s in r.source_ids), key=SPLITS.index)
 
 
 def base_groups(bases: list[Record], split_of: dict[str, str] | None) -> dict[tuple, list[Record]]:
