@@ -266,6 +266,10 @@ def split_protocol(cfg: BuildConfig, source_info: dict | None = None) -> str:
         order = "PatchAlign24's CSV" if c.patchalign24_csv else f"the source's metadata table (`{table}`)"
         holdout = "PatchAlign24's DDI holdout" if info.get("layout", "ddi") == "ddi" else (
             f"drawn with PatchAlign24's DDI holdout call on this {info['layout']} source (not a split of theirs)")
+        if info.get("sources"):  # several sources: each one's own holdout, on its own table
+            from cards.directions import split_sentence
+
+            holdout, order = f"each source's own ({split_sentence(info, c.patchalign24_csv)})", "its table"
         val = c.ratios["validation"] / (c.ratios["train"] + c.ratios["validation"])
         return (f"Splits: test is {holdout}, scikit-learn `train_test_split(rows, "
                 f"test_size=0.2, random_state=12140420)` over the rows of {order} in published order, "

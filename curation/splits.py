@@ -191,11 +191,14 @@ def table_holdout(cfg: CurationConfig, source, source_name: str | None = None) -
     """The test ids of a holdout decided on the source's metadata table (None for other split methods).
 
     `source`: the table already read (`read_source_table`, whose ids it names as ingest does), or a
-    source folder. Ids are named `source_name`, else the layout (`ddi`, `fitz17k`)."""
+    source folder. Ids are named `source_name`, else the layout (`ddi`, `fitz17k`). Several sources in
+    one table (`merge_tables`): each source's own holdout, drawn on its own table, and their union."""
     if cfg.split_method != "patchalign24":
         return None
     from curation.source.metadata import SourceTable, find_table
 
+    if isinstance(source, SourceTable) and source.parts:
+        return sorted(s for part in source.parts for s in table_holdout(_for_part(cfg, part), part))
     if isinstance(source, SourceTable):
         if cfg.patchalign24_csv:
             return holdout_test_ids(source.table, source.name, cfg.patchalign24_csv)
@@ -205,6 +208,14 @@ def table_holdout(cfg: CurationConfig, source, source_name: str | None = None) -
         return stems_holdout(source.id_stems, source.name)
     layout, table = find_table(Path(source))
     return holdout_test_ids(table, source_name or layout, cfg.patchalign24_csv)
+
+
+def _for_part(cfg: CurationConfig, part) -> CurationConfig:
+    """The holdout settings of one source of several: PatchAlign24's CSV orders DDI's rows only, so a
+    source of another layout draws the same call over its own table in its own order."""
+    import dataclasses
+
+    return cfg if part.layout == "ddi" else dataclasses.replace(cfg, patchalign24_csv=None)
 
 
 def _sklearn_test(items: list[str], seed: int = PATCHALIGN_SEED) -> list[str]:

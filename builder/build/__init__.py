@@ -7,6 +7,7 @@ worker processes never re-run the caller's script):
 
     result = build("1.1", out="out")                                   # the embedded demo source
     result = build("1.1", out="out", source="/data/ddi", masks="/data/ddi/masks", workers=4)
+    result = build("1.2", out="out", source=["/data/ddi", "/data/fitz17k"])  # two sources, one build
     print(result.out_dir, len(result.records))
     print(result.table())                                              # rows per kind x split x tone
 
@@ -36,8 +37,13 @@ def build(version="1.1", opts: BuildOptions | None = None, /, **options) -> Buil
     unknown = sorted(set(options) - set(BuildOptions.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"build(): unknown options {unknown}; expected {sorted(BuildOptions.__dataclass_fields__)}")
-    for key in ("out", "source", "masks"):
-        if options.get(key) is not None:
-            options[key] = Path(options[key])
+    for key in ("out", "source", "masks"):  # source, masks: one folder, or a list (several sources)
+        value = options.get(key)
+        if isinstance(value, (list, tuple)):
+            options[key] = tuple(Path(v) if v is not None else None for v in value)
+        elif value is not None:
+            options[key] = Path(value)
+    if isinstance(options.get("source_name"), list):
+        options["source_name"] = tuple(options["source_name"])
     cfg = load_config(version) if isinstance(version, (str, Path)) else version
     return _build_config(cfg, opts or BuildOptions(**options))

@@ -18,9 +18,10 @@ class BuildOptions:
     """Operational settings only (content lives in the versioned config)."""
 
     out: Path = Path("out")
-    source: Path | None = None
-    masks: Path | None = None
-    source_name: str | None = None  # id prefix; default: the source's layout (ddi, fitz17k), or demo
+    source: Path | tuple[Path, ...] | None = None  # several: one build over all of them (`source_inputs`)
+    masks: Path | tuple[Path | None, ...] | None = None  # several sources: none, or one per source in order
+    source_name: str | tuple[str | None, ...] | None = None  # id prefix; default: the source's layout
+    #                                                     (ddi, fitz17k), or demo; several: as masks
     device: str = "cpu"
     workers: int | None = None  # None: all cores
     overwrite: bool = False
@@ -64,15 +65,21 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
             raise ConfigError(f"--device {opts.device} asked for, but torch sees no CUDA device; use --device cpu")
     if opts.source is None and cfg.source.name != "demo":
         raise ConfigError(f"version {cfg.version} uses source {cfg.source.name!r}: pass --source DIR (and --masks DIR)")
-    if opts.source is not None and not Path(opts.source).is_dir():
-        raise ConfigError(f"--source {opts.source} is not a folder")
-    if opts.source_name is not None:
-        if opts.source is None:
-            raise ConfigError(f"--source-name {opts.source_name} names a --source folder; the embedded demo "
-                              "source is always 'demo'")
-        from curation.source.metadata import check_source_name
+    if opts.source_name is not None and opts.source is None:
+        raise ConfigError(f"--source-name {opts.source_name} names a --source folder; the embedded demo "
+                          "source is always 'demo'")
+    from builder.build.steps import source_inputs
 
-        check_source_name(opts.source_name)
+    inputs = source_inputs(opts)
+    for given in inputs:
+        if not given.folder.is_dir():
+            raise ConfigError(f"--source {given.folder} is not a folder")
+        if given.name is not None:
+            from curation.source.metadata import check_source_name
+
+            check_source_name(given.name)
+    if len(inputs) > 1:
+        _check_distinct_names(inputs)
     if opts.decisions is not None:  # a bad row fails here, before any work
         from builder.build.review import load
 
@@ -81,6 +88,19 @@ def check_inputs(cfg: BuildConfig, opts: BuildOptions) -> None:
 
     check_steps(cfg, opts.device)
 
+
+
+def _check_distinct_names(inputs: list) -> None:
+    """Several sources need distinct id prefixes (a source's default name is its layout), checked before any work."""
+    from curation.source.metadata import find_table
+
+    seen: dict[str, Path] = {}
+    for given in inputs:
+        name = given.name or find_table(given.folder)[0]
+        if name in seen:
+            raise ConfigError(f"--source {seen[name]} and --source {given.folder} are both named {name!r}: their "
+                              f"ids ({name}:<stem>) would mix; give each --source its own --source-name, in order")
+        seen[name] = given.folder
 
 
 def build(cfg: BuildConfig, opts: BuildOptions) -> BuildResult:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.core.config import BuildConfig
+from builder.core.errors import ConfigError
 from builder.core.fingerprint import combine
 from builder.core.layout import VersionLayout
 from builder.core.schema import Record
@@ -61,6 +62,42 @@ class BuildContext:
         return self.stages[-1]
 
 
+@dataclasses.dataclass(frozen=True)
+class SourceInput:
+    """One source folder of a build, its masks folder (None: `<folder>/masks`) and its id prefix (None: its layout)."""
+
+    folder: Path
+    masks: Path | None = None
+    name: str | None = None
+
+
+def source_inputs(opts) -> list[SourceInput]:
+    """The build's source folders, each with its masks folder and name ([] for the embedded demo source).
+
+    `source` is one folder or several (`--source` repeated); with several, `masks` and `source_name` are
+    each left out or given once per source, in the same order (`--masks` and `--source-name` repeated)."""
+    if opts.source is None:
+        return []
+    if not isinstance(opts.source, (tuple, list)):
+        if isinstance(opts.masks, (tuple, list)) or isinstance(opts.source_name, (tuple, list)):
+            raise ConfigError("several --masks or --source-name for one --source: give one of each per --source")
+        return [SourceInput(Path(opts.source), Path(opts.masks) if opts.masks else None, opts.source_name)]
+    folders = [Path(f) for f in opts.source]
+    masks, names = _per_source(opts.masks, folders, "--masks"), _per_source(opts.source_name, folders, "--source-name")
+    return [SourceInput(f, Path(m) if m else None, n) for f, m, n in zip(folders, masks, names)]
+
+
+def _per_source(given, folders: list[Path], flag: str) -> list:
+    if given is None:
+        return [None] * len(folders)
+    given = list(given) if isinstance(given, (tuple, list)) else [given]
+    if len(given) != len(folders):
+        raise ConfigError(f"{flag} given {len(given)} times for {len(folders)} --source folders "
+                          f"({', '.join(map(str, folders))}): give it once per --source, in the same order, "
+                          "or leave it out")
+    return given
+
+
 class SourceStep(Step):
     """Read the source's table once (validated); fix a table-decided holdout (PatchAlign24's) on it."""
 
@@ -79,9 +116,13 @@ class SourceStep(Step):
 
         ctx.review = load(ctx.opts.decisions)
         ctx.source, ctx.masks, ctx.source_name = _source(ctx)
-        ctx.table = read_source_table(ctx.source, ctx.masks, source_name=ctx.source_name, limit=ctx.opts.limit,
-                                      subset=ctx.cfg.source.subset)
-        ctx.holdout = table_holdout(ctx.cfg.curation, ctx.table)
+        if ctx.source is None:  # several --source folders: each read alone, then one table of them all
+            ctx.table = _read_sources(ctx)
+            ctx.source, ctx.masks = ctx.table.root, None
+        else:
+            ctx.table = read_source_table(ctx.source, ctx.masks, source_name=ctx.source_name, limit=ctx.opts.limit,
+                                          subset=ctx.cfg.source.subset)
+        ctx.holdout = table_holdout(ctx.cfg.curation, ctx.table)  # several sources: each one's own, joined
 
 
 class MasksStep(Step):
@@ -305,13 +346,30 @@ def run_steps(ctx: BuildContext) -> None:
             step.run(ctx)
 
 
-def _source(ctx: BuildContext) -> tuple[Path, Path | None, str | None]:
+def _source(ctx: BuildContext) -> tuple[Path | None, Path | None, str | None]:
     """Source folder, mask folder and name: a --source folder is named by its layout (`ddi`,
-    `fitz17k`) unless --source-name says otherwise; the embedded demo source is `demo`."""
-    opts = ctx.opts
-    if opts.source is not None:
-        return Path(opts.source), (Path(opts.masks) if opts.masks else None), opts.source_name
+    `fitz17k`) unless --source-name says otherwise; the embedded demo source is `demo`. Several
+    --source folders: (None, None, None), read by `_read_sources`."""
+    inputs = source_inputs(ctx.opts)
+    if len(inputs) > 1:
+        return None, None, None
+    if inputs:
+        return inputs[0].folder, inputs[0].masks, inputs[0].name
     from builder.demo_source import write_demo_source
 
     folder = write_demo_source(ctx.work / "demo_source", ctx.cfg.source.demo_count, ctx.cfg.source.demo_seed)
     return folder, folder / "masks", "demo"
+
+
+def _read_sources(ctx: BuildContext):
+    """Every --source folder's table, read alone (ids keep each one's prefix), as one table (`merge_tables`).
+    `source.subset` selects Fitzpatrick17k rows by their `qc` column: it applies to the Fitzpatrick17k
+    sources; a DDI source, which has no such column, is read whole."""
+    from curation.source.metadata import find_table, merge_tables, read_source_table
+
+    tables = []
+    for given in source_inputs(ctx.opts):
+        subset = ctx.cfg.source.subset if find_table(given.folder)[0] != "ddi" else "all"
+        tables.append(read_source_table(given.folder, given.masks, source_name=given.name, limit=ctx.opts.limit,
+                                        subset=subset))
+    return merge_tables(tables)

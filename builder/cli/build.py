@@ -14,10 +14,16 @@ from builder.cli.args import COUNT
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", required=True, help="config version to build, e.g. 1.1 (builder/configs/<version>.yaml)")
-    p.add_argument("--source", type=Path, help="source folder (DDI layout: ddi_metadata.csv + PNGs); default: demo source")
-    p.add_argument("--source-name", help="prefix of source ids (default: the source's layout, ddi or fitz17k; "
-                                          "the embedded demo source is demo)")
-    p.add_argument("--masks", type=Path, help="folder of sDDI masks <stem>.npy (default: <source>/masks)")
+    p.add_argument("--source", type=Path, action="append",
+                   help="source folder (DDI layout: ddi_metadata.csv + PNGs; Fitzpatrick17k layout: metadata.csv + "
+                        "images/); default: demo source. Repeat it to build over several sources at once "
+                        "(e.g. DDI and Fitzpatrick17k): ids keep each source's prefix, each keeps its own holdout")
+    p.add_argument("--source-name", action="append",
+                   help="prefix of source ids (default: the source's layout, ddi or fitz17k; the embedded demo "
+                        "source is demo); with several --source: none, or one per --source in the same order")
+    p.add_argument("--masks", type=Path, action="append",
+                   help="folder of masks, sDDI <stem>.npy or Fitzpatrick17k <md5>_lesions.png (default: "
+                        "<source>/masks); with several --source: none, or one per --source in the same order")
     p.add_argument("--out", "--build-out", type=Path, default=Path("out"), dest="out",
                    help="build root: the version lands in <out>/<version>/, its steps in <out>/.work/<version>/ "
                         "(the same folder other commands call --build-out; default: out)")
@@ -36,6 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "change are still reused; a rerun always reuses finished shards with matching fingerprints)")
 
 
+def _one_or_all(given: list | None):
+    """A repeatable flag's values: None, the value given once, or all of them in order (several sources)."""
+    return None if not given else given[0] if len(given) == 1 else tuple(given)
+
+
 def run(args: argparse.Namespace) -> int:
     from builder.build import BuildOptions, build
     from builder.core.config import load_config
@@ -43,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.version)
     t0 = time.perf_counter()
-    result = build(cfg, BuildOptions(out=args.out, source=args.source, masks=args.masks,
-                                     source_name=args.source_name, device=args.device,
+    result = build(cfg, BuildOptions(out=args.out, source=_one_or_all(args.source), masks=_one_or_all(args.masks),
+                                     source_name=_one_or_all(args.source_name), device=args.device,
                                      workers=args.workers, overwrite=args.overwrite, limit=args.limit,
                                      decisions=args.decisions, stand_in=args.cpu_stand_in))
     say(*(f"  {st['stage']:<14} done={st.get('done', 0):<6} skipped={st.get('skipped', 0):<6} "

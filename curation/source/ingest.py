@@ -51,15 +51,18 @@ def plan_ingest(source: Path, masks: Path | None, *, source_name: str | None = N
     `table`: the table already read with the same source, masks, name and limit (the build reads once).
     `discarded_masks`: source id -> review criterion of automatic masks discarded in human review; such a
     photo keeps no mask (reason `mask_discarded_in_review`), and the plan's key changes with them."""
-    source = Path(source)
-    if not source.is_dir():
-        raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
-                          "(DDI) or metadata.csv (Fitzpatrick17k)")
     if table is None:
+        source = Path(source)
+        if not source.is_dir():
+            raise SourceError(f"--source {source} is not a folder; pass the folder holding ddi_metadata.csv "
+                              "(DDI) or metadata.csv (Fitzpatrick17k)")
         table = read_source_table(source, masks, source_name=source_name, limit=limit, disease_map=disease_map)
-    items = _with_auto_masks(table.rows, Path(masks) if masks else source / "masks", auto_masks,
-                             discarded_masks or {})
-    info = describe_source(dataclasses.replace(table, rows=[row for row, _ in items]))  # automatic masks too
+    parts = table.parts or (table,)
+    folders = [p.mask_dir for p in table.parts] if table.parts else [Path(masks) if masks else Path(source) / "masks"]
+    items = [item for part, folder in zip(parts, folders)
+             for item in _with_auto_masks(part.rows, folder, auto_masks, discarded_masks or {})]
+    items.sort(key=lambda item: item[0].source_id)
+    info = describe_source(table, [row for row, _ in items])  # automatic masks too
     settings = {"limit": limit, "disease_map": combine(sorted((disease_map or load_disease_map()).items())),
                 "auto_masks": combine([entry for _, entry in items]), "min_side_px": min_side_px}
     return IngestPlan(table, items, info, StageKey(SHARD, settings, {"source": info["fingerprint"]}))
@@ -120,10 +123,21 @@ def read_source_info(store: StageStore) -> dict:
     return read_counts(store).get("source") or {}
 
 
-def describe_source(table: SourceTable) -> dict:
-    """Name, layout and fingerprint of a read source table (no paths: they differ from machine to machine)."""
+def describe_source(table: SourceTable, rows: list[SourceRow] | None = None) -> dict:
+    """Name, layout and fingerprint of a read source table (no paths: they differ from machine to machine);
+    `rows`: the rows as ingested (automatic masks included), default the table's.
+
+    Several sources (`table.parts`): `sources` describes each one as alone, with its subset and how many
+    inputs it had; the name, layout and table join theirs with `+`, and the fingerprint covers them all."""
+    rows = table.rows if rows is None else rows
+    if table.parts:
+        each = [{**describe_source(p, [r for r in rows if r.source_id.split(":", 1)[0] == p.name]),
+                 "subset": p.subset, "in": p.n_in} for p in table.parts]
+        return {"name": table.name, "layout": table.layout, "table": " + ".join(e["table"] for e in each),
+                "files": sum(e["files"] for e in each), "sources": each,
+                "fingerprint": combine(["sources", *(e["fingerprint"] for e in each)])}
     files = []
-    for row in table.rows:
+    for row in rows:
         files.append((f"image:{row.image.relative_to(table.root).as_posix()}", row.image))
         files += [(f"{role}:{p.name}", p) for role, p in (("mask", row.mask), ("nonskin", row.nonskin)) if p]
     return {"name": table.name, "layout": table.layout, "table": table.table.name, "files": len(files),

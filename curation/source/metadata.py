@@ -59,6 +59,8 @@ class SourceTable:
     root: Path = Path(".")  # the source folder (resolved)
     id_stems: tuple[str, ...] = ()  # every row's image stem in file order, whole table (a table-decided holdout)
     subset: str = "all"  # the rows kept (`SUBSETS`); the others are rejected `not_in_subset`
+    mask_dir: Path | None = None  # the masks folder read (resolved)
+    parts: tuple["SourceTable", ...] = ()  # several sources in one build (`merge_tables`): each one's own table
 
 
 def load_disease_map(path: str | Path | None = None) -> dict[str, str]:
@@ -134,7 +136,24 @@ def read_source_table(source: str | Path, masks: str | Path | None = None, *,
     orphans = _orphan_files(layout, df, table, source, masks) if limit is None else []
     return SourceTable(layout, table, df.height + len(orphans), rows,
                        sorted(rejections + orphans, key=_rej_key), name=name, root=source,
-                       id_stems=table_stems(full), subset=subset)
+                       id_stems=table_stems(full), subset=subset, mask_dir=masks)
+
+
+def merge_tables(tables: list[SourceTable]) -> SourceTable:
+    """Several sources read for one build, as one table: every source's rows and rejections (ids keep
+    their source's prefix, so none can collide), its inputs counted once. Each source stays in `parts`
+    with its own table, layout, subset and masks folder: holdouts and fingerprints are decided per source.
+    Two sources with one name are refused (their ids would merge): name them apart (`--source-name`)."""
+    names = [t.name for t in tables]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SourceError(f"two sources are named {twice[0]!r} (ids {twice[0]}:<stem> would name photos of both); "
+                          "give each --source its own --source-name (e.g. ddi and ddi-clinic2)")
+    rows = sorted((r for t in tables for r in t.rows), key=lambda r: r.source_id)
+    rejections = sorted((r for t in tables for r in t.rejections), key=_rej_key)
+    return SourceTable("+".join(t.layout for t in tables), tables[0].table, sum(t.n_in for t in tables), rows,
+                       rejections, name="+".join(names), root=tables[0].root, parts=tuple(tables),
+                       subset="+".join(t.subset for t in tables))
 
 
 def check_subset(subset: str) -> None:

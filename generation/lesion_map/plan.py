@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from builder.core.directions import allowed_directions
+from builder.core.directions import source_of as prefix
 from builder.core.errors import ConfigError
 from builder.core.schema import SKIN_TONES, SPLITS, Record, sample_seed
 
@@ -22,7 +24,8 @@ PAIRINGS = ("balanced", "all")
 
 
 def make_plan(bases: list[Record], donors: list[Record], budget: int | None, seed: int,
-              split_of: dict[str, str] | None = None, pairing: str = "balanced") -> "polars.DataFrame":
+              split_of: dict[str, str] | None = None, pairing: str = "balanced",
+              cross_source: str = "any") -> "polars.DataFrame":
     """Deterministic (base, donor) pairs; with `split_of` (source id -> split) only within one split.
 
     `pairing='all'` (the paper): every base x every donor once, across splits (each row takes the
@@ -31,9 +34,17 @@ def make_plan(bases: list[Record], donors: list[Record], budget: int | None, see
     Pairing across splits would put a train base and a test donor into one image, which the
     leakage rule then has to hold out: pairing within a split keeps every image usable where
     its sources are. The budget is apportioned to splits by their share of bases.
+
+    `cross_source` (several sources in one build; a source is a record's id prefix, `ddi`, `fitz17k`):
+    `any` pairs regardless of source; `within` only a base and a donor of one source; `across` only
+    of two sources, both ways; `A->B` only lesions of source A onto bases of source B. Other than
+    `any`, each allowed direction (donor source, base source) is planned on its own, as the paper's
+    cross-dataset tables count them, with an equal share of a `balanced` budget.
     """
     import polars as pl
 
+    if cross_source != "any":
+        return _by_direction(bases, donors, budget, seed, split_of, pairing, cross_source)
     if pairing == "all":
         return all_pairs(bases, donors, budget, seed, split_of)
     if not split_of:
@@ -71,6 +82,37 @@ def all_pairs(bases: list[Record], donors: list[Record], budget: int | None, see
         rows.append({**_plan_row(row, base, donor, seed),
                      "split": max(split(base), split(donor), key=SPLITS.index) if split_of else None})
     return pl.DataFrame(rows, schema={**_plan_schema(), "split": pl.String}).select([*PLAN_COLUMNS, "split"])
+
+
+def source_of(r: Record) -> str:
+    """A record's source: the id prefix of its first real source (`ddi:000012` -> `ddi`)."""
+    return prefix(r.source_ids[0]) if r.source_ids else ""
+
+
+def _by_direction(bases: list[Record], donors: list[Record], budget: int | None, seed: int,
+                  split_of: dict[str, str] | None, pairing: str, cross_source: str) -> "polars.DataFrame":
+    """One plan per allowed (donor source, base source) direction, rows numbered on across directions."""
+    import polars as pl
+
+    sources = sorted({source_of(r) for r in (*bases, *donors)})
+    directions = [(d, b) for d, b in allowed_directions(cross_source, sources)
+                  if any(source_of(r) == b for r in bases) and any(source_of(r) == d for r in donors)]
+    if not directions:
+        log.warning("lesion_map.cross_source=%s: no direction has both bases and donors among sources %s",
+                    cross_source, sources)
+        return make_plan([], [], 0, seed, split_of, pairing)
+    count = lambda d, b: sum(source_of(r) == b for r in bases) * sum(source_of(r) == d for r in donors)  # noqa: E731
+    # balanced: an equal share each; all: a budget is shared by the directions' numbers of pairs
+    shares = {f"{d}->{b}": None for d, b in directions} if budget is None else \
+        _apportion(budget, {f"{d}->{b}": 1 if pairing == "balanced" else count(d, b) for d, b in directions})
+    parts, start = [], 0
+    for d, b in directions:
+        name = f"{d}->{b}"
+        part = make_plan([r for r in bases if source_of(r) == b], [r for r in donors if source_of(r) == d],
+                         shares.get(name, 0), sample_seed(name, seed), split_of, pairing)
+        parts.append(part.with_columns(pl.col("row") + start))
+        start += part.height
+    return pl.concat(parts)
 
 
 def split_key(split_of: dict[str, str] | None) -> Callable[[Record], str | None]:

@@ -15,7 +15,7 @@ import numpy as np
 from builder.core.config import LesionMapConfig
 from builder.core.errors import ConfigError
 from builder.core.schema import Record
-from generation.lesion_map.plan import split_key
+from generation.lesion_map.plan import source_of, split_key
 from generation.lesion_map.placement import (DONOR_RESIZES, DonorCuts, Mapped, PlacementError, allowed_region, check_pair,
                                   draw_angle, keep, no_fit, place, search)
 
@@ -101,7 +101,8 @@ def map_with_fallbacks(base: Record, donor: Record, base_px: Pixels, donor_px: P
 
 
 def other_bases(groups: dict[tuple, list[Record]], base: Record, donor: Record, split: str | None) -> list[Record]:
-    """Bases of the planned base's tone and split, without it and without any sharing the donor's photo."""
-    donor_src = set(donor.source_ids)
+    """Bases of the planned base's tone, split and source (several sources: the row keeps its planned
+    direction), without it and without any sharing the donor's photo."""
+    donor_src, source = set(donor.source_ids), source_of(base)
     return [r for r in groups.get((base.skin_tone, split), [])
-            if r.sample_id != base.sample_id and not donor_src.intersection(r.source_ids)]
+            if r.sample_id != base.sample_id and not donor_src.intersection(r.source_ids) and source_of(r) == source]

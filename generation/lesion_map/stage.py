@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from builder.core.config import LesionMapConfig
+from builder.core.directions import check_cross_source
 from builder.core.errors import ConfigError
 from builder.core.fingerprint import combine
 from builder.core.progress import StageSummary
@@ -51,6 +52,7 @@ def check(cfg: LesionMapConfig) -> None:
                           "size) or a side in pixels >= 64 (the notebook's masks are 256)")
     if cfg.budget is not None:
         check_budget(cfg.budget)
+    check_cross_source(cfg.cross_source, "lesion_map.cross_source")
     if not isinstance(cfg.png_level, int) or isinstance(cfg.png_level, bool) or not 0 <= cfg.png_level <= 9:
         raise ConfigError(f"lesion_map.png_level={cfg.png_level!r}: expected a zlib level 0-9 (6: the default, "
                           "1: fastest lossless)")
@@ -111,7 +113,8 @@ def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg:
     if len(donor_recs) < len(real):  # no label map, no lesion to move: they stay real images only
         log.info("%d of %d real images have no label map and cannot donate a lesion",
                  len(real) - len(donor_recs), len(real))
-    plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of, cfg.pairing)
+    plan = make_plan(_records(bases, "healthy", "--bases"), donor_recs, budget, seed, split_of, cfg.pairing,
+                     cfg.cross_source)
     if not (out.root / PLAN_FILE).exists():
         _write_plan(out, plan)
     return plan, key, status

@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from builder.core.config import SemanticConfig
+from builder.core.directions import allows, source_of
 from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary
 from builder.core.store import StageStore
@@ -81,15 +82,35 @@ def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg:
     if cfg.budget <= 0:
         return StageSummary("semantic").stop()
     T.check_config(cfg, device)
-    starts = sorted(healthy_prompts(healthy)) if cfg.sampling == "img2img" else None  # before any training
+    prompts = healthy_prompts(healthy) if cfg.sampling == "img2img" else None  # before any training
+    starts = sorted(prompts) if prompts is not None else None
     diseases = trainable_diseases(real, splits, cfg)
+    allowed = prompt_filter(real, splits, cfg, prompts) if prompts is not None else None
     for d in diseases:
         ensure_ti(real, splits, d, cfg, work_dir, device=device)
         ensure_lora(real, splits, d, cfg, work_dir, healthy=healthy, device=device)
     models = {d: load_model(Path(work_dir), d) for d in diseases}
     rank, world = process_slot(device)
-    return sample(out, models, make_plan(diseases, budget=cfg.budget, healthy=starts), cfg, device=device,
+    return sample(out, models, make_plan(diseases, budget=cfg.budget, healthy=starts, allowed=allowed), cfg,
+                  device=device,
                   rank=rank, world_size=world, healthy=healthy, inputs=inputs, on_change=on_change)
+
+
+def prompt_filter(real: StageStore, splits: dict[str, str], cfg: SemanticConfig, prompts: dict):
+    """`semantic.cross_source` as a (disease, healthy id) -> bool filter, or None (`any`: every pair).
+
+    A disease belongs to the sources of the photos its models train on (a disease in both sources, to
+    both); a healthy prompt to the source of its photo. `A->B` keeps diseases of A sampled from healthy
+    images of B (the paper's cross-dataset runs: Fitzpatrick17k diseases with DDI healthy prompts and back)."""
+    if cfg.cross_source == "any":
+        return None
+    allowed_splits_ = allowed_splits(cfg.include_validation)
+    of_disease: dict[str, set[str]] = {}
+    for r in real.records():
+        if r.kind == "real" and all(splits.get(s) in allowed_splits_ for s in r.source_ids):
+            of_disease.setdefault(r.disease, set()).update(source_of(s) for s in r.source_ids)
+    prompt_source = {h: source_of(p.source_ids[0]) for h, p in prompts.items() if p.source_ids}
+    return lambda d, h: any(allows(cfg.cross_source, s, prompt_source.get(h, "")) for s in of_disease.get(d, ()))
 
 
 def process_slot(device: str | None = None) -> tuple[int, int]:

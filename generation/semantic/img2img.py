@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 
 from builder.core.config import SemanticConfig
+from builder.core.directions import check_cross_source
 from builder.core.errors import ConfigError
 from builder.core.store import StageStore
 
@@ -37,6 +38,7 @@ class HealthyPrompt:
 def check_sampling(cfg: SemanticConfig) -> None:
     if cfg.sampling not in SAMPLINGS:
         raise ConfigError(f"semantic.sampling={cfg.sampling!r}: expected one of {list(SAMPLINGS)}")
+    check_cross_source(cfg.cross_source, "semantic.cross_source")
     if not 0.0 < cfg.strength <= 1.0:
         raise ConfigError(f"semantic.strength={cfg.strength} must be in (0, 1] (the paper: 0.725)")
 

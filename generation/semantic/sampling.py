@@ -72,18 +72,24 @@ class PlanItem:
 
 
 def make_plan(diseases: list[str], budget: int | None = None, per_cell: int | None = None,
-              healthy: list[str] | None = None) -> list[PlanItem]:
+              healthy: list[str] | None = None, allowed=None) -> list[PlanItem]:
     """Every disease x tone cell (img2img: disease x healthy image x prompted tone, the paper's 40 x 309 x 3)
     gets `per_cell` images, or `budget` split as evenly as possible.
 
     With a budget, the remainder goes one image each to the first cells in (disease, [healthy,] tone) order.
+    `allowed(disease, healthy id)`: the img2img cells to keep (several sources: `semantic.cross_source`).
     """
     if healthy is None:
         cells = [(d, None, t) for d in sorted(diseases) for t in SKIN_TONES]
     else:
-        cells = [(d, h, t) for d in sorted(diseases) for h in sorted(healthy) for t in SKIN_TONES]
+        cells = [(d, h, t) for d in sorted(diseases) for h in sorted(healthy) for t in SKIN_TONES
+                 if allowed is None or allowed(d, h)]
     if (budget is None) == (per_cell is None):
         raise ConfigError("give exactly one of a budget or a per-cell count for the sampling plan")
+    if not cells and allowed is not None and diseases and healthy:
+        raise ConfigError("semantic.cross_source leaves no (disease, healthy prompt) pair: no disease of the "
+                          "direction's first source has training photos, or no healthy prompt is of its second; "
+                          "check the sources' names, or use cross_source: any")
     if not cells:
         raise ConfigError("the sampling plan has no diseases; train at least one disease model first")
     counts = [per_cell] * len(cells) if per_cell is not None else [

@@ -103,8 +103,8 @@ def test_out_of_range_flags_are_refused(argv, capsys):
 
 def test_a_single_value_flag_given_twice_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["build", "--version", "1.1", "--source", str(tmp_path / "a"), "--source", str(tmp_path / "b")])
-    assert e.value.code == 2 and "give --source once" in capsys.readouterr().err
+        main(["build", "--version", "1.1", "--out", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    assert e.value.code == 2 and "give --out once" in capsys.readouterr().err
 
 
 def test_a_budget_whose_plan_cannot_fit_is_refused_with_an_estimate(monkeypatch):
