@@ -65,6 +65,10 @@ def run(args) -> int:
     if healthy is not None and cfg.sampling != "img2img":
         raise ConfigError(f"--healthy given, but semantic.sampling is {cfg.sampling!r}; set it to img2img in the "
                           "config to sample from healthy synthetics, or drop --healthy")
+    if cfg.cross_source != "any" and healthy is not None:  # never silently every pair
+        raise ConfigError(f"semantic.cross_source={cfg.cross_source!r} is applied by `build`, which knows each "
+                          "disease's sources; generate sample pairs every disease with every healthy image: pass a "
+                          "--healthy store of the prompts' source only, with semantic.cross_source: any")
     starts = sorted(healthy_prompts(healthy)) if cfg.sampling == "img2img" else None
     plan = make_plan(diseases, budget=budget, per_cell=args.per_cell, healthy=starts)
     rank, world = process_slot(args.device)
