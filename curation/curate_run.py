@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class CurateOptions:
-    source: Path | None
+    source: Path | tuple[Path, ...] | None  # several: ingested into one store, each keeps its holdout
     out: Path
     real: Path | None = None  # an already ingested real store (instead of `source`)
     masks: Path | None = None
@@ -114,9 +114,32 @@ def _real_store(opts: CurateOptions) -> StageStore:
                               "pass the real store of a build (out/.work/<version>/real) or use --source")
         return store
     store = StageStore(Path(opts.out) / "real")
+    if isinstance(opts.source, tuple):
+        from curation.source.ingest import plan_ingest
+
+        plan = plan_ingest(opts.source[0], None, table=_merged(opts), limit=opts.limit)
+        log.info(ingest_source(opts.source[0], None, store, workers=opts.workers, plan=plan).line())
+        return store
     log.info(ingest_source(opts.source, opts.masks, store, source_name=opts.source_name, limit=opts.limit,
                            workers=opts.workers).line())
     return store
+
+
+def _merged(opts: CurateOptions):
+    """Several --source folders (each with its --masks and --source-name, in order, or none) as one table."""
+    from curation.source.metadata import merge_tables, read_source_table
+
+    def each(given, flag: str) -> list:
+        if given is None:
+            return [None] * len(opts.source)
+        if not isinstance(given, tuple) or len(given) != len(opts.source):
+            raise ConfigError(f"{flag}: give it once per --source ({len(opts.source)}), in the same order, or leave "
+                              "it out")
+        return list(given)
+
+    return merge_tables([read_source_table(folder, masks, source_name=name, limit=opts.limit)
+                         for folder, masks, name in zip(opts.source, each(opts.masks, "--masks"),
+                                                        each(opts.source_name, "--source-name"))])
 
 
 def _holdout(cfg: CurationConfig, opts: CurateOptions, store: StageStore, real: list[Record]) -> list[str] | None:
@@ -125,14 +148,32 @@ def _holdout(cfg: CurationConfig, opts: CurateOptions, store: StageStore, real: 
         return None
     from curation.splits import holdout_test_ids, table_holdout
 
+    if isinstance(opts.source, tuple):
+        return table_holdout(cfg, _merged(opts))
     if opts.source is not None:
         return table_holdout(cfg, Path(opts.source), opts.source_name)
-    table = read_counts(store).get("table")
+    counts = read_counts(store)
+    if counts.get("tables"):  # a store of several sources: each one's holdout on its own table
+        return _store_holdouts(cfg, counts)
+    table = counts.get("table")
     if not table or not Path(table).is_file():
         log.warning("--real %s: its ingest names no readable metadata table; the holdout falls back to the "
                     "ingested images", opts.real)
         return None
     return holdout_test_ids(table, real[0].source_ids[0].split(":", 1)[0], cfg.patchalign24_csv)
+
+
+def _store_holdouts(cfg: CurationConfig, counts: dict) -> list[str] | None:
+    from curation.splits import holdout_test_ids
+
+    layouts = {e["name"]: e["layout"] for e in (counts.get("source") or {}).get("sources", [])}
+    missing = [t for t in counts["tables"].values() if not Path(t).is_file()]
+    if missing:
+        log.warning("the store's ingest names tables that are not readable here (%s); the holdout falls back to "
+                    "the ingested images", ", ".join(missing))
+        return None
+    return sorted(s for name, table in counts["tables"].items() for s in holdout_test_ids(
+        table, name, cfg.patchalign24_csv if layouts.get(name) == "ddi" else None))
 
 
 def _summary_text(s: dict, out: Path) -> str:

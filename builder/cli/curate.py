@@ -20,11 +20,14 @@ from builder.cli.args import COUNT
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--source", type=Path,
-                     help="source folder: ddi_metadata.csv + images (DDI) or metadata.csv + images/ + masks/")
+    src.add_argument("--source", type=Path, action="append",
+                     help="source folder: ddi_metadata.csv + images (DDI) or metadata.csv + images/ + masks/; "
+                          "repeat it for several sources (one store, each source keeps its holdout)")
     src.add_argument("--real", type=Path, help="an already ingested real store, e.g. out/.work/1.1/real")
-    p.add_argument("--masks", type=Path, help="mask folder (default: <source>/masks)")
-    p.add_argument("--source-name", help="prefix of source ids (default: ddi or fitz17k by layout)")
+    p.add_argument("--masks", type=Path, action="append",
+                   help="mask folder (default: <source>/masks); several --source: one per source in order, or none")
+    p.add_argument("--source-name", action="append",
+                   help="prefix of source ids (default: ddi or fitz17k by layout); several --source: as --masks")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--version", default="1.1", help="build config version or YAML path (curation section)")
     p.add_argument("--synthetic", action="append", default=[], metavar="KIND=STORE",
@@ -49,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, split_method="test_ids", test_ids_file=str(args.test_ids))
     elif args.split_method:
         cfg = dataclasses.replace(cfg, split_method=args.split_method)
-    opts = CurateOptions(source=args.source, real=args.real, masks=args.masks, source_name=args.source_name, out=args.out,
+    one = lambda given: None if not given else given[0] if len(given) == 1 else tuple(given)  # noqa: E731
+    opts = CurateOptions(source=one(args.source), real=args.real, masks=one(args.masks),
+                         source_name=one(args.source_name), out=args.out,
                          synthetic=_parse_synthetic(args.synthetic), manifests=list(args.training_manifest),
                          workers=args.workers, limit=args.limit)
     summary = curate_source(cfg, opts)

@@ -105,6 +105,8 @@ def ingest_source(source: Path, masks: Path | None, out: StageStore, *, source_n
     summary.done = len(records)
     counts = _reconcile(table.n_in, records, rejections, table.table, table.layout)
     counts["source"] = info
+    if table.parts:  # each source's table, for a holdout decided later on the store alone (`curate --real`)
+        counts["tables"] = {part.name: str(part.table) for part in table.parts}
     atomic_write(out.root / COUNTS_FILE, (json.dumps(counts, indent=1, sort_keys=True) + "\n").encode())
     out.finish_shard(SHARD, records, rejections, fingerprint=done_fp)
     summary.status = outcome(status, summary)
