@@ -140,3 +140,23 @@ def test_the_card_licence_and_manifest_name_both_sources(two_sources):
     manifest = json.loads((result.out_dir / "manifest.json").read_text())
     assert [e["name"] for e in manifest["source"]["sources"]] == ["ddi", "fitz17k"]
     assert manifest["source"]["name"] == "ddi+fitz17k"
+
+
+def test_two_ddi_layout_sources_get_their_own_automatic_masks(tmp_path, shared_data):
+    """Two clinics' DDI-layout folders share stems (`000001.png`): their automatic masks never overwrite each other."""
+    from builder.core.config import MasksConfig
+    from curation.source.automasks.run import run_masks
+    from curation.source.masks import read_auto_index
+
+    empty = tmp_path / "no-masks"
+    empty.mkdir()
+    for name in ("a", "b"):
+        write_ddi_source(shared_data, tmp_path / name, n_train=1, n_test=1)
+    table = merge_tables([read_source_table(tmp_path / "a", empty), read_source_table(tmp_path / "b", empty,
+                                                                                      source_name="ddi-b")])
+    run_masks(table, None, tmp_path / "auto", MasksConfig(min_confidence=0.0, batch_size=8))
+    entries = read_auto_index(tmp_path / "auto")
+    files = {sid: e["file"] for sid, e in entries.items() if e["accepted"]}
+    stems = {sid.split(":", 1)[1] for sid in files}
+    assert {sid.split(":")[0] for sid in files} == {"ddi", "ddi-b"} and len(stems) < len(files)  # shared stems
+    assert len(set(files.values())) == len(files) and all((tmp_path / "auto" / f).is_file() for f in files.values())

@@ -83,7 +83,7 @@ def run_masks(source: Path | SourceTable, masks: Path | None, out: Path, cfg: Ma
                      backend.fit(_training_pairs(trained)))
         ticks = iter(progress(range(sum(len(s.items) for s in pending)), desc="masks"))
         for shard in pending:
-            _run_batch(out, shard, key.fingerprint, backend, cfg, ticks)
+            _run_batch(out, shard, key.fingerprint, backend, cfg, ticks, prefixed=bool(table.parts))
     if world_size > 1:  # the index is the whole folder's: written by a single-process run
         return summary.stop()
     entries = _collect(out, [s.name for s in shards])
@@ -97,11 +97,12 @@ def run_masks(source: Path | SourceTable, masks: Path | None, out: Path, cfg: Ma
     return summary.stop()  # done / rejected: the whole folder's; skipped: photos of batches already done
 
 
-def _run_batch(out: Path, shard: Shard, stage_fp: str, backend, cfg: MasksConfig, ticks) -> None:
+def _run_batch(out: Path, shard: Shard, stage_fp: str, backend, cfg: MasksConfig, ticks,
+               prefixed: bool = False) -> None:
     entries, items = [], []
     index = int(shard.name.rsplit("-", 1)[1])
     for row in shard.items:
-        entry, item = _mask_one(out, row, backend, cfg)
+        entry, item = _mask_one(out, row, backend, cfg, prefixed)
         entries.append(entry)
         if item is not None:
             items.append(item)
@@ -115,8 +116,11 @@ def _run_batch(out: Path, shard: Shard, stage_fp: str, backend, cfg: MasksConfig
     write_marker(out, shard.name, shard.fingerprint(stage_fp), photos=len(entries))  # last: the batch is done
 
 
-def _mask_one(out: Path, row: SourceRow, backend, cfg: MasksConfig) -> tuple[dict, SheetItem | None]:
-    stem = row.source_id.split(":", 1)[1]
+def _mask_one(out: Path, row: SourceRow, backend, cfg: MasksConfig,
+              prefixed: bool = False) -> tuple[dict, SheetItem | None]:
+    """`prefixed`: several sources in one folder, so the file is named `<source>-<stem>` (two sources may
+    share a stem, e.g. two DDI-layout clinics' `000001.png`)."""
+    stem = row.source_id.replace(":", "-", 1) if prefixed else row.source_id.split(":", 1)[1]
     entry = {"source_id": row.source_id, "image": row.image.name, "file": None, "method": backend.method,
              "version": backend.version, "confidence": None, "min_confidence": cfg.min_confidence,
              "accepted": False, "reason": None, "detail": None}
