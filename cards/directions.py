@@ -13,8 +13,8 @@ from collections import Counter
 
 from builder.core.schema import KINDS, SPLITS, Record
 
-# The paper's supplementary S7 (Fitzpatrick17k's expert-verified subset, and the DDI release for the
-# within-DDI rows): rows it reports per (kind, donor or disease source, base or prompt source).
+# The paper's supplementary S7 (Fitzpatrick17k's expert-verified subset, cross-dataset runs) and its DDI counts
+# (S2-S3, for the within-DDI rows): rows it reports per (kind, donor or disease source, base or prompt source).
 PAPER = {
     ("lesion_mapped", "ddi", "fitz17k"): 13_822, ("lesion_mapped", "fitz17k", "ddi"): 9_394,
     ("semantic", "fitz17k", "ddi"): 37_080, ("semantic", "ddi", "fitz17k"): 8_970,
@@ -75,7 +75,7 @@ def section(f) -> str:
                      + " | ".join(str(len(photos.get((n, s), ()))) for s in SPLITS) + " |")
     lines += ["", "Synthetic rows per direction and split, with the paper's figure for the same direction "
               "(its supplementary S7 for Fitzpatrick17k's expert-verified subset and the cross-dataset runs; "
-              "the DDI release for DDI alone). The paper's figures are for its whole sources and every pair; "
+              "its DDI counts, after human review and discarded placements, for DDI alone). The paper's figures are for its whole sources and every pair; "
               "this version's depend on its sources, budgets and `cross_source` settings "
               f"(lesion maps: `{f.cfg.lesion_map.cross_source}`, semantic: `{f.cfg.semantic.cross_source}`).", "",
               "| kind | direction | " + " | ".join(SPLITS) + " | total | the paper |",

@@ -260,6 +260,7 @@ def split_protocol(cfg: BuildConfig, source_info: dict | None = None) -> str:
     table the build actually split (`source_info`: the manifest's source)."""
     c = cfg.curation
     tail = "a synthetic takes its sources' most held-out split (test > validation > train)."
+    by = "source x tone x malignancy" if (source_info or {}).get("sources") else "tone x malignancy"
     if c.split_method == "patchalign24":
         info = source_info or {}
         table = info.get("table") or "ddi_metadata.csv"
@@ -276,11 +277,11 @@ def split_protocol(cfg: BuildConfig, source_info: dict | None = None) -> str:
                 "decided on the table before any image is read (a row rejected at ingest leaves test; "
                 "no other image changes split); images sharing a lineage group with a test image join "
                 f"it. Validation ({val:.1%} of the rest) is carved from train, grouped by lineage and "
-                f"stratified by tone x malignancy (seed {c.split_seed}); {tail}")
+                f"stratified by {by} (seed {c.split_seed}); {tail}")
     if c.split_method == "test_ids":
         return (f"Splits: test is a fixed list of source ids (`{c.test_ids_file}`) with their lineage groups; "
-                f"train/validation stratified by tone x malignancy (seed {c.split_seed}); {tail}")
-    return (f"Splits: seeded ({c.split_seed}) over real images, stratified by tone x malignancy, "
+                f"train/validation stratified by {by} (seed {c.split_seed}); {tail}")
+    return (f"Splits: seeded ({c.split_seed}) over real images, stratified by {by}, "
             f"ratios {c.ratios}; {tail}")
 
 

@@ -4,7 +4,7 @@ Everything sharing a lineage root lands in one split: roots are connected compon
 records' `source_ids`, joined further by known patient ids and by extra links (near-duplicate
 pairs). Methods (`curation.split_method`):
 
-- `stratified`: inside each skin tone x malignancy stratum, groups (largest first, then by a
+- `stratified`: inside each (source x) skin tone x malignancy stratum, groups (largest first, then by a
   seeded hash of the root id) go where the stratum's quota is least filled; the result depends
   only on ids, seed and ratios.
 - `test_ids`: the ids in a file (one per line, or a CSV with a `source_id` column) form test, with
@@ -105,9 +105,11 @@ def _groups(real: list[Record], root: dict[str, str]) -> dict[str, list[Record]]
     return groups
 
 
-def _stratum(members: list[Record]) -> tuple[str, bool]:
-    """A group's stratum: its most common (tone, malignant); ties by sort order (deterministic)."""
-    counts = Counter((r.skin_tone, bool(r.malignant)) for r in members)
+def _stratum(members: list[Record]) -> tuple[str, str, bool]:
+    """A group's stratum: its most common (source, tone, malignant); ties by sort order (deterministic).
+    The source (the id prefix) stratifies a build over several sources, so each gets its own ratios; with
+    one source it is the same for every group and changes nothing."""
+    counts = Counter((r.source_ids[0].split(":", 1)[0], r.skin_tone, bool(r.malignant)) for r in members)
     return min(counts, key=lambda k: (-counts[k], k))
 
 

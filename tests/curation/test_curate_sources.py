@@ -47,3 +47,17 @@ def test_a_lesion_map_across_sources_takes_the_most_held_out_split_of_both():
         kept, _, rejected = apply_splits([mapped], {"fitz17k:aa": "train", "ddi:000002": ddi_split},
                                          reference=[base, donor])
         assert not rejected and [r.split for r in kept] == [want]
+
+
+def test_a_stratified_split_gives_each_source_its_own_ratios():
+    import dataclasses
+    from collections import Counter
+
+    from builder.core.config import CurationConfig
+    from curation.splits import assign_splits
+
+    real = [_rec(f"r-{s}-{i}", "real", (f"{s}:{i:03d}",)) for s in ("ddi", "fitz17k") for i in range((4, 16)[s != "ddi"])]
+    cfg = dataclasses.replace(CurationConfig(), ratios={"train": 0.5, "validation": 0.0, "test": 0.5})
+    split_of = assign_splits(real, cfg)
+    assert Counter((s.split(":")[0], sp) for s, sp in split_of.items()) == {
+        ("ddi", "train"): 2, ("ddi", "test"): 2, ("fitz17k", "train"): 8, ("fitz17k", "test"): 8}
