@@ -58,3 +58,32 @@ def test_the_plan_keeps_only_the_allowed_cells():
 def test_cross_source_is_checked_with_the_sampling_settings():
     with pytest.raises(ConfigError, match="semantic.cross_source='both'"):
         check_sampling(dataclasses.replace(SemanticConfig(), cross_source="both"))
+
+
+def test_run_semantic_plans_only_the_configured_direction(tmp_path, monkeypatch):
+    """The build's path, models stubbed: `run_semantic` hands the sampler Fitzpatrick17k diseases on DDI prompts."""
+    import numpy as np
+
+    import generation.semantic.build as B
+    from builder.core.store import StageStore, encode_png
+
+    healthy = StageStore(tmp_path / "healthy")
+    recs = []
+    for sid, photo in (("h-ddi", "ddi:002"), ("h-fitz", "fitz17k:001")):
+        path = healthy.put_image(sid, encode_png(np.full((8, 8, 3), 128, np.uint8)))
+        recs.append(Record(sample_id=sid, kind="healthy", split=None, skin_tone="light", fitzpatrick=None,
+                           malignant=False, disease="psoriasis", disease_raw="psoriasis", source_ids=(photo,),
+                           image_path=path))
+    healthy.finish_shard("healthy", recs, [])
+    seen = {}
+    monkeypatch.setattr(B.T, "check_config", lambda cfg, device: None)
+    monkeypatch.setattr(B, "ensure_ti", lambda *a, **k: None)
+    monkeypatch.setattr(B, "ensure_lora", lambda *a, **k: None)
+    monkeypatch.setattr(B, "load_model", lambda work, d: d)
+    monkeypatch.setattr(B, "process_slot", lambda device: (0, 1))
+    monkeypatch.setattr(B, "sample", lambda out, models, plan, cfg, **k: seen.setdefault("plan", plan))
+    cfg = SemanticConfig(budget=6, sampling="img2img", cross_source="fitz17k->ddi")
+    B.run_semantic(types.SimpleNamespace(records=lambda: REAL), SPLITS, None, cfg, device="cpu",
+                   work_dir=tmp_path / "models", healthy=healthy)
+    assert {(p.disease, p.healthy) for p in seen["plan"]} == {("melanoma", "h-ddi"), ("psoriasis", "h-ddi")}
+    assert len(seen["plan"]) == 6
