@@ -75,7 +75,8 @@ def section(f) -> str:
                      + " | ".join(str(len(photos.get((n, s), ()))) for s in SPLITS) + " |")
     lines += ["", "Synthetic rows per direction and split, with the paper's figure for the same direction "
               "(its supplementary S7 for Fitzpatrick17k's expert-verified subset and the cross-dataset runs; "
-              "its DDI counts, after human review and discarded placements, for DDI alone). The paper's figures are for its whole sources and every pair; "
+              "its DDI counts, after human review and discarded placements, for DDI alone). The paper's figures "
+              "are for its whole sources and every pair; "
               "this version's depend on its sources, budgets and `cross_source` settings "
               f"(lesion maps: `{f.cfg.lesion_map.cross_source}`, semantic: `{f.cfg.semantic.cross_source}`).", "",
               "| kind | direction | " + " | ".join(SPLITS) + " | total | the paper |",

@@ -72,7 +72,7 @@ class LesionMapConfig:
     downscales: tuple[float, ...] = (0.8, 0.64, 0.5)  # lesion scales the downscale fallback tries
     blend: str = "alpha"              # alpha (feathered composite: the method) | poisson (no donor-skin halo) | poisson_screen (v1.2: poisson, bright parts not clipped)
     png_level: int = 6                # zlib level of the lesion-mapped PNGs (lossless at any level; 1 encodes ~3.6x faster, ~5% larger)
-    cross_source: str = "any"         # several sources: any | within | across (both ways) | DONOR->BASE, e.g. ddi->fitz17k
+    cross_source: str = "any"         # several sources: any | within | across | DONOR->BASE, e.g. ddi->fitz17k
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +106,7 @@ class SemanticConfig:
     negative_prompt: str = ""
     sampling: str = "text2img"   # text2img | img2img: from healthy synthetics (the paper's "healthy prompts")
     strength: float = 0.725      # img2img: how far from the healthy image (1.0 = from noise)
-    cross_source: str = "any"    # img2img, several sources: any | within | across | DISEASES->PROMPTS, e.g. fitz17k->ddi
+    cross_source: str = "any"    # img2img over several sources: any | within | across | DISEASES->PROMPTS
     sample_resolution: int = 512
     sample_batch: int = 8
     shard_size: int = 64

@@ -56,7 +56,7 @@ def test_a_stratified_split_gives_each_source_its_own_ratios():
     from builder.core.config import CurationConfig
     from curation.splits import assign_splits
 
-    real = [_rec(f"r-{s}-{i}", "real", (f"{s}:{i:03d}",)) for s in ("ddi", "fitz17k") for i in range((4, 16)[s != "ddi"])]
+    real = [_rec(f"r-{s}-{i}", "real", (f"{s}:{i:03d}",)) for s, n in (("ddi", 4), ("fitz17k", 16)) for i in range(n)]
     cfg = dataclasses.replace(CurationConfig(), ratios={"train": 0.5, "validation": 0.0, "test": 0.5})
     split_of = assign_splits(real, cfg)
     assert Counter((s.split(":")[0], sp) for s, sp in split_of.items()) == {

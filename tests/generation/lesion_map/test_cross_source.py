@@ -27,7 +27,8 @@ def _two_sources():
 
 
 def _directions(plan) -> Counter:
-    return Counter((d.split(":")[0], b.split(":")[0]) for d, b in zip(plan["donor_source_ids"], plan["base_source_ids"]))
+    pairs = zip(plan["donor_source_ids"], plan["base_source_ids"])
+    return Counter((d.split(":")[0], b.split(":")[0]) for d, b in pairs)
 
 
 @pytest.mark.parametrize("cross, want", [
