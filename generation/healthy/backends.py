@@ -35,7 +35,7 @@ class Job:
     skin: np.ndarray | None = None  # bool (H, W): known healthy skin (where the exemplar fill takes texture)
 
 
-OPENCV_METHODS = ("telea", "exemplar")
+OPENCV_METHODS = ("telea", "exemplar", "quilt")
 
 
 def check_opencv_method(method: str) -> str:
@@ -46,7 +46,8 @@ def check_opencv_method(method: str) -> str:
 
 class OpenCVBackend(Backend):
     """CPU fills, no weights: Telea fast marching + seeded skin grain (`telea`, the method's CPU stand-in),
-    or membrane colour + skin texture copied from nearby (`exemplar`, generation.healthy.exemplar)."""
+    membrane colour + skin texture copied from nearby (`exemplar`, generation.healthy.exemplar), or
+    membrane colour + texture quilted from clean skin only (`quilt`, generation.healthy.quilt)."""
 
     kind, name = "inpainting", "opencv"
     settings = ("opencv_radius", "opencv_grain", "opencv_method")
@@ -63,20 +64,24 @@ class OpenCVBackend(Backend):
     @classmethod
     def uses_seed(cls, cfg: HealthyConfig) -> bool:
         """A smooth Telea fill (no grain) does not depend on the per-sample seed."""
-        return cfg.opencv_grain > 0 or cfg.opencv_method == "exemplar"
+        return cfg.opencv_grain > 0 or cfg.opencv_method != "telea"
 
     @classmethod
     def card_text(cls, cfg: HealthyConfig) -> str:
         if cfg.opencv_method == "telea":
             return (f"OpenCV Telea inpainting (radius {cfg.opencv_radius} px) with seeded skin grain "
                     f"{cfg.opencv_grain}; no diffusion model and no prompt")
+        if cfg.opencv_method == "quilt":
+            return ("CPU `quilt` fill (membrane colour + texture quilted from clean skin of the same photo that "
+                    "matches the skin around the lesion: no text, marks, drapes or frame edges); no diffusion "
+                    "model and no prompt")
         return (f"CPU `{cfg.opencv_method}` fill (membrane colour + nearest real skin texture); no diffusion "
                 "model and no prompt")
 
     def window(self, job: Job) -> tuple[int, int, int, int]:
         # Telea reads known pixels within `radius` of the region: a margin of 2*radius+2 is
         # plenty, and inpainting a crop instead of the frame keeps large photos fast. The
-        # exemplar fill looks for a region of the hole's shape: a margin of twice the hole's size.
+        # exemplar and quilt fills look for skin to copy: a margin of twice the hole's size.
         h, w = job.region.mask.shape
         x0, y0, x1, y1 = job.region.box
         m = 2 * self.radius + 2 if self.method == "telea" else 2 * max(x1 - x0, y1 - y0) + 8
@@ -85,21 +90,23 @@ class OpenCVBackend(Backend):
     def params(self) -> dict:
         if self.method == "telea":
             return {"method": "telea", "radius": self.radius, "grain": self.grain}
-        return {"method": "exemplar"}
+        return {"method": self.method}
 
     def generate(self, jobs: list[Job]) -> list[np.ndarray]:
         import cv2
 
         from generation.healthy.exemplar import exemplar_fill
+        from generation.healthy.quilt import quilt_fill
 
         out = []
         for job in jobs:
             x0, y0, x1, y1 = self.window(job)
             crop = np.ascontiguousarray(job.image[y0:y1, x0:x1])
             hole = job.region.mask[y0:y1, x0:x1]
-            if self.method == "exemplar":
+            if self.method != "telea":
                 skin = job.skin[y0:y1, x0:x1] if job.skin is not None else ~hole
-                out.append(exemplar_fill(crop, hole, skin, job.seed))
+                fill = exemplar_fill if self.method == "exemplar" else quilt_fill
+                out.append(fill(crop, hole, skin, job.seed))
                 continue
             mask = hole.astype(np.uint8) * 255
             filled = cv2.inpaint(crop, mask, self.radius, cv2.INPAINT_TELEA)

@@ -1,0 +1,259 @@
+"""Artefacts of a healed region that an eye catches, measured: what the fill benchmark scores, what the
+review flags and what the build counts for the card.
+
+Each detector is a pure function of the healed image, the original photo and the region that was
+filled (bool), and returns one number that is 0 for a clean fill:
+
+- `copied_mark`: pixels of text or marks (watermarks, captions, ink: thin grey strokes near white or
+  black) inside the fill that are a copy of a mark elsewhere in the photo (a normalized cross-correlation
+  of at least COPY_NCC with a place outside the region);
+- `foreign_colour`: share of the fill in colours no skin around it has (farther than FOREIGN_DE from
+  every colour of the skin ring, or a non-skin colour: near-black, near-white grey, green, blue) where
+  the ring itself has few of them;
+- `seam`: the strongest straight line of the fill (a stretch of a row or a column whose jumps, in
+  both directions, stand out from the lines beside it): quadrant and tile borders;
+- `tiling`: the share of the fill's fine texture that repeats inside the fill (the highest normalized
+  autocorrelation of its high-pass at a shift of at least TILE_MIN_SHIFT pixels).
+
+The colour helpers (`lab`, `non_skin_colour`, `text_strokes`) are also what the fill uses to keep marks
+out of its texture sources, so a fill and its measure agree on what a mark is.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+RING_PX = 15            # the skin band around the region that the fill is compared with
+STROKE_CONTRAST = 60    # a thin stroke is this much brighter / darker than its 9x9 surroundings
+COPY_NCC = 0.7          # copied_mark: a mark of the photo that matches a place in the fill this well is copied
+COPY_MIN_PX = 8         # ... counted for marks (connected strokes) of at least this many pixels
+FOREIGN_DE = 20.0       # foreign_colour: CIE76 distance to the nearest ring colour
+SEAM_RUN = 48           # seam: stretches of a line this long are compared with their neighbours
+SEAM_FLOOR = 2.0        # ... whose jumps count as at least this (grey levels): flat skin has no seams to see
+MAX_MARKS = 40          # copied_mark: the largest marks of the photo that are looked for
+TILE_MIN_SHIFT = 6      # tiling: repeats closer than this are the texture's own grain
+TILE_PEAKS = 8          # ... shifts looked at (the autocorrelation's highest)
+TILE_WINDOW = 15        # ... neighbourhood compared (px)
+TILE_NCC = 0.9          # ... a neighbourhood this correlated with the one at the shift repeats it
+TILE_MIN_STD = 1.5      # ... neighbourhoods flatter than this (grey levels) are not counted
+
+THRESHOLDS = {"copied_mark": 20.0, "foreign_colour": 0.03, "seam": 4.0, "tiling": 0.05}
+DETECTORS = tuple(THRESHOLDS)
+
+
+def lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* as float (L 0-100, a and b about -128..127)."""
+    import cv2
+
+    x = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+    return np.stack([x[..., 0] * 100 / 255, x[..., 1] - 128, x[..., 2] - 128], axis=-1)
+
+
+def dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    import cv2
+
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
+
+
+def non_skin_colour(rgb: np.ndarray) -> np.ndarray:
+    """Pixels whose colour no skin or lesion has: near-white or near-black greys (paper, walls, bars,
+    text), greens and cyans (a* < -3), blues (b* < -8 without the red of purple lesions)."""
+    L = lab(rgb)
+    chroma = np.hypot(L[..., 1], L[..., 2])
+    grey = (chroma < 10) & ((L[..., 0] > 75) | (L[..., 0] < 15))
+    return grey | (L[..., 1] < -3) | ((L[..., 2] < -8) & (L[..., 1] < 8))
+
+
+def text_strokes(rgb: np.ndarray) -> np.ndarray:
+    """Text-like pixels (watermarks, captions): thin strokes (white or black top-hat over a 9x9 square,
+    contrast > STROKE_CONTRAST) that are grey and near-white or near-black; lesion scales and crusts,
+    thin and bright too, keep some colour."""
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
+    thin = np.maximum(cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, k), cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, k))
+    L = lab(rgb)
+    grey = np.hypot(L[..., 1], L[..., 2]) < 12
+    return (thin > STROKE_CONTRAST) & grey & ((L[..., 0] > 80) | (L[..., 0] < 20))
+
+
+def marks(rgb: np.ndarray) -> np.ndarray:
+    """Text and marks a fill must never copy: text-like strokes, widened by 3 px to hold their outlines."""
+    return dilate(text_strokes(rgb), 3)
+
+
+def ring(region: np.ndarray, skin: np.ndarray | None = None, px: int = RING_PX) -> np.ndarray:
+    """The band of `px` around `region` (only skin pixels, given a skin mask with enough of them)."""
+    out = dilate(region, px) & ~region
+    return out & skin if skin is not None and (out & skin).sum() > 50 else out
+
+
+def measure(healed: np.ndarray, photo: np.ndarray, region: np.ndarray,
+            skin: np.ndarray | None = None) -> dict[str, float]:
+    """Every detector's value for one healed image ({} when the region or its ring is empty)."""
+    around = ring(region, skin)
+    if not region.any() or not around.any():
+        return {}
+    return {"copied_mark": copied_mark(healed, photo, region),
+            "foreign_colour": foreign_colour(healed, region, around),
+            "seam": seam(healed, region), "tiling": tiling(healed, region)}
+
+
+def fired(values: dict[str, float]) -> list[str]:
+    """The detectors whose value is above their threshold."""
+    return [k for k in DETECTORS if values.get(k, 0.0) > THRESHOLDS[k]]
+
+
+def copied_mark(healed: np.ndarray, photo: np.ndarray, region: np.ndarray) -> float:
+    """Pixels of the photo's marks (outside the region) whose pattern reappears inside the fill (0 = none).
+
+    Each mark (a connected group of text strokes, with a 4 px margin) is matched by normalized
+    cross-correlation of the high-pass grey image, which ignores the colour and contrast a fill gives
+    it, against every place of the healed image whose window centre lies in the region."""
+    import cv2
+
+    strokes = text_strokes(photo) & ~dilate(region, 2)
+    if strokes.sum() < COPY_MIN_PX:
+        return 0.0
+    hp_photo, hp_healed = _high_pass(photo), _high_pass(healed)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(dilate(strokes, 2).astype(np.uint8), connectivity=8)
+    order = sorted(range(1, n), key=lambda k: (-stats[k, cv2.CC_STAT_AREA], k))[:MAX_MARKS]
+    copied = 0
+    for k in order:
+        x, y, w, h, area = (int(v) for v in stats[k])
+        y0, x0 = max(0, y - 4), max(0, x - 4)
+        tpl = hp_photo[y0:y + h + 4, x0:x + w + 4]
+        if area < COPY_MIN_PX or tpl.shape[0] >= hp_healed.shape[0] // 2 or tpl.shape[1] >= hp_healed.shape[1] // 2:
+            continue
+        score = cv2.matchTemplate(hp_healed, tpl, cv2.TM_CCOEFF_NORMED)
+        th, tw = tpl.shape
+        centre = region[th // 2:th // 2 + score.shape[0], tw // 2:tw // 2 + score.shape[1]]
+        if centre.any() and float(np.nan_to_num(score[centre], nan=0.0).max()) >= COPY_NCC:
+            copied += int(strokes[y0:y + h + 4, x0:x + w + 4].sum())
+    return float(copied)
+
+
+def foreign_colour(healed: np.ndarray, region: np.ndarray, around: np.ndarray, n: int = 1500) -> float:
+    """Share of fill pixels (sampled) farther than FOREIGN_DE from every ring colour, or of a non-skin
+    colour the ring itself rarely has (under 5% of it)."""
+    L = lab(healed)
+    rng = np.random.default_rng(0)
+    ys, xs = np.nonzero(region)
+    pick = rng.choice(ys.size, min(n, ys.size), replace=False)
+    ry, rx = np.nonzero(around)
+    rpick = rng.choice(ry.size, min(n, ry.size), replace=False)
+    a, b = L[ys[pick], xs[pick]], L[ry[rpick], rx[rpick]]
+    nearest = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    foreign = nearest > FOREIGN_DE
+    odd = non_skin_colour(healed)
+    if odd[around].mean() < 0.05:
+        foreign |= odd[ys[pick], xs[pick]]
+    return float(foreign.mean())
+
+
+def _high_pass(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return gray - cv2.GaussianBlur(gray, (0, 0), 2.0)
+
+
+def seam(healed: np.ndarray, region: np.ndarray) -> float:
+    """The strongest straight seam: along every SEAM_RUN-pixel stretch of a row or column of the fill,
+    the mean unsigned jump across the line less its signed mean (an edge of a hair or a fold jumps one
+    way; a border between two unrelated textures jumps both ways), divided by the median of the same
+    figure on the three lines each side (1 = no line stands out)."""
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(healed), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = cv2.GaussianBlur(gray, (0, 0), 1.0)  # JPEG's 8 px block edges are finer than a seam
+    inner = (region & ~dilate(~region, 3)).astype(np.float32)
+    best = 0.0
+    for axis in (0, 1):
+        d = np.diff(gray, axis=axis)
+        both = inner[1:] * inner[:-1] if axis == 0 else inner[:, 1:] * inner[:, :-1]
+        size = (SEAM_RUN, 1) if axis == 0 else (1, SEAM_RUN)  # along the line
+        count = cv2.boxFilter(both, -1, size, normalize=False)
+        a = cv2.boxFilter(np.abs(d) * both, -1, size, normalize=False)
+        s = cv2.boxFilter(d * both, -1, size, normalize=False)
+        full = count >= 0.9 * SEAM_RUN
+        e = np.where(full, (a - np.abs(s)) / np.maximum(count, 1), np.nan)
+        if axis == 1:
+            e, full = e.T, full.T
+        ratio = _against_neighbours(e, full)
+        best = max(best, ratio)
+    return best
+
+
+def _against_neighbours(e: np.ndarray, full: np.ndarray) -> float:
+    """max over lines i (rows of `e`) of e[i] / median(e[i-3..i+3] without i), where all seven are full."""
+    h = e.shape[0]
+    if h < 7:
+        return 0.0
+    centre = e[3:h - 3]
+    others = np.stack([e[3 + k:h - 3 + k] for k in (-3, -2, -1, 1, 2, 3)])
+    ok = full[3:h - 3] & np.stack([full[3 + k:h - 3 + k] for k in (-3, -2, -1, 1, 2, 3)]).all(axis=0)
+    if not ok.any():
+        return 0.0
+    ref = np.median(others[:, ok], axis=0)
+    return float(np.max(centre[ok] / np.maximum(ref, SEAM_FLOOR)))
+
+
+def tiling(healed: np.ndarray, region: np.ndarray) -> float:
+    """Share of the fill that repeats inside the fill: for the TILE_PEAKS shifts (of TILE_MIN_SHIFT px or
+    more, off JPEG's 8 px block grid) where the fill's high-pass autocorrelates most, the share of
+    fill pixels whose TILE_WINDOW neighbourhood correlates with the one at that shift above TILE_NCC;
+    the largest share (0 = nothing repeats)."""
+    inner = region & ~dilate(~region, 2)
+    if inner.sum() < 4 * TILE_WINDOW ** 2:
+        return 0.0
+    ys, xs = np.nonzero(inner)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    m = inner[y0:y1, x0:x1].astype(np.float32)
+    f = _high_pass(healed)[y0:y1, x0:x1] * m
+    best = 0.0
+    for dy, dx in _peaks(f, m):
+        best = max(best, _repeated_share(f, m, dy, dx))
+    return best
+
+
+def _peaks(f: np.ndarray, m: np.ndarray) -> list[tuple[int, int]]:
+    """The TILE_PEAKS shifts with the highest autocorrelation of `f` per overlapping pixel (FFT)."""
+    shape = (2 * f.shape[0], 2 * f.shape[1])
+    F, M = np.fft.rfft2(f, shape), np.fft.rfft2(m, shape)
+    corr = np.fft.irfft2(F * np.conj(F), shape)
+    overlap = np.fft.irfft2(M * np.conj(M), shape)
+    dy = np.fft.fftfreq(shape[0], 1 / shape[0]).astype(int)[:, None]
+    dx = np.fft.fftfreq(shape[1], 1 / shape[1]).astype(int)[None, :]
+    ok = (overlap > 4 * TILE_WINDOW ** 2) & (np.hypot(dy, dx) >= TILE_MIN_SHIFT) & ~((dy % 8 == 0) & (dx % 8 == 0))
+    score = np.where(ok, corr / np.maximum(overlap, 1.0), -np.inf)
+    top = np.argsort(score, axis=None)[::-1][:TILE_PEAKS]
+    iy, ix = np.unravel_index(top, shape)
+    return [(int(dy[i, 0]), int(dx[0, j])) for i, j in zip(iy, ix) if np.isfinite(score[i, j])]
+
+
+def _repeated_share(f: np.ndarray, m: np.ndarray, dy: int, dx: int) -> float:
+    """Share of `m` pixels whose window of `f` correlates above TILE_NCC with the window at (dy, dx)."""
+    import cv2
+
+    g, mg = _shift(f, dy, dx), _shift(m, dy, dx)
+    both = m * mg
+    k = (TILE_WINDOW, TILE_WINDOW)
+    fg = cv2.boxFilter(f * g * both, -1, k, normalize=False)
+    ff = cv2.boxFilter(f * f * both, -1, k, normalize=False)
+    gg = cv2.boxFilter(g * g * both, -1, k, normalize=False)
+    n = cv2.boxFilter(both, -1, k, normalize=False)
+    textured = (ff > n * TILE_MIN_STD ** 2) & (gg > n * TILE_MIN_STD ** 2) & (n >= 0.5 * TILE_WINDOW ** 2)
+    ncc = fg / np.sqrt(np.maximum(ff * gg, 1e-6))
+    return float(((ncc > TILE_NCC) & textured & (m > 0)).sum() / m.sum())
+
+
+def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """out[y, x] = a[y + dy, x + dx] (zero outside)."""
+    out = np.zeros_like(a)
+    h, w = a.shape
+    ys, yd = slice(max(0, dy), min(h, h + dy)), slice(max(0, -dy), min(h, h - dy))
+    xs, xd = slice(max(0, dx), min(w, w + dx)), slice(max(0, -dx), min(w, w - dx))
+    out[yd, xd] = a[ys, xs]
+    return out

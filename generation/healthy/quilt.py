@@ -1,0 +1,185 @@
+"""CPU healthy fill from clean skin only: a smooth membrane for colour, and texture quilted from many
+patches of skin that looks like the skin around the hole, cross-faded so no seam or tile shows.
+
+The nearest-region exemplar fill (`generation.healthy.exemplar`) copies whatever lies near the hole:
+a watermark, a drape edge, the frame's border; its quadrants meet on straight seams and repeat the
+same source. Here:
+
+- sources are *clean skin*: known skin that is no text or mark (`artefacts.marks`), not within
+  EDGE_PX of non-skin or of the window's edge, of a skin colour, and whose local colour is within
+  a tolerance of the skin ring around the hole (tolerance: the ring's own spread, at least MIN_TOL_DE);
+- the colour is the harmonic membrane (`generation.membrane`) of the clean skin's local mean, its
+  boundary values taken from the nearest clean skin wherever the hole borders something else (a
+  drape, a mark, the frame), so no dark smudge flows in;
+- the texture is each source's ratio to its local mean (multiplicative: it scales with the target's
+  colour), at a scale that grows with the hole (SIGMA px for small holes, up to MAX_SIGMA for large
+  ones: mid-sized skin texture, not a smooth oval), laid in square tiles on a half-overlapping grid
+  with sine windows whose squares sum to one (independent textures keep their contrast across the
+  overlap: no seam). Each tile takes a source chosen, seeded, among the NEAR_CANDIDATES nearest
+  clean squares of matching colour that overlap no source already used, so nothing repeats while
+  clean skin remains.
+Where no clean square fits (even at MIN_TILE px), the texture is seeded grain with the ring's detail
+spread, as the Telea fill does. Deterministic: fixed operations and one seeded generator.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SIGMA, MAX_SIGMA = 3.0, 8.0   # px: the colour / texture split, for small and for large holes
+EDGE_PX = 3                   # clean skin keeps this far from non-skin, marks and the window's edge
+MIN_TOL_DE = 12.0             # colour tolerance (CIE76) of a source against the ring, at least
+RING_PX = 15                  # the skin ring around the hole whose colours sources must match
+MIN_TILE = 8                  # px: smallest tile tried before grain
+MIN_SOURCES = 12              # a tile size needs this many tiles' worth of clean skin
+NEAR_CANDIDATES = 12          # each tile picks among this many best sources (seeded)
+RED_IQR, MIN_RED = 1.5, 4.0   # a* above the ring's upper quartile by this many IQRs (at least MIN_RED): a red spot
+
+
+def quilt_fill(crop: np.ndarray, hole: np.ndarray, skin: np.ndarray, seed: int) -> np.ndarray:
+    """uint8 crop with `hole` filled from clean skin; pixels outside `hole` untouched."""
+    from generation.healthy.exemplar import local_mean
+    from generation.healthy.texture import add_grain
+    from generation.membrane import membrane
+
+    img = crop.astype(np.float64)
+    clean = clean_skin(crop, hole, skin)
+    size, fits = tile_size(clean, float(np.clip(np.sqrt(hole.sum()) / 24.0, SIGMA, MAX_SIGMA)))
+    sigma = max(SIGMA, size / 8.0)  # the texture's scale: what a tile can hold without a visible dome
+    base = clean if clean.any() else (skin & ~hole if (skin & ~hole).any() else ~hole)
+    mean = nearest_fill(local_mean(img, base, sigma), base)
+    colour = membrane(hole, mean)
+    out = crop.copy()
+    if fits is None:
+        out[hole] = np.clip(np.rint(colour[hole]), 0, 255).astype(np.uint8)
+        return add_grain(out, crop, hole, 1.0, seed)
+    ratio = np.where(base[..., None], img / np.maximum(mean, 1.0) - 1.0, 0.0)
+    texture = lay_tiles(hole, fits, ratio, mean, colour, size, np.random.default_rng(seed))
+    out[hole] = np.clip(np.rint(colour[hole] * (1.0 + texture[hole])), 0, 255).astype(np.uint8)
+    return out
+
+
+def clean_skin(crop: np.ndarray, hole: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Known skin a fill may copy: no mark, away from non-skin and the window's edge, skin-coloured,
+    and of a colour near the ring around the hole."""
+    from generation.healthy.artefacts import dilate, lab, marks, non_skin_colour
+
+    known = skin & ~hole
+    bad = ~known | marks(crop)
+    ring = dilate(hole, RING_PX) & known
+    odd = non_skin_colour(crop)
+    if ring.any() and odd[ring].mean() < 0.05:  # very light skin is near-white grey: then it is no tell
+        bad |= odd
+    bad = dilate(bad & ~hole, EDGE_PX) | _frame(hole.shape, EDGE_PX)
+    clean = known & ~bad
+    ring &= clean
+    if ring.sum() < 16:
+        return clean
+    import cv2
+
+    smooth = lab(cv2.GaussianBlur(crop, (0, 0), 2.0))
+    centre = np.median(smooth[ring], axis=0)
+    spread = np.linalg.norm(smooth[ring] - centre, axis=1)
+    tol = max(MIN_TOL_DE, float(np.percentile(spread, 95)))
+    clean &= np.linalg.norm(smooth - centre, axis=-1) <= tol
+    # red spots (papules, erythema, blood) are no healthy texture, even where the ring has some
+    red = lab(cv2.GaussianBlur(crop, (0, 0), 1.0))[..., 1]
+    q1, q3 = np.percentile(red[ring], [25, 75])
+    return clean & ~dilate(red > q3 + max(RED_IQR * (q3 - q1), MIN_RED), 2)
+
+
+def _frame(shape: tuple[int, int], px: int) -> np.ndarray:
+    out = np.ones(shape, bool)
+    out[px:-px, px:-px] = False
+    return out
+
+
+def nearest_fill(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """`values` where `known`, elsewhere the value of the nearest known pixel (a membrane's boundary
+    then never reads a drape, a mark or an empty mean)."""
+    from scipy.ndimage import distance_transform_edt
+
+    if known.all() or not known.any():
+        return values
+    _, (iy, ix) = distance_transform_edt(~known, return_indices=True)
+    return values[iy, ix]
+
+
+def tile_size(clean: np.ndarray, sigma: float) -> tuple[int, np.ndarray | None]:
+    """The largest tile (8 sigma, 16 to 64 px, halved down to MIN_TILE) for which clean skin holds
+    MIN_SOURCES tiles' worth of squares (few sources would repeat in a visible lattice), and where its
+    squares fit; the smallest tile that fits at all otherwise; (MIN_TILE, None) when none does."""
+    import cv2
+
+    size = int(min(64, max(16, 2 * round(4 * sigma))))
+    found = (MIN_TILE, None)
+    while size >= MIN_TILE:
+        fits = _fits(clean, size)
+        if fits.any():
+            found = (size, fits)
+            padded = np.zeros(clean.shape, np.uint8)
+            padded[:fits.shape[0], :fits.shape[1]] = fits
+            union = cv2.dilate(padded, np.ones((size, size), np.uint8), anchor=(size - 1, size - 1))
+            if union.sum() >= MIN_SOURCES * size * size:
+                return found
+        size //= 2
+    return found
+
+
+def _fits(clean: np.ndarray, size: int) -> np.ndarray:
+    """Top-left corners of size x size squares lying wholly in `clean`."""
+    import cv2
+
+    h, w = clean.shape
+    if h < size or w < size:
+        return np.zeros((0, 0), bool)
+    inside = cv2.erode(clean.astype(np.uint8), np.ones((size, size), np.uint8), anchor=(0, 0),
+                       borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return inside[:h - size + 1, :w - size + 1].astype(bool)
+
+
+def lay_tiles(hole, fits, ratio, mean, colour, size, rng):
+    """Texture (H, W, 3) over `hole`: sine-windowed tiles of `ratio` from clean squares (`fits`)."""
+    step = size // 2
+    win = np.sin(np.pi * (np.arange(size) + 0.5) / size)
+    win2 = np.outer(win, win)
+    h, w = hole.shape
+    ys, xs = np.nonzero(hole)
+    cy, cx = np.nonzero(fits)
+    if cy.size > 20_000:  # a thinned grid of candidates: same choice quality, bounded cost
+        keep = np.flatnonzero((cy % 2 == 0) & (cx % 2 == 0))
+        cy, cx = cy[keep], cx[keep]
+    src_mean = mean[cy + size // 2, cx + size // 2]
+    uses = np.zeros(fits.shape, np.int32)  # how many chosen sources each candidate square overlaps
+    texture, weight = np.zeros((h, w, 3)), np.zeros((h, w))
+    for ty in range(ys.min() - step, ys.max() + 1, step):
+        for tx in range(xs.min() - step, xs.max() + 1, step):
+            y0, x0, y1, x1 = max(ty, 0), max(tx, 0), min(ty + size, h), min(tx + size, w)
+            if y0 >= y1 or x0 >= x1 or not hole[y0:y1, x0:x1].any():
+                continue
+            target = colour[min(max(ty + size // 2, 0), h - 1), min(max(tx + size // 2, 0), w - 1)]
+            k = _pick(cy, cx, src_mean, uses, ty, tx, target, size, rng)
+            src = _orient(ratio[cy[k]:cy[k] + size, cx[k]:cx[k] + size], int(rng.integers(2)))
+            wy = win2[y0 - ty:y1 - ty, x0 - tx:x1 - tx]
+            part = src[y0 - ty:y1 - ty, x0 - tx:x1 - tx]
+            part = part - (wy[..., None] * part).sum(axis=(0, 1)) / wy.sum()  # no tile brighter than another
+            texture[y0:y1, x0:x1] += wy[..., None] * part
+            weight[y0:y1, x0:x1] += wy ** 2
+            uses[max(0, cy[k] - size + 1):cy[k] + size, max(0, cx[k] - size + 1):cx[k] + size] += 1
+    return texture / np.sqrt(np.maximum(weight, 1e-6))[..., None]  # the texture's contrast where sums differ
+
+
+def _orient(tile: np.ndarray, k: int) -> np.ndarray:
+    """The square as is or turned half round (creases and hair keep their direction): a source used
+    again does not show as the same tile."""
+    return tile[::-1, ::-1] if k % 2 else tile
+
+
+def _pick(cy, cx, src_mean, uses, ty, tx, target, size, rng) -> int:
+    """A source for the tile at (ty, tx): seeded among the NEAR_CANDIDATES best by distance and colour,
+    among the sources that overlap the fewest already used."""
+    d = np.hypot(cy - ty, cx - tx) / size + np.abs(src_mean - target).sum(axis=1) / 8.0
+    d = d + 1000.0 * uses[cy, cx]
+    n = min(NEAR_CANDIDATES, d.size)
+    best = np.argpartition(d, n - 1)[:n]
+    best = best[np.argsort(d[best], kind="stable")]
+    return int(best[int(rng.integers(n))])
