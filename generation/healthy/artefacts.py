@@ -7,11 +7,13 @@ filled (bool), and returns one number that is 0 for a clean fill:
 - `copied_mark`: pixels of text or marks (watermarks, captions, ink: thin grey strokes near white or
   black) inside the fill that are a copy of a mark elsewhere in the photo (a normalized cross-correlation
   of at least COPY_NCC with a place outside the region);
-- `foreign_colour`: share of the fill in colours no skin around it has (farther than FOREIGN_DE from
-  every colour of the skin ring, or a non-skin colour: near-black, near-white grey, green, blue) where
-  the ring itself has few of them;
+- `foreign_colour`: the largest share, in any FOREIGN_WINDOW square of the fill, of colours no skin
+  around it has (farther than FOREIGN_DE from every colour of the skin ring, or a non-skin colour:
+  near-black, near-white grey, green, blue, where the ring itself has few of them): smudges and casts;
 - `seam`: the strongest straight line of the fill (a stretch of a row or a column whose jumps, in
   both directions, stand out from the lines beside it): quadrant and tile borders;
+- `flat_texture`: the fill's fine-detail contrast over the ring's (1 = as textured as the skin
+  around it; a smooth blurred oval is far below 1), flagged below its threshold;
 - `tiling`: the share of the fill's fine texture that repeats inside the fill (the highest normalized
   autocorrelation of its high-pass at a shift of at least TILE_MIN_SHIFT pixels).
 
@@ -25,8 +27,11 @@ import numpy as np
 RING_PX = 15            # the skin band around the region that the fill is compared with
 STROKE_CONTRAST = 60    # a thin stroke is this much brighter / darker than its 9x9 surroundings
 COPY_NCC = 0.7          # copied_mark: a mark of the photo that matches a place in the fill this well is copied
-COPY_MIN_PX = 8         # ... counted for marks (connected strokes) of at least this many pixels
-FOREIGN_DE = 20.0       # foreign_colour: CIE76 distance to the nearest ring colour
+MARK_MIN_PX = 12        # a mark holds at least this many stroke pixels (a speckle is skin) ...
+MARK_MIN_DENSITY = 0.15  # ... filling this share of its box (scattered glints do not) ...
+MARK_MIN_SIDE = 6       # ... and this many pixels across
+FOREIGN_DE = 20.0       # foreign_colour: CIE76 distance to the nearest ring colour ...
+FOREIGN_WINDOW = 31     # ... share measured in the worst square of this side (px)
 SEAM_RUN = 48           # seam: stretches of a line this long are compared with their neighbours
 SEAM_FLOOR = 2.0        # ... whose jumps count as at least this (grey levels): flat skin has no seams to see
 MAX_MARKS = 40          # copied_mark: the largest marks of the photo that are looked for
@@ -36,8 +41,10 @@ TILE_WINDOW = 15        # ... neighbourhood compared (px)
 TILE_NCC = 0.9          # ... a neighbourhood this correlated with the one at the shift repeats it
 TILE_MIN_STD = 1.5      # ... neighbourhoods flatter than this (grey levels) are not counted
 
-THRESHOLDS = {"copied_mark": 20.0, "foreign_colour": 0.03, "seam": 4.0, "tiling": 0.05}
+# value above threshold = flagged, except `flat_texture`, flagged below its threshold
+THRESHOLDS = {"copied_mark": 30.0, "foreign_colour": 0.1, "seam": 4.0, "tiling": 0.05, "flat_texture": 0.5}
 DETECTORS = tuple(THRESHOLDS)
+BELOW = ("flat_texture",)
 
 
 def lab(rgb: np.ndarray) -> np.ndarray:
@@ -78,9 +85,31 @@ def text_strokes(rgb: np.ndarray) -> np.ndarray:
     return (thin > STROKE_CONTRAST) & grey & ((L[..., 0] > 80) | (L[..., 0] < 20))
 
 
+def mark_parts(rgb: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple]]:
+    """Text and marks: text-like strokes grouped by a 2 px dilation (the letters of a word become one
+    mark), each group holding at least MARK_MIN_PX stroke pixels, MARK_MIN_DENSITY of its box and
+    MARK_MIN_SIDE px across (specular speckles and hair glints, small or scattered, are skin).
+    Returns the strokes of the marks (bool) and each mark's (x, y, w, h, stroke pixels)."""
+    import cv2
+
+    strokes = text_strokes(rgb)
+    if exclude is not None:
+        strokes &= ~exclude
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dilate(strokes, 2).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros(strokes.shape, bool), []
+    counts = np.bincount(labels[strokes], minlength=n)
+    w, h = np.maximum(stats[:, 2] - 4, 1), np.maximum(stats[:, 3] - 4, 1)  # the strokes' own box
+    dense = (counts >= MARK_MIN_DENSITY * w * h) & (np.maximum(w, h) >= MARK_MIN_SIDE)
+    keep = np.flatnonzero((counts >= MARK_MIN_PX) & dense)
+    keep = keep[keep > 0]
+    parts = [(*(int(v) for v in stats[k, :4]), int(counts[k])) for k in keep]
+    return strokes & np.isin(labels, keep), parts
+
+
 def marks(rgb: np.ndarray) -> np.ndarray:
-    """Text and marks a fill must never copy: text-like strokes, widened by 3 px to hold their outlines."""
-    return dilate(text_strokes(rgb), 3)
+    """Text and marks a fill must never copy (`mark_parts`), widened by 3 px to hold their outlines."""
+    return dilate(mark_parts(rgb)[0], 3)
 
 
 def ring(region: np.ndarray, skin: np.ndarray | None = None, px: int = RING_PX) -> np.ndarray:
@@ -97,59 +126,92 @@ def measure(healed: np.ndarray, photo: np.ndarray, region: np.ndarray,
         return {}
     return {"copied_mark": copied_mark(healed, photo, region),
             "foreign_colour": foreign_colour(healed, region, around),
-            "seam": seam(healed, region), "tiling": tiling(healed, region)}
+            "seam": seam(healed, region), "tiling": tiling(healed, region),
+            "flat_texture": flat_texture(healed, region, around)}
 
 
 def fired(values: dict[str, float]) -> list[str]:
-    """The detectors whose value is above their threshold."""
-    return [k for k in DETECTORS if values.get(k, 0.0) > THRESHOLDS[k]]
+    """The detectors whose value is past their threshold (above it; below it for `flat_texture`)."""
+    return [k for k in DETECTORS if k in values and is_fired(k, values[k])]
+
+
+def is_fired(name: str, value: float) -> bool:
+    return value < THRESHOLDS[name] if name in BELOW else value > THRESHOLDS[name]
 
 
 def copied_mark(healed: np.ndarray, photo: np.ndarray, region: np.ndarray) -> float:
-    """Pixels of the photo's marks (outside the region) whose pattern reappears inside the fill (0 = none).
+    """Stroke pixels of the photo's marks (outside the region) whose pattern reappears inside the fill
+    (0 = none).
 
-    Each mark (a connected group of text strokes, with a 4 px margin) is matched by normalized
-    cross-correlation of the high-pass grey image, which ignores the colour and contrast a fill gives
-    it, against every place of the healed image whose window centre lies in the region."""
+    Each mark (`mark_parts`, with a 4 px margin) is matched by normalized cross-correlation of the
+    high-pass grey image, which ignores the colour and contrast a fill gives it, against every place
+    of the healed image whose window centre lies in the region."""
     import cv2
 
-    strokes = text_strokes(photo) & ~dilate(region, 2)
-    if strokes.sum() < COPY_MIN_PX:
+    _, parts = mark_parts(photo, exclude=dilate(region, 2))
+    if not parts:
         return 0.0
     hp_photo, hp_healed = _high_pass(photo), _high_pass(healed)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(dilate(strokes, 2).astype(np.uint8), connectivity=8)
-    order = sorted(range(1, n), key=lambda k: (-stats[k, cv2.CC_STAT_AREA], k))[:MAX_MARKS]
     copied = 0
-    for k in order:
-        x, y, w, h, area = (int(v) for v in stats[k])
+    for x, y, w, h, px in sorted(parts, key=lambda p: (-p[4], p[:2]))[:MAX_MARKS]:
         y0, x0 = max(0, y - 4), max(0, x - 4)
         tpl = hp_photo[y0:y + h + 4, x0:x + w + 4]
-        if area < COPY_MIN_PX or tpl.shape[0] >= hp_healed.shape[0] // 2 or tpl.shape[1] >= hp_healed.shape[1] // 2:
+        if tpl.shape[0] >= hp_healed.shape[0] // 2 or tpl.shape[1] >= hp_healed.shape[1] // 2:
             continue
         score = cv2.matchTemplate(hp_healed, tpl, cv2.TM_CCOEFF_NORMED)
         th, tw = tpl.shape
         centre = region[th // 2:th // 2 + score.shape[0], tw // 2:tw // 2 + score.shape[1]]
         if centre.any() and float(np.nan_to_num(score[centre], nan=0.0).max()) >= COPY_NCC:
-            copied += int(strokes[y0:y + h + 4, x0:x + w + 4].sum())
+            copied += px
     return float(copied)
 
 
-def foreign_colour(healed: np.ndarray, region: np.ndarray, around: np.ndarray, n: int = 1500) -> float:
-    """Share of fill pixels (sampled) farther than FOREIGN_DE from every ring colour, or of a non-skin
-    colour the ring itself rarely has (under 5% of it)."""
+def foreign_colour(healed: np.ndarray, region: np.ndarray, around: np.ndarray) -> float:
+    """The largest share of foreign pixels in any FOREIGN_WINDOW square mostly inside the fill (a small
+    dark smudge is as visible as a large cast). A pixel is foreign when it lies farther than FOREIGN_DE
+    from every colour of the ring, or has a non-skin colour (`non_skin_colour`) that the ring itself
+    rarely has (under 5% of it)."""
+    import cv2
+
     L = lab(healed)
-    rng = np.random.default_rng(0)
-    ys, xs = np.nonzero(region)
-    pick = rng.choice(ys.size, min(n, ys.size), replace=False)
-    ry, rx = np.nonzero(around)
-    rpick = rng.choice(ry.size, min(n, ry.size), replace=False)
-    a, b = L[ys[pick], xs[pick]], L[ry[rpick], rx[rpick]]
-    nearest = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min(axis=1)
-    foreign = nearest > FOREIGN_DE
+    foreign = np.zeros(region.shape, np.float32)
+    far = _far_from(L[region], L[around], FOREIGN_DE)
     odd = non_skin_colour(healed)
     if odd[around].mean() < 0.05:
-        foreign |= odd[ys[pick], xs[pick]]
-    return float(foreign.mean())
+        far |= odd[region]
+    foreign[region] = far
+    k = (FOREIGN_WINDOW, FOREIGN_WINDOW)
+    count = cv2.boxFilter(region.astype(np.float32), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    hits = cv2.boxFilter(foreign, -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    ok = count >= 0.5 * FOREIGN_WINDOW ** 2
+    if not ok.any():
+        return float(far.mean())
+    return float((hits[ok] / count[ok]).max())
+
+
+def _far_from(colours: np.ndarray, palette: np.ndarray, radius: float, step: float = 2.0) -> np.ndarray:
+    """Per row of `colours` (Lab): True when no `palette` colour lies within `radius` (to `step`/2: a
+    Euclidean distance map over a Lab grid of `step` units, so every pixel is measured)."""
+    from scipy.ndimage import distance_transform_edt
+
+    lo = np.array([0.0, -128.0, -128.0])
+    shape = tuple(int(v) for v in np.ceil((np.array([100.0, 128.0, 128.0]) - lo) / step) + 1)
+    grid = np.ones(shape, bool)
+    idx = np.clip(np.rint((palette - lo) / step).astype(int), 0, np.array(shape) - 1)
+    grid[idx[:, 0], idx[:, 1], idx[:, 2]] = False
+    dist = distance_transform_edt(grid) * step
+    q = np.clip(np.rint((colours - lo) / step).astype(int), 0, np.array(shape) - 1)
+    return dist[q[:, 0], q[:, 1], q[:, 2]] > radius
+
+
+def flat_texture(healed: np.ndarray, region: np.ndarray, around: np.ndarray) -> float:
+    """Spread of the fill's high-pass (inner part) over that of the ring around it (1 = as textured)."""
+    inner = region & ~dilate(~region, 2)
+    if inner.sum() < 16:
+        return 1.0
+    hp = _high_pass(healed)
+    ring_spread = float(hp[around].std())
+    return float(hp[inner].std()) / ring_spread if ring_spread > 0 else 1.0
 
 
 def _high_pass(rgb: np.ndarray) -> np.ndarray:
