@@ -6,14 +6,14 @@ from pathlib import Path
 
 from builder.core.config import BuildConfig
 from builder.core.schema import KINDS, SPLITS, Record
-from cards import directions, photos, text
+from cards import artefacts, directions, photos, text
 from cards.review import review
 from cards.sources import card_license, gated, license_md, sources_of
 
 # The order of the card's prose sections; a new section is a function `f(CardFacts) -> str` added here.
 SECTIONS = (text.summary, text.source, text.source_pixels, text.how_built, text.structure, text.splits,
-            photos.section, directions.section, text.delivery, review, text.figures, text.lineage, text.usage,
-            text.terms, text.bias, text.citations)
+            photos.section, directions.section, artefacts.section, text.delivery, review, text.figures,
+            text.lineage, text.usage, text.terms, text.bias, text.citations)
 
 # The Hub's `size_categories` (huggingface_hub.DatasetCardData): upper bound -> name; above the last, n>1T.
 SIZE_CATEGORIES = ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
@@ -34,15 +34,18 @@ def card_facts(cfg: BuildConfig, records: list[Record], plots: list[str] = (), a
                repo_id: str | None = None, pixels: dict | None = None,
                source_info: dict | None = None, delivery: dict | None = None,
                generator_entries: dict | None = None, review: dict | None = None,
-               stand_in: dict | None = None, rules: dict | None = None) -> text.CardFacts:
+               stand_in: dict | None = None, rules: dict | None = None,
+               fill_artefacts: dict | None = None) -> text.CardFacts:
     """What the card and croissant.json may state about this build, gathered once.
 
     `generator_entries`: builder.core.backends.card_entries(cfg), what each backend says of itself;
-    `review`: the human review's facts (builder.build.review), when the build honoured decisions."""
+    `review`: the human review's facts (builder.build.review), when the build honoured decisions;
+    `fill_artefacts`: what the fill artefact detectors flagged (builder.build.fill_artefacts)."""
     return text.CardFacts(cfg=cfg, records=list(records), generators=generators(records),
                           generator_entries=dict(generator_entries or {}),
                           sources=sources_of(records), plots=tuple(plots), pixels=pixels,
                           source_info=source_info, audit=audit, delivery=delivery, review=review, stand_in=stand_in, rules=rules,
+                          artefacts=fill_artefacts,
                           repo=repo_id or cfg.publish.repo_id or "ORG/NAME")
 
 

@@ -34,6 +34,7 @@ class CardFacts:
     rules: dict | None = None                 # synthetic rows per split under the strict and the paper's rule
     delivery: dict | None = None              # the lesion-map stage's delivered / planned cells
     review: dict | None = None                # the human review (build --decisions), else None
+    artefacts: dict | None = None             # builder.build.fill_artefacts.measure_fill_artefacts
     repo: str = "ORG/NAME"
     generator_entries: dict = dataclasses.field(default_factory=dict)  # (kind, backend) -> CardEntry
     # (builder.core.backends.card_entries: each backend's card sentence, settings, tags; passed in by the build)

@@ -71,6 +71,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     from builder.published.audit import audit_data
     from builder.build.manifest import file_entry, install_version, write_manifest
     from builder.build.shards import write_shards
+    from builder.build.fill_artefacts import measure_fill_artefacts
     from builder.build.source_pixels import measure_source_pixels
     from builder.core.backends import card_entries
     from cards.card import card_facts, write_card, write_license
@@ -95,11 +96,13 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
         log.warning("%s; see the card", msg)
     plots = write_plots(staging, records, stores)
     pixels = measure_source_pixels(records, stores, workers=workers)  # what the card says of source pixels
+    fill_artefacts = measure_fill_artefacts(records, stores, workers=workers)  # the card's known artefacts
     facts = card_facts(cfg, records, plots, audit, pixels=pixels, source_info=source,
                        delivery=next((st["delivery"] for st in stages if "delivery" in st), None),
                        rules=next((st["counts"].get("rows_by_rule") for st in stages
                                    if st.get("stage") == "curate" and "counts" in st), None),
-                       generator_entries=card_entries(cfg), review=review, stand_in=stand_in)
+                       generator_entries=card_entries(cfg), review=review, stand_in=stand_in,
+                       fill_artefacts=fill_artefacts)
     configs = ["all"] + sorted({f["config"] for f in files}, key=KINDS.index)
     extras = plots + [write_croissant(staging, configs, _hub_url(cfg), facts)]
     write_card(staging, files, facts)
@@ -107,6 +110,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
     audit_summary = {k: audit[k] for k in ("ok", "rows", "phash_hamming", "test_ids")}
     audit_summary["leakage"] = {k: audit["leakage"][k] for k in ("rows", "by_reason")}
     extra = {"audit": audit_summary, "source_pixels": pixels}
+    if fill_artefacts is not None:  # every id each fill artefact detector flagged
+        extra["fill_artefacts"] = fill_artefacts
     if source is not None:  # what the rows were made from, and the build's own fingerprint
         extra.update(source=source, build_fingerprint=fingerprint)
     if stage_fingerprints:  # each stage's key: what a rebuild compares to reuse or rerun it

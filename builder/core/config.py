@@ -42,7 +42,7 @@ class HealthyConfig:
     crop_size: int = 512         # model window around the region; large photos are not downscaled
     opencv_radius: int = 5       # cv2.inpaint neighbourhood (opencv backend)
     opencv_grain: float = 1.0    # seeded skin grain over the Telea fill (0 = smooth fill)
-    opencv_method: str = "telea"  # telea (+ grain; v1.1) | exemplar (membrane colour + nearby skin texture)
+    opencv_method: str = "telea"  # telea (+ grain; v1.1) | exemplar (membrane colour + nearby skin texture) | quilt (clean skin)
     # kandinsky22 backend (Kandinsky 2.2 inpainting: prior + decoder); defaults are the paper's
     kandinsky_prompt: str = "A close-up clinical photograph of healthy, smooth, normal human skin"
     kandinsky_negative_prompt: str = ("Bad anatomy, deformed, lesion, ugly, disfigured, illness, hole, "

@@ -32,8 +32,9 @@ MARK_MIN_DENSITY = 0.15  # ... filling this share of its box (scattered glints d
 MARK_MIN_SIDE = 6       # ... and this many pixels across
 FOREIGN_DE = 20.0       # foreign_colour: CIE76 distance to the nearest ring colour ...
 FOREIGN_WINDOW = 31     # ... share measured in the worst square of this side (px)
-SEAM_RUN = 48           # seam: stretches of a line this long are compared with their neighbours
+SEAM_RUN = 64           # seam: stretches of a line this long are compared with their neighbours
 SEAM_FLOOR = 2.0        # ... whose jumps count as at least this (grey levels): flat skin has no seams to see
+SEAM_CAP = 4.0          # ... one pixel's jump counts at most this many times the fill's median jump
 MAX_MARKS = 40          # copied_mark: the largest marks of the photo that are looked for
 TILE_MIN_SHIFT = 6      # tiling: repeats closer than this are the texture's own grain
 TILE_PEAKS = 8          # ... shifts looked at (the autocorrelation's highest)
@@ -42,7 +43,7 @@ TILE_NCC = 0.9          # ... a neighbourhood this correlated with the one at th
 TILE_MIN_STD = 1.5      # ... neighbourhoods flatter than this (grey levels) are not counted
 
 # value above threshold = flagged, except `flat_texture`, flagged below its threshold
-THRESHOLDS = {"copied_mark": 30.0, "foreign_colour": 0.1, "seam": 4.0, "tiling": 0.05, "flat_texture": 0.5}
+THRESHOLDS = {"copied_mark": 30.0, "foreign_colour": 0.1, "seam": 3.0, "tiling": 0.05, "flat_texture": 0.5}
 DETECTORS = tuple(THRESHOLDS)
 BELOW = ("flat_texture",)
 
@@ -222,10 +223,11 @@ def _high_pass(rgb: np.ndarray) -> np.ndarray:
 
 
 def seam(healed: np.ndarray, region: np.ndarray) -> float:
-    """The strongest straight seam: along every SEAM_RUN-pixel stretch of a row or column of the fill,
-    the mean unsigned jump across the line less its signed mean (an edge of a hair or a fold jumps one
-    way; a border between two unrelated textures jumps both ways), divided by the median of the same
-    figure on the three lines each side (1 = no line stands out)."""
+    """The strongest straight seam: along every SEAM_RUN-pixel stretch of a row or column of the fill
+    (lightly blurred), the mean jump across the line (over two pixels; each jump capped at SEAM_CAP times
+    the fill's median jump, so a blob's edge is no seam) divided by the median of the same figure on
+    the lines 3 to 5 pixels each side (1 = no line stands out; hair and folds are seldom straight and
+    level for SEAM_RUN pixels)."""
     import cv2
 
     gray = cv2.cvtColor(np.ascontiguousarray(healed), cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -233,29 +235,27 @@ def seam(healed: np.ndarray, region: np.ndarray) -> float:
     inner = (region & ~dilate(~region, 3)).astype(np.float32)
     best = 0.0
     for axis in (0, 1):
-        d = np.diff(gray, axis=axis)
-        both = inner[1:] * inner[:-1] if axis == 0 else inner[:, 1:] * inner[:, :-1]
-        size = (SEAM_RUN, 1) if axis == 0 else (1, SEAM_RUN)  # along the line
-        count = cv2.boxFilter(both, -1, size, normalize=False)
-        a = cv2.boxFilter(np.abs(d) * both, -1, size, normalize=False)
-        s = cv2.boxFilter(d * both, -1, size, normalize=False)
+        g, m = (gray, inner) if axis == 0 else (gray.T, inner.T)
+        d = np.abs(g[2:] - g[:-2])  # line i + 1 lies between rows i and i + 2
+        both = m[2:] * m[:-2]
+        if not both.any():
+            continue
+        d = np.minimum(d, SEAM_CAP * max(float(np.median(d[both > 0])), SEAM_FLOOR / SEAM_CAP))
+        count = cv2.boxFilter(both, -1, (SEAM_RUN, 1), normalize=False)  # along the line
+        total = cv2.boxFilter(d * both, -1, (SEAM_RUN, 1), normalize=False)
         full = count >= 0.9 * SEAM_RUN
-        e = np.where(full, (a - np.abs(s)) / np.maximum(count, 1), np.nan)
-        if axis == 1:
-            e, full = e.T, full.T
-        ratio = _against_neighbours(e, full)
-        best = max(best, ratio)
+        best = max(best, _against_neighbours(np.where(full, total / np.maximum(count, 1), np.nan), full))
     return best
 
 
 def _against_neighbours(e: np.ndarray, full: np.ndarray) -> float:
-    """max over lines i (rows of `e`) of e[i] / median(e[i-3..i+3] without i), where all seven are full."""
-    h = e.shape[0]
-    if h < 7:
+    """max over lines i (rows of `e`) of e[i] / median(e[i +- 3..5]), where all seven are full."""
+    h, offs = e.shape[0], (-5, -4, -3, 3, 4, 5)
+    if h < 11:
         return 0.0
-    centre = e[3:h - 3]
-    others = np.stack([e[3 + k:h - 3 + k] for k in (-3, -2, -1, 1, 2, 3)])
-    ok = full[3:h - 3] & np.stack([full[3 + k:h - 3 + k] for k in (-3, -2, -1, 1, 2, 3)]).all(axis=0)
+    centre = e[5:h - 5]
+    others = np.stack([e[5 + k:h - 5 + k] for k in offs])
+    ok = full[5:h - 5] & np.stack([full[5 + k:h - 5 + k] for k in offs]).all(axis=0)
     if not ok.any():
         return 0.0
     ref = np.median(others[:, ok], axis=0)

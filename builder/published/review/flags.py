@@ -4,7 +4,9 @@ Each flag is a pure function of pixels and label maps, with a measured value and
 
 - healthy images: `lesion_remains` (the healed region still contrasts with the skin around it),
   `fill_off_colour` (fill colours far from every colour of the surrounding skin), `text_in_fill`
-  (high-contrast thin strokes, e.g. a watermark copied into the fill);
+  (high-contrast thin strokes, e.g. a watermark copied into the fill), and, given the photo, the fill
+  artefact detectors of `generation.healthy.artefacts` (`copied_mark`, `foreign_colour`, `seam`,
+  `tiling`, `flat_texture`: the same measures the fill benchmark scores and the build counts);
 - lesion maps: `paste_off_skin` (the pasted lesion lies over non-skin), `paste_covers_frame`;
 - automatic masks: `mask_touches_frame`, `mask_covers_frame`, `mask_non_skin_colour`, `mask_text_like`.
 """
@@ -15,13 +17,14 @@ import dataclasses
 import numpy as np
 
 from builder.core.schema import LABEL_LESION, LABEL_SKIN
+from generation.healthy import artefacts
+from generation.healthy.artefacts import dilate, lab, non_skin_colour, text_strokes  # noqa: F401 (this module's API)
 
 RING_PX = 15          # width of the skin ring around a region that the region is compared with
 LESION_DELTA_E = 10.0  # lesion_remains: CIE76 distance between the medians of region and ring
 OFF_COLOUR_DE = 20.0   # fill_off_colour: a fill pixel this far from every ring colour is off-colour ...
 OFF_COLOUR_SHARE = 0.15  # ... and the flag fires when this share of the fill is
-STROKE_CONTRAST = 60   # text: a thin stroke is this much brighter / darker than its 9x9 surroundings ...
-STROKE_SHARE = 0.15    # ... and text fires when this share of the region is text-like strokes
+STROKE_SHARE = 0.15    # text fires when this share of the region is text-like strokes (artefacts.text_strokes)
 OFF_SKIN_SHARE = 0.25  # paste_off_skin: share of the pasted lesion over non-skin
 NON_SKIN_SHARE = 0.2   # mask_non_skin_colour: share of the mask in colours no skin or lesion has
 COVERS_SHARE = 0.5     # *_covers_frame: share of the frame
@@ -33,52 +36,16 @@ class Flag:
     name: str
     value: float
     threshold: float
+    below: bool = False  # fires below the threshold (a measure where less is worse)
 
     @property
     def fired(self) -> bool:
-        return self.value > self.threshold
+        return self.value < self.threshold if self.below else self.value > self.threshold
 
     def to_json(self) -> dict:
-        return {"flag": self.name, "value": round(float(self.value), 4), "threshold": self.threshold,
-                "fired": self.fired}
-
-
-def lab(rgb: np.ndarray) -> np.ndarray:
-    """CIE L*a*b* as float (L 0-100, a and b about -128..127)."""
-    import cv2
-
-    x = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
-    return np.stack([x[..., 0] * 100 / 255, x[..., 1] - 128, x[..., 2] - 128], axis=-1)
-
-
-def dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    import cv2
-
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
-
-
-def non_skin_colour(rgb: np.ndarray) -> np.ndarray:
-    """Pixels whose colour no skin or lesion has: near-white or near-black greys (paper, walls, bars,
-    text), greens and cyans (a* < -3), blues (b* < -8 without the red of purple lesions)."""
-    L = lab(rgb)
-    chroma = np.hypot(L[..., 1], L[..., 2])
-    grey = (chroma < 10) & ((L[..., 0] > 75) | (L[..., 0] < 15))
-    return grey | (L[..., 1] < -3) | ((L[..., 2] < -8) & (L[..., 1] < 8))
-
-
-def text_strokes(rgb: np.ndarray) -> np.ndarray:
-    """Text-like pixels (watermarks, captions): thin strokes (white or black top-hat over a 9x9 square,
-    contrast > STROKE_CONTRAST) that are grey and near-white or near-black; lesion scales and crusts,
-    thin and bright too, keep some colour."""
-    import cv2
-
-    gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
-    k = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
-    thin = np.maximum(cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, k), cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, k))
-    L = lab(rgb)
-    grey = np.hypot(L[..., 1], L[..., 2]) < 12
-    return (thin > STROKE_CONTRAST) & grey & ((L[..., 0] > 80) | (L[..., 0] < 20))
+        out = {"flag": self.name, "value": round(float(self.value), 4), "threshold": self.threshold,
+               "fired": self.fired}
+        return {**out, "below": True} if self.below else out
 
 
 def ring(region: np.ndarray, skin: np.ndarray | None = None) -> np.ndarray:
@@ -87,8 +54,10 @@ def ring(region: np.ndarray, skin: np.ndarray | None = None) -> np.ndarray:
     return out & skin if skin is not None and (out & skin).sum() > 50 else out
 
 
-def healthy_flags(healthy: np.ndarray, region: np.ndarray, skin: np.ndarray | None = None) -> list[Flag]:
-    """Flags of a healthy image whose `region` (bool, the inpainted pixels) was filled."""
+def healthy_flags(healthy: np.ndarray, region: np.ndarray, skin: np.ndarray | None = None,
+                  photo: np.ndarray | None = None) -> list[Flag]:
+    """Flags of a healthy image whose `region` (bool, the inpainted pixels) was filled; with the `photo`
+    it was healed from, the fill artefact detectors too."""
     if not region.any():
         return []
     around = ring(region, skin)
@@ -99,7 +68,14 @@ def healthy_flags(healthy: np.ndarray, region: np.ndarray, skin: np.ndarray | No
     contrast = float(np.linalg.norm(np.median(inside, axis=0) - np.median(outside, axis=0)))
     return [Flag("lesion_remains", contrast, LESION_DELTA_E),
             Flag("fill_off_colour", off_colour_share(inside, outside), OFF_COLOUR_SHARE),
-            Flag("text_in_fill", float(text_strokes(healthy)[region].mean()), STROKE_SHARE)]
+            Flag("text_in_fill", float(text_strokes(healthy)[region].mean()), STROKE_SHARE)] + \
+        (artefact_flags(healthy, photo, region, skin) if photo is not None else [])
+
+
+def artefact_flags(healthy: np.ndarray, photo: np.ndarray, region: np.ndarray, skin: np.ndarray | None) -> list[Flag]:
+    """The fill artefact detectors (`generation.healthy.artefacts`) as flags."""
+    values = artefacts.measure(healthy, photo, region, skin)
+    return [Flag(k, v, artefacts.THRESHOLDS[k], below=k in artefacts.BELOW) for k, v in values.items()]
 
 
 def off_colour_share(inside: np.ndarray, outside: np.ndarray, n: int = 1500) -> float:

@@ -146,7 +146,7 @@ def item_flags(item: Item, a: dict) -> list:
     if item.queue == "healthy":
         labels = a["labels"]
         region = F.dilate(np.isin(labels, (LABEL_LESION, LABEL_MARKER)), 3)
-        return F.healthy_flags(a["image"], region, (labels == LABEL_SKIN) & ~region)
+        return F.healthy_flags(a["image"], region, (labels == LABEL_SKIN) & ~region, photo=a["photo"])
     if item.queue == "masks":
         return F.mask_flags(a["photo"], a["labels"]) if a["labels"] is not None else []
     if item.queue == "lesion_map":

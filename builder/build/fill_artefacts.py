@@ -1,0 +1,76 @@
+"""The known artefacts of the published healthy images, measured: each fill artefact detector
+(`generation.healthy.artefacts`: a mark copied from elsewhere in the photo, foreign colour, a straight
+seam, repeated tiles, a flat fill) run on every healthy row against the photo it was healed from.
+
+The region is the one the healthy stage inpainted, made again from the parent's label map and the
+row's own settings (`include_marker`, `dilate_px`, `feather_px`), so what is measured is exactly what
+was filled. The card lists, per detector, how many images it flagged and which; the manifest keeps
+every flagged id. Deterministic: the same rows give the same figures.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from builder.core.progress import progress
+from builder.core.schema import LABEL_SKIN, Record
+from builder.core.store import StageStore
+
+
+def measure_fill_artefacts(records: list[Record], stores: dict[str, StageStore],
+                           workers: int | None = 1) -> dict | None:
+    """{"rows", "measured", "not_measured", "detectors": {name: {"threshold", "below", "flagged": [ids]}}}
+    for the healthy rows, or None when there are none. A row whose photo or label map is not in
+    `stores["real"]` is counted in `not_measured`."""
+    from generation.healthy import artefacts
+
+    healthy = [r for r in records if r.kind == "healthy"]
+    if not healthy or "healthy" not in stores:
+        return None
+    real = stores.get("real")
+    parents = {r.sample_id: r for r in real.records()} if real is not None else {}
+    jobs = [(_path(stores["healthy"], r), _path(real, parents[r.parent_id]), str(real.mask_path(r.parent_id)),
+             r.sample_id, dict(r.params or {}))
+            for r in sorted(healthy, key=lambda r: r.sample_id) if r.parent_id in parents]
+    results = _run(jobs, workers)
+    flagged = {k: [] for k in artefacts.DETECTORS}
+    for (_, _, _, sid, _), values in zip(jobs, results):
+        for name in artefacts.fired(values):
+            flagged[name].append(sid)
+    return {"rows": len(healthy), "measured": len(jobs), "not_measured": len(healthy) - len(jobs),
+            "detectors": {k: {"threshold": artefacts.THRESHOLDS[k], "below": k in artefacts.BELOW,
+                              "flagged": flagged[k]} for k in artefacts.DETECTORS}}
+
+
+def _path(store: StageStore, rec: Record) -> str:
+    return str(store.root / (rec.image_path or f"images/{rec.sample_id}.png"))
+
+
+def _run(jobs: list[tuple], workers: int | None) -> list[dict]:
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(jobs) < 50 * workers:  # a pool costs ~2 s to start: not worth it for a few rows
+        return list(progress(map(_measure, jobs), desc="fill artefacts", total=len(jobs)))
+    from builder.core.workers import worker_pool  # Ctrl-C and a dead parent end the workers
+
+    with worker_pool(workers) as pool:
+        return list(progress(pool.map(_measure, jobs, chunksize=8), desc="fill artefacts", total=len(jobs)))
+
+
+def _measure(job: tuple) -> dict:
+    from pathlib import Path
+
+    from builder.core.store import decode_label_map, decode_rgb
+    from generation.healthy import artefacts
+    from generation.healthy.region import inpaint_region
+
+    image_path, photo_path, mask_path, _, params = job
+    labels = decode_label_map(Path(mask_path).read_bytes())
+    region = inpaint_region(labels, include_marker=bool(params.get("include_marker", True)),
+                            dilate_px=int(params.get("dilate_px", 0)), feather_px=int(params.get("feather_px", 0)))
+    if region is None:
+        return {}
+    image, photo = decode_rgb(Path(image_path).read_bytes()), decode_rgb(Path(photo_path).read_bytes())
+    if image.shape != photo.shape:
+        return {}
+    return artefacts.measure(image, photo, region.mask, (labels == LABEL_SKIN) & ~region.mask)
