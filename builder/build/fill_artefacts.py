@@ -22,17 +22,22 @@ def measure_fill_artefacts(records: list[Record], stores: dict[str, StageStore],
                            workers: int | None = 1) -> dict | None:
     """{"rows", "measured", "not_measured", "detectors": {name: {"threshold", "below", "flagged": [ids]}}}
     for the healthy rows, or None when there are none. A row whose photo or label map is not in
-    `stores["real"]` is counted in `not_measured`."""
+    `stores["real"]` (by `parent_id`, else by the same `source_ids`) is counted in `not_measured`."""
     from generation.healthy import artefacts
 
     healthy = [r for r in records if r.kind == "healthy"]
     if not healthy or "healthy" not in stores:
         return None
     real = stores.get("real")
-    parents = {r.sample_id: r for r in real.records()} if real is not None else {}
-    jobs = [(_path(stores["healthy"], r), _path(real, parents[r.parent_id]), str(real.mask_path(r.parent_id)),
-             r.sample_id, dict(r.params or {}))
-            for r in sorted(healthy, key=lambda r: r.sample_id) if r.parent_id in parents]
+    reals = real.records() if real is not None else []
+    by_id = {r.sample_id: r for r in reals}
+    by_sources = {tuple(sorted(r.source_ids)): r for r in reals}
+    jobs = []
+    for r in sorted(healthy, key=lambda r: r.sample_id):
+        parent = by_id.get(r.parent_id) or by_sources.get(tuple(sorted(r.source_ids)))  # the photo it was healed from
+        if parent is not None and real.mask_path(parent.sample_id).is_file():
+            jobs.append((_path(stores["healthy"], r), _path(real, parent), str(real.mask_path(parent.sample_id)),
+                         r.sample_id, dict(r.params or {})))
     results = _run(jobs, workers)
     flagged = {k: [] for k in artefacts.DETECTORS}
     for (_, _, _, sid, _), values in zip(jobs, results):

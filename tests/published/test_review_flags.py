@@ -88,6 +88,25 @@ def test_text_in_fill_fires_on_a_watermark_copied_into_the_fill(shared_data, pre
     assert not _fired(F.healthy_flags(_telea(rgb, region), region, ~nonskin & ~region), "text_in_fill")
 
 
+def test_given_the_photo_the_fill_artefact_detectors_flag_the_old_exemplar_fill_not_the_quilt(shared_data):
+    """0a102c96: the nearest-region exemplar fill copies the corner's SFS into the healed region; the quilt
+    fill, from clean skin only, does not."""
+    from generation.healthy.exemplar import exemplar_fill
+    from generation.healthy.quilt import quilt_fill
+
+    rgb, lesion, nonskin = _load(shared_data, "0a102c96")
+    region = F.dilate(lesion, 3) & ~nonskin | lesion
+    skin = ~nonskin & ~region
+    hidden = rgb.copy()
+    hidden[region] = 0
+    old, new = exemplar_fill(hidden, region, skin, 7), quilt_fill(hidden, region, skin, 7)
+    assert F.healthy_flags(old, region, skin) == F.healthy_flags(old, region, skin, photo=None)  # opt-in
+    flagged = {f.name: f for f in F.healthy_flags(old, region, skin, photo=rgb)}
+    assert flagged["copied_mark"].fired and flagged["copied_mark"].to_json()["fired"]
+    assert {"copied_mark", "foreign_colour", "seam", "tiling", "flat_texture"} <= set(flagged)
+    assert not _fired(F.healthy_flags(new, region, skin, photo=rgb), "copied_mark")
+
+
 @pytest.mark.parametrize("prefix", WATERMARK)
 def test_a_mask_that_took_the_watermark_is_flagged_the_hand_mask_is_not(shared_data, prefix):
     rgb, lesion, nonskin = _load(shared_data, prefix)
