@@ -34,8 +34,8 @@ def section(f: CardFacts) -> str:
     return ("## Known artefacts of the healthy images\n\n"
             f"Every healthy image's filled region was checked at build time by automatic detectors, against "
             f"the photo it was healed from: {a['measured']} of {a['rows']} images measured.{skipped} "
-            f"{len(any_flag)} image{'s' if len(any_flag) != 1 else ''} raised at least one flag; they were "
-            "published (a flag is a measured suspicion for a reviewer, not a decision: `review` sorts them "
-            "first). The detectors can miss what they were not built for, and can flag a fill that looks "
+            f"{len(any_flag)} image{'s' if len(any_flag) != 1 else ''} raised at least one flag and "
+            f"{'was' if len(any_flag) == 1 else 'were'} published all the same (a flag is a measured suspicion "
+            "for a reviewer, not a decision: `python -m builder review` sorts flagged images first). The detectors can miss what they were not built for, and can flag a fill that looks "
             "fine; the thresholds are set on the 39 Fitzpatrick17k photos of the fill benchmark.\n\n"
             + "\n".join(rows))
