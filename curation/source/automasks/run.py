@@ -29,6 +29,7 @@ from builder.core.config import MasksConfig
 from builder.core.errors import ConfigError, SampleRejected
 from builder.core.fingerprint import combine
 from builder.core.progress import StageSummary, progress
+from builder.core.schema import LABEL_LESION
 from builder.core.stage import Shard, StageKey, check_slot, mine, outcome, pin
 from builder.core.store import atomic_write, marker_matches, write_marker
 from curation.source.images import read_photo
@@ -36,6 +37,8 @@ from curation.source.ingest import read_row_mask
 from curation.source.masks import MaskError, auto_mask_file, read_auto_index, write_auto_index, write_label_map
 from curation.source.metadata import SourceRow, SourceTable, read_source_table
 from curation.source.automasks.sheets import SheetItem, write_sheet
+from curation.source.automasks.vet import VERSION as VET_VERSION
+from curation.source.automasks.vet import vet
 
 log = logging.getLogger(__name__)
 STAGE = "masks"
@@ -67,7 +70,7 @@ def run_masks(source: Path | SourceTable, masks: Path | None, out: Path, cfg: Ma
     table = source if isinstance(source, SourceTable) else read_source_table(
         source, masks, source_name=source_name, limit=limit)
     todo = [r for r in table.rows if r.mask is None]
-    key = StageKey(STAGE, {**dataclasses.asdict(cfg), **backend_for("mask", cfg).fingerprint(cfg)},
+    key = StageKey(STAGE, {**dataclasses.asdict(cfg), **backend_for("mask", cfg).fingerprint(cfg), "vet": VET_VERSION},
                    {"photos": combine([r.source_id for r in todo])})
     status = pin(out, key, on_change=on_change)
     batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
@@ -122,7 +125,7 @@ def _mask_one(out: Path, row: SourceRow, backend, cfg: MasksConfig,
     share a stem, e.g. two DDI-layout clinics' `000001.png`)."""
     stem = row.source_id.replace(":", "-", 1) if prefixed else row.source_id.split(":", 1)[1]
     entry = {"source_id": row.source_id, "image": row.image.name, "file": None, "method": backend.method,
-             "version": backend.version, "confidence": None, "min_confidence": cfg.min_confidence,
+             "version": f"{backend.version}+vet{VET_VERSION}", "confidence": None, "min_confidence": cfg.min_confidence,
              "accepted": False, "reason": None, "detail": None}
     try:  # the same decoding as ingest: any mode -> faithful 8-bit RGB, or its named reason
         rgb = read_photo(row.image.read_bytes(), str(row.image))
@@ -130,16 +133,20 @@ def _mask_one(out: Path, row: SourceRow, backend, cfg: MasksConfig,
         entry.update(reason=e.reason, detail=e.detail)
         return entry, None
     result = backend.segment(rgb)
-    entry.update(confidence=result.confidence, lesion_frac=round(result.lesion_frac, 4))
-    if result.confidence < cfg.min_confidence:
+    checked = vet(rgb, result.label_map, result.confidence)  # text, background, rulers; outline plausibility
+    entry.update(confidence=checked.confidence, backend_confidence=result.confidence, vet=checked.factors,
+                 lesion_frac=round(float((checked.label_map == LABEL_LESION).mean()), 4))
+    if checked.confidence < cfg.min_confidence:
         entry.update(reason="mask_low_confidence",
-                     detail=f"{row.image.name}: automatic mask confidence {result.confidence:.2f} < "
-                            f"masks.min_confidence {cfg.min_confidence} ({backend.method} {backend.version}); "
-                            "draw a mask by hand or lower the threshold after checking the review sheet")
+                     detail=f"{row.image.name}: automatic mask confidence {checked.confidence:.2f} < "
+                            f"masks.min_confidence {cfg.min_confidence} ({backend.method} {backend.version}: "
+                            f"{result.confidence:.2f} x plausibility {checked.factors['plausibility']}: "
+                            f"{checked.detail()}); draw a mask by hand or lower the threshold after checking "
+                            "the review sheet")
     else:
         entry.update(accepted=True, file=auto_mask_file(stem))
-        write_label_map(out / entry["file"], result.label_map)
-    return entry, SheetItem(stem, rgb, result.label_map, result.confidence, entry["accepted"])
+        write_label_map(out / entry["file"], checked.label_map)
+    return entry, SheetItem(stem, rgb, checked.label_map, checked.confidence, entry["accepted"])
 
 
 def _training_pairs(rows: list[SourceRow]):

@@ -165,7 +165,7 @@ def test_learned_backend_end_to_end_on_a_tiny_random_model(tmp_path, shared_data
     summary = run_masks(tmp_path / "src", None, tmp_path / "auto", cfg)
     assert summary.done == 4
     index = read_auto_index(tmp_path / "auto")
-    assert {(e["method"], e["version"]) for e in index.values()} == {("learned-probe", "1")}
+    assert {(e["method"], e["version"]) for e in index.values()} == {("learned-probe", "1+vet1")}
     real = StageStore(tmp_path / "real")
     ingest_source(tmp_path / "src", None, real, auto_masks=tmp_path / "auto", workers=1)
     assert sum(bool(r.auto_masks) for r in real.records()) == 4
@@ -195,7 +195,7 @@ def test_build_with_automatic_masks_uses_every_photo_that_passes(tmp_path, share
     assert {m.source_id for h in healthy for m in h.auto_masks} == passed
     assert len(healthy) == 4 + len(passed)
     card = (result.out_dir / "README.md").read_text()
-    assert "masks automatic, method cpu-grabcut 1" in card
+    assert "masks automatic, method cpu-grabcut 1+vet1" in card
     import datasets
 
     ds = datasets.load_dataset(str(result.out_dir), split="train")
