@@ -260,7 +260,8 @@ def vet(rgb: np.ndarray, label_map: np.ndarray, confidence: float) -> Vetted:
     text_px = text(rgb)
     rule = ruler(rgb, back)
     lesion = (lm == LABEL_LESION) & ~text_px & ~back & ~rule
-    lesion = cv2.morphologyEx(lesion.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    if (lesion != (lm == LABEL_LESION)).any():  # what a cut left along its edge: slivers, not lesion
+        lesion = cv2.morphologyEx(lesion.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     lm[(lm == LABEL_LESION) & ~lesion] = LABEL_SKIN
     lm[back & (lm != LABEL_MARKER)] = LABEL_BACKGROUND
     lm[text_px] = LABEL_BACKGROUND
