@@ -73,6 +73,8 @@ class LesionMapConfig:
     blend: str = "alpha"              # alpha (feathered composite: the method) | poisson (no donor-skin halo) | poisson_screen (v1.2: poisson, bright parts not clipped)
     png_level: int = 6                # zlib level of the lesion-mapped PNGs (lossless at any level; 1 encodes ~3.6x faster, ~5% larger)
     cross_source: str = "any"         # several sources: any | within | across | DONOR->BASE, e.g. ddi->fitz17k
+    max_lesion_share: float | None = None  # null: any size (the method) | a pasted lesion covers at most this share of the base's skin
+    max_base_lesion: float | None = None   # null: any base (the method) | bases whose lesion was over this share of their skin get no lesion
 
 
 @dataclasses.dataclass(frozen=True)

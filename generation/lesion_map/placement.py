@@ -224,16 +224,21 @@ class DonorCuts:
 
 
 def search(base_map: np.ndarray, cuts: DonorCuts, scales: tuple[float, ...], pads: tuple[int, ...],
-           rng: np.random.Generator) -> tuple[LesionPatch, int, tuple[int, int]] | None:
-    """First (scale, pad) in order with a valid offset on this base: (patch, pad, offset), or None."""
+           rng: np.random.Generator, max_share: float | None = None) -> tuple[LesionPatch, int, tuple[int, int]] | None:
+    """First (scale, pad) in order with a valid offset on this base: (patch, pad, offset), or None.
+
+    `max_share`: scales whose lesion would cover more than this share of the base's skin are skipped."""
     import cv2
 
     allowed = allowed_region(base_map)
-    if not cv2.countNonZero(allowed):
+    room = cv2.countNonZero(allowed)
+    if not room:
         return None
     margins: dict[int, np.ndarray] = {}
     for scale in scales:
         patch = cuts.get(base_map.shape, scale)
+        if max_share is not None and np.count_nonzero(patch.lesion) > max_share * room:
+            continue
         for pad in pads:
             if pad not in margins:
                 margins[pad] = with_margin(allowed, pad)
@@ -294,6 +299,13 @@ def keep(base_rgb, base_map, cuts: DonorCuts, blend: str) -> Mapped:
     (y, x), (h, w) = patch.origin, patch.alpha.shape
     offset = (min(max(y, 0), max(base_map.shape[0] - h, 0)), min(max(x, 0), max(base_map.shape[1] - w, 0)))
     return place(base_rgb, base_map, patch, offset, None, cuts.angle, "kept_in_place", blend)
+
+
+def skin_share(label_map: np.ndarray, lesion: np.ndarray | int) -> float:
+    """A lesion's pixel count (or a bool mask's) over the base's skin | lesion | marker pixels."""
+    room = int(np.count_nonzero(allowed_region(label_map)))
+    n = int(lesion if isinstance(lesion, (int, np.integer)) else np.count_nonzero(lesion))
+    return n / room if room else float("inf")
 
 
 def no_fit(patch: LesionPatch, pads, scales) -> PlacementError:

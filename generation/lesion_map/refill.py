@@ -14,10 +14,10 @@ import numpy as np
 
 from builder.core.config import LesionMapConfig
 from builder.core.errors import ConfigError
-from builder.core.schema import Record
+from builder.core.schema import LABEL_LESION, Record
 from generation.lesion_map.plan import source_of, split_key
 from generation.lesion_map.placement import (DONOR_RESIZES, DonorCuts, Mapped, PlacementError, allowed_region, check_pair,
-                                  draw_angle, keep, no_fit, place, search)
+                                             draw_angle, keep, no_fit, place, search, skin_share)
 
 FALLBACKS = ("downscale", "other_base", "keep_in_place")
 
@@ -41,6 +41,11 @@ def check_fallbacks(cfg: LesionMapConfig) -> None:
     if cfg.donor_resize not in DONOR_RESIZES:
         raise ConfigError(f"lesion_map.donor_resize={cfg.donor_resize!r}: expected one of {list(DONOR_RESIZES)} "
                           "(none: donor pixels as they are, the method)")
+    for name in ("max_lesion_share", "max_base_lesion"):
+        v = getattr(cfg, name)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1):
+            raise ConfigError(f"lesion_map.{name}={v!r}: expected null (no bound, the method) or a share of the "
+                              "base's skin in (0, 1] (v1.2: 0.25 and 0.5)")
     if cfg.blend not in BLENDS:
         raise ConfigError(f"lesion_map.blend={cfg.blend!r}: expected one of {list(BLENDS)}")
 
@@ -66,7 +71,10 @@ def map_with_fallbacks(base: Record, donor: Record, base_px: Pixels, donor_px: P
                        seed: int, others: list[Record]) -> tuple[Mapped, Record]:
     """Map one plan row: the planned base (pads, then downscales), then `others`, then keep in place.
 
-    Returns the mapped image and the base it went on. Raises PlacementError as `map_lesion` does.
+    With `lesion_map.max_lesion_share` a scale whose lesion covers more of a base's skin is skipped
+    on that base; with `lesion_map.max_base_lesion` a base that was more lesion than that before healing
+    (`healed_share`) gets no lesion (its rows go to `others`). Returns the mapped image and the base it
+    went on. Raises PlacementError as `map_lesion` does, `base_mostly_lesion` and `lesion_too_large`.
     """
     fb = tuple(cfg.fallbacks)
     scales = (1.0,) + (tuple(float(s) for s in cfg.downscales) if "downscale" in fb else ())
@@ -78,7 +86,8 @@ def map_with_fallbacks(base: Record, donor: Record, base_px: Pixels, donor_px: P
     cuts = DonorCuts(donor_rgb, donor_map, draw_angle(rng, cfg.rotate), cfg.dilate_px, float(cfg.feather),
                      cfg.donor_resize)
     cuts.get(base_map.shape, 1.0)  # a donor without a lesion fails here, before any search
-    found = search(base_map, cuts, scales, pads, rng)
+    bound = cfg.max_lesion_share
+    found = search(base_map, cuts, scales, pads, rng, bound) if base_usable(base_map, cfg) else None
     if found is not None:
         patch, pad, offset = found
         return place(base_rgb, base_map, patch, offset, pad, cuts.angle,
@@ -87,17 +96,45 @@ def map_with_fallbacks(base: Record, donor: Record, base_px: Pixels, donor_px: P
         order = np.random.default_rng([seed, 1]).permutation(len(others))
         for i in order:
             other = others[int(i)]
-            found = search(base_px.mask(other.sample_id), cuts, scales, pads, rng)
+            other_map = base_px.mask(other.sample_id)
+            found = search(other_map, cuts, scales, pads, rng, bound) if base_usable(other_map, cfg) else None
             if found is not None:
                 patch, pad, offset = found
                 kind = "other_base" if patch.scale == 1 else "other_base_downscaled"
-                return place(base_px.image(other.sample_id), base_px.mask(other.sample_id), patch, offset, pad,
+                return place(base_px.image(other.sample_id), other_map, patch, offset, pad,
                              cuts.angle, kind, cfg.blend), other
     if not allowed_region(base_map).any():
         raise PlacementError("base_has_no_skin", "the base's label map has no skin, lesion or marker pixels")
     if "keep_in_place" in fb:
         return keep(base_rgb, base_map, cuts, cfg.blend), base
-    raise no_fit(cuts.get(base_map.shape, 1.0), pads, scales)
+    raise unplaced(base, base_map, cuts, cfg, pads, scales)
+
+
+def healed_share(base_map: np.ndarray) -> float:
+    """The share of a base's skin | lesion | marker that was lesion before the healthy stage healed it."""
+    return skin_share(base_map, int(np.count_nonzero(base_map == LABEL_LESION)))
+
+
+def base_usable(base_map: np.ndarray, cfg: LesionMapConfig) -> bool:
+    """False for a base that was mostly lesion (`lesion_map.max_base_lesion`): nearly all of it is a fill."""
+    return cfg.max_base_lesion is None or healed_share(base_map) <= cfg.max_base_lesion
+
+
+def unplaced(base: Record, base_map: np.ndarray, cuts: DonorCuts, cfg: LesionMapConfig, pads, scales) -> PlacementError:
+    """Why nothing placed the row: the planned base refused, the lesion over the size bound, or no room."""
+    if not base_usable(base_map, cfg):
+        return PlacementError("base_mostly_lesion",
+                              f"base {base.sample_id}: {healed_share(base_map):.0%} of its skin was lesion before "
+                              f"healing (> lesion_map.max_base_lesion {cfg.max_base_lesion}), and no other base of "
+                              "its tone and split took the lesion")
+    smallest = cuts.get(base_map.shape, min(scales))
+    share = skin_share(base_map, smallest.lesion)
+    if cfg.max_lesion_share is not None and share > cfg.max_lesion_share:
+        return PlacementError("lesion_too_large",
+                              f"the lesion at scale {min(scales)} would cover {share:.0%} of the base's skin "
+                              f"(> lesion_map.max_lesion_share {cfg.max_lesion_share}), and no other base of its "
+                              "tone and split has room for it")
+    return no_fit(cuts.get(base_map.shape, 1.0), pads, scales)
 
 
 def other_bases(groups: dict[tuple, list[Record]], base: Record, donor: Record, split: str | None) -> list[Record]:

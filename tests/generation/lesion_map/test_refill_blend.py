@@ -77,7 +77,8 @@ def test_v11_keeps_what_does_not_fit_in_place_and_v12_refills_it(runs, stores):
     counts = collections.Counter(r.placement for r in v12)
     assert "kept_in_place" not in counts and counts["downscaled"] > 0
     rejected = runs["v12"][0].rejections()
-    assert len(v12) + len(rejected) == V12.budget and all(j.reason == "no_placement_fits" for j in rejected)
+    assert len(v12) + len(rejected) == V12.budget
+    assert all(j.reason in ("no_placement_fits", "lesion_too_large", "base_mostly_lesion") for j in rejected)
     assert len(v12) >= 0.9 * V12.budget
     bases = {r.sample_id: r for r in stores[0].records()}
     for rec in v12:
@@ -89,6 +90,22 @@ def test_v11_keeps_what_does_not_fit_in_place_and_v12_refills_it(runs, stores):
         assert base.skin_tone == planned.skin_tone == rec.skin_tone
         donor_src = set(rec.source_ids) - set(base.source_ids)
         assert donor_src and rec.source_ids == sorted(set(base.source_ids) | donor_src)
+
+
+def test_v12_pasted_lesions_keep_to_the_size_bound_and_v11_does_not(runs, stores):
+    """v1.2: every pasted lesion covers at most max_lesion_share of its base's skin, and no base that was over
+    max_base_lesion lesion before healing receives one; v1.1 (the method) has no such bound."""
+    from generation.lesion_map.refill import healed_share
+
+    bases, donors = stores
+    shares = {}
+    for name in ("v11", "v12"):
+        recs = runs[name][0].records()
+        shares[name] = [les.sum() / skin.sum() for les, _, skin in (lesion_footprint(r, bases, donors) for r in recs)]
+        if name == "v12":
+            assert all(healed_share(bases.read_mask(r.base_id)) <= V12.max_base_lesion for r in recs)
+    assert max(shares["v12"]) <= V12.max_lesion_share
+    assert max(shares["v11"]) > V12.max_lesion_share  # the bound changes something on these photos
 
 
 def test_v12_placements_obey_the_skin_rule_at_their_scale(runs, stores):
