@@ -29,20 +29,24 @@ import numpy as np
 
 from generation.membrane import membrane
 
-GRADIENT_BLENDS = ("poisson", "poisson_screen")  # pinned to the base one pixel outside the window
+GRADIENT_BLENDS = ("poisson", "poisson_screen", "lesion_lab")  # pinned to the base one pixel outside the window
 BLENDS = ("alpha", *GRADIENT_BLENDS)
 SMOOTH_SIGMA = 2.0      # px: boundary colours are local skin means, not single noisy pixels
+DRAPE_A = -15.0         # lesion_lab: donor lesion pixels greener than this a* are a drape (a blue naevus is about -5)
 
 
 def blend_window(base: np.ndarray, donor: np.ndarray, alpha: np.ndarray, method: str,
-                 context: np.ndarray | None = None) -> np.ndarray:
+                 context: np.ndarray | None = None, donor_skin: tuple | None = None) -> np.ndarray:
     """uint8 window: base + alpha * (donor' - base), donor' = donor (alpha) or the cloned donor (poisson).
 
     `base`, `donor` are (h, w, 3) float64 with integer values; `alpha` (h, w) in [0, 1];
     `context` is the base window grown by one pixel on every side where the image allows
-    (it holds the boundary the membrane is pinned to), as (pixels, (top, left) margin).
+    (it holds the boundary the membrane is pinned to), as (pixels, (top, left) margin);
+    `donor_skin` the donor's skin colour around the lesion (CIE Lab; `lesion_lab`).
     """
-    if method in GRADIENT_BLENDS:
+    if method == "lesion_lab":
+        donor = lab_clone(base if context is None else context, donor, alpha > 0, donor_skin)
+    elif method in GRADIENT_BLENDS:
         donor = poisson_clone(base if context is None else context, donor, alpha > 0,
                               screen=method == "poisson_screen")
     elif method != "alpha":
@@ -85,6 +89,66 @@ def poisson_clone(context, donor: np.ndarray, support: np.ndarray, screen: bool 
     darker = np.expm1(np.log1p(donor) + both[..., :3] - both[..., 3:])
     lighter = 255.0 - (255.0 - donor) * (255.0 - skin_base) / np.maximum(255.0 - skin_donor, 1.0)
     return np.where(donor <= skin_donor, darker, lighter)
+
+
+def donor_exclude(rgb: np.ndarray, label_map: np.ndarray, method: str) -> np.ndarray | None:
+    """`lesion_lab`: the donor's lesion-labelled pixels with a colour no skin or lesion has (strongly green:
+    a drape or gown, a* < DRAPE_A; or a near-black grey void) that the mask took in; they never enter a base.
+    Blues are kept (a blue naevus, a melanoma's blue-white veil). None for the other blends (the method
+    pastes every lesion-labelled pixel)."""
+    if method != "lesion_lab":
+        return None
+    from builder.core.colour import rgb_to_lab
+    from builder.core.schema import LABEL_LESION
+
+    lesion = label_map == LABEL_LESION
+    lab = rgb_to_lab(rgb[lesion])
+    bad = (lab[:, 1] < DRAPE_A) | ((lab[:, 0] < 12) & (np.hypot(lab[:, 1], lab[:, 2]) < 10))
+    out = np.zeros(label_map.shape, bool)
+    out[lesion] = bad
+    return out
+
+
+def lab_clone(context, donor: np.ndarray, support: np.ndarray, donor_skin: tuple | None = None) -> np.ndarray:
+    """`lesion_lab`: the donor window re-coloured per pixel in CIE L*a*b*, from donor skin to base skin.
+
+    The base's skin colour is the harmonic membrane of its smoothed colours on the support's outer
+    boundary (as `poisson_screen`), in Lab; the donor's is `donor_skin`, measured on its skin around the
+    lesion (the support's boundary often lies on the lesion's own rim, which would make a dark rim the
+    "skin"), or the membrane of its boundary when the donor has no skin label there. Lightness: a pixel darker than the donor's
+    skin is scaled by base skin L* / donor skin L* (it absorbs), a lighter one keeps its distance to
+    L* 100 in proportion (it scatters). Colour: the pixel keeps its a*, b* offset from its skin
+    (a* + base skin a* - donor skin a*, the same for b*). One rule per pixel, never per channel: a dark
+    crust cannot turn cyan or black at a rim where R fell below the skin and B did not, and a lesion
+    keeps its hue (yellow stays yellow, brown stays brown). Equal to the base's skin colour where the
+    donor pixel has the donor's skin colour, so nothing changes at the footprint's edge."""
+    import cv2
+
+    from builder.core.colour import lab_to_rgb, rgb_to_lab
+
+    if isinstance(context, tuple):
+        ctx, (top, left) = context
+    else:
+        ctx, top, left = context, 0, 0
+    h, w = support.shape
+    base_s = cv2.GaussianBlur(ctx.astype(np.float64), (0, 0), SMOOTH_SIGMA)
+    donor_s = cv2.GaussianBlur(donor, (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REFLECT)
+    donor_ctx = np.full(ctx.shape[:2] + (3,), np.nan)
+    donor_ctx[top:top + h, left:left + w] = donor_s
+    donor_ctx = _fill_edges(donor_ctx, top, left, h, w)
+    inside = np.zeros(ctx.shape[:2], bool)
+    inside[top:top + h, left:left + w] = support
+    both = membrane(inside, np.concatenate([rgb_to_lab(base_s), rgb_to_lab(donor_ctx)], axis=2))
+    both = both[top:top + h, left:left + w]
+    skin_b, skin_d, pix = both[..., :3], both[..., 3:], rgb_to_lab(donor)
+    if donor_skin is not None:
+        skin_d = np.broadcast_to(np.asarray(donor_skin, np.float64), skin_b.shape)
+    out = np.empty_like(pix)
+    ld, lb, lp = skin_d[..., 0], skin_b[..., 0], pix[..., 0]
+    out[..., 0] = np.where(lp <= ld, lp * lb / np.maximum(ld, 1.0),
+                           100.0 - (100.0 - lp) * (100.0 - lb) / np.maximum(100.0 - ld, 1.0))
+    out[..., 1:] = pix[..., 1:] + skin_b[..., 1:] - skin_d[..., 1:]
+    return np.where(support[..., None], lab_to_rgb(out), donor)
 
 
 def _fill_edges(arr: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray:

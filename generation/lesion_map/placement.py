@@ -37,6 +37,7 @@ class LesionPatch:
     support: np.ndarray  # (h, w) bool, alpha > 0: the footprint that must fit inside skin
     origin: tuple[int, int] = (0, 0)  # (y, x) of the patch's top-left in the donor: where it lay there
     scale: float = 1.0   # lesion scale relative to the (resized) donor
+    skin_lab: tuple | None = None  # the donor's skin around the lesion, median CIE Lab (None: no skin there)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +75,11 @@ def with_margin(allowed: np.ndarray, pad: int) -> np.ndarray:
 
 
 def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: int,
-              feather: float, scale: float = 1.0) -> LesionPatch:
-    """The donor's lesion (label 1), rotated by `angle` degrees about its centroid (and scaled), dilated, feathered."""
+              feather: float, scale: float = 1.0, exclude: np.ndarray | None = None) -> LesionPatch:
+    """The donor's lesion (label 1), rotated by `angle` degrees about its centroid (and scaled), dilated, feathered.
+
+    `exclude` (bool, the donor's size): pixels that must never enter the base (a drape inside the lesion's
+    mask): alpha 0 there, after dilation and feathering."""
     import cv2
 
     les_full = cv2.compare(np.ascontiguousarray(label_map, np.uint8), LABEL_LESION, cv2.CMP_EQ)  # 0/255
@@ -99,6 +103,11 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
     if dilate_px > 0:  # the method's 3x3 dilation, `dilate_px` times
         les = cv2.dilate(les, np.ones((3, 3), np.uint8), iterations=dilate_px)
     les = cv2.threshold(les, 0, 1, cv2.THRESH_BINARY)[1]
+    gone = None
+    if exclude is not None and exclude.any():
+        gone = cv2.warpAffine(exclude.astype(np.uint8), m, (side, side), flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        les[gone] = 0
     alpha = les.astype(np.float64)
     if kernel.size > 1:
         # Integer weights summed in float64 are exact whatever the summation order, and the
@@ -107,11 +116,35 @@ def cut_patch(rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: i
         alpha *= 1.0 / float(kernel.sum()) ** 2
         # alpha < ALPHA_EPS -> 0: to-zero keeps values above the largest double below the cut.
         cv2.threshold(alpha, _BELOW_EPS, 0, cv2.THRESH_TOZERO, dst=alpha)
+    if gone is not None:
+        alpha[gone] = 0.0
     support = alpha > 0
+    if not support.any():
+        raise PlacementError("donor_has_no_lesion", "every lesion pixel of the donor has a drape or background colour")
     y0, x0, sh, sw = _bbox(support.view(np.uint8))
     crop = np.s_[y0:y0 + sh, x0:x0 + sw]
     return LesionPatch(rgb=pix[crop].astype(np.float64), alpha=alpha[crop], lesion=les[crop] > 0,
-                       support=support[crop], origin=(cy - half + y0, cx - half + x0), scale=float(scale))
+                       support=support[crop], origin=(cy - half + y0, cx - half + x0), scale=float(scale),
+                       skin_lab=donor_skin(rgb, label_map, les_full > 0))
+
+
+def donor_skin(rgb: np.ndarray, label_map: np.ndarray, lesion: np.ndarray) -> tuple | None:
+    """Median CIE Lab of the donor's skin (label 4) in a band 3 to 3 + 3% of the longer side px around the
+    lesion (all its skin when the band has under 50 pixels; None without skin): the colour the lesion
+    is seen against, away from the lesion's own rim."""
+    import cv2
+
+    from builder.core.colour import rgb_to_lab
+
+    reach = 3 + max(3, round(0.03 * max(lesion.shape)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
+    near = cv2.dilate(lesion.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    skin = label_map == LABEL_SKIN
+    band = (cv2.dilate(lesion.astype(np.uint8), k) > 0) & ~near & skin
+    pick = band if np.count_nonzero(band) >= 50 else skin
+    if not pick.any():
+        return None
+    return tuple(float(v) for v in np.median(rgb_to_lab(rgb[pick]), axis=0))
 
 
 def feather_kernel(feather: float) -> np.ndarray:
@@ -164,7 +197,8 @@ def composite(base_rgb: np.ndarray, base_map: np.ndarray, patch: LesionPatch,
         t, lft = min(1, y), min(1, x)
         ctx = base_rgb[y - t:y + h + 1, x - lft:x + w + 1].astype(np.float64)
         context = (ctx, (t, lft))
-    window[...] = blend_window(region, patch.rgb, patch.alpha, blend, context)  # integral: the cast is exact
+    window[...] = blend_window(region, patch.rgb, patch.alpha, blend, context,  # integral: the cast is exact
+                               patch.skin_lab)
     label_map = base_map.copy()
     label_map[y:y + h, x:x + w][patch.lesion] = LABEL_LESION
     return rgb, label_map
@@ -210,8 +244,8 @@ class DonorCuts:
     """One donor's lesion patches, cut once per (base shape, scale) and reused across pads and bases."""
 
     def __init__(self, rgb: np.ndarray, label_map: np.ndarray, angle: float, dilate_px: int, feather: float,
-                 donor_resize: str):
-        self.rgb, self.label_map, self.angle = rgb, label_map, angle
+                 donor_resize: str, exclude: np.ndarray | None = None):
+        self.rgb, self.label_map, self.angle, self.exclude = rgb, label_map, angle, exclude
         self.dilate_px, self.feather, self.donor_resize = dilate_px, feather, donor_resize
         self._cache: dict = {}
 
@@ -219,7 +253,12 @@ class DonorCuts:
         key = (tuple(base_hw) if self.donor_resize != "none" else None, scale)
         if key not in self._cache:
             rgb, lm, _ = fit_donor(self.rgb, self.label_map, base_hw, self.donor_resize)
-            self._cache[key] = cut_patch(rgb, lm, self.angle, self.dilate_px, self.feather, scale)
+            excl = self.exclude
+            if excl is not None and lm.shape != excl.shape:
+                import cv2
+
+                excl = cv2.resize(excl.astype(np.uint8), lm.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+            self._cache[key] = cut_patch(rgb, lm, self.angle, self.dilate_px, self.feather, scale, excl)
         return self._cache[key]
 
 
@@ -264,7 +303,10 @@ def map_lesion(base_rgb: np.ndarray, base_map: np.ndarray, donor_rgb: np.ndarray
 
     check_pair(base_rgb, base_map, donor_rgb, donor_map)
     rng = np.random.default_rng(seed)
-    cuts = DonorCuts(donor_rgb, donor_map, draw_angle(rng, rotate), dilate_px, feather, donor_resize)
+    from generation.lesion_map.blend import donor_exclude
+
+    cuts = DonorCuts(donor_rgb, donor_map, draw_angle(rng, rotate), dilate_px, feather, donor_resize,
+                     donor_exclude(donor_rgb, donor_map, blend))
     if not cv2.countNonZero(allowed_region(base_map)):
         raise PlacementError("base_has_no_skin", "the base's label map has no skin, lesion or marker pixels")
     found = search(base_map, cuts, scales, pads, rng)

@@ -69,11 +69,13 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 def lesion_footprint(rec, bases, donors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lesion, support, base skin) masks of a lesion-mapped record, rebuilt from its recorded params."""
+    from generation.lesion_map.blend import donor_exclude
     from generation.lesion_map.placement import DonorCuts, allowed_region
 
     p = rec.params
     base_map = bases.read_mask(rec.base_id)
-    patch = DonorCuts(donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id), p["angle"], p["dilate"],
-                      p["feather"], p["donor_resize"]).get(base_map.shape, p["lesion_scale"])
+    rgb, lm = donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id)
+    patch = DonorCuts(rgb, lm, p["angle"], p["dilate"], p["feather"], p["donor_resize"],
+                      donor_exclude(rgb, lm, p["blend"])).get(base_map.shape, p["lesion_scale"])
     lesion, support = placed_masks(base_map.shape, patch.lesion, patch.support, tuple(p["offset"]))
     return lesion, support, allowed_region(base_map).astype(bool)

@@ -15,6 +15,7 @@ import numpy as np
 from builder.core.config import LesionMapConfig
 from builder.core.errors import ConfigError
 from builder.core.schema import LABEL_LESION, Record
+from generation.lesion_map.blend import donor_exclude
 from generation.lesion_map.plan import source_of, split_key
 from generation.lesion_map.placement import (DONOR_RESIZES, DonorCuts, Mapped, PlacementError, allowed_region, check_pair,
                                              draw_angle, keep, no_fit, place, search, skin_share)
@@ -84,7 +85,7 @@ def map_with_fallbacks(base: Record, donor: Record, base_px: Pixels, donor_px: P
     check_pair(base_rgb, base_map, donor_rgb, donor_map)
     rng = np.random.default_rng(seed)
     cuts = DonorCuts(donor_rgb, donor_map, draw_angle(rng, cfg.rotate), cfg.dilate_px, float(cfg.feather),
-                     cfg.donor_resize)
+                     cfg.donor_resize, donor_exclude(donor_rgb, donor_map, cfg.blend))
     cuts.get(base_map.shape, 1.0)  # a donor without a lesion fails here, before any search
     bound = cfg.max_lesion_share
     found = search(base_map, cuts, scales, pads, rng, bound) if base_usable(base_map, cfg) else None

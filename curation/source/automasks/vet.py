@@ -23,6 +23,7 @@ import dataclasses
 
 import numpy as np
 
+from builder.core import colour
 from builder.core.schema import LABEL_BACKGROUND, LABEL_LESION, LABEL_MARKER, LABEL_RULER, LABEL_SKIN
 
 VERSION = "1"
@@ -64,14 +65,8 @@ def lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def non_skin(rgb: np.ndarray) -> np.ndarray:
-    """Colours no skin or lesion has: bright and not yellowish (paper, sheets, walls, also under a
-    magenta cast), near-black greys, greens and cyans, blues without the red of a purple lesion."""
-    L = lab(rgb)
-    light, a, b = L[..., 0], L[..., 1], L[..., 2]
-    chroma = np.hypot(a, b)
-    bright = (light > 85) & (b < 3) & (chroma < 25) | (light > 93) & (chroma < 10)
-    dark = (light < 12) & (chroma < 10)
-    return bright | dark | (a < -5) | ((b < -10) & (a < 8))
+    """`builder.core.colour.non_skin` of the photo: colours no skin or lesion has."""
+    return colour.non_skin(lab(rgb))
 
 
 def background(rgb: np.ndarray) -> np.ndarray:
