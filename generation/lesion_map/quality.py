@@ -79,3 +79,33 @@ def lesion_footprint(rec, bases, donors) -> tuple[np.ndarray, np.ndarray, np.nda
                       donor_exclude(rgb, lm, p["blend"])).get(base_map.shape, p["lesion_scale"])
     lesion, support = placed_masks(base_map.shape, patch.lesion, patch.support, tuple(p["offset"]))
     return lesion, support, allowed_region(base_map).astype(bool)
+
+
+def lesion_colour_error(donor_rgb: np.ndarray, donor_map: np.ndarray, out_rgb: np.ndarray, lesion: np.ndarray,
+                        skin: np.ndarray) -> tuple[float, float] | None:
+    """How far a pasted lesion's colour moved relative to its skin: (CIEDE2000 between the donor lesion's
+    mean Lab and the pasted lesion's mean Lab minus the skin's move, base skin - donor skin; the change
+    in degrees of the hue angle of lesion - skin in a*b*, 0 when the donor lesion is nearly grey
+    against its skin). Means over the lesion eroded by 2 px and a skin ring 6 px wide; None when either
+    is under 30 px."""
+    import cv2
+    from skimage.color import deltaE_ciede2000
+
+    from builder.core.colour import rgb_to_lab
+    from builder.core.schema import LABEL_LESION, LABEL_SKIN
+
+    def parts(les: np.ndarray, sk: np.ndarray):
+        core = cv2.erode(les.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))
+        ring = (cv2.dilate(les.astype(np.uint8), k) > 0) & ~les & sk
+        return (core, ring) if core.sum() >= 30 and ring.sum() >= 30 else None
+
+    before, after = parts(donor_map == LABEL_LESION, donor_map == LABEL_SKIN), parts(lesion, skin & ~lesion)
+    if before is None or after is None:
+        return None
+    (ld, sd), (lr, sr) = ([rgb_to_lab(img[m].astype(np.float64)).mean(axis=0) for m in pair]
+                          for img, pair in ((donor_rgb, before), (out_rgb, after)))
+    rel = float(deltaE_ciede2000(ld, lr - (sr - sd)))
+    hd, hr = (np.degrees(np.arctan2(v[2], v[1])) for v in (ld - sd, lr - sr))
+    hue = float(abs((hr - hd + 180) % 360 - 180)) if np.hypot(*(ld - sd)[1:]) > 5 else 0.0
+    return rel, hue

@@ -63,7 +63,8 @@ def runs(stores, tmp_path_factory):
     root = tmp_path_factory.mktemp("refill-runs")
     out = {}
     for name, cfg in (("v11", V11), ("v12", V12), ("v12_alpha", dataclasses.replace(V12, blend="alpha")),
-                      ("v12_poisson", dataclasses.replace(V12, blend="poisson"))):
+                      ("v12_poisson", dataclasses.replace(V12, blend="poisson")),
+                      ("v12_screen", dataclasses.replace(V12, blend="poisson_screen"))):
         store = StageStore(root / name)
         out[name] = (store, run_lesion_map(*stores, store, cfg, shard_size=8))
     return out
@@ -167,18 +168,17 @@ def test_poisson_blend_is_deterministic_and_exact_on_a_flat_case():
 
 
 def test_poisson_screen_keeps_bright_lesion_parts_off_white_on_real_photos(runs, stores):
-    """v1.2's `poisson_screen` on the same placements as `poisson`: lesion pixels darker than the donor's
+    """`poisson_screen` on the same placements as `poisson`: lesion pixels darker than the donor's
     skin come out as with Poisson (within rounding), and fewer placed-lesion pixels end clipped at 255."""
     bases, donors = stores
-    assert V12.blend == "poisson_screen"
     plain = {r.plan_row: r for r in runs["v12_poisson"][0].records()}
     clipped = {"poisson": 0, "screen": 0}
     close = total = 0
-    for rec in runs["v12"][0].records():
+    for rec in runs["v12_screen"][0].records():
         other = plain[rec.plan_row]
         assert (other.base_id, other.params["offset"]) == (rec.base_id, rec.params["offset"])
         lesion, _, _ = lesion_footprint(rec, bases, donors)
-        a = runs["v12"][0].read_image(rec.sample_id)[lesion].astype(int)
+        a = runs["v12_screen"][0].read_image(rec.sample_id)[lesion].astype(int)
         b = runs["v12_poisson"][0].read_image(other.sample_id)[lesion].astype(int)
         clipped["screen"] += int((a == 255).any(axis=1).sum())
         clipped["poisson"] += int((b == 255).any(axis=1).sum())
@@ -187,6 +187,29 @@ def test_poisson_screen_keeps_bright_lesion_parts_off_white_on_real_photos(runs,
         total += int(unclipped.sum())
     assert clipped["poisson"] > 100 and clipped["screen"] < 0.5 * clipped["poisson"], clipped
     assert close > 0.5 * total, (close, total)
+
+
+def test_lesion_lab_keeps_the_lesion_colour_relative_to_its_skin_on_real_photos(runs, stores):
+    """v1.2's `lesion_lab` against `poisson_screen` (v1.2 before), same placements, real lesions across tones:
+    the pasted lesion's colour relative to its skin moves less (CIEDE2000) and its hue turns less."""
+    from generation.lesion_map.quality import lesion_colour_error
+
+    bases, donors = stores
+    screen = {r.plan_row: r for r in runs["v12_screen"][0].records()}
+    errs = {"lab": [], "screen": []}
+    for rec in runs["v12"][0].records():
+        other = screen.get(rec.plan_row)
+        if other is None or (other.base_id, other.params["offset"]) != (rec.base_id, rec.params["offset"]):
+            continue
+        lesion, _, skin = lesion_footprint(rec, bases, donors)
+        d_rgb, d_map = donors.read_image(rec.donor_id), donors.read_mask(rec.donor_id)
+        for name, store, r in (("lab", runs["v12"][0], rec), ("screen", runs["v12_screen"][0], other)):
+            e = lesion_colour_error(d_rgb, d_map, store.read_image(r.sample_id), lesion, skin.astype(bool))
+            if e is not None:
+                errs[name].append(e)
+    assert len(errs["lab"]) >= 15
+    lab, old = np.median(errs["lab"], axis=0), np.median(errs["screen"], axis=0)
+    assert lab[0] < old[0] and lab[1] < old[1], (lab, old)
 
 
 def test_poisson_screen_rule_on_a_flat_case():
