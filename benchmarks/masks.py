@@ -6,7 +6,9 @@ photos (head fit on the other folds' hand masks). Without --model the learned ba
 model is a tiny RANDOM-weight DINOv2 built from a config (no downloads here): its figure then
 measures the head on colour features plus random features, not a pretrained model.
 Skin Dice compares (skin | lesion | marker) with the photo minus its hand-drawn non-skin mask.
-The CPU backend's parameters were chosen on these same photos: its figure is not held-out.
+The CPU backend's parameters were chosen on these same photos: its figure is not held-out. The vetting
+(curation/source/automasks/vet.py) was tuned on the first 20 photos in md5 order; the table splits its
+figures into those and the 19 it did not see.
 Single process, one thread: images/s is per core. Last line: JSON of the headline figures.
 
   python benchmarks/masks.py [--folds 5] [--model ID --revision REV] [--limit N]
@@ -94,6 +96,30 @@ def _result(r):
     return r.label_map, r.confidence
 
 
+def _vetted(rgb, r):
+    from curation.source.automasks.vet import vet
+
+    v = vet(rgb, r.label_map, r.confidence)
+    return v.label_map, v.confidence
+
+
+TUNE = 20  # the vetting thresholds were chosen on the first 20 photos in md5 order; the other 19 held them out
+
+
+def vet_report(photos, raw, vetted, min_conf: float) -> None:
+    """Per split (tuning photos, held-out photos): accepted masks and their median lesion Dice, before and
+    after vetting, and which photos vetting refused."""
+    names = [p[0] for p in photos]
+    for label, part in (("tuning (first 20 by md5)", slice(0, TUNE)), ("held out (other 19)", slice(TUNE, None))):
+        for tag, (les, _, conf, _) in (("before vetting", raw), ("after vetting", vetted)):
+            d, c = np.asarray(les[part]), np.asarray(conf[part])
+            kept = c >= min_conf
+            print(f"{label:<26}{tag:<16} accepted {kept.sum():>2} of {len(d)}, median Dice accepted "
+                  f"{np.median(d[kept]) if kept.any() else float('nan'):.3f}, all {np.median(d):.3f}")
+    refused = [n[:8] for n, a, b in zip(names, raw[2], vetted[2]) if a >= min_conf > b]
+    print(f"refused by vetting (accepted before): {', '.join(refused) or 'none'}")
+
+
 def tiny_model(folder: Path) -> str:
     import torch
     from transformers import Dinov2Config, Dinov2Model
@@ -121,7 +147,8 @@ def main() -> None:
     photos = list(load(args.limit))
     rows = {"otsu (grayscale)": score(lambda rgb: (np.where(otsu(rgb), 1, 4), 1.0), photos),
             "all skin (skin baseline)": score(lambda rgb: (np.full(rgb.shape[:2], 4, np.uint8), 1.0), photos),
-            "cpu-grabcut 1 (tuned on these)": score(lambda rgb: _result(segment(rgb)), photos)}
+            "cpu-grabcut 1 (tuned on these)": score(lambda rgb: _result(segment(rgb)), photos),
+            "cpu-grabcut 1+vet1 (as generate masks)": score(lambda rgb: _vetted(rgb, segment(rgb)), photos)}
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or tiny_model(Path(tmp) / "dinov2-tiny-random")
         name = "learned-probe 1, %d-fold CV%s" % (args.folds, "" if args.model else " (RANDOM tiny model)")
@@ -138,6 +165,8 @@ def main() -> None:
           f"{args.min_confidence}: {kept.sum()} of {len(les)} kept, median Dice kept "
           f"{np.median(les[kept]) if kept.any() else float('nan'):.3f}, rejected "
           f"{np.median(les[~kept]) if (~kept).any() else float('nan'):.3f}")
+    vet_report(photos, rows["cpu-grabcut 1 (tuned on these)"], rows["cpu-grabcut 1+vet1 (as generate masks)"],
+               args.min_confidence)
     cpu, learned = rows["cpu-grabcut 1 (tuned on these)"], rows[name]
     print(json.dumps({"lesion_dice_median": round(float(np.median(cpu[0])), 4),
                       "skin_dice_median": round(float(np.median(cpu[1])), 4),
