@@ -117,8 +117,9 @@ def lab_clone(context, donor: np.ndarray, support: np.ndarray, donor_skin: tuple
     lesion (the support's boundary often lies on the lesion's own rim, which would make a dark rim the
     "skin"), or the membrane of its boundary when the donor has no skin label there. Lightness: a pixel darker than the donor's
     skin is scaled by base skin L* / donor skin L* (it absorbs), a lighter one keeps its distance to
-    L* 100 in proportion (it scatters). Colour: the pixel keeps its a*, b* offset from its skin
-    (a* + base skin a* - donor skin a*, the same for b*). One rule per pixel, never per channel: a dark
+    L* 100 in proportion (it scatters). Colour: a darker pixel keeps its a*, b* offset from its skin
+    (a* + base skin a* - donor skin a*, the same for b*); a lighter one takes that move in proportion to
+    its distance to white (the same ratio), so white scale stays white. One rule per pixel, never per channel: a dark
     crust cannot turn cyan or black at a rim where R fell below the skin and B did not, and a lesion
     keeps its hue (yellow stays yellow, brown stays brown). Equal to the base's skin colour where the
     donor pixel has the donor's skin colour, so nothing changes at the footprint's edge."""
@@ -147,7 +148,10 @@ def lab_clone(context, donor: np.ndarray, support: np.ndarray, donor_skin: tuple
     ld, lb, lp = skin_d[..., 0], skin_b[..., 0], pix[..., 0]
     out[..., 0] = np.where(lp <= ld, lp * lb / np.maximum(ld, 1.0),
                            100.0 - (100.0 - lp) * (100.0 - lb) / np.maximum(100.0 - ld, 1.0))
-    out[..., 1:] = pix[..., 1:] + skin_b[..., 1:] - skin_d[..., 1:]
+    # A pixel lighter than its skin scatters (scale, crust): its colour is its own, so it takes the skin's
+    # move in a*b* less the nearer it is to white (white scale stays white, not tinted by the new skin).
+    carry = np.where(lp <= ld, 1.0, np.clip((100.0 - lp) / np.maximum(100.0 - ld, 1.0), 0.0, 1.0))
+    out[..., 1:] = pix[..., 1:] + (skin_b[..., 1:] - skin_d[..., 1:]) * carry[..., None]
     return np.where(support[..., None], lab_to_rgb(out), donor)
 
 
