@@ -32,6 +32,7 @@ TEXT_SIDE = 640        # text is found at up to this many pixels on the longest 
 STROKE_CONTRAST = 60   # a stroke is this much brighter / darker than its 9x9 surroundings
 TEXT_MIN_STROKES = 3   # a text row holds at least this many letters
 STROKE_PART_SHARE = 0.15  # a lesion part this much stroke pixels is text (the review flag's threshold)
+MINOR_PART = 0.25     # a lesion part beside a ruler holding under this share of the lesion is the ruler's edge
 RULER_TICKS = 9        # a ruler band holds at least this many ticks
 LETTER_PX = 5          # a letter is at least this many pixels tall (at TEXT_SIDE) ...
 LETTER_MAX = 0.08      # ... and at most this share of the longest side
@@ -200,6 +201,17 @@ def ruler(rgb: np.ndarray, back: np.ndarray) -> np.ndarray:
     return out
 
 
+def beside(lesion: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Lesion parts (connected components) within 3 px of `region` that hold under MINOR_PART of the lesion."""
+    import cv2
+
+    n, parts, stats, _ = cv2.connectedComponentsWithStats(lesion.astype(np.uint8), connectivity=8)
+    near = np.unique(parts[cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0])
+    total = max(1, int(lesion.sum()))
+    drop = [c for c in near if c > 0 and stats[c, cv2.CC_STAT_AREA] < MINOR_PART * total]
+    return np.isin(parts, drop)
+
+
 def stroke_parts(rgb: np.ndarray, lesion: np.ndarray) -> np.ndarray:
     """Parts of the lesion (connected components, widened by 2 px) of which over STROKE_PART_SHARE are
     `strokes`: a watermark the text rows missed (letters merged into one blob) that the mask took. The
@@ -257,6 +269,8 @@ def vet(rgb: np.ndarray, label_map: np.ndarray, confidence: float) -> Vetted:
     lesion = (lm == LABEL_LESION) & ~text_px & ~back & ~rule
     if (lesion != (lm == LABEL_LESION)).any():  # what a cut left along its edge: slivers, not lesion
         lesion = cv2.morphologyEx(lesion.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    if rule.any():  # a ruler's shadow or edge beside it: a minor lesion part touching the ruler goes
+        lesion &= ~beside(lesion, rule)
     lm[(lm == LABEL_LESION) & ~lesion] = LABEL_SKIN
     lm[back & (lm != LABEL_MARKER)] = LABEL_BACKGROUND
     lm[text_px] = LABEL_BACKGROUND
