@@ -9,8 +9,11 @@ plan (same budget and seed) is mapped four ways side by side:
   v1.1     - the method: donor at its own scale, pads 10/5/0, then kept in place
   v1.2 alpha - v1.2's fallbacks (downscale, other base) with the method's alpha composite
   v1.2 poisson - the same placements, Poisson (gradient-domain, log-RGB) blending
-  v1.2     - v1.2: the same placements, `poisson_screen` (as Poisson for pixels darker than the
-             donor's skin; brighter ones keep their distance to white in proportion)
+  v1.2 screen - the same placements, `poisson_screen` (v1.2 before `lesion_lab`: as Poisson for pixels
+             darker than the donor's skin; brighter ones keep their distance to white in proportion)
+  v1.2 unbound - v1.2 without the size bound and the mostly-lesion base rule (other placements)
+  v1.2     - v1.2: `lesion_lab` (per pixel in CIE Lab) with the size bound
+Size: the pasted lesion's pixels over the base's skin | lesion | marker pixels, and over the frame.
 Halo: CIEDE2000 between the mean Lab colour of a 3 px ring just inside the pasted lesion's edge and
 of the base skin in a 3 px ring just outside the footprint, per image; medians over the images.
 Clipped: the share of placed-lesion pixels with a channel at 255, over the rows whose donor skin is
@@ -59,9 +62,10 @@ def run(name: str, cfg, bases, donors, work: Path) -> dict:
     run_lesion_map(bases, donors, out, cfg)
     seconds = time.perf_counter() - t0
     recs = out.records()
-    halos, clipped, lesion_px = {}, {}, 0
+    halos, clipped, lesion_px, shares = {}, {}, 0, []
     for r in recs:
         lesion, support, skin = footprint(r, bases, donors)
+        shares.append((lesion.sum() / max(1, skin.sum()), lesion.mean()))
         img = out.read_image(r.sample_id)
         de = halo_delta_e(img, lesion, support, skin)
         if de is not None:
@@ -75,8 +79,9 @@ def run(name: str, cfg, bases, donors, work: Path) -> dict:
         per.setdefault(c["disease"], [0, 0])
         per[c["disease"]][0] += c["delivered"]
         per[c["disease"]][1] += c["planned"]
-    return {"name": name, "store": out, "records": recs, "delivery": d, "per_disease": per, "halos": halos,
-            "seconds": seconds, "clipped": clipped, "clipped_share": sum(clipped.values()) / max(lesion_px, 1), "cross_tone_halos": [halos[r.params["plan_row"]] for r in recs
+    return {"name": name, "store": out, "records": recs, "shares": np.asarray(shares).reshape(-1, 2), "delivery": d, "per_disease": per, "halos": halos,
+            "seconds": seconds, "clipped": clipped, "rejected": __import__("collections").Counter(
+                j.reason for j in out.rejections()), "clipped_share": sum(clipped.values()) / max(lesion_px, 1), "cross_tone_halos": [halos[r.params["plan_row"]] for r in recs
                                                       if r.params["plan_row"] in halos
                                                       and r.params["base_skin_tone"] != r.params["donor_skin_tone"]]}
 
@@ -133,7 +138,9 @@ def main() -> None:
     v12 = dataclasses.replace(load_config("1.2").lesion_map, budget=args.budget)
     settings = {"before": dataclasses.replace(v11, donor_resize="base_short_side", fallbacks=()),
                 "v1.1": v11, "v1.2 alpha": dataclasses.replace(v12, blend="alpha"),
-                "v1.2 poisson": dataclasses.replace(v12, blend="poisson"), "v1.2": v12}
+                "v1.2 poisson": dataclasses.replace(v12, blend="poisson"),
+                "v1.2 screen": dataclasses.replace(v12, blend="poisson_screen"),
+                "v1.2 unbound": dataclasses.replace(v12, max_lesion_share=None, max_base_lesion=None), "v1.2": v12}
     runs = {name: run(name, cfg, bases, donors, work) for name, cfg in settings.items()}
     sheet = args.out / "lesion_map_halo.png"
     contact_sheet(runs, bases, donors, sheet)
@@ -150,11 +157,17 @@ def main() -> None:
         print(f"{name:<12} {settings[name].blend:<14} {d['delivered']:>4}/{d['planned']:<5} {kept:>14} "
               f"{full:>6}/{len(per):<7} {worst:>14.0%} {statistics.median(r['halos'].values()):>15.2f} "
               f"{statistics.median(r['cross_tone_halos']):>14.2f} {r['clipped_share']:>8.2%} {r['seconds']:>6.1f}")
+    print("pasted lesion size, share of the base's skin (median / 90th pct / max) and of the frame (median / max):")
+    for name, r in runs.items():
+        sk, fr = r["shares"][:, 0], r["shares"][:, 1]
+        print(f"  {name:<13} skin {np.median(sk):.1%} / {np.percentile(sk, 90):.1%} / {sk.max():.1%}   "
+              f"frame {np.median(fr):.1%} / {fr.max():.1%}   rejected {dict(r['rejected'])}")
     v12r = runs["v1.2"]
     print("per disease, v1.2 delivered / planned: " + "; ".join(
         f"{k} {a}/{b}" for k, (a, b) in sorted(v12r["per_disease"].items())))
     print(f"contact sheet: {sheet}")
     a, b, c = (statistics.median(runs[k]["halos"].values()) for k in ("v1.2 alpha", "v1.2 poisson", "v1.2"))
+    sc = statistics.median(runs["v1.2 screen"]["halos"].values())
     headline = {"photos": len(donors.records()), "planned": args.budget}
     for name, key in (("before", "before"), ("v1.1", "v1_1"), ("v1.2", "v1_2")):
         d = runs[name]["delivery"]
@@ -162,14 +175,16 @@ def main() -> None:
         headline[f"diseases_missing_{key}"] = sum(got == 0 for got, _ in runs[name]["per_disease"].values())
     headline.update({"kept_in_place_v1_1": runs["v1.1"]["delivery"]["placement"].get("kept_in_place", 0),
                      "halo_median_de_alpha": round(a, 3), "halo_median_de_poisson": round(b, 3),
-                     "halo_median_de_poisson_screen": round(c, 3), "halo_reduction_x_v1_2": round(a / c, 2),
+                     "halo_median_de_poisson_screen": round(sc, 3), "halo_median_de_lesion_lab": round(c, 3), "halo_reduction_x_v1_2": round(a / c, 2),
                      "halo_reduction_x_poisson": round(a / b, 2),
                      "clipped_share_alpha": round(runs["v1.2 alpha"]["clipped_share"], 4),
                      "clipped_share_poisson": round(runs["v1.2 poisson"]["clipped_share"], 4),
-                     "clipped_share_poisson_screen": round(runs["v1.2"]["clipped_share"], 4),
+                     "clipped_share_poisson_screen": round(runs["v1.2 screen"]["clipped_share"], 4),
+                     "clipped_share_lesion_lab": round(runs["v1.2"]["clipped_share"], 4),
                      "cross_tone_halo_median_de_alpha": round(statistics.median(runs["v1.2 alpha"]["cross_tone_halos"]), 3),
                      "cross_tone_halo_median_de_poisson": round(statistics.median(runs["v1.2 poisson"]["cross_tone_halos"]), 3),
-                     "cross_tone_halo_median_de_poisson_screen": round(statistics.median(runs["v1.2"]["cross_tone_halos"]), 3)})
+                     "cross_tone_halo_median_de_poisson_screen": round(statistics.median(runs["v1.2 screen"]["cross_tone_halos"]), 3),
+                     "cross_tone_halo_median_de_lesion_lab": round(statistics.median(runs["v1.2"]["cross_tone_halos"]), 3)})
     print(json.dumps(headline))
 
 

@@ -70,7 +70,7 @@ class LesionMapConfig:
     donor_resize: str = "none"        # none (donor pixels as they are: the method) | base_short_side
     fallbacks: tuple[str, ...] = ("keep_in_place",)  # after pads, in order: downscale, other_base, keep_in_place
     downscales: tuple[float, ...] = (0.8, 0.64, 0.5)  # lesion scales the downscale fallback tries
-    blend: str = "alpha"              # alpha (feathered composite: the method) | poisson (no donor-skin halo) | poisson_screen (v1.2: poisson, bright parts not clipped)
+    blend: str = "alpha"              # alpha (feathered composite: the method) | poisson (no donor-skin halo) | poisson_screen (poisson, bright parts not clipped) | lesion_lab (v1.2: per pixel in Lab, hue kept)
     png_level: int = 6                # zlib level of the lesion-mapped PNGs (lossless at any level; 1 encodes ~3.6x faster, ~5% larger)
     cross_source: str = "any"         # several sources: any | within | across | DONOR->BASE, e.g. ddi->fitz17k
     max_lesion_share: float | None = None  # null: any size (the method) | a pasted lesion covers at most this share of the base's skin

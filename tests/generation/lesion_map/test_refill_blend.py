@@ -242,7 +242,9 @@ def test_same_bytes_on_rerun_with_other_worker_layout(runs, stores, tmp_path):
 def test_fallback_settings_are_checked():
     for bad, match in ((dict(fallbacks=("keep_in_place", "downscale")), "must come last"),
                        (dict(fallbacks=("shrink",)), "fallbacks"), (dict(downscales=(0.5, 0.8)), "downscales"),
-                       (dict(blend="seamless"), "blend"), (dict(donor_resize="square"), "donor_resize")):
+                       (dict(blend="seamless"), "blend"), (dict(donor_resize="square"), "donor_resize"),
+                       (dict(max_lesion_share=1.5), "max_lesion_share"), (dict(max_base_lesion=0), "max_base_lesion"),
+                       (dict(max_lesion_share="25%"), "max_lesion_share")):
         with pytest.raises(ConfigError, match=match):
             check_config(dataclasses.replace(V12, **bad))
 
