@@ -5,13 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def tiny_tokenizer():
-    """A byte-level CLIP tokenizer that needs no files (no merges: every byte is a token)."""
+def tiny_tokenizer(vocab_size: int | None = None):
+    """A byte-level CLIP tokenizer that needs no files (no merges: every byte is a token).
+
+    With `vocab_size` (a real model's, e.g. CLIP's 49408) the vocabulary is padded with tokens no text
+    tokenizes to, so that the start and end tokens sit at the real ids (`vocab_size - 2`, `- 1`) and adding a
+    token (textual inversion) grows a real-size embedding by one row, as with the real tokenizer."""
     from transformers import CLIPTokenizer
 
     chars = _byte_chars()
     vocab = {}
-    for c in chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]:
+    for c in chars + [c + "</w>" for c in chars]:
+        vocab.setdefault(c, len(vocab))
+    if vocab_size is not None:
+        if vocab_size < len(vocab) + 2:
+            raise ValueError(f"vocab_size={vocab_size}: a byte-level vocabulary needs at least {len(vocab) + 2}")
+        for k in range(vocab_size - 2 - len(vocab)):
+            vocab[f"<|unused-{k}|>"] = len(vocab)
+    for c in ("<|startoftext|>", "<|endoftext|>"):
         vocab.setdefault(c, len(vocab))
     tok = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
     if len(tok) <= 2:
