@@ -63,7 +63,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None,
                    help="inference steps for every sampling path, prior included (default: the paper's / config 1.1's)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1])
-    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
+    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS,
+                   help="what to run (semantic brings ti and lora: it samples with the adapters they write)")
     p.add_argument("--size", default="real", choices=["real", "tiny"])
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--keep", type=Path, default=None, help="write the model folders here and keep them")
