@@ -361,7 +361,10 @@ def report(args, rows: list[dict], params: dict) -> dict:
               else f"cpu x{args.threads or torch.get_num_threads()} threads")
     print(f"device={device} size={args.size} (random weights; GPU figures need --device cuda)")
     for fam, counts in params.items():
-        print(f"  {fam:<12} {HUB_IDS[fam]}: " + ", ".join(f"{k} {v / 1e6:,.1f}M" for k, v in counts.items()))
+        dtype = dtype_for(args, fam)
+        weights = sum(counts.values()) * (4 if dtype == "float32" else 2) / 2**30
+        print(f"  {fam:<12} {HUB_IDS[fam]}: " + ", ".join(f"{k} {v / 1e6:,.1f}M" for k, v in counts.items())
+              + f" (weights {weights:.1f} GiB in {dtype})")
     head = f"{'path':<9}{'dtype':<10}{'px':>6}{'steps':>6}{'batch':>7}{'rate':>12} {'unit':<9}{'s/item':>9}"
     print(head + f"{'peak MiB':>10}  paper (L4)")
     out = {"device": device, "size": args.size}
@@ -378,6 +381,7 @@ def report(args, rows: list[dict], params: dict) -> dict:
         out[f"{key}_dtype"] = r["dtype"]
     for fam, counts in params.items():
         out[f"{fam}_params"] = sum(counts.values())
+        out[f"{fam}_weights_gib"] = round(sum(counts.values()) * (4 if dtype_for(args, fam) == "float32" else 2) / 2**30, 2)
     for path, (unit, seconds) in PAPER.items():
         out[f"paper_l4_{path}_{unit.replace('/', '_per_')}"] = round(seconds, 2)
     return out
