@@ -7,7 +7,8 @@ pastes the same donor lesion (`map_lesion`, pads 10/5/0, downscales to 0.3). Per
 `quality.lesion_colour_error`: CIEDE2000 between the donor lesion's mean Lab and the pasted lesion's
 minus the skin's move (base skin - donor skin), and the change of the lesion's hue angle against its
 skin. The table gives median / 90th percentile / max per blend, and the same by direction (donor darker
-or lighter than the base).
+or lighter than the base), and the median edge contrast (`quality.halo_delta_e`, the footprint taken as
+the pasted lesion grown by 4 px).
 
 Sheets (look at them): `blend_worst.png`, the 12 pairs with the largest colour error under
 `poisson_screen` (v1.2 before), donor | poisson_screen | lesion_lab; `masks_vetted.png`, the palm and
@@ -57,7 +58,9 @@ def colour_table(small, n_pairs: int):
     from builder.core.errors import PlacementError
     from builder.core.schema import LABEL_LESION, LABEL_SKIN
     from generation.lesion_map.placement import map_lesion
-    from generation.lesion_map.quality import lesion_colour_error
+    import cv2
+
+    from generation.lesion_map.quality import halo_delta_e, lesion_colour_error
 
     pairs = [(i, j) for i in range(len(small)) for j in range(len(small))
              if i != j and abs(small[i][1] - small[j][1]) >= 2]
@@ -76,9 +79,11 @@ def colour_table(small, n_pairs: int):
                 break
             pasted = (m.label_map == LABEL_LESION) & (bmap != LABEL_LESION)
             err = lesion_colour_error(drgb, dlm, m.rgb, pasted, bmap == LABEL_SKIN)
-            if err is None:
+            support = cv2.dilate(pasted.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # the feathered edge
+            halo = halo_delta_e(m.rgb, pasted, support, bmap == LABEL_SKIN)
+            if err is None or halo is None:
                 break
-            row[blend] = (err, m.rgb, pasted)
+            row[blend] = ((*err, halo), m.rgb, pasted)
         if all(b in row for b in BLENDS):
             rows.append(row)
     return rows
@@ -86,7 +91,8 @@ def colour_table(small, n_pairs: int):
 
 def print_table(rows) -> None:
     print(f"{len(rows)} cross-tone pairs (Fitzpatrick types 2+ apart), same placement per blend\n")
-    print(f"{'blend':<16}{'pairs':<22}{'rel dE2000 med / p90 / max':>30}{'hue change deg med / p90 / max':>34}")
+    print(f"{'blend':<16}{'pairs':<22}{'rel dE2000 med / p90 / max':>30}{'hue change deg med / p90 / max':>34}"
+          f"{'edge dE med':>13}")
     for blend in BLENDS:
         for label, keep in (("all", lambda r: True), ("donor darker", lambda r: r["darker_donor"]),
                             ("donor lighter", lambda r: not r["darker_donor"])):
@@ -94,7 +100,7 @@ def print_table(rows) -> None:
             if len(e):
                 rel, hue = np.percentile(e[:, 0], [50, 90, 100]), np.percentile(e[:, 1], [50, 90, 100])
                 print(f"{blend:<16}{label + f' ({len(e)})':<22}{' / '.join(f'{v:.1f}' for v in rel):>30}"
-                      f"{' / '.join(f'{v:.1f}' for v in hue):>34}")
+                      f"{' / '.join(f'{v:.1f}' for v in hue):>34}{np.median(e[:, 2]):>13.1f}")
 
 
 def _tile(img, width=240):
@@ -131,7 +137,7 @@ def blend_sheet(rows, small, path: Path) -> None:
     for r in worst:
         tiles = [_label(_tile(donors[r["donor"]]), f"donor {r['donor']}")]
         for blend in ("poisson_screen", "lesion_lab"):
-            (rel, hue), img, pasted = r[blend]
+            (rel, hue, _), img, pasted = r[blend]
             ys, xs = np.nonzero(pasted)
             crop = img[max(0, ys.min() - 20):ys.max() + 20, max(0, xs.min() - 20):xs.max() + 20]
             tiles.append(_label(_tile(crop), f"{blend} dE {rel:.0f} hue {hue:.0f}"))
