@@ -463,8 +463,8 @@ def lineage(f: CardFacts) -> str:
     return f"""## Lineage and leakage audit
 
 Every row names the source photos it derives from (`source_ids`; for semantic rows, every photo
-the models saw). The rule (cgDDI): no synthetic derived from a test image may be used in training,
-and near duplicates across splits count as leakage too. Re-check it from the data alone:
+the models saw). The rule ({_rule_name(f)}): {_rule_summary(f)}, and near duplicates across splits
+count as leakage too. Re-check it from the data alone:
 
 ```bash
 python -m builder audit {f.repo} --revision v{f.cfg.version} [--test-ids your_test_ids.txt]
@@ -473,16 +473,39 @@ python -m builder audit {f.repo} --revision v{f.cfg.version} [--test-ids your_te
 {result}{_rules_line(f)}"""
 
 
+def _rule_name(f: CardFacts) -> str:
+    return "the paper's" if f.cfg.curation.leakage_rule == "paper" else "strict, the toolkit's default"
+
+
+def _rule_summary(f: CardFacts) -> str:
+    if f.cfg.curation.leakage_rule == "paper":
+        return ("no lesion map whose donor is a test image, and no semantic image whose (disease, healthy "
+                "prompt) pair reconstructs one, is used in training")
+    return "no synthetic derived from a test image may be used in training"
+
+
+RULE_TEXT = {
+    "strict": "**strict**: nothing derived from a held-out photo is trained on (a lesion map is held out when its "
+              "base or its donor is a held-out photo, a semantic image when its healthy prompt or a model that "
+              "made it saw one)",
+    "paper": "**the paper's**: a lesion map is held out when its donor is a held-out photo (its base may be one), a "
+             "semantic image when its (disease, healthy prompt) pair reconstructs a held-out photo (the prompt was "
+             "made from a held-out photo of that disease); rows derived from a held-out photo in another role are "
+             "trained on",
+}
+
+
 def _rules_line(f: CardFacts) -> str:
-    """The two leakage rules side by side: the strict one this version applies, the paper's for comparison."""
+    """The rule this version applied, and the synthetic rows per split under it and under the other."""
     if not f.rules:
         return ""
-    strict, paper = f.rules["strict"], f.rules["paper"]
-    cells = "; ".join(f"{s} {strict[s]:,} (paper's rule: {paper[s]:,})" for s in SPLITS)
-    return ("\n\nRule applied: **strict** (nothing derived from a held-out photo is trained on). Synthetic rows "
-            f"per split: {cells}. The paper's rule (held out: lesion maps whose donor is a held-out photo, "
-            "semantic images whose healthy prompt was made from a held-out photo of the same disease) is not "
-            "applied; its counts are shown for comparison with the paper.")
+    applied = f.cfg.curation.leakage_rule
+    other = next(r for r in RULE_TEXT if r != applied)
+    mine, theirs = f.rules[applied], f.rules[other]
+    cells = "; ".join(f"{s} {mine[s]:,} ({other} rule: {theirs[s]:,})" for s in SPLITS)
+    audit = " (`audit` checks it by default; `--rule strict` checks the strict one)" if applied == "paper" else ""
+    return (f"\n\nRule applied: {RULE_TEXT[applied]}{audit}. Synthetic rows per split under it: {cells}. The "
+            f"{other} rule is not applied; its counts are shown for comparison.")
 
 
 def usage(f: CardFacts) -> str:

@@ -21,7 +21,8 @@ from builder.core.schema import Record, Rejection
 from builder.core.store import StageStore
 from curation.dedup import (Duplicate, ImageHash, cross_group_pairs, find_duplicates, hash_images,
                             similar_pairs)
-from curation.leakage import apply_splits, record_sources, remove_cross_split_duplicates, rows_by_rule
+from curation.leakage import (apply_splits, check_rule, record_sources, remove_cross_split_duplicates,
+                              rows_by_rule)
 from curation.splits import assign_splits
 
 STAGE = "curate"
@@ -67,6 +68,7 @@ def check_config(cfg: CurationConfig) -> None:
     backend_for("embedding", cfg).check(cfg)  # a Hub id needs a pinned revision
     if cfg.embedding_model and not 0 < cfg.embedding_min_cosine <= 1:
         raise ConfigError(f"curation.embedding_min_cosine={cfg.embedding_min_cosine!r}: expected a cosine in (0, 1]")
+    check_rule(cfg.leakage_rule, "curation.leakage_rule")
     if cfg.split_method not in METHODS:
         raise ConfigError(f"curation.split_method={cfg.split_method!r}: expected one of {', '.join(METHODS)}")
     from curation.splits import PATCHALIGN_TEST_SIZE
@@ -125,7 +127,7 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     record (dropped copies too), used to resolve base and donor ids.
     """
     recs, report, rejections = apply_splits(candidates, real_split.split_of, reference=real,
-                                            training_manifests=training_manifests)
+                                            training_manifests=training_manifests, rule=cfg.leakage_rule)
     hashes, bad = _hash_by_kind(recs, stores, workers)
     rejections += bad
     bad_ids = {r.item_id for r in bad}
@@ -147,7 +149,8 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     recs = [r for r in recs if r.sample_id not in dropped]
     counts = reconcile("curate", len(candidates), recs, rejections)
     counts["cross_split_pairs_shared_lineage"] = n_related  # kept: derivation, placed by the leakage rule
-    counts["rows_by_rule"] = rows_by_rule(recs, real, real_split.split_of)  # strict (applied) vs the paper's
+    counts["leakage_rule"] = cfg.leakage_rule  # the rule applied; rows_by_rule counts both, from lineage
+    counts["rows_by_rule"] = rows_by_rule(recs, real, real_split.split_of, training_manifests)
     return Curated(sorted(recs, key=lambda r: r.sample_id), sorted(rejections, key=_key), report, dups, counts,
                    {r.sample_id: hashes[r.sample_id] for r in recs})
 

@@ -1,4 +1,5 @@
-"""Leakage rule: a synthetic takes the most held-out split among its real sources (test > validation > train).
+"""Leakage rules. Strict (the default): a synthetic takes the most held-out split among its real sources
+(test > validation > train). The paper's: only the sources `paper_sources` names decide.
 
 A record's sources are its `source_ids`, plus those of its base and donor (lesion-mapped) and,
 for semantic synthetics, every real image its models saw (their training manifests). Anything
@@ -10,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+from builder.core.errors import ConfigError
 from builder.core.schema import SPLITS, Record, Rejection
 
 _ORDER = {s: i for i, s in enumerate(SPLITS)}  # train < validation < test: most held out wins
 STAGE = "curate"
+RULES = ("strict", "paper")  # curation.leakage_rule, export --rule
 
 
 def record_sources(r: Record, by_id: dict[str, Record], manifests: dict[str, list[str]]) -> list[str]:
@@ -36,17 +39,20 @@ def record_sources(r: Record, by_id: dict[str, Record], manifests: dict[str, lis
 
 def apply_splits(records: list[Record], split_of: dict[str, str], *,
                  reference: Sequence[Record] = (),
-                 training_manifests: dict[str, list[str]] | None = None,
+                 training_manifests: dict[str, list[str]] | None = None, rule: str = "strict",
                  ) -> tuple[list[Record], list[dict], list[Rejection]]:
     """Give every record its split. Returns (records, leakage report rows, rejections).
 
-    A synthetic derived from any test image goes to test, never train or validation (the method's
-    leakage rule); one whose sources span train and validation goes to validation. Each such move
-    is a report row, so a reader can see which synthetics were held out and why. `reference`
-    records (e.g. the real ones) resolve base and donor ids; `training_manifests` maps a model or
-    adapter id to the source ids it was trained on.
+    The strict rule (`rule="strict"`): a synthetic derived from any test image goes to test, never
+    train or validation; one whose sources span train and validation goes to validation. The paper's
+    (`rule="paper"`): the sources of `paper_sources` decide (a lesion map's donor, a semantic image's
+    healthy prompt of its own disease). Each row whose sources span splits is a report row, so a
+    reader can see which synthetics were held out and why. `reference` records (e.g. the real ones)
+    resolve base and donor ids; `training_manifests` maps a model or adapter id to the source ids it
+    was trained on.
     """
-    by_id = {r.sample_id: r for r in (*reference, *records)}
+    check_rule(rule)
+    by_id = _resolver(records, reference)
     manifests = training_manifests or {}
     kept, report, rejected = [], [], []
     for r in records:
@@ -58,11 +64,21 @@ def apply_splits(records: list[Record], split_of: dict[str, str], *,
                                       f"source ids {unknown} are not among the ingested real images "
                                       "(splits.csv); ingest them or drop this synthetic"))
             continue
-        split = max(splits, key=_ORDER.__getitem__)
+        split = rule_split(rule, r, by_id, split_of, manifests)
         if r.kind != "real" and len(set(splits)) > 1:
-            report.append(_row(r, "moved", split, f"source_in_{split}", sources, splits))
+            basis = "source" if rule == "strict" else _PAPER_BASIS.get(r.kind, "source")
+            report.append(_row(r, "moved", split, f"{basis}_in_{split}", sources, splits))
         kept.append(dataclasses.replace(r, split=split))
     return kept, report, rejected
+
+
+_PAPER_BASIS = {"lesion_mapped": "donor", "semantic": "healthy_prompt_of_its_disease"}
+
+
+def check_rule(rule: str, what: str = "leakage rule") -> None:
+    if rule not in RULES:
+        raise ConfigError(f"{what} {rule!r}: expected one of {', '.join(RULES)} (strict: nothing derived "
+                          "from a held-out photo is trained on; paper: the cgDDI paper's rule)")
 
 
 def _row(r: Record, action: str, split: str | None, reason: str, sources: list[str], splits: list,
@@ -103,38 +119,75 @@ def remove_cross_split_duplicates(records: list[Record], pairs: list[tuple[str, 
     return [r for r in records if r.sample_id not in drop], report, rejections
 
 
+def paper_sources(kind: str, disease: str, source_ids: Sequence[str], *, donor_sources: Sequence[str] = (),
+                  prompt_photos: dict[str, str | None] | None = None) -> list[str]:
+    """The source ids whose split decides a synthetic's under the paper's rule (its supplementary S11).
+
+    A lesion map: its donor's photos (its base may be a held-out photo); none known: every source.
+    A semantic image: the photos its healthy prompt was made from that show its own disease, the
+    (disease, healthy prompt) pair that would reconstruct one (`prompt_photos`: photo -> its joined
+    disease, None when not known, which counts: never laxer than the paper); text-to-image: none.
+    Other kinds (healthy): their own photos (the paper states no rule for them; inferred: the image is
+    mostly that photo's pixels)."""
+    if kind == "lesion_mapped":
+        return sorted(donor_sources) if donor_sources else sorted(source_ids)
+    if kind == "semantic":
+        return sorted(s for s, d in (prompt_photos or {}).items() if d is None or d == disease)
+    return sorted(source_ids)
+
+
+def _most_held_out(ids, split_of: dict[str, str]) -> str:
+    return max((split_of.get(s, "train") for s in ids), key=_ORDER.__getitem__, default="train")
+
+
 def paper_rule_split(r: Record, by_id: dict[str, Record], split_of: dict[str, str]) -> str:
-    """The split the paper's rule (its supplementary S11) would give a synthetic, for the card's comparison.
-
-    A lesion map is held out when its donor is a held-out photo (its base may be one); a semantic image
-    when its healthy prompt (`parent_id`) was made from a held-out photo of the same disease, the
-    (disease, healthy prompt) pair that would reconstruct it; otherwise it is train. The paper states no
-    rule for healthy synthetics: they keep their own photo's split (inferred: the image is mostly that
-    photo's pixels)."""
-    def own(ids) -> str:
-        return max((split_of.get(s, "train") for s in ids), key=_ORDER.__getitem__, default="train")
-
-    if r.kind == "lesion_mapped" and r.donor_id in by_id:
-        return own(by_id[r.donor_id].source_ids)
-    if r.kind == "semantic":
-        parent = by_id.get(r.parent_id or "")
-        if parent is None:
-            return "train"
-        photos = [by_id.get(s) for s in parent.source_ids]
-        same = [p for p in photos if p is not None and p.disease == r.disease]
-        return own([s for p in same for s in p.source_ids]) if same else "train"
-    return own(r.source_ids)
+    """The split the paper's rule gives a synthetic (`paper_sources`); `by_id` resolves sample ids and
+    source ids (a source id -> its real photo's record, for the photo's disease)."""
+    return _most_held_out(paper_sources(r.kind, r.disease, r.source_ids, donor_sources=_donor_sources(r, by_id),
+                                        prompt_photos=_prompt_photos(r, by_id)), split_of)
 
 
-def rows_by_rule(records: list[Record], reference: Sequence[Record], split_of: dict[str, str]) -> dict:
-    """Synthetic rows per split under the strict rule (their splits as placed) and under the paper's."""
-    by_id = {r.sample_id: r for r in (*reference, *records)}
-    by_id.update({s: x for x in reference for s in x.source_ids if x.kind == "real"})  # a source id -> its photo
-    out = {"strict": dict.fromkeys(SPLITS, 0), "paper": dict.fromkeys(SPLITS, 0)}
+def _donor_sources(r: Record, by_id: dict[str, Record]) -> tuple[str, ...]:
+    if r.donor_source_ids:
+        return r.donor_source_ids
+    if r.donor_id in by_id:
+        return tuple(by_id[r.donor_id].source_ids)
+    return (r.donor_id,) if r.donor_id and ":" in r.donor_id else ()  # a source id itself (imported rows)
+
+
+def _prompt_photos(r: Record, by_id: dict[str, Record]) -> dict[str, str | None]:
+    """The healthy prompt's photos and their diseases: from the real records, else the row's params."""
+    parent = by_id.get(r.parent_id or "")
+    if r.kind != "semantic" or parent is None:
+        return dict((r.params or {}).get("healthy_prompt_photos") or {})
+    known = (r.params or {}).get("healthy_prompt_photos") or {}
+    return {s: by_id[s].disease if s in by_id and by_id[s].kind == "real" else known.get(s)
+            for s in parent.source_ids}
+
+
+def rule_split(rule: str, r: Record, by_id: dict[str, Record], split_of: dict[str, str],
+               manifests: dict[str, list[str]]) -> str:
+    """A record's split under `rule`: strict, its sources' most held-out split; the paper's, `paper_sources`'."""
+    if rule == "paper" and r.kind != "real":
+        return paper_rule_split(r, by_id, split_of)
+    return _most_held_out(record_sources(r, by_id, manifests), split_of)
+
+
+def rows_by_rule(records: list[Record], reference: Sequence[Record], split_of: dict[str, str],
+                 manifests: dict[str, list[str]] | None = None) -> dict:
+    """Synthetic rows per split under the strict rule and under the paper's, each from lineage."""
+    by_id = _resolver(records, reference)
+    out = {rule: dict.fromkeys(SPLITS, 0) for rule in RULES}
     for r in records:
         if r.kind == "real":
             continue
-        out["strict"][r.split] += 1
-        out["paper"][paper_rule_split(r, by_id, split_of)] += 1
+        for rule in RULES:
+            out[rule][rule_split(rule, r, by_id, split_of, manifests or {})] += 1
     return out
 
+
+def _resolver(records: Sequence[Record], reference: Sequence[Record]) -> dict[str, Record]:
+    """sample id -> record, and a real photo's source id -> its record (the paper's rule reads its disease)."""
+    by_id = {r.sample_id: r for r in (*reference, *records)}
+    by_id.update({s: x for x in reference for s in x.source_ids if x.kind == "real" and s not in by_id})
+    return by_id

@@ -85,8 +85,8 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
         mine = [r for r in records if r.kind == kind]
         if mine:
             files += write_shards(mine, stores, staging, kind, cfg.publish.shard_mb, diseases)
-    audit = audit_data(staging, phash_hamming=cfg.curation.phash_hamming,
-                       target=f"build of v{cfg.version}", workers=workers).to_json()
+    audit = audit_data(staging, phash_hamming=cfg.curation.phash_hamming, target=f"build of v{cfg.version}",
+                       workers=workers, rule=cfg.curation.leakage_rule).to_json()
     if audit["leakage"]["rows"]:
         msg = (f"leakage audit of the staged v{cfg.version} found {audit['leakage']['rows']} leaked rows "
                f"({audit['leakage']['by_reason']}) after curation")

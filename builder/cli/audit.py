@@ -1,9 +1,9 @@
 """Audit a published version for leakage, from the data alone; exit 1 on leakage or integrity failure.
 
 TARGET is a built version folder or a Hub dataset repo id (downloaded at --revision). Checks:
-lineage columns against the test split (or --test-ids), exact and near (pHash) duplicates across
-splits, files against manifest.json (sha256), Parquet schema, card split sizes. Prints balance
-tables and writes a JSON report: to --report, else into the version's work folder
+lineage columns against the test split (or --test-ids) under the version's leakage rule (or --rule),
+exact and near (pHash) duplicates across splits, files against manifest.json (sha256), Parquet schema,
+card split sizes. Prints balance tables and writes a JSON report: to --report, else into the version's work folder
 (<out>/.work/<version>/audit_report.json for a folder <out>/<version>; for a Hub repo, a folder per
 repo and revision under the user cache), never into the current directory.
 """
@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-ids", type=Path, default=None,
                    help="file of real test source ids, one per line, or a build's splits.csv (its test rows); "
                         "ids matching no source of the version are an error (default: inferred from the data)")
+    p.add_argument("--rule", choices=["strict", "paper"], default=None,
+                   help="leakage rule to check: strict (no train row derives from a test photo in any role) or "
+                        "paper (a lesion map's donor, a semantic image's (disease, healthy prompt) pair decide); "
+                        "default: the rule the version states in its manifest (strict when none)")
     p.add_argument("--phash-hamming", type=HAMMING, default=6,
                    help="near-duplicate threshold in bits of a 64-bit pHash (default: %(default)s)")
     p.add_argument("--workers", type=COUNT, default=1, help="processes for decoding + pHash (default: %(default)s)")
@@ -103,11 +107,12 @@ def run(args: argparse.Namespace) -> int:
     test_ids = read_test_ids(args.test_ids) if args.test_ids else None
     target = f"{args.target}@{args.revision}" if args.revision else args.target
     report = audit_folder(folder, test_ids=test_ids, phash_hamming=args.phash_hamming, target=target,
-                          workers=args.workers)
+                          workers=args.workers, rule=args.rule)
     doc = report.to_json()
     report_path = args.report or default_report(args.target, args.revision)
     write_report(report_path, doc, default=args.report is None)
-    say(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source})",
+    say(f"audit of {target}: {report.rows} rows, test sources {report.test_ids} ({report.test_ids_source}), "
+        f"{report.rule} leakage rule",
         format_balance(report.balance))
     for p in report.integrity:  # paths and details quote the data: printed with control characters escaped
         print(f"INTEGRITY {p['problem']}: {printable(p['path'])}: {printable(p['detail'])}")

@@ -7,8 +7,11 @@ WebDataset tar shards, labelled by `--label` (`builder.published.handoffs`).
 Train: the train and validation lesion synthetics (and with `--real DIR` the real train rows,
 linked); test: the held-out real rows (with `--real`), else the test-split synthetics. Healthy
 rows only with `--include-healthy`. `--holdout-seed N` (with `--real`) or `--test-ids FILE`
-choose another holdout: rows are placed again from their lineage (strict). Rows the leakage
-audit flags, and any row derived from a held-out image, never reach train.
+choose another holdout: rows are placed again from their lineage. `--rule strict|paper` picks the
+leakage rule (default: the one the version was built with; another rule places every row again):
+strict, no train row derives from a held-out image in any role; the paper's, a lesion map follows
+its donor and a semantic image its (disease, healthy prompt) pair. Rows the leakage audit flags
+under that rule never reach train.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from builder.cli.common import add_build_out, layout_of
 
 REAL_TABLES = ("ddi_metadata.csv", "metadata.csv", "fitzpatrick17k.csv")
 GENERIC = ("imagefolder", "webdataset")
-TRAINER_ONLY = ("real", "image_size", "test_ids", "holdout_seed", "tone_holdout")
+TRAINER_ONLY = ("real", "image_size", "test_ids", "holdout_seed", "tone_holdout", "rule")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tone-holdout", choices=["a12", "a34", "a56"], default=None,
                    help="choose the holdout: PatchAlign24's out-of-domain split, train on one tone group "
                         "(a12 light, a34 medium, a56 dark), test on the others")
+    p.add_argument("--rule", choices=["strict", "paper"], default=None,
+                   help="leakage rule placing the rows: strict (a row is test when any photo it derives from is "
+                        "held out) or paper (a lesion map's donor, a semantic image's (disease, healthy prompt) "
+                        "pair decide); default: the rule the version was built with")
     p.add_argument("--include-healthy", action="store_true",
                    help="also export healthy-skin rows (disease 'healthy', high 0); default: lesions only")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
@@ -95,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
                test_ids=read_test_ids(build_ids) if build_ids else None, image_size=args.image_size,
                overwrite=args.overwrite, include_healthy=args.include_healthy, holdout_seed=args.holdout_seed,
                holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None, layout=args.layout,
-               tone_holdout=args.tone_holdout, min_training_photos=args.min_training_photos)
+               tone_holdout=args.tone_holdout, min_training_photos=args.min_training_photos, rule=args.rule)
     print(f"exported v{s['version']} for {args.format} ({args.layout} layout): "
           f"train.csv {s['train_rows']} rows {s['train_by_kind']}, "
-          f"test.csv {s['test_rows']} rows {s['test_by_kind']} (holdout: {s['holdout']['name']}); "
+          f"test.csv {s['test_rows']} rows {s['test_by_kind']} (holdout: {s['holdout']['name']}; "
+          f"{s['rule']} leakage rule); "
           f"left out {s['excluded']}; "
           f"see {args.out}/TRAINING.md")
     return 0

@@ -72,8 +72,9 @@ def run(args) -> int:
     starts = sorted(healthy_prompts(healthy)) if cfg.sampling == "img2img" else None
     plan = make_plan(diseases, budget=budget, per_cell=args.per_cell, healthy=starts)
     rank, world = process_slot(args.device)
+    diseases_of = {s: m.disease for m in models.values() for s in m.source_ids} if args.released else None
     summary = sample(StageStore(args.out), models, plan, cfg, device=args.device, rank=rank, world_size=world,
-                     healthy=healthy)
+                     healthy=healthy, photo_diseases=diseases_of)
     print(f"{summary.line()} (process {rank + 1}/{world})")
     return 0
 

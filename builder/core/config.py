@@ -125,6 +125,8 @@ class CurationConfig:
     embedding_model: str | None = None
     embedding_revision: str | None = None
     embedding_min_cosine: float = 0.95
+    leakage_rule: str = "strict"  # strict (nothing derived from a held-out photo is trained on) | paper (the
+    #                               paper's: a lesion map's donor, a semantic image's (disease, healthy prompt) pair)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Leakage audit of a published version, from the data alone: lineage, duplicates, integrity, balance.
 
-What counts as leakage (docs/method.md, "The leakage rules"): a train/validation row derived from a
-test source image (a healthy synthetic of it, a lesion-mapped image whose base or donor is it, a
-semantic synthetic from a model that saw it), and exact or near duplicates (pHash) across splits.
+What counts as leakage (docs/method.md, "The leakage rules"): under the strict rule, a train/validation
+row derived from a test source image (a healthy synthetic of it, a lesion-mapped image whose base or donor
+is it, a semantic synthetic from a model that saw it); under the paper's rule (a version that states it,
+or `--rule paper`), only the sources that rule names (`builder.published.rules`); and under both, exact or
+near duplicates (pHash) across splits.
 Test sources come from `--test-ids` when given, else from the data: the split of every
 single-source row (a real image or its healthy synthetic) fixes its source's split.
 Integrity: every file against manifest.json (sha256, bytes, rows), the Parquet schema against
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 SHARD_RE = re.compile(r"^data/(?P<config>[^/]+)/(?P<split>[a-z]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet$")
 LINEAGE_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease",
-                   "source_ids", "base_id", "donor_id"]
+                   "source_ids", "base_id", "donor_id", "parent_id", "params"]
 MAX_ITEMS = 1000  # leak items listed in the JSON report (counts are always complete)
 
 
@@ -53,6 +55,7 @@ class RowInfo:
     donor_id: str | None
     sha256: str
     phash: int
+    facts: dict = dataclasses.field(default_factory=dict)  # what the paper's rule reads (published.rules)
 
 
 @dataclasses.dataclass
@@ -63,6 +66,7 @@ class AuditReport:
     phash_hamming: int = 6
     test_ids_source: str = "inferred"
     test_ids: int = 0
+    rule: str = "strict"  # the leakage rule checked (published.rules)
     derivation_pairs: int = 0  # near-duplicate pairs across splits that share a source id
     leaks: list[dict] = dataclasses.field(default_factory=list)
     integrity: list[dict] = dataclasses.field(default_factory=list)
@@ -78,6 +82,7 @@ class AuditReport:
     def to_json(self) -> dict:
         by_reason = collections.Counter(item["reason"] for item in self.leaks)
         return {"target": self.target, "version": self.version, "ok": self.ok, "rows": self.rows,
+                "rule": self.rule,
                 "phash_hamming": self.phash_hamming, "near_duplicate_derivation_pairs": self.derivation_pairs,
                 "test_ids": {"source": self.test_ids_source, "count": self.test_ids},
                 "leakage": {"rows": len(self.leaked_ids()), "by_reason": dict(sorted(by_reason.items())),
@@ -193,13 +198,17 @@ def fingerprint(sample_id: str, row: dict, image: bytes) -> RowInfo:
     import imagehash
     from PIL import Image
 
+    from builder.published.rules import row_facts
+
     with Image.open(io.BytesIO(image)) as im:
         ph = imagehash.phash(im.convert("RGB"))
-    return RowInfo(sample_id=sample_id, kind=KINDS[row["kind"]], split=row["split"],
+    kind = KINDS[row["kind"]]
+    return RowInfo(sample_id=sample_id, kind=kind, split=row["split"],
                    skin_tone=SKIN_TONES[row["skin_tone"]], malignant=bool(row["malignant"]),
                    disease=row["disease"], source_ids=list(row["source_ids"] or []),
                    base_id=row["base_id"], donor_id=row["donor_id"],
-                   sha256=hashlib.sha256(image).hexdigest(), phash=int(str(ph), 16))
+                   sha256=hashlib.sha256(image).hexdigest(), phash=int(str(ph), 16),
+                   facts=row_facts(kind, row) if kind in ("lesion_mapped", "semantic") else {})
 
 
 def _fingerprint_shard(folder: Path, path: str, served: dict[str, str] | None = None
@@ -300,9 +309,16 @@ def source_splits(rows: list[RowInfo], test_ids: set[str] | None) -> tuple[dict[
 
 
 def lineage_leaks(rows: list[RowInfo], test_ids: set[str] | None, report: AuditReport) -> None:
+    """Rows outside test that derive from a test source under `report.rule` (strict: any of its sources;
+    the paper's: the sources `builder.published.rules` names), and lineage that contradicts itself."""
+    from builder.published.rules import Resolver, row_facts
+
     seen, tests = source_splits(rows, test_ids)
     report.test_ids = len(tests)
     by_id = {r.sample_id: r for r in rows}
+    resolver = Resolver()
+    for r in rows:
+        resolver.see(r.kind, r.sample_id, r.disease, r.source_ids, r.facts or row_facts(r.kind, {}))
     for sid, splits in sorted(seen.items()):
         if len(splits) > 1:
             report.leaks.append({"sample_id": sid, "split": "/".join(sorted(splits)),
@@ -316,9 +332,12 @@ def lineage_leaks(rows: list[RowInfo], test_ids: set[str] | None, report: AuditR
                                      "detail": f"{ref}'s sources {parent.source_ids} missing from source_ids"})
         if r.split == "test":
             continue
-        hit = sorted(set(r.source_ids) & tests)
+        deciding = resolver.sources(report.rule, r.kind, r.disease, r.source_ids, r.facts or row_facts(r.kind, {}))
+        hit = sorted(set(deciding) & tests)
         if hit:
             reason = {"semantic": "semantic_model_saw_test_source"}.get(r.kind, f"{r.kind}_from_test_source")
+            if report.rule == "paper" and r.kind == "semantic":
+                reason = "semantic_prompt_of_test_source"
             report.leaks.append({"sample_id": r.sample_id, "split": r.split, "reason": reason,
                                  "detail": f"derived from test source(s) {hit[:5]}"})
 
@@ -386,8 +405,9 @@ def _codes(h):
 # -- the audit ------------------------------------------------------------------------------
 def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
                  target: str | None = None, workers: int = 1,
-                 checked: tuple[AuditReport, list[str]] | None = None) -> AuditReport:
-    """Run every check on a local version folder (a build output or a downloaded snapshot).
+                 checked: tuple[AuditReport, list[str]] | None = None, rule: str | None = None) -> AuditReport:
+    """Run every check on a local version folder (a build output or a downloaded snapshot), leakage under
+    `rule` (None: the rule the version states, `builder.published.rules.version_rule`).
 
     `checked`: the (report, good shards) of a `check_manifest` the caller already ran on `folder`
     (export checks before it reads anything), carried on so no file is hashed twice."""
@@ -400,6 +420,7 @@ def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: 
         report, shards = checked
     report.phash_hamming = phash_hamming
     report.test_ids_source = "file" if test_ids is not None else "inferred"
+    report.rule = _rule(folder, rule)
     manifest = read_manifest_or_report(folder, None) if (folder / "manifest.json").is_file() else None
     try:
         rows_by_path = {f["path"]: f.get("rows") for f in manifest_files(manifest)} if manifest else {}
@@ -412,11 +433,22 @@ def audit_folder(folder: Path, test_ids: set[str] | None = None, phash_hamming: 
 
 
 def audit_data(folder: Path, test_ids: set[str] | None = None, phash_hamming: int = 6,
-               target: str | None = None, workers: int = 1) -> AuditReport:
-    """Leakage and balance only, on the shards under `folder` (the build runs this before the card)."""
+               target: str | None = None, workers: int = 1, rule: str = "strict") -> AuditReport:
+    """Leakage (under `rule`) and balance only, on the shards under `folder` (the build runs this before the
+    card, with the version's rule)."""
     report = AuditReport(target=target or str(folder), phash_hamming=phash_hamming,
-                         test_ids_source="file" if test_ids is not None else "inferred")
+                         test_ids_source="file" if test_ids is not None else "inferred", rule=_rule(folder, rule))
     return _leakage(folder, collect_shards(folder), test_ids, report, workers)
+
+
+def _rule(folder: Path, rule: str | None) -> str:
+    from builder.published.rules import version_rule
+    from curation.leakage import check_rule
+
+    if rule is None:
+        return version_rule(folder)
+    check_rule(rule, "--rule")
+    return rule
 
 
 def _leakage(folder: Path, shards: list[str], test_ids: set[str] | None, report: AuditReport,

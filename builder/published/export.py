@@ -30,6 +30,8 @@ from builder.core.errors import ExportError
 from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
 from builder.published import holdouts
 from builder.published.holdouts import Holdout, id_file, seeded_fold
+from builder.published.rules import RULE_COLUMNS, Resolver, row_facts, version_rule
+from curation.leakage import check_rule
 from builder.published.trainers import METADATA_FILE, TARGETS, encode_tones, training_text
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high", "fitzpatrick", "hasher", "low",
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
 READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw",
-                "source_ids", "params"]
+                "source_ids", "params", "parent_id", "donor_id"]
 LAYOUTS = ("ddi", "fitzpatrick17k")  # the trainers' DDI scripts, or their Fitzpatrick17k scripts (fitz_layout)
 FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb; each trainer's own: trainers.encode_tones
 EXPORT_MARKER = ".cgddi-export.json"  # names an export's folder: the only kind --overwrite empties
@@ -62,7 +64,7 @@ def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | 
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
            image_size: int | None = None, overwrite: bool = False, include_healthy: bool = False,
            holdout_seed: int | None = None, holdout_ids: set[str] | None = None, layout: str = "ddi",
-           tone_holdout: str | None = None, min_training_photos: int | None = None) -> dict:
+           tone_holdout: str | None = None, min_training_photos: int | None = None, rule: str | None = None) -> dict:
     """Write `out/{train,test}.csv`, `out/ddi_metadata_code.csv`, `out/images/`, `out/low_codes.csv`,
     `out/TRAINING.md`, a report (holding `out`'s lock: a second export into it refuses).
 
@@ -80,12 +82,12 @@ def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | 
                 holdout_ids=holdout_ids, layout=layout, tone_holdout=tone_holdout,
                 min_training_photos=min_training_photos)
     with hold(out, command=f"export {target}"):
-        return _export(folder, out, target, **opts)
+        return _export(folder, out, target, rule=rule, **opts)
 
 
 def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_ids, image_size, overwrite,
             include_healthy, holdout_seed, holdout_ids, layout, tone_holdout,
-            min_training_photos=None) -> dict:
+            min_training_photos=None, rule=None) -> dict:
     from builder.published.audit import AuditReport, audit_folder, check_manifest
 
     _check_options(target, image_size, real, holdout_seed, holdout_ids, tone_holdout)
@@ -96,12 +98,16 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
     pre = AuditReport(target=str(folder))
     shards = check_manifest(folder, pre)
     _refuse_untrusted(folder, pre)  # tampered files stop the export before any shard is read
-    prefix, holdout = _held_out(folder, real, test_ids, holdout_seed, holdout_ids, tone_holdout)
-    report = audit_folder(folder, test_ids=holdout.held or None, checked=(pre, shards))
+    built = version_rule(folder)
+    rule = built if rule is None else rule
+    check_rule(rule, "--rule")
+    prefix, holdout, resolver = _held_out(folder, real, test_ids, holdout_seed, holdout_ids, tone_holdout)
+    holdout.rule, holdout.relineage = rule, rule != built
+    report = audit_folder(folder, test_ids=holdout.held or None, checked=(pre, shards), rule=rule)
     _refuse_untrusted(folder, report)
     leaked = {i["sample_id"]: i["reason"] for i in report.leaks}
     _prepare_out(out, overwrite)
-    rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, holdout, image_size,
+    rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, (holdout, resolver), image_size,
                                      with_test=real is None, include_healthy=include_healthy,
                                      min_photos=min_training_photos)
     reals, skipped = _real_rows(Path(real), out, prefix, holdout.held) if real else ([], [])
@@ -119,7 +125,8 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
                "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(holdout.held),
                "holdout": holdout.describe(), "include_healthy": include_healthy,
                "excluded": excluded, "real_rows_without_image": skipped, "leaked": dict(sorted(leaked.items())),
-               "image_size": image_size, "min_training_photos": min_training_photos}
+               "image_size": image_size, "min_training_photos": min_training_photos, "rule": rule,
+               "version_rule": built}
     (out / "export_report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     _write_marker(out / EXPORT_MARKER, "done")
     return summary
@@ -191,30 +198,49 @@ def _refuse_untrusted(folder: Path, report) -> None:
 
 
 def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdout_seed: int | None,
-              holdout_ids: set[str] | None, tone_holdout: str | None = None) -> tuple[str, Holdout]:
-    """The source-id prefix of the version, and its held-out (test) source ids: a chosen holdout
+              holdout_ids: set[str] | None, tone_holdout: str | None = None) -> tuple[str, Holdout, Resolver]:
+    """The source-id prefix of the version, its held-out (test) source ids: a chosen holdout
     (seeded fold, test-id set), else the build's own: its test images, the test-ids file, plus the
-    holdout recomputed on the real table (the same call the build made) when given."""
+    holdout recomputed on the real table (the same call the build made) when given; and the rows'
+    resolver for the paper's rule."""
+    ids, held, every, tones, resolver = _scan(folder, set(test_ids or ()))
+    holdout = _chosen_or_built(folder, real, test_ids, holdout_seed, holdout_ids, tone_holdout,
+                               ids, held, every, tones)
+    return holdout[0], holdout[1], resolver
+
+
+def _scan(folder: Path, held: set[str]) -> tuple[Counter, set[str], set[str], dict, Resolver]:
+    """One pass over the version's lineage columns: source prefixes, the build's held-out photos, every
+    source id, each photo's tone, and what the paper's rule reads (`Resolver`)."""
     from builder.core.errors import IntegrityProblem
+    from builder.core.schema import shard_disease_names
     from builder.published.audit import collect_shards
     from builder.published.files import open_shard
 
-    ids, held, every, tones = Counter(), set(test_ids or ()), set(), {}
+    ids, every, tones, resolver = Counter(), set(), {}, Resolver()
     for path in collect_shards(folder):
         try:  # size limits before anything is decompressed (the audit that follows reports the rest)
-            table = open_shard(folder, path).read(columns=["source_ids", "split", "kind", "skin_tone"])
+            pf = open_shard(folder, path)
+            names = shard_disease_names(pf.schema_arrow)
+            table = pf.read(columns=sorted({"split", "skin_tone", *RULE_COLUMNS}))
         except Exception as e:  # noqa: BLE001 (IntegrityProblem, or a page pyarrow cannot decode)
             detail = str(e) if isinstance(e, IntegrityProblem) else f"{path}: {str(e)[:200]}"
             raise ExportError(f"{folder} fails its integrity checks ({detail}); run `python -m builder audit "
                               f"{folder}` and rebuild before exporting") from None
         for row in table.to_pylist():
-            sources = row["source_ids"] or []
+            sources, kind = row["source_ids"] or [], KINDS[row["kind"]]
             every.update(sources)
-            if KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
+            if kind in ("real", "healthy") and len(sources) == 1:
                 tones[sources[0]] = SKIN_TONES[row["skin_tone"]]  # a photo's own tone
             ids.update(s.split(":", 1)[0] for s in sources)
-            if row["split"] == "test" and KINDS[row["kind"]] in ("real", "healthy") and len(sources) == 1:
+            if row["split"] == "test" and kind in ("real", "healthy") and len(sources) == 1:
                 held |= set(sources)  # a test image's own healthy synthetic: the audit's inference too
+            resolver.see(kind, row["sample_id"], names[row["disease"]], sources, row_facts(kind, row))
+    return ids, held, every, tones, resolver
+
+
+def _chosen_or_built(folder: Path, real, test_ids, holdout_seed, holdout_ids, tone_holdout,
+                     ids: Counter, held: set[str], every: set[str], tones: dict) -> tuple[str, Holdout]:
     prefix = ids.most_common(1)[0][0] if ids else "ddi"
     if holdout_seed is not None:
         return prefix, seeded_fold(Path(real), prefix, holdout_seed)
@@ -262,11 +288,12 @@ def _table_tones(real: Path, prefix: str) -> dict[str, str]:
     return out
 
 
-def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, holdout: Holdout, image_size,
-                    with_test: bool, include_healthy: bool,
+def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, placing: tuple[Holdout, Resolver],
+                    image_size, with_test: bool, include_healthy: bool,
                     min_photos: int | None = None) -> tuple[list[dict], dict]:
     from builder.published.audit import collect_shards
 
+    holdout, resolver = placing
     rows, excluded, seen = [], Counter(), set()
     for row, image in _shard_rows(folder, collect_shards(folder)):
         if row["sample_id"] in seen:
@@ -275,26 +302,31 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, holdout
         if row["disease"] == HEALTHY_DISEASE and not include_healthy:
             excluded["healthy"] += 1  # the trainers' task is malignant vs benign lesion
             continue
-        split = _synthetic_side(row, train_splits, holdout, with_test)
+        kind = KINDS[row["kind"]]
+        paper = resolver.sources("paper", kind, row["disease"], row["source_ids"] or [], row_facts(kind, row))
+        decides = set(paper if holdout.rule == "paper" else row["source_ids"] or [])
+        split = _synthetic_side(row, train_splits, holdout, with_test, paper)
         if split is None:
-            excluded["other_split" if not holdout.chosen else "test_lineage_with_real_test"] += 1
+            excluded["other_split" if not holdout.by_lineage else "test_lineage_with_real_test"] += 1
         elif min_photos is not None and _training_photos(row) < min_photos:
             excluded["few_training_photos"] += 1
-        elif split == "train" and (row["sample_id"] in leaked or set(row["source_ids"]) & holdout.held):
+        elif split == "train" and (row["sample_id"] in leaked or decides & holdout.held):
             excluded["leaked"] += 1
         else:
             hasher = f"{_sample_file_stem(row['sample_id'])}.png"
             (out / "images" / hasher).write_bytes(_resized(image, image_size) if image_size else image)
-            rows.append(_csv_row(row, hasher, split))
+            rows.append({**_csv_row(row, hasher, split), "_decides": decides})
     return rows, dict(sorted(excluded.items()))
 
 
-def _synthetic_side(row: dict, train_splits, holdout: Holdout, with_test: bool) -> str | None:
-    """train, test, or None (left out): by the build's split, or by lineage under a chosen holdout."""
-    if holdout.chosen:
+def _synthetic_side(row: dict, train_splits, holdout: Holdout, with_test: bool,
+                    deciding: list[str] | None = None) -> str | None:
+    """train, test, or None (left out): by the build's split, or by lineage (`deciding`: the sources the
+    paper's rule names) under a chosen holdout or a rule that is not the build's."""
+    if holdout.by_lineage:
         if row["split"] not in (*train_splits, "test"):
             return None
-        side = holdout.side(row["source_ids"] or [])
+        side = holdout.side(row["source_ids"] or [], deciding)
         return side if side == "train" or with_test else None
     return "train" if row["split"] in train_splits else "test" if row["split"] == "test" and with_test else None
 
@@ -477,7 +509,7 @@ def cell_weights(rows) -> Callable[[dict], tuple[float, float]]:
 
 
 def _check_no_test_lineage(train: list[dict], held: set[str]) -> None:
-    bad = [r["hasher"] for r in train if r["_sources"] & held]
+    bad = [r["hasher"] for r in train if r.get("_decides", r["_sources"]) & held]
     if bad:  # a bug, not bad input: refuse rather than write a leaking CSV
         raise ExportError(f"{len(bad)} train rows derive from held-out test images (e.g. {bad[:3]}); nothing "
                           "trustworthy can be exported: report this")

@@ -1,11 +1,13 @@
 """Holdouts chosen at export time: a seeded fold over the source table, or a test-id file.
 
 A chosen holdout replaces the build's own test set: every synthetic row, whatever its build split,
-is placed again from its lineage (`source_ids`). The rule is strict: a row is on the test side when
-any of its source ids is held out (its base photo, a donor lesion, a semantic model's training
-photo), so no train row has seen a test photo in any role. The counts also say what a laxer rule
-would have kept (the row's base photo alone deciding, as a split by base photo does), so the cost
-of strictness is visible.
+is placed again from its lineage (`source_ids`), as is every row when the export's rule is not the one
+the version was built with. Under the strict rule a row is on the test side when any of its source ids
+is held out (its base photo, a donor lesion, a semantic model's training photo), so no train row has
+seen a test photo in any role. Under the paper's rule only the sources `builder.published.rules` names
+decide (a lesion map's donor; a semantic image's healthy prompt, when made from a photo of its own
+disease). The counts give the rows on each side under both rules, and what a laxer rule would have
+kept (the row's base photo alone deciding, as a split by base photo does).
 
 Tone holdouts are PatchAlign24's `a12` / `a34` / `a56` (`train = df[fitzpatrick in the pair]`,
 `test` = the rest): every photo of another tone group is held out, and a photo whose tone is not
@@ -34,19 +36,34 @@ class Holdout:
     held: set[str]      # held-out source ids
     chosen: bool        # True: replaces the build's test set; False: the build's own test set
     counts: Counter = dataclasses.field(default_factory=Counter)
+    rule: str = "strict"  # strict | paper (curation.leakage.RULES)
+    relineage: bool = False  # the build's own test set, rows placed again (the export's rule is not the build's)
+    by_rule: dict = dataclasses.field(default_factory=lambda: {"strict": Counter(), "paper": Counter()})
 
-    def side(self, sources: list[str]) -> str:
-        """`test` when any source id is held out (strict rule), else `train`; counts both rules."""
+    @property
+    def by_lineage(self) -> bool:
+        """Rows are placed from their lineage (else they keep the build's split)."""
+        return self.chosen or self.relineage
+
+    def side(self, sources: list[str], deciding: list[str] | None = None) -> str:
+        """`test` when a deciding source id is held out under `rule` (strict: any of `sources`; paper: any of
+        `deciding`, the sources the paper's rule names; None: `sources`), else `train`; counts both rules."""
         strict = bool(set(sources) & self.held)
+        paper = bool(set(sources if deciding is None else deciding) & self.held)
+        applied = paper if self.rule == "paper" else strict
         base = bool(sources) and sources[0] in self.held
-        self.counts["test_by_lineage" if strict else "train_by_lineage"] += 1
+        self.counts["test_by_lineage" if applied else "train_by_lineage"] += 1
+        self.by_rule["strict"]["test" if strict else "train"] += 1
+        self.by_rule["paper"]["test" if paper else "train"] += 1
         if strict and not base:
             self.counts["kept_by_base_rule_only"] += 1  # a test photo is a donor or model source here
-        return "test" if strict else "train"
+        return "test" if applied else "train"
 
     def describe(self) -> dict:
+        by_rule = {r: dict(sorted(c.items())) for r, c in self.by_rule.items()} if self.by_lineage else None
         return {"name": self.name, "held_out_sources": len(self.held), "replaces_build_test_set": self.chosen,
-                "rule": "strict" if self.chosen else "build", **dict(sorted(self.counts.items()))}
+                "rule": self.rule, "placed_by": "lineage" if self.by_lineage else "build split",
+                "rows_by_rule": by_rule, **dict(sorted(self.counts.items()))}
 
 
 def seeded_fold(real: Path, prefix: str, seed: int) -> Holdout:

@@ -92,8 +92,13 @@ def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg:
     models = {d: load_model(Path(work_dir), d) for d in diseases}
     rank, world = process_slot(device)
     return sample(out, models, make_plan(diseases, budget=cfg.budget, healthy=starts, allowed=allowed), cfg,
-                  device=device,
-                  rank=rank, world_size=world, healthy=healthy, inputs=inputs, on_change=on_change)
+                  device=device, rank=rank, world_size=world, healthy=healthy, inputs=inputs, on_change=on_change,
+                  photo_diseases=photo_diseases(real))
+
+
+def photo_diseases(real: StageStore) -> dict[str, str]:
+    """source id -> joined disease of every real photo in `real`."""
+    return {s: r.disease for r in real.records() if r.kind == "real" for s in r.source_ids}
 
 
 def prompt_filter(real: StageStore, splits: dict[str, str], cfg: SemanticConfig, prompts: dict):

@@ -110,7 +110,11 @@ class Job:
 
 
 def plan_jobs(plan: list[PlanItem], models: dict[str, DiseaseModel], cfg: SemanticConfig,
-              scheduler: str, pinned: PinnedModel, healthy: dict[str, HealthyPrompt] | None = None) -> list[Job]:
+              scheduler: str, pinned: PinnedModel, healthy: dict[str, HealthyPrompt] | None = None,
+              photo_diseases: dict[str, str] | None = None) -> list[Job]:
+    """Every planned sample's id, seed and params. `photo_diseases` (source id -> joined disease) names the
+    disease of each healthy prompt's photo on the row (`params.healthy_prompt_photos`, null when not known):
+    the paper's leakage rule reads it from the published row."""
     jobs = []
     for it in plan:
         m = models[it.disease]
@@ -131,9 +135,12 @@ def plan_jobs(plan: list[PlanItem], models: dict[str, DiseaseModel], cfg: Semant
             lineage["healthy"] = start.sample_id
         # The id hashes the adapters (not the pixels): it and its seed exist before generation.
         sid = make_sample_id("semantic", "+".join(sorted(m.adapters.values())), lineage)
-        # The training-photo count follows from the manifests the id already hashes: on the row, not in the id.
-        jobs.append(Job(it, sid, sample_seed(sid, cfg.seed), prompt,
-                        {**params, "training_photos": m.training_photos}, start))
+        # The training-photo count follows from the manifests the id already hashes, the prompt photos' diseases
+        # from the healthy image it hashes: on the row, not in the id.
+        after = {"training_photos": m.training_photos}
+        if start is not None:
+            after["healthy_prompt_photos"] = {s: (photo_diseases or {}).get(s) for s in start.source_ids}
+        jobs.append(Job(it, sid, sample_seed(sid, cfg.seed), prompt, {**params, **after}, start))
     return jobs
 
 
@@ -173,7 +180,8 @@ def stage_key(jobs: list[Job], cfg: SemanticConfig, inputs: dict[str, str] | Non
 
 def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem], cfg: SemanticConfig,
            *, device: str | None = None, rank: int = 0, world_size: int = 1, healthy: StageStore | None = None,
-           inputs: dict[str, str] | None = None, on_change: str = "refuse") -> StageSummary:
+           inputs: dict[str, str] | None = None, on_change: str = "refuse",
+           photo_diseases: dict[str, str] | None = None) -> StageSummary:
     """Generate this process's shards (shard i iff i % world_size == rank) in the one stage loop.
 
     A plan over healthy images (`make_plan(..., healthy=ids)`) samples image-to-image from `healthy`'s rows."""
@@ -185,7 +193,7 @@ def sample(out: StageStore, models: dict[str, DiseaseModel], plan: list[PlanItem
     dev = device or ("cuda" if _cuda() else "cpu")
     pinned = backend_for("sampling", cfg).pin(cfg)
     pipe = T.load_pipeline(cfg, T.weight_dtype(cfg.mixed_precision) if dev != "cpu" else None, pinned).to(dev)
-    jobs = plan_jobs(plan, models, cfg, type(pipe.scheduler).__name__, pinned, starts)
+    jobs = plan_jobs(plan, models, cfg, type(pipe.scheduler).__name__, pinned, starts, photo_diseases)
     runner = Runner(pipe, img2img_pipeline(pipe) if starts else None, healthy)
     key = stage_key(jobs, cfg, inputs)
     status = pin(out, key, on_change=on_change)

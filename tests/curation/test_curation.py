@@ -161,6 +161,7 @@ def test_planted_leaks_and_synthetic_duplicates(workspace):
                                for s in ("train", "validation", "test")}
     assert sum(rules["paper"].values()) == sum(rules["strict"].values())
     assert rules["paper"]["test"] <= rules["strict"]["test"]  # the paper's rule holds out less, never more
+    assert summary["synthetic"].pop("leakage_rule") == "strict"  # the rule applied (curation.leakage_rule)
     assert summary["synthetic"] == {"in": 9, "kept": 6, "rejected": 3, "cross_split_pairs_shared_lineage": 2,
                                     "by_reason": {"exact_duplicate": 1, "near_duplicate": 1,
                                                   "near_duplicate_of_test": 1}}

@@ -13,6 +13,7 @@ from builder.core.config import load_config
 from builder.core.errors import ConfigError
 from builder.core.store import StageStore
 from curation.leakage import apply_splits
+from generation.semantic.build import photo_diseases
 from generation.semantic.sampling import load_model, make_plan, sample
 from generation.semantic.training_set import sha256_file
 from tests.generation.semantic.test_semantic import env, trained  # noqa: F401 (fixtures)
@@ -37,7 +38,8 @@ def img2img(env):  # noqa: F811
 def _sample(env, img2img, out, ids, cfg=None):  # noqa: F811
     models = {"melanoma": load_model(env["work"], "melanoma")}
     plan = make_plan(["melanoma"], per_cell=1, healthy=ids)
-    return sample(StageStore(out), models, plan, cfg or img2img["cfg"], device="cpu", healthy=env["healthy"])
+    return sample(StageStore(out), models, plan, cfg or img2img["cfg"], device="cpu", healthy=env["healthy"],
+                  photo_diseases=photo_diseases(env["real"]))
 
 
 def test_plan_is_disease_x_healthy_x_tone_x_n():
@@ -58,6 +60,9 @@ def test_rows_carry_their_healthy_prompt_and_training_photos(env, trained, img2i
         assert r.params["sampling"] == "img2img" and r.params["strength"] == 0.725
         assert r.params["healthy_sha256"] == sha256_file(env["healthy"].image_path(start.sample_id))
         assert r.params["training_photos"] == len(photos) > 0
+        # the prompt photos' diseases, which the paper's leakage rule reads from the published row
+        real = {x.source_ids[0]: x.disease for x in env["real"].records()}
+        assert r.params["healthy_prompt_photos"] == {s: real[s] for s in start.source_ids}
 
 
 def test_img2img_is_deterministic_and_starts_from_the_healthy_image(env, trained, img2img, tmp_path):  # noqa: F811
