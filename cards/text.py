@@ -504,8 +504,12 @@ def _rules_line(f: CardFacts) -> str:
     mine, theirs = f.rules[applied], f.rules[other]
     cells = "; ".join(f"{s} {mine[s]:,} ({other} rule: {theirs[s]:,})" for s in SPLITS)
     audit = " (`audit` checks it by default; `--rule strict` checks the strict one)" if applied == "paper" else ""
-    return (f"\n\nRule applied: {RULE_TEXT[applied]}{audit}. Synthetic rows per split under it: {cells}. The "
-            f"{other} rule is not applied; its counts are shown for comparison.")
+    kinds = [f"{kind}: " + ", ".join(f"{s} {c[applied][s]:,} ({c[other][s]:,})" for s in SPLITS)
+             for kind, c in sorted((f.rules.get("by_kind") or {}).items()) if c[applied] != c[other]]
+    differ = f" Where the rules differ, rows per split under it (under the {other} rule): {'; '.join(kinds)}." \
+        if kinds else ""
+    return (f"\n\nRule applied: {RULE_TEXT[applied]}{audit}. Synthetic rows per split under it: {cells}.{differ} "
+            f"The {other} rule is not applied; its counts are shown for comparison.")
 
 
 def usage(f: CardFacts) -> str:

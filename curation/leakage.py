@@ -175,14 +175,19 @@ def rule_split(rule: str, r: Record, by_id: dict[str, Record], split_of: dict[st
 
 def rows_by_rule(records: list[Record], reference: Sequence[Record], split_of: dict[str, str],
                  manifests: dict[str, list[str]] | None = None) -> dict:
-    """Synthetic rows per split under the strict rule and under the paper's, each from lineage."""
+    """Synthetic rows per split under the strict rule and under the paper's, each from lineage; `by_kind`:
+    the same per kind."""
     by_id = _resolver(records, reference)
-    out = {rule: dict.fromkeys(SPLITS, 0) for rule in RULES}
+    out: dict = {rule: dict.fromkeys(SPLITS, 0) for rule in RULES}
+    out["by_kind"] = {}
     for r in records:
         if r.kind == "real":
             continue
+        mine = out["by_kind"].setdefault(r.kind, {rule: dict.fromkeys(SPLITS, 0) for rule in RULES})
         for rule in RULES:
-            out[rule][rule_split(rule, r, by_id, split_of, manifests or {})] += 1
+            split = rule_split(rule, r, by_id, split_of, manifests or {})
+            out[rule][split] += 1
+            mine[rule][split] += 1
     return out
 
 

@@ -39,6 +39,10 @@ def test_a_semantic_image_is_held_out_when_its_healthy_prompt_reconstructs_a_tes
 def test_rows_by_rule_counts_synthetics_per_split_under_both_rules():
     lm = _rec("lm", "lesion_mapped", "test", ["ddi:2", "ddi:1"], base_id="healthy-2", donor_id="real-1")
     counts = rows_by_rule([HEALTHY_TEST, lm, REAL[0]], REAL, SPLIT_OF)
+    assert counts.pop("by_kind") == {
+        "healthy": {"strict": {"train": 0, "validation": 0, "test": 1}, "paper": {"train": 0, "validation": 0, "test": 1}},
+        "lesion_mapped": {"strict": {"train": 0, "validation": 0, "test": 1},
+                          "paper": {"train": 1, "validation": 0, "test": 0}}}
     assert counts == {"strict": {"train": 0, "validation": 0, "test": 2},
                       "paper": {"train": 1, "validation": 0, "test": 1}}
 
