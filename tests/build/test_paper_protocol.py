@@ -33,3 +33,12 @@ def test_v1_1_on_real_photos_maps_every_pair_once_and_discards_what_does_not_fit
     assert "Lesion mapping, as the paper counts it" in card
     assert f"({plan.height:,})" in card and f"{len(rejected):,} discarded" in card
     assert "imbalance ratio (max / min over tones)" in card
+
+
+def test_v1_1_semantic_settings_are_the_papers_and_generate_nothing_by_default():
+    s = load_config("1.1").semantic
+    assert (s.sampling, s.strength, s.guidance, s.sample_steps) == ("img2img", 0.725, 8.75, 100)
+    assert (s.ti_steps, s.ti_lr, s.ti_batch, s.ti_resolution, s.init_word) == (500, 5e-4, 4, 512, "skin")
+    assert (s.lora_steps, s.lora_lr, s.lora_batch, s.lora_rank, s.lora_resolution) == (750, 5e-6, 16, 8, 256)
+    assert s.model_id == "stabilityai/stable-diffusion-2-1-base" and s.budget == 0
+    assert load_config("1.1").curation.leakage_rule == "strict"  # the toolkit's default; `paper` is the paper's
