@@ -120,13 +120,16 @@ def _look_alikes(cfg: CurationConfig, paths: dict[str, Path]) -> list[tuple[str,
 
 def curate_records(candidates: list[Record], stores: dict[str, StageStore], real: list[Record],
                    real_split: RealSplit, cfg: CurationConfig, *, workers: int | None = None,
-                   training_manifests: dict[str, list[str]] | None = None) -> Curated:
+                   training_manifests: dict[str, list[str]] | None = None,
+                   outside: dict[str, str] | None = None) -> Curated:
     """Splits for synthetics (and reals when published), leakage removal, per-split de-duplication.
 
     `stores` maps a record kind to the store holding its images; `real` is every ingested real
-    record (dropped copies too), used to resolve base and donor ids.
+    record (dropped copies too), used to resolve base and donor ids; `outside` the splits of source
+    photos that were not ingested (never overriding an ingested photo's).
     """
-    recs, report, rejections = apply_splits(candidates, real_split.split_of, reference=real,
+    split_of = {**(outside or {}), **real_split.split_of}
+    recs, report, rejections = apply_splits(candidates, split_of, reference=real,
                                             training_manifests=training_manifests, rule=cfg.leakage_rule)
     hashes, bad = _hash_by_kind(recs, stores, workers)
     rejections += bad
@@ -150,7 +153,7 @@ def curate_records(candidates: list[Record], stores: dict[str, StageStore], real
     counts = reconcile("curate", len(candidates), recs, rejections)
     counts["cross_split_pairs_shared_lineage"] = n_related  # kept: derivation, placed by the leakage rule
     counts["leakage_rule"] = cfg.leakage_rule  # the rule applied; rows_by_rule counts both, from lineage
-    counts["rows_by_rule"] = rows_by_rule(recs, real, real_split.split_of, training_manifests)
+    counts["rows_by_rule"] = rows_by_rule(recs, real, split_of, training_manifests)
     return Curated(sorted(recs, key=lambda r: r.sample_id), sorted(rejections, key=_key), report, dups, counts,
                    {r.sample_id: hashes[r.sample_id] for r in recs})
 

@@ -74,10 +74,11 @@ def split_phase(real_store: StageStore, cfg: CurationConfig, out: Path, *, worke
 def curate_phase(real_store: StageStore, real: list[Record], rs: RealSplit, stores: dict[str, StageStore],
                  cfg: CurationConfig, out: Path, *, workers: int | None = None,
                  training_manifests: dict[str, list[str]] | None = None,
-                 include_real: bool = False) -> tuple[Curated, dict]:
+                 include_real: bool = False, outside: dict[str, str] | None = None) -> tuple[Curated, dict]:
     """Curation, part 2 (build and `curate`): leakage rule, de-duplication, and the tables in `out`.
 
-    Candidates are every record of `stores` (plus the kept real images with `include_real`);
+    Candidates are every record of `stores` (plus the kept real images with `include_real`); `outside`
+    gives the split of source photos that were not ingested (a released model's lineage names them);
     writes records.jsonl, rejections.csv, duplicates.csv, leakage_report.csv and curation.json.
     """
     out = Path(out)
@@ -87,7 +88,7 @@ def curate_phase(real_store: StageStore, real: list[Record], rs: RealSplit, stor
     candidates = [r for kind in sorted(stores) if kind != "real" for r in stores[kind].records()]
     candidates += real_kept if include_real else []
     cur = curate_records(candidates, stores, real, rs, cfg, workers=workers,
-                         training_manifests=training_manifests)
+                         training_manifests=training_manifests, outside=outside)
     _write_jsonl(out / "records.jsonl", cur.records)
     all_rej = real_store.rejections() + rs.rejections + [d.to_rejection("curate") for d in rs.duplicates] \
         + cur.rejections

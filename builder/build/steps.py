@@ -251,9 +251,12 @@ class SemanticStep(Step):
         return cfg.semantic.budget > 0
 
     def check(self, cfg: BuildConfig, device: str) -> None:
+        from generation.semantic.released import check_spec
         from generation.semantic.trainer import check_config
 
         check_config(cfg.semantic, device)
+        for spec in cfg.semantic.released:
+            check_spec(spec, "semantic.released:")
 
     def run(self, ctx: BuildContext) -> None:
         from generation.semantic.build import run_semantic
@@ -261,8 +264,28 @@ class SemanticStep(Step):
         out = ctx.stores[self.kind] = StageStore(ctx.work / "semantic")
         ctx.note(run_semantic(ctx.stores["real"], ctx.split_of, out, ctx.cfg.semantic, device=ctx.opts.device,
                               work_dir=ctx.work / "models", healthy=ctx.stores["healthy"], on_change="reset",
-                              inputs={k: ctx.fps[k] for k in ("ingest", "splits", "healthy")}))
+                              inputs={k: ctx.fps[k] for k in ("ingest", "splits", "healthy")},
+                              photos_of=_photos_of(ctx)))
         _reviewed(ctx, self)
+
+
+def _photos_of(ctx: BuildContext) -> dict[str, list[tuple[str, bool]]]:
+    """Joined disease -> [(source id, malignant)] of every row of the source's DDI table, read whole (with a
+    mask or not, ingested or not): a released model's lineage, since it saw every DDI photo of its disease.
+    Empty without `semantic.released`."""
+    if not ctx.cfg.semantic.released:
+        return {}
+    from builder.core.errors import ConfigError
+    from builder.published.release.index import read_photos
+
+    if ctx.table.layout != "ddi":
+        raise ConfigError(f"semantic.released: the released models were trained on DDI, and this source is "
+                          f"{ctx.table.layout} ({ctx.table.table}); build from a DDI folder, or set "
+                          "semantic.released to []")
+    out: dict[str, list[tuple[str, bool]]] = {}
+    for p in read_photos(ctx.table.table).values():
+        out.setdefault(p.disease, []).append((f"{ctx.table.name}:{p.stem}", p.malignant))
+    return out
 
 
 class CurateStep(Step):
@@ -276,10 +299,26 @@ class CurateStep(Step):
 
         ctx.curated, _ = curate_phase(ctx.stores["real"], ctx.real_records, ctx.real_split, ctx.stores,
                                       ctx.cfg.curation, ctx.work, workers=ctx.opts.workers,
-                                      include_real=ctx.cfg.publish.include_real)
+                                      include_real=ctx.cfg.publish.include_real,
+                                      outside=_outside_splits(ctx))
         cur = ctx.curated
         ctx.stages.append({"stage": self.name, "done": len(cur.records), "rejected": cur.counts["by_reason"],
                            "moved_or_removed_for_leakage": len(cur.report), "counts": cur.counts})
+
+
+def _outside_splits(ctx: BuildContext) -> dict[str, str]:
+    """With `semantic.released`: the split of each photo of the DDI table that has none (not ingested: no
+    mask, unreadable), which a released model's rows name: test when the table-decided holdout holds it
+    out, else train (it is in no test set of this version). The strict rule then holds out every row
+    whose model saw a held-out photo, ingested or not."""
+    held = set(ctx.holdout or ())
+    cur = ctx.cfg.curation
+    if ctx.cfg.semantic.released and cur.split_method == "test_ids" and cur.test_ids_file:
+        from builder.core.splits_file import read_test_ids
+
+        held |= set(read_test_ids(Path(cur.test_ids_file)))
+    return {s: "test" if s in held else "train" for photos in _photos_of(ctx).values() for s, _ in photos
+            if s not in ctx.split_of}
 
 
 class PublishStep(Step):

@@ -112,6 +112,8 @@ class SemanticConfig:
     sample_resolution: int = 512
     sample_batch: int = 8
     shard_size: int = 64
+    released: tuple[str, ...] = ()  # cgDDI's released per-disease models to sample from instead of training
+    #                                 (Hub id@revision or a local folder each; they saw every photo of their disease)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -69,9 +69,12 @@ def ensure_lora(real: StageStore, splits: dict[str, str], disease: str, cfg: Sem
 
 def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg: SemanticConfig, *,
                  device, work_dir, healthy: StageStore | None = None, inputs: dict[str, str] | None = None,
-                 on_change: str = "refuse") -> StageSummary:
+                 on_change: str = "refuse", photos_of: dict[str, list[tuple[str, bool]]] | None = None
+                 ) -> StageSummary:
     """Train every disease's models if needed, then sample `cfg.budget` images into `out` (img2img: from
-    `healthy`'s rows, which are also the LoRA's class images).
+    `healthy`'s rows, which are also the LoRA's class images). With `cfg.released`, nothing is trained:
+    the released models are sampled, their lineage every photo of their disease (`photos_of`: joined
+    disease -> [(source id, malignant)] of every photo of the source's table).
 
     `inputs` and `on_change` key the sampled store (see `builder.core.stage.pin`); the trained
     models carry their own fingerprints (instance images, settings) and are retrained on a change.
@@ -84,16 +87,37 @@ def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg:
     T.check_config(cfg, device)
     prompts = healthy_prompts(healthy) if cfg.sampling == "img2img" else None  # before any training
     starts = sorted(prompts) if prompts is not None else None
-    diseases = trainable_diseases(real, splits, cfg)
     allowed = prompt_filter(real, splits, cfg, prompts) if prompts is not None else None
-    for d in diseases:
-        ensure_ti(real, splits, d, cfg, work_dir, device=device)
-        ensure_lora(real, splits, d, cfg, work_dir, healthy=healthy, device=device)
-    models = {d: load_model(Path(work_dir), d) for d in diseases}
+    if cfg.released:
+        models = released_models(cfg, photos_of or {})
+        diseases = sorted(models)
+    else:
+        diseases = trainable_diseases(real, splits, cfg)
+        for d in diseases:
+            ensure_ti(real, splits, d, cfg, work_dir, device=device)
+            ensure_lora(real, splits, d, cfg, work_dir, healthy=healthy, device=device)
+        models = {d: load_model(Path(work_dir), d) for d in diseases}
     rank, world = process_slot(device)
     return sample(out, models, make_plan(diseases, budget=cfg.budget, healthy=starts, allowed=allowed), cfg,
                   device=device, rank=rank, world_size=world, healthy=healthy, inputs=inputs, on_change=on_change,
                   photo_diseases=photo_diseases(real))
+
+
+def released_models(cfg: SemanticConfig, photos_of: dict[str, list[tuple[str, bool]]]) -> dict:
+    """disease -> DiseaseModel of every `semantic.released` model (one per disease; `semantic.diseases`, when
+    set, must name the same diseases)."""
+    from generation.semantic.released import load_released
+
+    models = {}
+    for spec in cfg.released:
+        m = load_released(spec, photos_of)
+        if m.disease in models:
+            raise ConfigError(f"semantic.released names two models of {m.disease!r} ({spec}); give one per disease")
+        models[m.disease] = m
+    if cfg.diseases and set(cfg.diseases) != set(models):
+        raise ConfigError(f"semantic.diseases {sorted(cfg.diseases)} differs from the released models' diseases "
+                          f"{sorted(models)}; set semantic.diseases to [] with semantic.released")
+    return models
 
 
 def photo_diseases(real: StageStore) -> dict[str, str]:

@@ -35,16 +35,22 @@ def released_names() -> dict[str, str]:
         return {r["repo_name"]: r["joined_disease"] for r in csv.DictReader(f)}
 
 
+def check_spec(spec: str, what: str = "--released") -> None:
+    """A local folder, or a Hub model id with its revision (`owner/name@revision`)."""
+    repo, _, revision = spec.partition("@")
+    if not Path(spec).is_dir() and (not HUB_ID.match(repo) or not revision):
+        raise ConfigError(f"{what} {spec!r}: expected a local folder or a Hub model id with its revision, "
+                          "e.g. hcarrion/melanoma@<commit or tag>")
+
+
 def fetch_released(spec: str) -> tuple[Path, dict]:
     """(local folder, origin) of `spec`: a folder, or `owner/name@revision` on the Hub (only the two
     adapter files are downloaded, at the commit the revision resolves to)."""
     path = Path(spec)
     if path.is_dir():
         return path, {"repo": public_model_id(str(path)), "revision": None, "commit": None}
+    check_spec(spec)
     repo, _, revision = spec.partition("@")
-    if not HUB_ID.match(repo) or not revision:
-        raise ConfigError(f"--released {spec!r}: expected a local folder or a Hub model id with its revision, "
-                          "e.g. hcarrion/melanoma@<commit or tag>")
     from huggingface_hub import HfApi, snapshot_download
 
     commit = HfApi().model_info(repo, revision=revision).sha

@@ -16,13 +16,13 @@ from builder.core.store import StageStore
 from generation.semantic.training_set import disease_token, prompt_for, sha256_file
 
 REPO = Path(__file__).resolve().parents[3]
-TINY = {"mixed_precision": "no", "sample_steps": 2, "sample_resolution": 32, "sample_batch": 3, "shard_size": 3}
+TINY = {"mixed_precision": "no", "sampling": "text2img", "sample_steps": 2, "sample_resolution": 32, "sample_batch": 3,
+        "shard_size": 3}  # text-to-image: these tests sample without healthy images (v1.1 samples image-to-image)
 NAME, DISEASE = "atopic_dermatitis", "eczema/atopic dermatitis"  # a released name that is not the toolkit's slug
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A tiny base model, its config, and a released repo folder written as the original scripts write it."""
+def write_released_repo(repo: Path, disease: str) -> Path:
+    """A released repo folder for `disease`, written as the original scripts write it (tiny adapters)."""
     import torch
     from diffusers import StableDiffusionPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
@@ -30,26 +30,34 @@ def setup(tmp_path_factory):
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    from generation.tiny import save_tiny, tiny_text2img_pipeline
+    from generation.tiny import tiny_text2img_pipeline
 
-    root = tmp_path_factory.mktemp("released")
-    model = save_tiny("text2img", root / "tiny")
-    raw = yaml.safe_load((REPO / "builder/configs/1.1.yaml").read_text())
-    raw["semantic"].update(TINY, model_id=str(model), revision=None)
-    (root / "tiny.yaml").write_text(yaml.safe_dump(raw))
     pipe = tiny_text2img_pipeline()
-    repo = root / "models" / NAME
     repo.mkdir(parents=True)
     # textual_inversion.py: {placeholder_token: embedding rows of the new token}, one row
     hidden = pipe.text_encoder.get_input_embeddings().weight.shape[1]
     torch.manual_seed(0)
-    save_file({disease_token(DISEASE): torch.randn(1, hidden)}, str(repo / "learned_embeds.safetensors"))
+    save_file({disease_token(disease): torch.randn(1, hidden)}, str(repo / "learned_embeds.safetensors"))
     # train_lora: a peft LoRA on the UNet's attention, saved with save_lora_weights
     pipe.unet.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights="gaussian",
                                      target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
     StableDiffusionPipeline.save_lora_weights(repo, unet_lora_layers=layers, safe_serialization=True)
     assert (repo / "pytorch_lora_weights.safetensors").is_file()
+    return repo
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny base model, its config, and a released repo folder written as the original scripts write it."""
+    from generation.tiny import save_tiny
+
+    root = tmp_path_factory.mktemp("released")
+    model = save_tiny("text2img", root / "tiny")
+    raw = yaml.safe_load((REPO / "builder/configs/1.1.yaml").read_text())
+    raw["semantic"].update(TINY, model_id=str(model), revision=None)
+    (root / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    repo = write_released_repo(root / "models" / NAME, DISEASE)
     return {"root": root, "config": root / "tiny.yaml", "repo": repo, "model": model}
 
 
