@@ -8,9 +8,9 @@ same source. Here:
 - sources are *clean skin*: known skin that is no text or mark (`artefacts.marks`), not within
   EDGE_PX of non-skin or of the window's edge, of a skin colour, and whose local colour is within
   a tolerance of the skin ring around the hole (tolerance: the ring's own spread, at least MIN_TOL_DE);
-- the colour is the harmonic membrane (`generation.membrane`) of the clean skin's local mean, its
-  boundary values taken from the nearest clean skin wherever the hole borders something else (a
-  drape, a mark, the frame), so no dark smudge flows in;
+- the colour is the harmonic membrane (`generation.membrane`) of the local mean of the skin around
+  the hole (marks left out), its boundary values taken from the nearest such skin wherever the hole
+  borders something else (a drape, a mark), so no dark smudge flows in;
 - the texture is each source's ratio to its local mean (multiplicative: it scales with the target's
   colour), at a scale that grows with the hole (SIGMA px for small holes, up to MAX_SIGMA for large
   ones: mid-sized skin texture, not a smooth oval), laid in square tiles on a half-overlapping grid
@@ -41,13 +41,19 @@ def quilt_fill(crop: np.ndarray, hole: np.ndarray, skin: np.ndarray, seed: int) 
     from generation.healthy.texture import add_grain
     from generation.membrane import membrane
 
+    from generation.healthy.artefacts import marks
+
     img = crop.astype(np.float64)
     clean = clean_skin(crop, hole, skin)
     size, fits = tile_size(clean, float(np.clip(np.sqrt(hole.sum()) / 24.0, SIGMA, MAX_SIGMA)))
     sigma = max(SIGMA, size / 8.0)  # the texture's scale: what a tile can hold without a visible dome
     base = clean if clean.any() else (skin & ~hole if (skin & ~hole).any() else ~hole)
+    # the colour comes from all the skin around the hole but marks (the ring's own shade, not the
+    # clean sources' average); the texture from clean skin only
+    tinted = skin & ~hole & ~marks(crop)
+    tinted = tinted if tinted.any() else base
+    colour = membrane(hole, nearest_fill(local_mean(img, tinted, sigma), tinted))
     mean = nearest_fill(local_mean(img, base, sigma), base)
-    colour = membrane(hole, mean)
     out = crop.copy()
     if fits is None:
         out[hole] = np.clip(np.rint(colour[hole]), 0, 255).astype(np.uint8)
