@@ -2,6 +2,7 @@
 compare to the truth, and run the artefact detectors on the fill.
 
 Run: python benchmarks/fill_quality.py [--side 512] [--out out/benchmarks]
+     python benchmarks/fill_quality.py --heal   (the photos' own lesions healed at full size: detector flags)
 
 Per photo, the photo's own lesion shape (its hand mask, dilated 3 px as the healthy stage does)
 is moved onto healthy skin of the same photo (halved when it fits nowhere), those true skin pixels
@@ -229,12 +230,40 @@ def print_tables(summ: dict, side: int, skipped: dict) -> None:
                   + " ".join(f"{len(v['flagged'][d]):>7}" for d in artefacts.DETECTORS))
 
 
+def heal(data: Path) -> None:
+    """Each photo's own lesion region (as the healthy stage makes it) healed at full size by each texture
+    fill and v1.1's stand-in; which photos each detector flags (no truth here: these are the build's fills)."""
+    from builder.core.config import HealthyConfig as HC
+    from generation.healthy.region import composite, inpaint_region
+
+    flagged = {m: {d: [] for d in artefacts.DETECTORS} for m in ("telea+grain", "exemplar", "quilt")}
+    photos = load(data, 100_000)
+    for name, rgb, lm in progress(photos, desc="heal"):
+        region = inpaint_region(lm, include_marker=True, dilate_px=3, feather_px=2)
+        skin = (lm == LABEL_SKIN) & ~region.mask
+        for m in flagged:
+            backend = OpenCVBackend(METHODS[m] if m != "telea+grain" else HC())
+            job = Job(rgb, region, None, 7, skin=lm == LABEL_SKIN)
+            x0, y0, x1, y1 = backend.window(job)
+            generated = rgb.copy()
+            generated[y0:y1, x0:x1] = backend.generate([job])[0]
+            healed = composite(rgb, generated, region)
+            for d in artefacts.fired(artefacts.measure(healed, rgb, region.mask, skin)):
+                flagged[m][d].append(name[:8])
+    print(f"the {len(photos)} photos' own lesions healed at full size: photos flagged per detector")
+    for m, per in flagged.items():
+        print(f"{m:<12} " + "; ".join(f"{d} {len(ids)}" + (f" ({', '.join(ids)})" if ids else "") for d, ids in per.items()))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path(os.environ.get("CGDDI_SHARED_DATA", ROOT.parent / "shared" / "data")))
     p.add_argument("--side", type=int, default=512, help="photos are fitted into side x side first")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "benchmarks")
+    p.add_argument("--heal", action="store_true", help="heal the photos' own lesions instead; print detector flags")
     args = p.parse_args()
+    if args.heal:
+        return heal(args.data)
     args.out.mkdir(parents=True, exist_ok=True)
     methods = available()
     cases, skipped = [], {k: 0 for k in KINDS}
