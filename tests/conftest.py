@@ -16,6 +16,8 @@ Session fixtures for tests that need a built version (stable names; reuse them r
   changed store still goes through `build_version`. Also checked at the end of the session.
 - `ddi_build`: v1.1 from DDI's real metadata table and sDDI masks with stand-in photos (needs the
   real data).
+- `two_sources`: v1.2 from two sources, a DDI-layout folder (stand-ins) and Fitzpatrick17k photos, lesion
+  maps across sources (needs the real data; tests that use it are `slow`). Read it only.
 
 Markers (declared in pyproject.toml): `slow` marks end-to-end work that a test (or a fixture of its
 module) runs for itself instead of reading a shared build: a full build of another config or
@@ -148,6 +150,19 @@ def ddi_build(shared_data, tmp_path_factory):
     from tests.downstream_fixtures import build_ddi_version
 
     return build_ddi_version(shared_data, tmp_path_factory.mktemp("ddi-build"))
+
+
+@pytest.fixture(scope="session")
+def two_sources(shared_data, tmp_path_factory):
+    """v1.2 over a DDI-layout folder (stand-in photos) and 39 Fitzpatrick17k photos, lesion maps across
+    sources only: (DDI folder's roles, BuildResult, root holding ddi/, fitz/ and out/); read-only."""
+    from tests.demo_build import tree_digest
+    from tests.downstream_fixtures import build_two_sources
+
+    ddi, result, root = build_two_sources(shared_data, tmp_path_factory.mktemp("two-sources"))
+    before = tree_digest(root / "out")
+    yield ddi, result, root
+    _unchanged("two_sources build", root / "out", before, "tests.demo_build.copy_out")
 
 
 @pytest.fixture(scope="module")

@@ -89,3 +89,28 @@ def build_ddi_version(shared_data: Path, root: Path):
     result = build(cfg, BuildOptions(out=root / "out", source=root / "ddi", masks=src["masks"], workers=1,
                                      stand_in=True))
     return src, result, root
+
+
+def write_two_sources(shared_data: Path, root: Path, fitz_rows: int = 39) -> dict:
+    """`root/ddi` (a DDI-layout folder: 6 train and 3 test stand-ins, `write_ddi_source`) and `root/fitz` (the
+    first `fitz_rows` Fitzpatrick17k photos with their masks); returns the DDI folder's roles."""
+    from tests.curation.source.test_auto_masks import fitz_source
+
+    ddi = write_ddi_source(shared_data, root / "ddi", n_train=6, n_test=3)
+    fitz_source(shared_data, root / "fitz", fitz_rows, keep_masks_every=1)
+    return ddi
+
+
+def build_two_sources(shared_data: Path, root: Path):
+    """v1.2 over both sources of `write_two_sources`, lesion maps across sources only (budget 24)."""
+    import dataclasses
+
+    from builder.build import BuildOptions, build
+    from builder.core.config import load_config
+
+    ddi = write_two_sources(shared_data, root)
+    cfg = load_config("1.2")
+    cfg = dataclasses.replace(cfg, lesion_map=dataclasses.replace(cfg.lesion_map, budget=24, cross_source="across"))
+    result = build(cfg, BuildOptions(out=root / "out", source=(root / "ddi", root / "fitz"),
+                                     masks=(ddi["masks"], None), workers=2))
+    return ddi, result, root

@@ -11,7 +11,8 @@ choose another holdout: rows are placed again from their lineage. `--rule strict
 leakage rule (default: the one the version was built with; another rule places every row again):
 strict, no train row derives from a held-out image in any role; the paper's, a lesion map follows
 its donor and a semantic image its (disease, healthy prompt) pair. Rows the leakage audit flags
-under that rule never reach train.
+under that rule never reach train. A version of several sources: `--sources` keeps the rows of some
+of them (`builder.published.export_sources`).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from builder.cli.common import add_build_out, layout_of
 
 REAL_TABLES = ("ddi_metadata.csv", "metadata.csv", "fitzpatrick17k.csv")
 GENERIC = ("imagefolder", "webdataset")
-TRAINER_ONLY = ("real", "image_size", "test_ids", "holdout_seed", "tone_holdout", "rule")
+TRAINER_ONLY = ("real", "image_size", "test_ids", "holdout_seed", "tone_holdout", "rule", "sources")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="leakage rule placing the rows: strict (a row is test when any photo it derives from is "
                         "held out) or paper (a lesion map's donor, a semantic image's (disease, healthy prompt) "
                         "pair decide); default: the rule the version was built with")
+    p.add_argument("--sources", default=None, metavar="NAME[,NAME]",
+                   help="a version built from several sources: keep the rows whose whole lineage (base, donor, "
+                        "training photos) lies in these sources, e.g. fitz17k (default: every row)")
     p.add_argument("--include-healthy", action="store_true",
                    help="also export healthy-skin rows (disease 'healthy', high 0); default: lesions only")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
                test_ids=read_test_ids(build_ids) if build_ids else None, image_size=args.image_size,
                overwrite=args.overwrite, include_healthy=args.include_healthy, holdout_seed=args.holdout_seed,
                holdout_ids=read_test_ids(args.test_ids) if args.test_ids else None, layout=args.layout,
-               tone_holdout=args.tone_holdout, min_training_photos=args.min_training_photos, rule=args.rule)
+               tone_holdout=args.tone_holdout, min_training_photos=args.min_training_photos, rule=args.rule,
+               sources=tuple(n.strip() for n in args.sources.split(",") if n.strip()) if args.sources else None)
     print(f"exported v{s['version']} for {args.format} ({args.layout} layout): "
           f"train.csv {s['train_rows']} rows {s['train_by_kind']}, "
           f"test.csv {s['test_rows']} rows {s['test_by_kind']} (holdout: {s['holdout']['name']}; "

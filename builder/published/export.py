@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -29,19 +27,17 @@ from typing import Callable
 from builder.core.errors import ExportError
 from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
 from builder.published import holdouts
+from builder.published.export_real import FITZPATRICK_OF_DDI_TONE, real_rows, table_tones
 from builder.published.holdouts import Holdout, id_file, seeded_fold
 from builder.published.rules import RULE_COLUMNS, Resolver, row_facts, version_rule
 from curation.leakage import check_rule
 from builder.published.trainers import METADATA_FILE, TARGETS, encode_tones, training_text
-
-log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high", "fitzpatrick", "hasher", "low",
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
 READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw",
                 "source_ids", "params", "parent_id", "donor_id"]
 LAYOUTS = ("ddi", "fitzpatrick17k")  # the trainers' DDI scripts, or their Fitzpatrick17k scripts (fitz_layout)
-FITZPATRICK_OF_DDI_TONE = {12: 1, 34: 2, 56: 3}  # data_play_ddi.ipynb; each trainer's own: trainers.encode_tones
 EXPORT_MARKER = ".cgddi-export.json"  # names an export's folder: the only kind --overwrite empties
 EXPORT_FILES = ("train.csv", "test.csv", "low_codes.csv", "TRAINING.md", "export_report.json", "images",
                 "ddi_metadata_code.csv", "fitzpatrick17k_known_code.csv", EXPORT_MARKER)
@@ -64,7 +60,8 @@ def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | 
            train_splits: tuple[str, ...] = ("train", "validation"), test_ids: set[str] | None = None,
            image_size: int | None = None, overwrite: bool = False, include_healthy: bool = False,
            holdout_seed: int | None = None, holdout_ids: set[str] | None = None, layout: str = "ddi",
-           tone_holdout: str | None = None, min_training_photos: int | None = None, rule: str | None = None) -> dict:
+           tone_holdout: str | None = None, min_training_photos: int | None = None, rule: str | None = None,
+           sources: tuple[str, ...] | None = None) -> dict:
     """Write `out/{train,test}.csv`, `out/ddi_metadata_code.csv`, `out/images/`, `out/low_codes.csv`,
     `out/TRAINING.md`, a report (holding `out`'s lock: a second export into it refuses).
 
@@ -74,20 +71,22 @@ def export(folder: Path, out: Path, target: str = "patchalign", *, real: Path | 
     unless `include_healthy`. `layout="fitzpatrick17k"`: the trainers' Fitzpatrick17k scripts'
     files instead (`builder.published.fitz_layout`). `min_training_photos` N leaves out semantic rows
     whose disease's models trained on fewer than N photos (the paper classifies with N = 11: diseases
-    with more than 10 training photos)."""
+    with more than 10 training photos). A version of several sources: `sources` keeps the rows whose
+    lineage lies in them (`builder.published.export_sources`)."""
     from builder.core.lock import hold
 
     opts = dict(real=real, train_splits=train_splits, test_ids=test_ids, image_size=image_size,
                 overwrite=overwrite, include_healthy=include_healthy, holdout_seed=holdout_seed,
                 holdout_ids=holdout_ids, layout=layout, tone_holdout=tone_holdout,
-                min_training_photos=min_training_photos)
+                min_training_photos=min_training_photos, sources=sources)
     with hold(out, command=f"export {target}"):
         return _export(folder, out, target, rule=rule, **opts)
 
 
 def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_ids, image_size, overwrite,
             include_healthy, holdout_seed, holdout_ids, layout, tone_holdout,
-            min_training_photos=None, rule=None) -> dict:
+            min_training_photos=None, rule=None, sources=None) -> dict:
+    from builder.published import export_sources as xs
     from builder.published.audit import AuditReport, audit_folder, check_manifest
 
     _check_options(target, image_size, real, holdout_seed, holdout_ids, tone_holdout)
@@ -101,7 +100,12 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
     built = version_rule(folder)
     rule = built if rule is None else rule
     check_rule(rule, "--rule")
-    prefix, holdout, resolver = _held_out(folder, real, test_ids, holdout_seed, holdout_ids, tone_holdout)
+    entries = xs.version_sources(folder)
+    xs.check_sources(sources, entries, folder)
+    prefix, holdout, resolver = _held_out(folder, real, test_ids, holdout_seed, holdout_ids, tone_holdout, entries)
+    if real and not xs.kept([f"{prefix}:-"], sources):
+        raise ExportError(f"--real {real} holds {prefix}'s photos, not among --sources {','.join(sources)}; "
+                          f"add {prefix} to --sources or leave --real out")
     holdout.rule, holdout.relineage = rule, rule != built
     report = audit_folder(folder, test_ids=holdout.held or None, checked=(pre, shards), rule=rule)
     _refuse_untrusted(folder, report)
@@ -109,10 +113,11 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
     _prepare_out(out, overwrite)
     rows, excluded = _synthetic_rows(folder, out, train_splits, leaked, (holdout, resolver), image_size,
                                      with_test=real is None, include_healthy=include_healthy,
-                                     min_photos=min_training_photos)
-    reals, skipped = _real_rows(Path(real), out, prefix, holdout.held) if real else ([], [])
+                                     min_photos=min_training_photos, sources=sources)
+    reals, skipped = real_rows(Path(real), out, prefix, holdout.held) if real else ([], [])
     rows += reals
     if layout == "fitzpatrick17k":
+        xs.check_types(rows, entries)
         train, test = _fitz_files(folder, out, target, rows, real, holdout, include_healthy, excluded)
     else:
         encode_tones(rows, target)
@@ -120,13 +125,16 @@ def _export(folder: Path, out: Path, target: str, *, real, train_splits, test_id
         _add_codes(rows, codes)
         train, test = _sides(rows, holdout)
         _write_trainer_files(out, target, train, test, codes, holdout, include_healthy)
+    with open(out / "TRAINING.md", "a") as f:
+        f.write(xs.training_note(train + test, entries, layout))
     summary = {"target": target, "folder": str(folder), "version": report.version, "train_rows": len(train),
                "test_rows": len(test), "train_by_kind": dict(Counter(r["kind"] for r in train)),
                "test_by_kind": dict(Counter(r["kind"] for r in test)), "held_out_sources": len(holdout.held),
                "holdout": holdout.describe(), "include_healthy": include_healthy,
                "excluded": excluded, "real_rows_without_image": skipped, "leaked": dict(sorted(leaked.items())),
                "image_size": image_size, "min_training_photos": min_training_photos, "rule": rule,
-               "version_rule": built}
+               "version_rule": built, "sources": list(sources) if sources else [e["name"] for e in entries],
+               "rows_by_lineage": dict(sorted(Counter(xs.lineage(r["_sources"]) for r in train + test).items()))}
     (out / "export_report.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     _write_marker(out / EXPORT_MARKER, "done")
     return summary
@@ -198,14 +206,16 @@ def _refuse_untrusted(folder: Path, report) -> None:
 
 
 def _held_out(folder: Path, real: Path | None, test_ids: set[str] | None, holdout_seed: int | None,
-              holdout_ids: set[str] | None, tone_holdout: str | None = None) -> tuple[str, Holdout, Resolver]:
-    """The source-id prefix of the version, its held-out (test) source ids: a chosen holdout
+              holdout_ids: set[str] | None, tone_holdout: str | None = None,
+              entries: list[dict] = ()) -> tuple[str, Holdout, Resolver]:
+    """The source-id prefix of the version (several sources: `--real`'s), its held-out (test) source ids:
+    a chosen holdout
     (seeded fold, test-id set), else the build's own: its test images, the test-ids file, plus the
     holdout recomputed on the real table (the same call the build made) when given; and the rows'
     resolver for the paper's rule."""
     ids, held, every, tones, resolver = _scan(folder, set(test_ids or ()))
     holdout = _chosen_or_built(folder, real, test_ids, holdout_seed, holdout_ids, tone_holdout,
-                               ids, held, every, tones)
+                               ids, held, every, tones, entries)
     return holdout[0], holdout[1], resolver
 
 
@@ -240,14 +250,22 @@ def _scan(folder: Path, held: set[str]) -> tuple[Counter, set[str], set[str], di
 
 
 def _chosen_or_built(folder: Path, real, test_ids, holdout_seed, holdout_ids, tone_holdout,
-                     ids: Counter, held: set[str], every: set[str], tones: dict) -> tuple[str, Holdout]:
+                     ids: Counter, held: set[str], every: set[str], tones: dict,
+                     entries: list[dict] = ()) -> tuple[str, Holdout]:
+    from builder.published import export_sources as xs
+
     prefix = ids.most_common(1)[0][0] if ids else "ddi"
+    if real is not None:  # several sources: the one of --real's layout
+        prefix, real_layout = xs.real_source(folder, Path(real), entries, prefix)
     if holdout_seed is not None:
-        return prefix, seeded_fold(Path(real), prefix, holdout_seed)
+        fold = seeded_fold(Path(real), prefix, holdout_seed)
+        if len(entries) > 1:
+            xs.keep_other_sources(fold, held, prefix)
+        return prefix, fold
     if holdout_ids is not None:
         return prefix, id_file(set(holdout_ids), every, folder)
     if tone_holdout is not None:
-        table = _table_tones(Path(real), prefix) if real is not None else {}
+        table = table_tones(Path(real), prefix) if real is not None else {}
         return prefix, holdouts.tone_holdout(tone_holdout, {**tones, **table}, every | set(table))
     if test_ids:  # a file for another source would hold out nothing and pass silently
         from builder.core.splits_file import check_test_ids
@@ -258,7 +276,9 @@ def _chosen_or_built(folder: Path, real, test_ids, holdout_seed, holdout_ids, to
         from curation.splits import holdout_test_ids
 
         cfg = json.loads((folder / "manifest.json").read_text()).get("config", {}).get("curation", {})
-        if cfg.get("split_method") == "patchalign24":
+        if cfg.get("split_method") == "patchalign24" and len(entries) > 1:  # that source's own rule
+            held |= xs.source_holdout(Path(real), prefix, real_layout, cfg.get("patchalign24_csv"))
+        elif cfg.get("split_method") == "patchalign24":
             held |= set(holdout_test_ids(find_table(Path(real))[1], prefix, cfg.get("patchalign24_csv")))
         elif not test_ids:
             raise ExportError(f"{folder} was not split by PatchAlign24's holdout; pass --test-ids (the build's "
@@ -267,31 +287,11 @@ def _chosen_or_built(folder: Path, real, test_ids, holdout_seed, holdout_ids, to
     return prefix, Holdout(f"the build's own held-out source photos ({len(held)}): {what}", held, chosen=False)
 
 
-def _table_tones(real: Path, prefix: str) -> dict[str, str]:
-    """source id -> tone name of every row of the user's table with a known tone (DDI 12/34/56,
-    Fitzpatrick17k types 1-6)."""
-    import polars as pl
-
-    from builder.core.schema import DDI_TONE_TO_NAME, fitzpatrick_to_tone
-    from curation.source.metadata import find_table
-
-    layout, table = find_table(real)
-    df = pl.read_csv(table, infer_schema=False)
-    out = {}
-    for d in df.iter_rows(named=True):
-        if layout == "ddi" and (d.get("skin_tone") or "").strip() in ("12", "34", "56"):
-            out[f"{prefix}:{Path(d['DDI_file'].strip()).stem}"] = DDI_TONE_TO_NAME[int(d["skin_tone"])]
-        elif layout == "fitz17k":
-            fitz = (d.get("fitzpatrick_scale") or d.get("fitzpatrick") or "").strip()
-            if fitz in ("1", "2", "3", "4", "5", "6"):
-                out[f"{prefix}:{d['md5hash'].strip()}"] = fitzpatrick_to_tone(int(fitz))
-    return out
-
-
 def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, placing: tuple[Holdout, Resolver],
                     image_size, with_test: bool, include_healthy: bool,
-                    min_photos: int | None = None) -> tuple[list[dict], dict]:
+                    min_photos: int | None = None, sources=None) -> tuple[list[dict], dict]:
     from builder.published.audit import collect_shards
+    from builder.published.export_sources import kept
 
     holdout, resolver = placing
     rows, excluded, seen = [], Counter(), set()
@@ -301,6 +301,9 @@ def _synthetic_rows(folder: Path, out: Path, train_splits, leaked: dict, placing
         seen.add(row["sample_id"])
         if row["disease"] == HEALTHY_DISEASE and not include_healthy:
             excluded["healthy"] += 1  # the trainers' task is malignant vs benign lesion
+            continue
+        if not kept(row["source_ids"], sources):
+            excluded["other_sources"] += 1  # --sources: a lineage outside the chosen sources
             continue
         kind = KINDS[row["kind"]]
         paper = resolver.sources("paper", kind, row["disease"], row["source_ids"] or [], row_facts(kind, row))
@@ -368,118 +371,6 @@ def _csv_row(row: dict, hasher: str, split: str) -> dict:
             "fitzpatrick": FITZPATRICK_OF_DDI_TONE[tone], "hasher": hasher, "kind": KINDS[row["kind"]],
             "sample_id": row["sample_id"], "source_ids": ";".join(row["source_ids"] or []), "_split": split,
             "_sources": set(row["source_ids"] or []), "_type": row.get("fitzpatrick")}
-
-
-def _real_rows(real: Path, out: Path, prefix: str, held: set[str]) -> tuple[list[dict], list[str]]:
-    """Every row of the user's DDI table, linked (symlink) under images/: test if held out, else train."""
-    import polars as pl
-
-    from curation.source.metadata import find_table
-
-    layout, table = find_table(real)
-    if layout == "fitz17k":
-        return _fitz_real_rows(real, table, out, prefix, held)
-    try:
-        df = pl.read_csv(table, infer_schema=False)
-    except Exception as e:  # noqa: BLE001 (polars raises several types for a malformed table)
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise ExportError(f"--real {table}: not a readable CSV table ({first}); fix or re-download it") from None
-    mal = next((c for c in ("malignant", "malignancy(malig=1)") if c in df.columns), None)
-    if mal is None or not {"DDI_ID", "DDI_file", "skin_tone", "disease"} <= set(df.columns):
-        raise ExportError(f"{table}: expected DDI's columns DDI_ID, DDI_file, skin_tone, malignant, disease; "
-                          f"found {df.columns}")
-    rows, skipped = [], []
-    for d in df.iter_rows(named=True):
-        row = _real_row(d, mal, real, prefix, held)
-        if isinstance(row, str) or os.path.lexists(out / "images" / row["hasher"]):  # why it is left out
-            skipped.append(row if isinstance(row, str) else f"{row['hasher']} (named twice)")
-            continue
-        (out / "images" / row["hasher"]).symlink_to(row.pop("_photo"))
-        rows.append(row)
-    if skipped:
-        log.warning("%d rows of %s have no photo in %s (left out): %s", len(skipped), table, real, skipped[:5])
-    return rows, skipped
-
-
-def _fitz_real_rows(real: Path, table: Path, out: Path, prefix: str, held: set[str]) -> tuple[list[dict], list[str]]:
-    """Every row of the user's Fitzpatrick17k table with a known skin type, in the DDI encodings:
-    types 1-2 / 3-4 / 5-6 as DDI's tone groups 12 / 34 / 56, `malignant` from its three-partition
-    label (benign and non-neoplastic are not malignant), `disease` its label; photos linked."""
-    import polars as pl
-
-    from builder.core.schema import fitzpatrick_to_tone
-
-    df = pl.read_csv(table, infer_schema=False)
-    if not {"md5hash", "label", "three_partition_label"} <= set(df.columns) or not (
-            {"fitzpatrick_scale", "fitzpatrick"} & set(df.columns)):
-        raise ExportError(f"{table}: expected Fitzpatrick17k's columns md5hash, fitzpatrick_scale (or "
-                          f"fitzpatrick), label, three_partition_label; found {df.columns}")
-    scale = "fitzpatrick_scale" if "fitzpatrick_scale" in df.columns else "fitzpatrick"
-    rows, skipped = [], []
-    for d in df.iter_rows(named=True):
-        md5, fitz = (d["md5hash"] or "").strip(), (d[scale] or "").strip()
-        photo = _fitz_photo(real, md5, d.get("image_file"))
-        if fitz not in {"1", "2", "3", "4", "5", "6"} or photo is None or not _readable(photo):
-            skipped.append(md5 or f"line {len(rows) + len(skipped) + 2}")  # unknown type (-1) or no photo
-            continue
-        (out / "images" / photo.name).symlink_to(photo.resolve())
-        tone = TONE_NAME_TO_DDI[fitzpatrick_to_tone(int(fitz))]
-        malignant = (d["three_partition_label"] or "").strip() == "malignant"
-        rows.append({"DDI_ID": "", "DDI_file": photo.name, "skin_tone": tone, "malignant": malignant,
-                     "disease": (d["label"] or "").strip(), "high": int(malignant), "hasher": photo.name,
-                     "kind": "real", "sample_id": "", "source_ids": f"{prefix}:{md5}",
-                     "_split": "test" if f"{prefix}:{md5}" in held else "train", "_sources": {f"{prefix}:{md5}"},
-                     "_type": int(fitz), "_md5": md5, "_nine": (d.get("nine_partition_label") or "").strip(),
-                     "_three": (d["three_partition_label"] or "").strip(),
-                     "_qc": d.get("qc") or d.get("fitz17k_qc") or "",
-                     "_url": d.get("url") or d.get("original_url") or ""})
-    if skipped:
-        log.warning("%d rows of %s have no known skin type or no readable photo in %s (left out): %s",
-                    len(skipped), table, real, skipped[:5])
-    return rows, skipped
-
-
-def _fitz_photo(real: Path, md5: str, image_file: str | None) -> Path | None:
-    names = ([image_file.strip()] if (image_file or "").strip()
-             else [f"images/{md5}{s}" for s in (".jpg", ".png", ".jpeg")])
-    return next((real / n for n in names if md5 and (real / n).is_file()), None)
-
-
-def _real_row(d: dict, mal: str, real: Path, prefix: str, held: set[str]) -> dict | str:
-    """One CSV row of the user's DDI table (with `_photo`, the resolved photo to link), or the reason it
-    is left out: a name that is not one file in the folder (`../x`), no readable photo, bad values."""
-    from builder.core.layout import is_file_name
-
-    name = (d["DDI_file"] or "").strip()
-    label = name or f"DDI_ID {d['DDI_ID']}"
-    if not is_file_name(name):
-        return f"{label} (not a file name in the folder)"
-    photo = next((p for p in (real / name, real / "images" / name) if p.is_file()), None)
-    if photo is None or not _readable(photo):  # their loaders crash on an unreadable file
-        return label
-    try:
-        tone, malignant = int(d["skin_tone"]), (d[mal] or "").strip().lower() in ("true", "1")
-        fitzpatrick, disease = FITZPATRICK_OF_DDI_TONE[tone], (d["disease"] or "").strip()
-    except (KeyError, ValueError, TypeError):
-        return f"{label} (skin_tone {d['skin_tone']!r} is not 12, 34 or 56)"
-    if not disease:
-        return f"{label} (no disease)"
-    sid = f"{prefix}:{Path(name).stem}"
-    return {"DDI_ID": d["DDI_ID"], "DDI_file": name, "skin_tone": tone, "malignant": malignant,
-            "disease": disease, "high": int(malignant), "fitzpatrick": fitzpatrick, "hasher": name,
-            "kind": "real", "sample_id": "", "source_ids": sid, "_split": "test" if sid in held else "train",
-            "_sources": {sid}, "_photo": photo.resolve()}
-
-
-def _readable(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except Exception:  # PIL raises many types for corrupt files
-        return False
 
 
 def _add_codes(rows: list[dict], codes: dict[str, int]) -> None:

@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from builder.build import BuildOptions, build
+from builder.build import BuildOptions
 from builder.build.steps import BuildContext, SourceStep, source_inputs
 from builder.cli import main
 from builder.core.config import load_config
@@ -19,16 +19,13 @@ from builder.core.store import StageStore
 from curation.source.ingest import ingest_source, plan_ingest
 from curation.source.metadata import merge_tables, read_csv_strings, read_source_table, table_stems
 from curation.splits import stems_holdout
-from tests.curation.source.test_auto_masks import fitz_source
-from tests.downstream_fixtures import write_ddi_source
+from tests.downstream_fixtures import write_ddi_source, write_two_sources
 
 SPLIT_ORDER = ("train", "validation", "test")
 
 
 def _sources(shared_data, root, fitz_rows: int = 39):
-    ddi = write_ddi_source(shared_data, root / "ddi", n_train=6, n_test=3)
-    fitz_source(shared_data, root / "fitz", fitz_rows, keep_masks_every=1)
-    return ddi
+    return write_two_sources(shared_data, root, fitz_rows)
 
 
 def test_the_source_step_reads_each_source_with_its_own_holdout_and_subset(tmp_path, shared_data):
@@ -87,18 +84,6 @@ def test_masks_and_names_pair_with_sources_in_order(tmp_path, capsys):
     assert main([*argv, "--masks", str(tmp_path / "a")]) == 2
     assert "--masks given 1 times for 2 --source folders" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before any work
-
-
-@pytest.fixture(scope="module")
-def two_sources(shared_data, tmp_path_factory):
-    """v1.2 over a DDI-layout folder and the Fitzpatrick17k photos, lesion maps across sources only."""
-    root = tmp_path_factory.mktemp("two-sources")
-    ddi = _sources(shared_data, root)
-    cfg = load_config("1.2")
-    cfg = dataclasses.replace(cfg, lesion_map=dataclasses.replace(cfg.lesion_map, budget=24, cross_source="across"))
-    result = build(cfg, BuildOptions(out=root / "out", source=(root / "ddi", root / "fitz"),
-                                     masks=(ddi["masks"], None), workers=2))
-    return ddi, result, root
 
 
 @pytest.mark.slow
