@@ -31,7 +31,7 @@ def photos(bench, shared_data):
 
 @pytest.mark.parametrize("method", ["exemplar", "quilt"])
 def test_texture_fills_beat_telea_grain_on_hidden_real_skin(bench, photos, method):
-    assert load_config("1.1").healthy.opencv_method == "telea"
+    assert load_config("1.1-notebook").healthy.opencv_method == "telea"
     wins, ratios, n = {"psnr": 0, "ssim": 0}, [], 0
     for k, (_, rgb, lm) in enumerate(photos):
         mask = bench.hide(lm, k)

@@ -11,9 +11,10 @@ from generation.healthy.quilt import clean_skin, quilt_fill
 from tests.generation.healthy.test_artefacts import disc, skin, with_text
 
 
-def test_v12_uses_the_quilt_fill_and_v11_keeps_telea():
+def test_v12_and_v11s_stand_in_use_the_quilt_fill_and_the_notebook_config_keeps_telea():
     assert load_config("1.2").healthy.opencv_method == "quilt"
-    assert load_config("1.1").healthy.opencv_method == "telea"
+    assert load_config("1.1").healthy.opencv_method == "quilt"  # the CPU stand-in for Kandinsky 2.2
+    assert load_config("1.1-notebook").healthy.opencv_method == "telea"
 
 
 def test_a_text_patch_beside_the_hole_is_never_copied_into_it():
