@@ -9,7 +9,10 @@ images repeat (every row is read, decoded and passed through the networks). Then
 subprocess with tiny random-weight networks (a 32 px DINOv2-architecture feature model and classifier,
 a tiny random CNN in place of Inception-v3, the classifier protocol off): what is measured is the
 pipeline's own cost (reading rows, decoding, feature passes, the statistics and their bootstraps, the
-augmentation sets, the card), not a real network's. Peak RSS is sampled every 0.1 s (psutil).
+augmentation sets, the card), not a real network's. Peak RSS is sampled every 0.1 s (psutil); the slope
+column is the RSS a row adds between consecutive sizes. `--in-memory-mib 0` keeps every feature set in its
+cache file (builder.published.evaluate.featurefile), as a large version with a real network's 768- or
+2048-wide features would be: the tiny networks' 16-32-wide features alone stay in memory by default.
 """
 from __future__ import annotations
 
@@ -53,9 +56,14 @@ def scaled_copy(built: Path, rows: int, dest: Path) -> int:
     return sum(f["rows"] for f in shards)
 
 
-def evaluate_once(folder: Path, model: Path) -> None:
+def evaluate_once(folder: Path, model: Path, in_memory_mib: float | None) -> None:
     """The evaluation itself (run in a subprocess so its RSS is measured alone)."""
     import torch
+
+    from builder.published.evaluate import featurefile
+
+    if in_memory_mib is not None:
+        featurefile.IN_MEMORY_BYTES = int(in_memory_mib * 2 ** 20)
 
     from builder.published.evaluate.run import EvalSettings, run_evaluation
     from builder.published.evaluate.standard import Extractor
@@ -79,10 +87,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, nargs="+", default=[1000, 10000], help="approximate rows per version")
     p.add_argument("--version", default="1.1")
+    p.add_argument("--in-memory-mib", type=float, default=None,
+                   help="feature sets up to this size are kept in memory (default: the package's setting)")
+    p.add_argument("--build-out", type=Path, default=None,
+                   help="reuse a demo build (the --out folder of `build --version <V>`) instead of building one")
     p.add_argument("--evaluate", nargs=2, metavar=("FOLDER", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.evaluate:
-        return evaluate_once(Path(args.evaluate[0]), Path(args.evaluate[1]))
+        return evaluate_once(Path(args.evaluate[0]), Path(args.evaluate[1]), args.in_memory_mib)
     import shutil
 
     from generation.tiny import save_tiny_vision_backbone
@@ -91,14 +103,18 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory(prefix="cgddi-evalscale-") as tmp:
         model = save_tiny_vision_backbone(Path(tmp) / "tinyvit")
-        subprocess.run([sys.executable, "-m", "builder", "-q", "build", "--version", args.version, "--out",
-                        str(Path(tmp) / "demo")], env=env, cwd=ROOT, check=True, capture_output=True)
+        demo = args.build_out or Path(tmp) / "demo"
+        if args.build_out is None:
+            subprocess.run([sys.executable, "-m", "builder", "-q", "build", "--version", args.version, "--out",
+                            str(demo)], env=env, cwd=ROOT, check=True, capture_output=True)
         for rows in args.rows:
             out = Path(tmp) / f"rows-{rows}"
-            n = scaled_copy(Path(tmp) / "demo" / args.version, rows, out / args.version)
-            shutil.copytree(Path(tmp) / "demo" / ".work", out / ".work")  # real photos and splits
+            n = scaled_copy(demo / args.version, rows, out / args.version)
+            shutil.copytree(demo / ".work" / args.version, out / ".work" / args.version,  # real photos, splits
+                            ignore=shutil.ignore_patterns("evaluation"))
             folder = out / args.version
-            proc = subprocess.Popen([sys.executable, __file__, "--evaluate", str(folder), str(model)], env=env,
+            extra = [] if args.in_memory_mib is None else ["--in-memory-mib", str(args.in_memory_mib)]
+            proc = subprocess.Popen([sys.executable, __file__, "--evaluate", str(folder), str(model), *extra], env=env,
                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             seconds, rss = peak_rss(proc)
             log = proc.stdout.read()
@@ -106,11 +122,14 @@ def main() -> None:
                 raise SystemExit(f"evaluation of {n} rows failed:\n{log[-3000:]}")
             runs.append({"rows": n, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)})
             print(json.dumps(runs[-1]), flush=True)
+            shutil.rmtree(out)  # one size on disk at a time
     print(f"evaluate, tiny networks, {os.cpu_count()} cores (shared machine: wall times include other load)")
-    for r in runs:
+    slopes = [None] + [round(1024 * (b["peak_rss_mib"] - a["peak_rss_mib"]) / (b["rows"] - a["rows"]), 2)
+                       for a, b in zip(runs, runs[1:])]
+    for r, k in zip(runs, slopes):
         print(f"{r['rows']:>7} rows  {r['seconds']:>8.1f} s  {1000 * r['seconds'] / r['rows']:>6.1f} s per 1k rows  "
-              f"peak RSS {r['peak_rss_mib']} MiB")
-    print(json.dumps({"runs": runs}))
+              f"peak RSS {r['peak_rss_mib']} MiB" + ("" if k is None else f"  slope {k} KiB per row"))
+    print(json.dumps({"runs": runs, "rss_kib_per_row": slopes[1:], "in_memory_mib": args.in_memory_mib}))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from builder.published.evaluate.balance import imbalance
+from builder.core.schema import digest
 from builder.published.evaluate.run import Item
 
 
@@ -190,6 +191,7 @@ def test_a_versions_images_are_spilled_to_the_cache_and_read_back_as_they_were(d
     in_memory = version_items(folder)
     spilled = version_items(folder, spill=tmp_path)
     assert [i.sample_id for i in spilled] == [i.sample_id for i in in_memory]
-    assert all(isinstance(i.blob, Path) and i.blob.parent == tmp_path for i in spilled)
+    assert all(isinstance(i.blob, str) and Path(i.blob).parent == tmp_path for i in spilled)
     assert all(a.data == b.data for a, b in zip(spilled, in_memory))
+    assert all(a.sha == digest(b.data) == a.data_digest() for a, b in zip(spilled, in_memory))  # keys: no re-read
     assert len(list(tmp_path.iterdir())) == len({i.blob for i in spilled})  # one file per distinct image

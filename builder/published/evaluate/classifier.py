@@ -17,8 +17,8 @@ from builder.core.store import atomic_write
 
 def run_key(ident: dict, settings, train, test) -> str:
     recipe = {k: getattr(settings, k) for k in ("steps", "batch_size", "lr", "head_lr", "seed")}
-    return digest(canonical_json([ident, recipe, [(digest(i.data), i.malignant) for i in train],
-                                  [digest(i.data) for i in test]]).encode())
+    return digest(canonical_json([ident, recipe, [(i.data_digest(), i.malignant) for i in train],
+                                  [i.data_digest() for i in test]]).encode())
 
 
 def train_and_score(train, test, settings, ident: dict, cache: Path, device: str, label: str) -> np.ndarray:

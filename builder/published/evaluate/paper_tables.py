@@ -16,9 +16,10 @@ from builder.published.evaluate import stats as st
 GROUPS = SKIN_TONES + ("overall",)
 
 
-def _groups(items) -> dict[str, list[int]]:
-    idx = {g: [n for n, i in enumerate(items) if i.tone == g] for g in SKIN_TONES}
-    idx["overall"] = list(range(len(items)))
+def _groups(items) -> dict[str, np.ndarray]:
+    tones = np.array([SKIN_TONES.index(i.tone) for i in items], dtype=np.int8)
+    idx = {g: np.flatnonzero(tones == n) for n, g in enumerate(SKIN_TONES)}
+    idx["overall"] = np.arange(len(items))
     return idx
 
 

@@ -107,8 +107,8 @@ def _none(x: float) -> float | None:
 
 def _run(train, test, s: ProtocolSettings, ident: dict, seed: int, cache: Path, device: str, label: str):
     recipe = {k: v for k, v in dataclasses.asdict(s).items() if k not in ("backbone", "revision", "seeds", "sets")}
-    key = digest(canonical_json([ident, recipe, seed, [(digest(i.data), i.malignant) for i in train],
-                                 [digest(i.data) for i in test]]).encode())
+    key = digest(canonical_json([ident, recipe, seed, [(i.data_digest(), i.malignant) for i in train],
+                                 [i.data_digest() for i in test]]).encode())
     path = cache / f"protocol-{key}.json"
     if path.is_file():
         got = json.loads(path.read_text())

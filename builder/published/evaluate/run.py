@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import json
 import logging
 from pathlib import Path
@@ -79,53 +78,64 @@ class EvalSettings:
                 (self.clip_model, self.clip_revision, "--clip-revision"))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Item:
     """One image taking part in the evaluation. `blob` is its encoded bytes, or the file holding them: a
     version's images are spilled to the evaluation cache and read back a batch at a time, so memory does
-    not grow with the version (`data` reads them)."""
+    not grow with the version (`data` reads them). `sha`: the bytes' digest where it is known (spilled
+    rows), so cache keys never re-read the files. Slotted, with its strings shared between rows: a row
+    costs a few hundred bytes."""
 
     sample_id: str
     kind: str
     split: str
     tone: str
     malignant: int
-    blob: bytes | Path
+    blob: bytes | str | Path
     prompt: str | None = None
     source_ids: tuple[str, ...] = ()  # the real photos this image derives from (a real photo: itself)
+    sha: str | None = None
 
     @property
     def data(self) -> bytes:
-        return self.blob.read_bytes() if isinstance(self.blob, Path) else self.blob
+        return self.blob if isinstance(self.blob, bytes) else Path(self.blob).read_bytes()
+
+    def data_digest(self) -> str:
+        return self.sha or digest(self.data)
 
 
 # -- inputs -------------------------------------------------------------------------------------
 def version_items(folder: Path, spill: Path | None = None) -> list[Item]:
     """Every synthetic row of the version's shards (the per-kind configs; `all` only points at them).
 
-    Shards are read a row group at a time. With `spill` (a folder of the evaluation cache), each image's
-    bytes go to `spill/<sha256>.png` (written once) and the item names the file: memory holds the rows'
-    labels only, whatever the version's size. Without it the bytes stay in memory (small versions, tests)."""
+    Shards are streamed (a batch of rows at a time). With `spill` (a folder of the evaluation cache), each
+    image's bytes go to `spill/<digest>.png` (written once) and the item names the file: memory holds the
+    rows' labels only (repeated strings shared), whatever the version's size. Without it the bytes stay in
+    memory (small versions, tests)."""
     import pyarrow.parquet as pq
 
     from builder.build.manifest import read_manifest
-    from builder.core.store import atomic_write
 
     columns = ["sample_id", "image", "kind", "split", "skin_tone", "malignant", "prompt", "source_ids"]
-    items = []
+    items, shared = [], {}
+    one = lambda v: shared.setdefault(v, v)  # noqa: E731  (one copy of each repeated string)
     for f in sorted(read_manifest(folder)["files"], key=lambda f: f["path"]):
         if "config" not in f:
             continue
-        for batch in pq.ParquetFile(folder / f["path"]).iter_batches(batch_size=64, columns=columns):
+        # pre_buffer off: pyarrow would otherwise read ahead whole row groups (RSS grew with the shard)
+        shard = pq.ParquetFile(folder / f["path"], pre_buffer=False, buffer_size=1 << 20)
+        for batch in shard.iter_batches(batch_size=64, columns=columns, use_threads=False):
             for r in batch.to_pylist():
-                blob = r["image"]["bytes"]
+                blob, sha = r["image"]["bytes"], None
                 if spill is not None:
-                    path = spill / f"{digest(blob)}.png"
+                    sha = digest(blob)
+                    path = spill / f"{sha}.png"
                     if not path.is_file():
                         atomic_write(path, blob)
-                    blob = path
-                items.append(Item(r["sample_id"], KINDS[r["kind"]], r["split"], SKIN_TONES[r["skin_tone"]],
-                                  int(r["malignant"]), blob, r["prompt"], tuple(r["source_ids"])))
+                    blob = str(path)
+                items.append(Item(r["sample_id"], KINDS[r["kind"]], one(r["split"]), SKIN_TONES[r["skin_tone"]],
+                                  int(r["malignant"]), blob, None if r["prompt"] is None else one(r["prompt"]),
+                                  tuple(one(x) for x in r["source_ids"]), sha))
     return sorted(items, key=lambda i: i.sample_id)
 
 
@@ -169,36 +179,38 @@ def _embedder(model: str, revision: str | None, device: str):
     return load_embedder(model, revision, device, setting="--revision", flag="--revision")
 
 
-def features(items: list[Item], settings: EvalSettings, cache: Path, device: str) -> np.ndarray:
-    """Pooled image features of the feature model, one row per item (cached by model and image digests)."""
-    from curation.embed import image_features
+def features(items: list[Item], settings: EvalSettings, cache: Path, device: str):
+    """Pooled image features of the feature model, one row per item (cached by model and image digests,
+    written a batch at a time; a large set comes back as rows of its cache file: featurefile)."""
+    from builder.published.evaluate import featurefile
 
     ident = model_identity(settings.model, settings.revision)
-    key = digest(canonical_json([ident, [digest(i.data) for i in items]]).encode())
+    key = digest(canonical_json([ident, [i.data_digest() for i in items]]).encode())
     path = cache / f"features-{key}.npy"
-    if path.is_file():
-        return np.load(path)
+    if not path.is_file():
+        featurefile.write(path, _feature_batches(items, settings, device), len(items))
+    return featurefile.load(path)
+
+
+def _feature_batches(items: list[Item], settings: EvalSettings, device: str):
     import torch
 
     from builder.core.progress import progress
+    from curation.embed import image_features
 
     net, processor = _embedder(settings.model, settings.revision, device)
-    out = []
     for s in progress(range(0, len(items), 32), desc="features", total=-(-len(items) // 32), unit="batch"):
         inputs = processor(images=decode_images(items[s:s + 32]), return_tensors="pt").to(device)
         with torch.inference_mode():
-            out.append(image_features(net, inputs).float().cpu().numpy())
-    vecs = np.concatenate(out).astype(np.float64) if out else np.zeros((0, 1))
-    buf = io.BytesIO()
-    np.save(buf, vecs)
-    atomic_write(path, buf.getvalue())
-    return vecs
+            yield image_features(net, inputs).float().cpu().numpy().astype(np.float64)
 
 
 # -- measures -----------------------------------------------------------------------------------
-def _by_group(items: list[Item]) -> dict[str, list[int]]:
-    idx = {g: [n for n, i in enumerate(items) if i.tone == g] for g in SKIN_TONES}
-    idx["overall"] = list(range(len(items)))
+def _by_group(items: list[Item]) -> dict[str, np.ndarray]:
+    """Row numbers per tone group, as integer arrays."""
+    tones = np.array([SKIN_TONES.index(i.tone) for i in items], dtype=np.int8)
+    idx = {g: np.flatnonzero(tones == n) for n, g in enumerate(SKIN_TONES)}
+    idx["overall"] = np.arange(len(items))
     return idx
 
 
@@ -271,7 +283,7 @@ def clip_agreement(items: list[Item], settings: EvalSettings, cache: Path, devic
     ident = model_identity(settings.clip_model, settings.clip_revision, "--clip-revision")
     prompts = [i.prompt or "" for i in items]
     shifted = prompts[1:] + prompts[:1] if len(set(prompts)) > 1 else None
-    key = digest(canonical_json([ident, [digest(i.data) for i in items], prompts]).encode())
+    key = digest(canonical_json([ident, [i.data_digest() for i in items], prompts]).encode())
     path = cache / f"clip-{key}.json"
     if path.is_file():
         own, other = (np.asarray(v, dtype=np.float64) if v is not None else None
@@ -281,10 +293,10 @@ def clip_agreement(items: list[Item], settings: EvalSettings, cache: Path, devic
         atomic_write(path, json.dumps([own.tolist(), None if other is None else other.tolist()]).encode())
     out = {}
     for g, idx in _by_group(items).items():
-        r = {"n": len(idx), "cosine": _num(float(own[idx].mean())) if idx else None,
-             "cosine_ci": _ci(st.bootstrap_ci(np.mean, [own[idx]], settings.n_boot, settings.seed)) if idx
+        r = {"n": len(idx), "cosine": _num(float(own[idx].mean())) if len(idx) else None,
+             "cosine_ci": _ci(st.bootstrap_ci(np.mean, [own[idx]], settings.n_boot, settings.seed)) if len(idx)
              else [None, None]}
-        r["other_prompt_cosine"] = _num(float(other[idx].mean())) if other is not None and idx else None
+        r["other_prompt_cosine"] = _num(float(other[idx].mean())) if other is not None and len(idx) else None
         out[g] = r
     return out
 

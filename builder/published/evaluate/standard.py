@@ -108,18 +108,24 @@ def load_lpips(weights: str | None, device: str):
 
 
 # -- features and the torchmetrics statistics on them ----------------------------------------------
-def standard_features(items, extractor: Extractor, cache: Path, device: str) -> np.ndarray:
-    """The extractor's features of each item (uint8 RGB at the image's own size; cached by image digests)."""
-    key = digest(canonical_json([extractor.ident, [digest(i.data) for i in items]]).encode())
+def standard_features(items, extractor: Extractor, cache: Path, device: str):
+    """The extractor's features of each item (uint8 RGB at the image's own size; cached by image digests,
+    written a batch at a time; a large set comes back as rows of its cache file, see featurefile)."""
+    from builder.published.evaluate import featurefile
+
+    key = digest(canonical_json([extractor.ident, [i.data_digest() for i in items]]).encode())
     path = cache / f"std-features-{key}.npy"
-    if path.is_file():
-        return np.load(path)
+    if not path.is_file():
+        featurefile.write(path, _standard_batches(items, extractor, device), len(items))
+    return featurefile.load(path)
+
+
+def _standard_batches(items, extractor: Extractor, device: str):
     import torch
 
     from builder.core.progress import progress
     from builder.published.evaluate.images import decode_images
 
-    out = []
     for s in progress(range(0, len(items), 32), desc="standard features", total=-(-len(items) // 32), unit="batch"):
         arrays = decode_images(items[s:s + 32])
         shapes = sorted({a.shape for a in arrays})
@@ -130,12 +136,7 @@ def standard_features(items, extractor: Extractor, cache: Path, device: str) -> 
             with torch.inference_mode():
                 f = extractor.module(x).double().cpu().numpy().reshape(len(idx), -1)
             rows.update(zip(idx, f))
-        out.extend(rows[n] for n in range(len(arrays)))
-    vecs = np.stack(out) if out else np.zeros((0, 1))
-    buf = io.BytesIO()
-    np.save(buf, vecs)
-    atomic_write(path, buf.getvalue())
-    return vecs
+        yield np.stack([rows[n] for n in range(len(arrays))])
 
 
 def _given(d: int):
@@ -154,15 +155,27 @@ def _given(d: int):
 
 def fid(a: np.ndarray, b: np.ndarray) -> float:
     """torchmetrics' FID statistic between two feature sets (NaN below 2 rows a side)."""
+    import warnings
+
     import torch
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     if len(a) < 2 or len(b) < 2:
         return float("nan")
     m = FrechetInceptionDistance(feature=_given(a.shape[1]))
-    m.update(torch.from_numpy(np.asarray(a, np.float64)), real=True)
-    m.update(torch.from_numpy(np.asarray(b, np.float64)), real=False)
-    return float(m.compute())
+    for x, real in ((a, True), (b, False)):
+        if hasattr(x, "sums"):  # rows on disk: the metric's own running sums, filled a chunk at a time
+            n, total, outer = x.sums()
+            side = "real" if real else "fake"
+            getattr(m, f"{side}_features_sum").add_(torch.from_numpy(total))
+            getattr(m, f"{side}_features_cov_sum").add_(torch.from_numpy(outer))
+            setattr(m, f"{side}_features_num_samples", getattr(m, f"{side}_features_num_samples") + n)
+            m.orig_dtype = torch.float64
+        else:
+            m.update(torch.from_numpy(np.asarray(x, np.float64)), real=real)
+    with warnings.catch_warnings():  # "compute before update": the sums were filled directly
+        warnings.simplefilter("ignore", UserWarning)
+        return float(m.compute())
 
 
 def kid(a: np.ndarray, b: np.ndarray, subsets: int = 10, subset_size: int = 100, seed: int = 0) -> float:
@@ -178,6 +191,8 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = 10, subset_size: int = 100,
     with warnings.catch_warnings():  # "will save all extracted features": they are in memory already
         warnings.simplefilter("ignore", UserWarning)
         m = KernelInceptionDistance(feature=_given(a.shape[1]), subsets=subsets, subset_size=size)
+    if hasattr(a, "rows") or hasattr(b, "rows"):
+        return _kid_drawn(m, a, b, seed)
     m.update(torch.from_numpy(np.asarray(a, np.float64)), real=True)
     m.update(torch.from_numpy(np.asarray(b, np.float64)), real=False)
     with torch.random.fork_rng(devices=[]):
@@ -186,11 +201,31 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = 10, subset_size: int = 100,
     return float(mean)
 
 
+def _kid_drawn(m, a, b, seed: int) -> float:
+    """torchmetrics' KID compute with rows on disk: the same seeded draws (torch.randperm per subset, real
+    then fake) and its polynomial MMD, reading only the rows each subset draws."""
+    import torch
+    from torchmetrics.image.kid import poly_mmd
+
+    def drawn(x, n):
+        rows = np.asarray(x[torch.randperm(n)[:m.subset_size].numpy()], np.float64)
+        return torch.from_numpy(rows)
+
+    scores = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(m.subsets):
+            f_real = drawn(a, len(a))
+            f_fake = drawn(b, len(b))
+            scores.append(poly_mmd(f_real, f_fake, m.degree, m.gamma, m.coef))
+    return float(torch.stack(scores).mean())
+
+
 def lpips_values(synth, real, net, ident: dict, cache: Path, device: str, seed: int) -> np.ndarray:
     """LPIPS between each synthetic image and one real photo of its tone (seeded draw), both at
     LPIPS_SIZE px; cached by the pairs' digests. NaN where no real photo has that tone."""
     pairs = pair_with_real(synth, real, seed)
-    key = digest(canonical_json([ident, LPIPS_SIZE, [[digest(s.data), digest(r.data) if r else None]
+    key = digest(canonical_json([ident, LPIPS_SIZE, [[s.data_digest(), r.data_digest() if r else None]
                                                      for s, r in pairs]]).encode())
     path = cache / f"lpips-{key}.npy"
     if path.is_file():

@@ -28,11 +28,19 @@ def frechet_from_stats(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2:
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (rows = images)."""
-    a, b = _two_d(a), _two_d(b)
+    """Frechet distance between Gaussians fitted to two feature sets (rows = images; arrays, or rows of a
+    feature file read in chunks)."""
     if len(a) < 2 or len(b) < 2:
         return float("nan")
-    return frechet_from_stats(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    return frechet_from_stats(*_moments(a), *_moments(b))
+
+
+def _moments(x) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(x, "moments"):  # featurefile.OnDisk: running sums over its file
+        _, mean, cov = x.moments()
+        return mean, cov
+    x = _two_d(x)
+    return x.mean(0), np.cov(x, rowvar=False)
 
 
 def kid(a: np.ndarray, b: np.ndarray, subsets: int = 20, subset_size: int = 100, seed: int = 0) -> float:
@@ -40,12 +48,13 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = 20, subset_size: int = 100,
 
     Subsets are drawn without replacement, of size min(subset_size, len(a), len(b)) (Binkowski et al. 2018).
     """
-    a, b = _two_d(a), _two_d(b)
+    a, b = (x if hasattr(x, "moments") else _two_d(x) for x in (a, b))  # rows on disk: only the drawn are read
     m = min(subset_size, len(a), len(b))
     if m < 2:
         return float("nan")
     rng = np.random.default_rng(seed)
-    values = [mmd2_unbiased(a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)])
+    values = [mmd2_unbiased(_two_d(a[rng.choice(len(a), m, replace=False)]),
+                            _two_d(b[rng.choice(len(b), m, replace=False)]))
               for _ in range(subsets)]
     return float(np.mean(values))
 

@@ -1,0 +1,136 @@
+"""v1.1's every-pair lesion-map plan at scale, beside the budgeted plan of the same size: a whole build each.
+
+Run: nice -n 10 python benchmarks/lesion_map_scale.py [--candidates 5000 20000] [--plans all balanced]
+
+For each size, the demo source is grown to n photos (`source.demo_count`, n = the square root of the size,
+rounded up) so that the every-pair plan (`lesion_map.pairing: all`, `budget: null`, v1.1 = the paper)
+holds about that many candidates (kept healthy bases x donors); the budgeted plan (`pairing: balanced`)
+is then built from the same source with `budget` = the every-pair plan's candidate count. Each build is a
+fresh `python -m builder build` (subprocess) through the toolkit's own steps (ingest, healthy with the
+CPU stand-in, lesion_map, curate, publish). Measured: wall time, CPU seconds of the build and its workers
+(getrusage of reaped children: less sensitive to a shared machine's load than wall time), the lesion_map
+step's own wall seconds (runs.jsonl; "rest" = the curate and publish steps plus start-up), peak RSS of the
+build and its workers together (psutil, every 0.1 s), and disk (the published version, the work folder).
+The projection to the paper's release (DDI: 309 kept bases x 334 donors = 103,206 candidates) scales the
+largest measured every-pair build linearly by its per-candidate rates: a projection, not a measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from scale import peak_rss  # noqa: E402  (the build benchmark's sampler)
+
+PAPER_CANDIDATES = 309 * 334  # DDI: kept healthy bases x lesion donors in the paper's release
+
+
+def disk_mib(folder: Path) -> float:
+    """Bytes of the files under `folder` (hard links counted once), in MiB."""
+    seen, total = set(), 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total / 2 ** 20
+
+
+def build(photos: int, pairing: str, budget: int | None, workers: int, work: Path) -> dict:
+    """One build of v1.1 from a demo source of `photos` photos with the given plan; its measurements."""
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "builder" / "configs" / "1.1.yaml").read_text())
+    raw["source"]["demo_count"] = photos
+    raw["lesion_map"].update(pairing=pairing, budget=budget)
+    name = f"{pairing}-{photos}"
+    cfg = work / f"{name}.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = work / f"out-{name}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CGDDI_PROGRESS": "0"}
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([sys.executable, "-m", "builder", "-q", "build", "--version", str(cfg), "--out", str(out),
+                             "--workers", str(workers)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seconds, rss = peak_rss(proc)
+    log = proc.stdout.read()
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the build and the workers it reaped
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    if proc.returncode:
+        raise SystemExit(f"build {name} failed:\n{log[-3000:]}")
+    work_dir = out / ".work" / "1.1"
+    run = [json.loads(line) for line in (work_dir / "runs.jsonl").read_text().splitlines()][-1]
+    stages = {s["stage"]: s for s in run["stages"]}
+    lm = stages["lesion_map"]
+    version = next(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    rows = sum(f["rows"] for f in json.loads((version / "manifest.json").read_text())["files"] if "config" in f)
+    before = sum(stages[s].get("seconds") or 0.0 for s in ("ingest", "healthy"))
+    return {"plan": "every pair" if pairing == "all" else "budgeted", "photos": photos,
+            "candidates": lm.get("delivery", {}).get("planned", lm["done"]),
+            "lesion_maps": lm["done"], "rows": rows, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+            "lesion_map_seconds": round(lm["seconds"], 1),
+            "rest_seconds": round(seconds - lm["seconds"] - before, 1),
+            "peak_rss_mib": round(rss), "version_mib": round(disk_mib(version)),
+            "work_mib": round(disk_mib(out / ".work"))}
+
+
+def projection(run: dict) -> dict:
+    """The largest every-pair build scaled to the paper's candidate count by its per-candidate rates."""
+    k = PAPER_CANDIDATES / run["candidates"]
+    return {"candidates": PAPER_CANDIDATES, "from_candidates": run["candidates"],
+            "hours": round((run["seconds"] * k) / 3600, 2), "cpu_hours": round(run["cpu_seconds"] * k / 3600, 2),
+            "version_gib": round(run["version_mib"] * k / 1024, 1), "work_gib": round(run["work_mib"] * k / 1024, 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--candidates", type=int, nargs="+", default=[5000, 20000],
+                   help="about how many every-pair candidates per size (the source grows to sqrt of it)")
+    p.add_argument("--plans", nargs="+", choices=["all", "balanced"], default=["all", "balanced"],
+                   help="all: every pair (v1.1); balanced: the budgeted plan of the same size")
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="cgddi-lmscale-") as tmp:
+        for size in args.candidates:
+            photos = math.isqrt(size - 1) + 1
+            every = build(photos, "all", None, args.workers, Path(tmp))
+            for plan in args.plans:
+                run = every if plan == "all" else build(photos, "balanced", every["lesion_maps"], args.workers,
+                                                        Path(tmp))
+                runs.append(run)
+                print(json.dumps(run), flush=True)
+            for d in Path(tmp).glob("out-*"):  # keep the disk use of one size at a time
+                subprocess.run(["rm", "-rf", str(d)], check=True)
+    print(f"build --version 1.1 from the demo source, {args.workers} workers, {os.cpu_count()} cores "
+          "(shared machine: wall times include other load)")
+    print(f"{'plan':>10} {'photos':>6} {'candidates':>10} {'maps':>7} {'rows':>7} {'seconds':>8} {'CPU s':>8} "
+          f"{'CPU s/1k rows':>13} {'lesion_map s':>12} {'rest s':>7} {'peak RSS MiB':>12} {'version MiB':>11} "
+          f"{'work MiB':>9}")
+    for r in runs:
+        print(f"{r['plan']:>10} {r['photos']:>6} {r['candidates']:>10} {r['lesion_maps']:>7} {r['rows']:>7} "
+              f"{r['seconds']:>8.1f} {r['cpu_seconds']:>8.1f} {1000 * r['cpu_seconds'] / r['rows']:>13.1f} "
+              f"{r['lesion_map_seconds']:>12.1f} {r['rest_seconds']:>7.1f} {r['peak_rss_mib']:>12} "
+              f"{r['version_mib']:>11} {r['work_mib']:>9}")
+    every = [r for r in runs if r["plan"] == "every pair"]
+    proj = projection(max(every, key=lambda r: r["candidates"])) if every else None
+    if proj:
+        print(f"projection (not measured) to the paper's {PAPER_CANDIDATES:,} candidates from the "
+              f"{proj['from_candidates']:,}-candidate build: ~{proj['hours']} h wall at this run's load "
+              f"(~{proj['cpu_hours']} CPU hours), version ~{proj['version_gib']} GiB, "
+              f"work folder ~{proj['work_gib']} GiB")
+    print(json.dumps({"runs": runs, "projection": proj, "workers": args.workers}))
+
+
+if __name__ == "__main__":
+    main()
