@@ -8,7 +8,7 @@ holds about that many candidates (kept healthy bases x donors); the budgeted pla
 is then built from the same source with `budget` = the every-pair plan's candidate count. Each build is a
 fresh `python -m builder build` (subprocess) through the toolkit's own steps (ingest, healthy with the
 CPU stand-in, lesion_map, curate, publish). Measured: wall time, CPU seconds of the build and its workers
-(getrusage of reaped children: less sensitive to a shared machine's load than wall time), the lesion_map
+(sampled per process: less sensitive to a shared machine's load than wall time), the lesion_map
 step's own wall seconds (runs.jsonl; "rest" = the curate and publish steps plus start-up), peak RSS of the
 build and its workers together (psutil, every 0.1 s), and disk (the published version, the work folder).
 The projection to the paper's release (DDI: 309 kept bases x 334 donors = 103,206 candidates) scales the
@@ -20,16 +20,13 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scale import peak_rss  # noqa: E402  (the build benchmark's sampler)
 
 PAPER_CANDIDATES = 309 * 334  # DDI: kept healthy bases x lesion donors in the paper's release
 
@@ -46,6 +43,32 @@ def disk_mib(folder: Path) -> float:
     return total / 2 ** 20
 
 
+def tree_usage(proc: subprocess.Popen) -> tuple[float, float, float]:
+    """(wall seconds, peak summed RSS in MiB, CPU seconds) of a process tree while it runs, sampled every
+    0.1 s: each process's CPU time is its last sample (a worker's last 0.1 s can be missed)."""
+    import time
+
+    import psutil
+
+    root, peak, cpu, t0 = psutil.Process(proc.pid), 0, {}, time.perf_counter()
+    while proc.poll() is None:
+        try:
+            tree = [root] + root.children(recursive=True)
+        except psutil.Error:
+            tree = []
+        total = 0
+        for p in tree:
+            try:
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                cpu[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+        peak = max(peak, total)
+        time.sleep(0.1)
+    return time.perf_counter() - t0, peak / 2 ** 20, sum(cpu.values())
+
+
 def build(photos: int, pairing: str, budget: int | None, workers: int, work: Path) -> dict:
     """One build of v1.1 from a demo source of `photos` photos with the given plan; its measurements."""
     import yaml
@@ -58,14 +81,11 @@ def build(photos: int, pairing: str, budget: int | None, workers: int, work: Pat
     cfg.write_text(yaml.safe_dump(raw))
     out = work / f"out-{name}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CGDDI_PROGRESS": "0"}
-    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen([sys.executable, "-m", "builder", "-q", "build", "--version", str(cfg), "--out", str(out),
                              "--workers", str(workers)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    seconds, rss = peak_rss(proc)
+    seconds, rss, cpu = tree_usage(proc)
     log = proc.stdout.read()
-    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the build and the workers it reaped
-    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     if proc.returncode:
         raise SystemExit(f"build {name} failed:\n{log[-3000:]}")
     work_dir = out / ".work" / "1.1"
