@@ -79,9 +79,9 @@ def card_yaml(files: list[dict], f: text.CardFacts):
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
-    from builder.core.schema import disease_names
+    from builder.core.schema import version_disease_names
 
-    out_configs, infos = _configs(files, disease_names(r.disease for r in f.records))
+    out_configs, infos = _configs(files, version_disease_names(f.records))
     lic = card_license(f.sources)
     prompt, fields = gated(f.sources)
     extra = {"extra_gated_prompt": prompt, "extra_gated_fields": fields} if prompt else {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from builder.core.schema import PUBLISHED_COLUMNS, Column, disease_names
+from builder.core.schema import PUBLISHED_COLUMNS, Column, version_disease_names
 from cards import rai, text
 from cards.card import tags
 from cards.sources import card_license
@@ -28,7 +28,7 @@ def croissant_metadata(configs: list[str], url: str | None, facts: text.CardFact
     import mlcroissant as mlc
 
     distribution, record_sets = [], []
-    diseases = disease_names(r.disease for r in facts.records)
+    diseases = version_disease_names(facts.records)
     for config in configs:
         fs_id = f"parquet-files-for-config-{config}"
         pattern = "data/*/*.parquet" if config == "all" else f"data/{config}/*.parquet"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.core.schema import Generator, Record, fitzpatrick_to_tone, make_sample_id, digest
+from builder.core.schema import (MASK_HEALED, MASK_LESION, Generator, Record, digest, fitzpatrick_to_tone,
+                                 make_sample_id)
 from builder.core.store import StageStore, decode_rgb, encode_png
 
 SIZE = 64
@@ -85,20 +86,25 @@ def _healthy(store: StageStore, r: dict) -> Record:
     rgb = r["rgb"].copy()
     rgb[r["mask"]] = np.median(r["rgb"][~r["mask"]], axis=0).astype(np.uint8) if (~r["mask"]).any() else 128
     sid, path = _put(store, "healthy", rgb, {"source": r["src"]})
+    mask_path = store.put_segmentation(sid, np.where(r["mask"], MASK_HEALED, 0))  # the healed region: its lesion
     return Record(sample_id=sid, kind="healthy", skin_tone=fitzpatrick_to_tone(r["fitz"]), malignant=False,
                   disease="healthy", source_ids=[r["src"]], image_path=path, split=r["split"],
                   fitzpatrick=r["fitz"], prompt=None, seed=0,
-                  generator=Generator("opencv"), params={"dilate_px": 3})
+                  generator=Generator("opencv"), params={"dilate_px": 3}, mask_path=mask_path)
 
 
 def _lesion_mapped(store: StageStore, base: dict, base_rec: Record, donor: dict) -> Record:
     rgb = decode_rgb(store.image_path(base_rec.sample_id).read_bytes()).copy()
     rgb[donor["mask"]] = donor["rgb"][donor["mask"]]
     sid, path = _put(store, "lesion_mapped", rgb, {"base": base_rec.sample_id, "donor": donor["src"]})
+    mask = np.where(base["mask"], MASK_HEALED, 0)
+    mask[donor["mask"]] = MASK_LESION  # the donor's lesion, pasted where it lay
+    mask_path = store.put_segmentation(sid, mask)
     return Record(sample_id=sid, kind="lesion_mapped", skin_tone=base_rec.skin_tone, malignant=donor["malignant"],
                   disease=donor["disease"], source_ids=sorted({base["src"], donor["src"]}), image_path=path,
                   split=base["split"], fitzpatrick=base["fitz"], base_id=base_rec.sample_id,
-                  donor_id=donor["src"], seed=1, generator=Generator("lesion_map"), params={"pad": 10})
+                  donor_id=donor["src"], seed=1, generator=Generator("lesion_map"), params={"pad": 10},
+                  mask_path=mask_path)
 
 
 def _semantic(store: StageStore, k: int, sources: list[str], tone: str) -> Record:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from builder.core.config import BuildConfig
 from builder.core.errors import BuildError
-from builder.core.schema import KINDS, Record, disease_names
+from builder.core.schema import KINDS, Record, version_disease_names
 from builder.core.store import StageStore
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def publish(out_dir: Path, cfg: BuildConfig, records: list[Record], stores: dict
 
     staging = _staging(out_dir)
     files = []
-    diseases = disease_names(r.disease for r in records)  # one ClassLabel for every config
+    diseases = version_disease_names(records)  # one ClassLabel for every config, the card's too
     for kind in KINDS:
         mine = [r for r in records if r.kind == kind]
         if mine:
@@ -203,6 +203,8 @@ def verify_load(out_dir: Path, files: list[dict]) -> None:
             row = builder.info.features.decode_example(table_cast(first, builder.info.features.arrow_schema)
                                                        .to_pylist()[0])
             row["image"].load()  # the PNG decodes with the card's Image feature
+            if row["mask"] is not None:
+                row["mask"].load()
             if not isinstance(row["disease"], int):
                 raise BuildError(f"{out_dir}: config {config!r} split {split!r}: disease loads as "
                                  f"{type(row['disease']).__name__}, expected a ClassLabel index")

@@ -5,22 +5,31 @@ store a row group at a time and written straight out (never decoded or re-encode
 by image bytes to about `publish.shard_mb` MB; row groups hold at most ROW_GROUP_ROWS rows and about
 ROW_GROUP_MB MB, so a streaming reader (`load_dataset(..., streaming=True)`, the dataset viewer)
 fetches a few tens of MB at a time (datasets caps row groups at 100 MB: `config.MAX_ROW_GROUP_SIZE`).
-The image column is stored uncompressed (PNG is already compressed; zstd would only burn CPU),
-the small lineage columns with zstd. Same records and bytes -> byte-identical files.
+The image and mask columns are stored uncompressed and PLAIN-encoded (PNG is already compressed; zstd
+would only burn CPU), the small lineage columns with zstd. As `datasets` writes Parquet for the Hub
+(`datasets.arrow_writer.ParquetWriter`): content-defined chunking of data pages (CDC_OPTIONS, also recorded
+in the file's key-value metadata `content_defined_chunking`), so a rebuild that changes a few rows
+re-uploads only the pages that changed on Hub (Xet) storage, and the page index, so readers skip pages.
+Same records and bytes -> byte-identical files.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from builder.core.schema import PUBLISHED_COLUMNS, SPLITS, Record, arrow_schema, disease_names
+from builder.core.schema import PUBLISHED_COLUMNS, SPLITS, Record, arrow_schema, version_disease_names
 from builder.core.store import StageStore
 
 ROW_GROUP_ROWS = 100
 ROW_GROUP_MB = 32.0
+PNG_BYTES = [f"{c.name}.bytes" for c in PUBLISHED_COLUMNS if c.dtype == "image"]  # image.bytes, mask.bytes
 # Every leaf zstd but the PNG bytes (already compressed: zstd would only burn CPU).
-COMPRESSION = {**{p: "zstd" for c in PUBLISHED_COLUMNS for p in c.leaf_paths()}, "image.bytes": "NONE"}
+COMPRESSION = {**{p: "zstd" for c in PUBLISHED_COLUMNS for p in c.leaf_paths()}, **{p: "NONE" for p in PNG_BYTES}}
 DICTIONARY = [p for c in PUBLISHED_COLUMNS for p in c.leaf_paths(dictionary_only=True)]
+ENCODING = {p: "PLAIN" for p in PNG_BYTES}  # every PNG is unique: a dictionary would only cost hashing and RAM
+# `datasets.config.DEFAULT_CDC_OPTIONS` (datasets 5.2), written down here so that the bytes do not move with it.
+CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}
 
 
 def _size(r: Record, store_of: dict[str, StageStore]) -> int:
@@ -54,11 +63,11 @@ def write_shards(records: list[Record], store_of: dict[str, StageStore], out_dir
                  shard_mb: float, diseases: tuple[str, ...] | None = None) -> list[dict]:
     """Write one config's shards for every split; returns one file entry per shard (path, rows, bytes, sha256).
 
-    `diseases`: the version's `disease` ClassLabel names (`schema.disease_names` over every record of
+    `diseases`: the version's `disease` ClassLabel names (`schema.version_disease_names` over every record of
     the version, so all configs share them); default: those of `records`."""
     from builder.build.manifest import file_entry
 
-    diseases = diseases if diseases is not None else disease_names(r.disease for r in records)
+    diseases = diseases if diseases is not None else version_disease_names(records)
     entries = []
     for split in SPLITS:
         rows = [r for r in records if r.split == split]
@@ -82,12 +91,14 @@ def _write_one(group: list[Record], store_of: dict[str, StageStore], path: Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     sizes = [_size(r, store_of) for r in group]
-    # no dictionary for image bytes: every PNG is unique, a dictionary would only cost hashing and RAM
-    with pq.ParquetWriter(tmp, schema, compression=COMPRESSION, use_dictionary=DICTIONARY,
-                          write_statistics=["sample_id", "split"]) as writer:
+    with pq.ParquetWriter(tmp, schema, compression=COMPRESSION, use_dictionary=DICTIONARY, column_encoding=ENCODING,
+                          write_statistics=["sample_id", "split"], use_content_defined_chunking=CDC_OPTIONS,
+                          write_page_index=True) as writer:
         for chunk in cut_by_size(group, sizes, ROW_GROUP_MB * 1e6, ROW_GROUP_ROWS):
-            rows = [r.to_row(store_of[r.kind].read_image_bytes(r), codes) for r in chunk]
+            rows = [r.to_row(store_of[r.kind].read_image_bytes(r), codes, store_of[r.kind].read_mask_bytes(r))
+                    for r in chunk]
             writer.write_table(pa.Table.from_pylist(rows, schema=schema), row_group_size=len(rows))
+        writer.add_key_value_metadata({"content_defined_chunking": json.dumps(CDC_OPTIONS)})
     os.replace(tmp, path)
 
 

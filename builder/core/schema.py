@@ -26,6 +26,13 @@ TONE_NAME_TO_DDI = {v: k for k, v in DDI_TONE_TO_NAME.items()}
 # sDDI label-map values; every mask in the toolkit is converted to this form.
 LABEL_BACKGROUND, LABEL_LESION, LABEL_MARKER, LABEL_RULER, LABEL_SKIN = 0, 1, 2, 3, 4
 LABEL_VALUES = (0, 1, 2, 3, 4)
+# The published `mask` column's values (a single-channel PNG, the row's size): the value is the index here.
+# 1 is sDDI's lesion value; 2 marks the pixels a healthy inpainting replaced (healed skin).
+MASK_LABELS = ("other", "lesion", "healed")
+MASK_OTHER, MASK_LESION, MASK_HEALED = 0, 1, 2
+# Which row kinds carry a mask: healthy (the healed region), lesion-mapped (the pasted lesion, and its base's
+# healed region where the lesion does not cover it). Real and semantic rows have none (None).
+MASKED_KINDS = ("healthy", "lesion_mapped")
 
 HEALTHY_DISEASE = "healthy"
 DISEASE_MAP_FILE = Path(__file__).resolve().parents[1] / "data" / "ddi_disease_map.csv"
@@ -48,10 +55,19 @@ def joined_diseases() -> tuple[str, ...]:
 
 
 def disease_names(diseases: Iterable[str] = ()) -> tuple[str, ...]:
-    """The `disease` ClassLabel names: the joined DDI classes, `healthy`, then any other name met in
-    `diseases` (a source outside DDI's classes), alphabetically. DDI versions all share one list."""
-    base = joined_diseases() + (HEALTHY_DISEASE,)
-    return base + tuple(sorted(set(diseases) - set(base)))
+    """The `disease` ClassLabel names for rows labelled `diseases`, from the classes of the source they were
+    built from: rows labelled with DDI's joined classes only (DDI, the demo source) get all 65 of them, so
+    every DDI version shares one list; rows with any class outside DDI's (Fitzpatrick17k's labels) get the
+    classes they carry, alphabetically. Then `healthy`."""
+    present = set(diseases) - {HEALTHY_DISEASE}
+    ddi = joined_diseases()
+    return (ddi if present <= set(ddi) else tuple(sorted(present))) + (HEALTHY_DISEASE,)
+
+
+def version_disease_names(records: Iterable["Record"]) -> tuple[str, ...]:
+    """A version's `disease` ClassLabel names (`disease_names` over every record of the version): the one
+    list the shards are written with and the card and croissant.json describe."""
+    return disease_names(r.disease for r in records)
 
 
 def fitzpatrick_to_tone(fitzpatrick: int) -> str:
@@ -151,6 +167,7 @@ class Record:
     plan_row: int | None = None                  # lesion-mapped: the plan row it was mapped from
     base_source_ids: tuple[str, ...] = ()        # lesion-mapped: the base's source photos
     donor_source_ids: tuple[str, ...] = ()       # lesion-mapped: the donor's source photos
+    mask_path: str | None = None                 # healthy, lesion-mapped: the published `mask` PNG in the store
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -182,15 +199,17 @@ class Record:
         d["donor_source_ids"] = tuple(d.get("donor_source_ids") or ())
         return cls(**d)
 
-    def to_row(self, image_bytes: bytes, disease_codes: dict[str, int] | None = None) -> dict[str, Any]:
+    def to_row(self, image_bytes: bytes, disease_codes: dict[str, int] | None = None,
+               mask_bytes: bytes | None = None) -> dict[str, Any]:
         """The published row, in `PUBLISHED_COLUMNS` order: ClassLabels as ints, params as canonical
-        JSON, image as bytes. `disease_codes` maps disease name -> ClassLabel int (`disease_names`
-        of the version)."""
+        JSON, image (and mask, when the row has one) as bytes. `disease_codes` maps disease name ->
+        ClassLabel int (`disease_names` of the version)."""
         codes = disease_codes if disease_codes is not None else _base_codes()
         if self.disease not in codes:
             raise ValueError(f"{self.sample_id}: disease {self.disease!r} is not among the version's disease "
                              "names; build them with schema.disease_names(<every record's disease>)")
-        return {c.name: c.cell(self, image_bytes, codes) for c in PUBLISHED_COLUMNS}
+        files = {"image": image_bytes, "mask": mask_bytes}
+        return {c.name: c.cell(self, files, codes) for c in PUBLISHED_COLUMNS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,8 +303,9 @@ class Column:
     `dtype`: a VALUE_TYPES key, "image" (PNG bytes + file name) or "struct" (of `members`);
     `labels`: ClassLabel names (dtype int64, the index; DISEASE_LABELS = the version's diseases);
     `lineage`: says how the row was made rather than what it shows; `dictionary`: few distinct values
-    (dictionary-encoded in the shards); `fill(record, image_bytes, disease_codes)`: the row's value
-    (None: the record's attribute of the same name)."""
+    (dictionary-encoded in the shards); `fill(record, files, disease_codes)`: the row's value, `files`
+    the row's PNG bytes by column (`image`, `mask`: None where it has none) (None: the record's
+    attribute of the same name)."""
 
     name: str
     dtype: str
@@ -295,7 +315,7 @@ class Column:
     members: tuple["Column", ...] = ()
     lineage: bool = False
     dictionary: bool = False
-    fill: Callable[[Record, bytes, dict[str, int]], Any] | None = None
+    fill: Callable[[Record, dict[str, bytes | None], dict[str, int]], Any] | None = None
 
     def __post_init__(self) -> None:
         dtypes = (*VALUE_TYPES, "image", "struct")
@@ -303,8 +323,8 @@ class Column:
             raise ValueError(f"column {self.name!r}: dtype {self.dtype!r} is not one of {dtypes} "
                              "(a ClassLabel is stored as int64)")
 
-    def cell(self, rec: Record, image_bytes: bytes, codes: dict[str, int]) -> Any:
-        return self.fill(rec, image_bytes, codes) if self.fill else getattr(rec, self.name)
+    def cell(self, rec: Record, files: dict[str, bytes | None], codes: dict[str, int]) -> Any:
+        return self.fill(rec, files, codes) if self.fill else getattr(rec, self.name)
 
     def arrow_type(self):
         """The pyarrow type (imports pyarrow)."""
@@ -361,7 +381,12 @@ def _s(name: str, description: str, **kw) -> Column:
 PUBLISHED_COLUMNS: tuple[Column, ...] = (
     _s("sample_id", "stable id `<kind>-<16 hex>` from content and lineage"),
     Column("image", "image", "the image; PNG bytes as generated, never re-encoded",
-           fill=lambda r, img, _: {"bytes": img, "path": f"{r.sample_id}.png"}),
+           fill=lambda r, f, _: {"bytes": f["image"], "path": f"{r.sample_id}.png"}),
+    Column("mask", "image", "segmentation mask, a single-channel PNG of the image's size: 0 other skin or "
+           "background, 1 lesion, 2 healed (pixels a healthy inpainting replaced); healthy rows: their healed "
+           "region; lesion-mapped rows: the pasted lesion, and their base's healed region where the lesion does "
+           "not cover it; None for real and semantic rows",
+           fill=lambda r, f, _: None if f["mask"] is None else {"bytes": f["mask"], "path": f"{r.sample_id}.mask.png"}),
     Column("kind", "int64", "how the image was made: " + ", ".join(KINDS), labels=KINDS, dictionary=True,
            fill=lambda r, _i, _c: KINDS.index(r.kind)),
     _s("split", "train, validation or test (by the leakage rule)", dictionary=True),
@@ -370,8 +395,9 @@ PUBLISHED_COLUMNS: tuple[Column, ...] = (
     Column("fitzpatrick", "int8", "Fitzpatrick type 1-6 when the source gives one", dictionary=True),
     Column("malignant", "int64", "benign or malignant", labels=MALIGNANCY, dictionary=True,
            fill=lambda r, _i, _c: int(bool(r.malignant))),
-    Column("disease", "int64", "joined disease class (DDI's 65 classes), then `healthy`, then any class outside "
-           "DDI's", labels=DISEASE_LABELS, dictionary=True, fill=lambda r, _i, codes: codes[r.disease]),
+    Column("disease", "int64", "disease class, from the source's classes: DDI's 65 joined classes for a "
+           "DDI-labelled source, else the classes the rows carry (Fitzpatrick17k's labels); then `healthy`",
+           labels=DISEASE_LABELS, dictionary=True, fill=lambda r, _i, codes: codes[r.disease]),
     Column("has_lesion", "bool", "false for healthy rows (no lesion: `malignant` is then `benign` by convention)",
            dictionary=True, fill=lambda r, _i, _c: r.kind != "healthy"),
     _s("disease_raw", "the source's own disease label, before joining", dictionary=True),

@@ -4,6 +4,8 @@ Layout of a store folder::
 
     images/<sample_id>.png      image bytes (never re-encoded downstream)
     masks/<sample_id>.png       uint8 label map, same size, values 0-4 (sDDI convention)
+    segmentation/<sample_id>.png  the published `mask` (healthy, lesion-mapped rows): uint8, values
+                                `schema.MASK_LABELS` (0 other, 1 lesion, 2 healed), never re-encoded downstream
     records/<shard>.jsonl       one Record per line, written atomically when the shard is done
     rejections/<shard>.jsonl    one Rejection per line, written with its shard
     markers/<shard>.json        completion marker carrying the shard's fingerprint, written last
@@ -72,6 +74,11 @@ class StageStore:
     def put_mask(self, sample_id: str, label_map: np.ndarray) -> None:
         atomic_write(self.mask_path(sample_id), encode_label_map(label_map))
 
+    def put_segmentation(self, sample_id: str, mask: np.ndarray) -> str:
+        """Write a row's published `mask` (values `MASK_LABELS`); returns its path relative to the store root."""
+        atomic_write(self.root / "segmentation" / f"{sample_id}.png", encode_segmentation(mask))
+        return f"segmentation/{sample_id}.png"
+
     def shard_done(self, shard: str, fingerprint: str | None = None) -> bool:
         """The shard's records exist (and, given a fingerprint, its marker carries that fingerprint, and
         its records file and images are as the marker recorded them: an edited, truncated or missing
@@ -125,11 +132,11 @@ class StageStore:
     def _image_digests(self, records: list[Record]) -> dict[str, list]:
         out = {}
         for r in records:
-            rel = r.image_path or f"images/{r.sample_id}.png"
-            path = self.root / rel
-            if path.is_file():
-                data = path.read_bytes()
-                out[rel] = [len(data), _sha256(data)]
+            for rel in (r.image_path or f"images/{r.sample_id}.png", r.mask_path):
+                path = self.root / rel if rel else None
+                if path is not None and path.is_file():
+                    data = path.read_bytes()
+                    out[rel] = [len(data), _sha256(data)]
         return out
 
     # -- reading -----------------------------------------------------------------------
@@ -145,9 +152,15 @@ class StageStore:
     def read_image_bytes(self, record: Record) -> bytes:
         """The record's image, checked against the digest its shard's marker recorded: a damaged or
         replaced file is named, and its shard's marker dropped so that the next run redoes it."""
+        return self._checked_bytes(record.image_path or f"images/{record.sample_id}.png")
+
+    def read_mask_bytes(self, record: Record) -> bytes | None:
+        """The record's published `mask` PNG (None: it has none), checked as `read_image_bytes` checks images."""
+        return self._checked_bytes(record.mask_path) if record.mask_path else None
+
+    def _checked_bytes(self, rel: str) -> bytes:
         from builder.core.errors import BuildError
 
-        rel = record.image_path or f"images/{record.sample_id}.png"
         data = (self.root / rel).read_bytes()
         want = self._image_digest(rel)
         if want is not None and (len(data) != want[1][0] or _sha256(data) != want[1][1]):
@@ -174,6 +187,10 @@ class StageStore:
 
     def read_mask(self, sample_id: str) -> np.ndarray:
         return decode_label_map(self.mask_path(sample_id).read_bytes())
+
+    def read_segmentation(self, sample_id: str) -> np.ndarray:
+        """A row's published `mask` as a uint8 array (values `MASK_LABELS`)."""
+        return decode_label_map((self.root / "segmentation" / f"{sample_id}.png").read_bytes())
 
     def _read_jsonl(self, kind: str) -> Iterable[dict]:
         """Every row of every shard file, one at a time (a caller keeps objects, not dicts and lines)."""
@@ -237,6 +254,19 @@ def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
+
+
+def encode_segmentation(mask: np.ndarray) -> bytes:
+    """A published `mask` as a single-channel PNG; values outside `MASK_LABELS` are refused."""
+    from builder.core.schema import MASK_LABELS
+
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"segmentation mask must be 2-D, got shape {m.shape}")
+    bad = np.setdiff1d(np.unique(m), np.arange(len(MASK_LABELS)))
+    if bad.size:
+        raise ValueError(f"segmentation mask has values {bad.tolist()} outside 0-{len(MASK_LABELS) - 1} {MASK_LABELS}")
+    return encode_png(m.astype(np.uint8), compress_level=9)
 
 
 def decode_rgb(data: bytes) -> np.ndarray:

@@ -29,14 +29,14 @@ from builder.core.progress import progress
 from builder.published.balance import balance_tables, format_balance  # noqa: F401 (the CLI imports it from here)
 from builder.published.files import (open_shard, read_card_yaml, read_manifest_or_report, read_shard_rows,
                                      served_files, walk_files)
-from builder.core.schema import KINDS, SKIN_TONES
+from builder.core.schema import KINDS, MASK_LABELS, MASK_LESION, MASKED_KINDS, SKIN_TONES
 from builder.core.splits_file import check_test_ids
 
 log = logging.getLogger(__name__)
 
 SHARD_RE = re.compile(r"^data/(?P<config>[^/]+)/(?P<split>[a-z]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet$")
 LINEAGE_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease",
-                   "source_ids", "base_id", "donor_id", "parent_id", "params"]
+                   "source_ids", "base_id", "donor_id", "parent_id", "params", "mask"]
 MAX_ITEMS = 1000  # leak items listed in the JSON report (counts are always complete)
 
 
@@ -211,6 +211,34 @@ def fingerprint(sample_id: str, row: dict, image: bytes) -> RowInfo:
                    facts=row_facts(kind, row) if kind in ("lesion_mapped", "semantic") else {})
 
 
+def mask_problem(row: dict, image: bytes) -> str | None:
+    """What is wrong with a row's `mask` (None: nothing): only healthy and lesion-mapped rows carry one; a
+    single-channel PNG of the image's size with values in MASK_LABELS; a lesion-mapped row's marks a lesion,
+    a healthy row's none."""
+    import numpy as np
+    from PIL import Image
+
+    cell, kind = row.get("mask"), KINDS[row["kind"]]
+    if cell is None:
+        return None
+    if kind not in MASKED_KINDS:
+        return f"a {kind} row carries a mask (only {' and '.join(MASKED_KINDS)} rows have one)"
+    try:
+        with Image.open(io.BytesIO(image)) as im:
+            size = im.size
+        with Image.open(io.BytesIO(cell["bytes"])) as m:
+            mode, msize, values = m.mode, m.size, np.unique(np.asarray(m))
+    except Exception as e:  # noqa: BLE001 (PIL raises many types for bytes that are not an image)
+        return f"mask is not a decodable PNG ({str(e)[:120]})"
+    if mode != "L" or msize != size:
+        return f"mask is {mode} {msize[0]}x{msize[1]}, expected single-channel (L) {size[0]}x{size[1]} (the image's)"
+    if values.size and values.max() >= len(MASK_LABELS):
+        return f"mask values {values.tolist()} outside 0-{len(MASK_LABELS) - 1} {MASK_LABELS}"
+    if (MASK_LESION in values) != (kind == "lesion_mapped"):
+        return f"a {kind} row's mask {'has no' if kind == 'lesion_mapped' else 'has'} lesion pixels ({MASK_LESION})"
+    return None
+
+
 def _fingerprint_shard(folder: Path, path: str, served: dict[str, str] | None = None
                        ) -> list[tuple[str, RowInfo | dict]]:
     """(file split, fingerprint) of every row of one shard (a unit of work for a worker process); a row
@@ -228,6 +256,11 @@ def _fingerprint_shard(folder: Path, path: str, served: dict[str, str] | None = 
             except Exception as e:  # noqa: BLE001 (PIL raises many types for bytes that are not an image)
                 out.append((split, {"problem": "bad_image", "path": path,
                                     "detail": f"row {row['sample_id']!r}: not a decodable image ({str(e)[:120]})"}))
+                continue
+            problem = mask_problem(row, img)
+            if problem:
+                out.append((split, {"problem": "bad_mask", "path": path,
+                                    "detail": f"row {row['sample_id']!r}: {problem}"}))
     except IntegrityProblem as e:
         out.append(("", e.to_json()))
     return out

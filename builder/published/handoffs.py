@@ -6,12 +6,14 @@ a choice: `malignancy` (benign / malignant, the trainers' task), `disease` or `s
 
 - ImageFolder: `<out>/<split>/<label>/<sample_id>.png` (torchvision's `ImageFolder` per split, and
   the Hub's `imagefolder` loader) plus `<out>/<split>/metadata.jsonl` (`file_name` relative to the
-  split, the label, every published column but the image; `fitzpatrick` -1 where unknown, as
-  Fitzpatrick17k writes it), PNG bytes as published.
+  split, the label, every published column but the image and mask; `fitzpatrick` -1 where unknown, as
+  Fitzpatrick17k writes it), PNG bytes as published. A row's segmentation mask, when it has one, goes to
+  the parallel tree `<out>/masks/<split>/<label>/<sample_id>.png` (outside the split folders, which an
+  `ImageFolder` would otherwise read as images), named by `mask_file` in the metadata ("" for none).
 - WebDataset: `<out>/<split>-NNNNNN.tar` shards of at most `shard_mb` MB and `shard_count`
   samples (sized for streaming: one shard is one sequential read), each sample
-  `<sample_id>.png`, `<sample_id>.cls` (the label's index in `labels.json`) and `<sample_id>.json`
-  (the published columns). Tar headers carry a fixed time and owner: the same version gives the
+  `<sample_id>.png`, `<sample_id>.cls` (the label's index in `labels.json`), `<sample_id>.json`
+  (the published columns) and, for a row with a segmentation mask, `<sample_id>.mask.png`. Tar headers carry a fixed time and owner: the same version gives the
   same bytes.
 """
 from __future__ import annotations
@@ -41,7 +43,7 @@ def label_of(row: dict, label: str) -> str:
 
 
 def published_rows(folder: Path, include_healthy: bool):
-    """(split, row, PNG bytes) of every published row once, split by split (shards in path order, one
+    """(split, row, PNG bytes) of every published row once (the row's `mask`: its PNG bytes or None), split by split (shards in path order, one
     at a time: bounded memory), after the folder's integrity checks (a tampered folder is refused
     before any row is read)."""
     from builder.build.shards import iter_shard_rows
@@ -56,14 +58,15 @@ def published_rows(folder: Path, include_healthy: bool):
                           f"{first['problem']} {first['path']}); run `python -m builder audit {folder}` first")
     seen = set()
     for path in sorted(shards, key=lambda p: (Path(p).name.split("-", 1)[0], p)):  # split, then kind
-        for row, image in iter_shard_rows(folder / path, META):
+        for row, image in iter_shard_rows(folder / path, META + ["mask"]):
             row = _decode(row)
+            row["mask"] = row["mask"]["bytes"] if row["mask"] else None
             if row["sample_id"] not in seen and (include_healthy or row["disease"] != HEALTHY_DISEASE):
                 seen.add(row["sample_id"])  # a row listed by several configs is written once
                 yield row["split"], row, image
 
 
-HANDOFF_RE = re.compile(r"^(train|validation|test)(-\d{6}\.tar)?$|^labels\.json$")  # what a hand-off writes
+HANDOFF_RE = re.compile(r"^(train|validation|test)(-\d{6}\.tar)?$|^labels\.json$|^masks$")  # what a hand-off writes
 
 
 def _prepare(folder: Path, out: Path, overwrite: bool) -> Path:
@@ -117,12 +120,16 @@ def export_imagefolder(folder: Path, out: Path, *, label: str = "malignancy", in
     counts: Counter = Counter()
     tables: dict[str, list[dict]] = {}
     for split, row, image in published_rows(folder, include_healthy):
-        name = label_of(row, label)
+        name, mask = label_of(row, label), row.pop("mask")
         target = out / split / _file(row, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(image)
+        mask_file = f"masks/{split}/{_file(row, name)}" if mask is not None else ""
+        if mask is not None:
+            (out / mask_file).parent.mkdir(parents=True, exist_ok=True)
+            (out / mask_file).write_bytes(mask)
         tables.setdefault(split, []).append({"file_name": f"{name}/{target.name}", "label": name,
-                                             **_meta(row, typed=True)})
+                                             "mask_file": mask_file, **_meta(row, typed=True)})
         counts[(split, name)] += 1
     for split, table in tables.items():  # JSON keeps every split's column types equal (datasets checks)
         (out / split / "metadata.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in table))
@@ -150,9 +157,10 @@ def export_webdataset(folder: Path, out: Path, *, label: str = "malignancy", inc
             if split not in sinks:
                 sinks[split] = wds.ShardWriter(str(out / f"{split}-%06d.tar"), maxsize=shard_mb * 1_000_000,
                                                maxcount=shard_count, verbose=0, mtime=0, user="cgddi", group="cgddi")
-            name = label_of(row, label)
-            sinks[split].write({"__key__": row["sample_id"], "png": image, "cls": str(names.index(name)),
-                                "json": json.dumps(_meta(row), sort_keys=True)})
+            name, mask = label_of(row, label), row.pop("mask")
+            sample = {"__key__": row["sample_id"], "png": image, "cls": str(names.index(name)),
+                      "json": json.dumps(_meta(row), sort_keys=True)}
+            sinks[split].write(sample if mask is None else {**sample, "mask.png": mask})
             counts[(split, name)] += 1
     finally:
         for sink in sinks.values():

@@ -14,8 +14,8 @@ from builder.core.backends import backend_for
 from builder.core.config import HealthyConfig
 from builder.core.errors import ConfigError
 from builder.core.progress import StageSummary
-from builder.core.schema import (HEALTHY_DISEASE, LABEL_SKIN, LABEL_VALUES, Generator, Record, Rejection,
-                                 digest, make_sample_id, sample_seed)
+from builder.core.schema import (HEALTHY_DISEASE, LABEL_SKIN, LABEL_VALUES, MASK_HEALED, MASK_LABELS, MASK_OTHER,
+                                 Generator, Record, Rejection, digest, make_sample_id, sample_seed)
 from builder.core.stage import Shard, StageKey, check_slot, outcome, pin, run_shards, store_fingerprint
 from builder.core.store import StageStore, decode_label_map, decode_rgb, encode_png
 from generation.healthy.backends import DTYPES, Job
@@ -64,7 +64,7 @@ def run_healthy(real: StageStore, out: StageStore, cfg: HealthyConfig, *, device
 def stage_key(cfg: HealthyConfig, shard_size: int, batch_size: int, inputs: dict[str, str]) -> StageKey:
     """What healthy outputs depend on: the config, the shard layout, the backend's run fingerprint
     (diffusers: the batch size), the inputs."""
-    settings = {"config": dataclasses.asdict(cfg), "shard_size": shard_size,
+    settings = {"config": dataclasses.asdict(cfg), "shard_size": shard_size, "published_mask": list(MASK_LABELS),
                 **backend_for("inpainting", cfg).fingerprint(cfg, batch_size=batch_size)}
     return StageKey(STAGE, settings, inputs)
 
@@ -210,6 +210,7 @@ def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
     healthy = composite(job.image, generated, job.region)
     image_path = out.put_image(item.sample_id, encode_png(healthy))
     out.put_mask(item.sample_id, healed_label_map(item.label_map, job.region))
+    mask_path = out.put_segmentation(item.sample_id, np.where(job.region.mask, MASK_HEALED, MASK_OTHER))
     rec = item.real
     params = {"include_marker": cfg.include_marker,
               "dilate_px": cfg.dilate_px, "feather_px": cfg.feather_px,
@@ -221,4 +222,4 @@ def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
         split=rec.split, fitzpatrick=rec.fitzpatrick, disease_raw=None, patient_id=rec.patient_id,
         parent_id=rec.sample_id, base_id=None, donor_id=None, prompt=job.prompt, seed=job.seed if uses_seed(cfg) else None,
         generator=Generator(backend.name, backend.model_id, backend.revision, ()), params=params,
-        auto_masks=rec.auto_masks)
+        auto_masks=rec.auto_masks, mask_path=mask_path)

@@ -52,6 +52,7 @@ class Mapped:
     patch_hw: tuple[int, int]
     placement: str = "fit"   # one of PLACEMENTS (builder.core.schema): how the position was found
     scale: float = 1.0       # lesion scale used (< 1: the downscale fallback)
+    lesion: np.ndarray | None = None  # bool, the image's size: the placed lesion's footprint (label 1 it added)
 
 
 def allowed_region(label_map: np.ndarray) -> np.ndarray:
@@ -327,8 +328,11 @@ def draw_angle(rng: np.random.Generator, rotate: bool) -> float:
 def place(base_rgb, base_map, patch: LesionPatch, offset, pad: int | None, angle: float, placement: str,
           blend: str) -> Mapped:
     rgb, label_map = composite(base_rgb, base_map, patch, offset, blend)
+    clipped, (y, x) = clip_patch(patch, offset, base_map.shape)
+    lesion = np.zeros(base_map.shape, bool)
+    lesion[y:y + clipped.lesion.shape[0], x:x + clipped.lesion.shape[1]] = clipped.lesion
     return Mapped(rgb, label_map, -1 if pad is None else int(pad), tuple(int(v) for v in offset), angle,
-                  patch.support.shape, placement, patch.scale)
+                  patch.support.shape, placement, patch.scale, lesion)
 
 
 def keep(base_rgb, base_map, cuts: DonorCuts, blend: str) -> Mapped:

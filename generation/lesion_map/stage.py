@@ -11,7 +11,8 @@ from builder.core.directions import check_cross_source
 from builder.core.errors import ConfigError
 from builder.core.fingerprint import combine
 from builder.core.progress import StageSummary
-from builder.core.schema import Generator, Record, Rejection, digest, make_sample_id, merge_auto_masks
+from builder.core.schema import (MASK_HEALED, MASK_LABELS, MASK_LESION, MASK_OTHER, Generator, Record,
+                                 Rejection, digest, make_sample_id, merge_auto_masks)
 from builder.core.stage import (Shard, StageKey, check_slot, outcome, pin, run_ranks, run_shards,
                                 store_fingerprint, worker_count)
 from builder.core.store import StageStore, encode_png
@@ -102,7 +103,7 @@ def plan_lesion_map(bases: StageStore, donors: StageStore, out: StageStore, cfg:
     seed = cfg.seed if seed is None else seed
     settings = {**dataclasses.asdict(cfg), "budget": budget, "seed": seed, "shard_size": shard_size,
                 "pads": list(cfg.pads), "fallbacks": list(cfg.fallbacks), "downscales": list(cfg.downscales),
-                "split_aware": bool(split_of)}
+                "split_aware": bool(split_of), "published_mask": list(MASK_LABELS)}
     inputs = {"bases": store_fingerprint(bases), "donors": store_fingerprint(donors)}
     if split_of:
         inputs["splits"] = combine(sorted(split_of.items()))
@@ -210,7 +211,34 @@ def _map_row(row: dict, ctx: _MapContext) -> Record | Rejection:
     sample_id = make_sample_id("lesion_mapped", digest(png), lineage)
     path = ctx.out.put_image(sample_id, png)
     ctx.out.put_mask(sample_id, mapped.label_map)
-    return _record(sample_id, path, base, donor, mapped, row, ctx.cfg)
+    mask_path = ctx.out.put_segmentation(sample_id, published_mask(mapped.lesion, _healed(ctx, base, mapped)))
+    return dataclasses.replace(_record(sample_id, path, base, donor, mapped, row, ctx.cfg), mask_path=mask_path)
+
+
+def published_mask(lesion, healed):
+    """A lesion-mapped row's `mask`: the placed lesion's footprint (`Mapped.lesion`, where its label map got
+    label 1) as MASK_LESION, the base's healed pixels it does not cover as MASK_HEALED."""
+    import numpy as np
+
+    out = np.full(lesion.shape, MASK_OTHER, np.uint8)
+    if healed is not None:
+        out[healed] = MASK_HEALED
+    out[lesion] = MASK_LESION
+    return out
+
+
+def _healed(ctx: "_MapContext", base: Record, mapped):
+    """The base's healed region (bool, the mapped image's size), or None when its record has no mask."""
+    import numpy as np
+
+    if not base.mask_path:  # a base made without one (an imported release)
+        return None
+    seg = _read(ctx.bases, base.sample_id, "base", ctx.bases.read_segmentation)
+    if seg.shape != mapped.lesion.shape:  # the working size: resized as its label map was (nearest)
+        import cv2
+
+        seg = cv2.resize(seg, mapped.lesion.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    return np.asarray(seg) == MASK_HEALED
 
 
 def _pixels(store: StageStore, role: str, size: int | None = None) -> Pixels:

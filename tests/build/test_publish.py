@@ -129,3 +129,26 @@ def test_other_content_for_an_existing_version_needs_overwrite(shared_data, tmp_
     assert (folder / "manifest.json").read_bytes() == before
     build_version(store, tmp_path / "out", overwrite=True)
     assert (folder / "manifest.json").read_bytes() != before
+
+
+def test_shards_are_written_as_datasets_writes_parquet_for_the_hub(built):
+    """Content-defined chunking (its settings in the key-value metadata, as `datasets` records them) and
+    the page index; the PNG columns uncompressed and PLAIN, as `datasets` stores its Image columns."""
+    from datasets import config as ds_config
+
+    from builder.build.shards import CDC_OPTIONS
+
+    assert CDC_OPTIONS == ds_config.DEFAULT_CDC_OPTIONS
+    shards = sorted(built.glob("data/*/*.parquet"))
+    assert shards
+    for path in shards:
+        meta = pq.ParquetFile(path).metadata
+        assert json.loads(meta.metadata[b"content_defined_chunking"]) == ds_config.DEFAULT_CDC_OPTIONS
+        for g in range(meta.num_row_groups):
+            chunks = {meta.row_group(g).column(c).path_in_schema: meta.row_group(g).column(c)
+                      for c in range(meta.num_columns)}
+            assert all(c.has_offset_index for c in chunks.values())  # the page index: page locations
+            assert chunks["sample_id"].has_column_index  # and min/max per page where statistics are kept
+            for png in ("image.bytes", "mask.bytes"):
+                assert chunks[png].compression == "UNCOMPRESSED"
+                assert "PLAIN" in chunks[png].encodings and "PLAIN_DICTIONARY" not in chunks[png].encodings

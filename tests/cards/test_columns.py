@@ -2,6 +2,7 @@
 the card's features and column table, and croissant.json, all from `schema.PUBLISHED_COLUMNS`."""
 from __future__ import annotations
 
+import ast
 import json
 import re
 
@@ -60,3 +61,36 @@ def test_croissant_types_are_the_stored_types(demo):
         assert bool(row["all/has_lesion"]) is (rec.kind != "healthy")
         assert names[int(row["all/disease"])] == rec.disease
     assert {bool(row["all/has_lesion"]) for row in rows} == {False, True}
+
+
+def _disease_views(folder) -> set[tuple[str, ...]]:
+    """The `disease` ClassLabel names as every shard, the card's features and croissant.json give them."""
+    from builder.core.schema import shard_disease_names
+
+    views = {shard_disease_names(pq.read_schema(p)) for p in sorted(folder.glob("data/*/*.parquet"))}
+    front = yaml.safe_load((folder / "README.md").read_text().split("---", 2)[1])
+    for info in front["dataset_info"]:
+        names = next(f["dtype"]["class_label"]["names"] for f in info["features"] if f["name"] == "disease")
+        views.add(tuple(names[str(i)] for i in range(len(names))))
+    for rs in json.loads((folder / "croissant.json").read_text())["recordSet"]:
+        desc = next(f["description"] for f in rs["field"] if f["name"] == "disease")
+        views.add(tuple(ast.literal_eval(desc.split("an integer index into ", 1)[1])))
+    return views
+
+
+def test_disease_names_are_the_built_sources_classes(demo_v11, fitz_v11):
+    from builder.core.schema import joined_diseases
+
+    # the demo source is labelled with DDI's joined classes: all 65 of them (every DDI version shares them)
+    assert _disease_views(demo_v11.out_dir) == {joined_diseases() + ("healthy",)}
+    store, folder = fitz_v11
+    present = {r.disease for r in store.records()} - {"healthy"}
+    assert present - set(joined_diseases())  # Fitzpatrick17k's own labels, not DDI's
+    assert _disease_views(folder) == {tuple(sorted(present)) + ("healthy",)}
+
+
+def test_croissant_types_the_mask_as_an_image(demo):
+    _, built = demo
+    for rs in json.loads((built / "croissant.json").read_text())["recordSet"]:
+        mask = next(f for f in rs["field"] if f["name"] == "mask")
+        assert mask["dataType"] == "sc:ImageObject" and mask["source"]["transform"] == {"jsonPath": "bytes"}

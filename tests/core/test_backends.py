@@ -106,7 +106,7 @@ def test_a_registered_extra_backend_is_usable_by_config_validation_and_the_stage
     check(cfg.healthy)  # the stage's check reaches the backend's own
     with pytest.raises(ConfigError, match="at most 100"):
         check(dataclasses.replace(cfg.healthy, steps=101))
-    assert set(stage_key(cfg.healthy, 16, 4, {}).settings) == {"config", "shard_size"}
+    assert set(stage_key(cfg.healthy, 16, 4, {}).settings) == {"config", "shard_size", "published_mask"}
     assert B.model_backend("inpainting", "dummy") == "dummy"  # `--model` keeps a configured backend that takes one
     assert B.model_backend("inpainting", "opencv") == "diffusers"  # else the first registered one that does
     entry = B.card_entries(cfg)["healthy", "dummy"]
@@ -131,7 +131,7 @@ def test_the_card_describes_generators_by_their_backends_sentences(dummy, tmp_pa
 def test_stage_keys_keep_their_shape():
     from generation.healthy.stage import stage_key
 
-    assert set(stage_key(HealthyConfig(), 16, 4, {}).settings) == {"config", "shard_size"}
+    assert set(stage_key(HealthyConfig(), 16, 4, {}).settings) == {"config", "shard_size", "published_mask"}
     diff = stage_key(HealthyConfig(backend="diffusers", model_id="m", revision="r"), 16, 4, {}).settings
     assert diff["batch_size"] == 4  # batch composition changes diffusers pixels
 

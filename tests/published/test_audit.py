@@ -193,3 +193,20 @@ def test_test_ids_file_with_a_non_utf8_byte_names_line_and_offset(tmp_path, caps
     assert main(["audit", str(folder), "--test-ids", str(ids)]) == 2
     err = capsys.readouterr().err
     assert f"{ids} line 2, byte offset 17" in err and "not UTF-8" in err
+
+
+def test_masks_are_checked_against_their_rows(store, tmp_path):
+    """A lesion-mapped row's mask without a lesion and a semantic row with a mask fail integrity."""
+    import numpy as np
+
+    records = store.records()
+    mapped = next(r for r in records if r.kind == "lesion_mapped")
+    store.put_segmentation(mapped.sample_id, np.zeros_like(store.read_segmentation(mapped.sample_id)))
+    semantic = next(r for r in records if r.kind == "semantic")
+    semantic.mask_path = mapped.mask_path
+    (store.root / "records" / "00000.jsonl").unlink()
+    store.finish_shard("00000", records, [])
+    rc, report = _audit(build_version(store, tmp_path / "out"), tmp_path)
+    bad = {p["detail"].split("'")[1]: p["detail"] for p in report["integrity"]["problems"] if p["problem"] == "bad_mask"}
+    assert rc == 1 and set(bad) == {mapped.sample_id, semantic.sample_id}
+    assert "has no lesion pixels" in bad[mapped.sample_id] and "a semantic row carries a mask" in bad[semantic.sample_id]

@@ -40,9 +40,17 @@ def test_imagefolder_loads_with_datasets(version, tmp_path):
         for row in ds[split]:
             rec = want[row["sample_id"]]
             assert rec.split == split and row["label"] == ("malignant" if rec.malignant else "benign")
-    for png in out.rglob("*.png"):
+    for png in out.glob("*/*/*.png"):
         rec = want[png.stem]
         assert png.read_bytes() == store.read_image_bytes(rec) and png.parent.name == row_label(rec)
+    # segmentation masks: a parallel tree outside the split folders, named in the metadata
+    masks = sorted(out.glob("masks/*/*/*.png"))
+    assert {p.stem for p in masks} == {sid for sid, r in want.items() if r.mask_path}
+    assert all(p.read_bytes() == store.read_mask_bytes(want[p.stem]) for p in masks)
+    for split in ds:
+        for row in ds[split]:
+            mask_file = f"masks/{split}/{row_label(want[row['sample_id']])}/{row['sample_id']}.png"
+            assert row["mask_file"] == (mask_file if want[row["sample_id"]].mask_path else "")
 
 
 def row_label(rec) -> str:
@@ -68,6 +76,7 @@ def test_webdataset_shards_stream_back_and_are_deterministic(version, tmp_path):
         expected = "healthy" if rec.disease == "healthy" else rec.skin_tone
         assert names[int(sample["cls"])] == expected and meta["split"] == rec.split
         assert sample["png"] == store.read_image_bytes(rec)
+        assert sample.get("mask.png") == store.read_mask_bytes(rec)  # the row's mask, when it has one
         seen.add(sample["__key__"])
     assert seen == set(recs)  # --include-healthy: every row once
 
