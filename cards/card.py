@@ -6,14 +6,14 @@ from pathlib import Path
 
 from builder.core.config import BuildConfig
 from builder.core.schema import KINDS, SPLITS, Record
-from cards import artefacts, directions, photos, text
+from cards import artefacts, directions, photos, text, usage
 from cards.review import review
 from cards.sources import card_license, gated, license_md, sources_of
 
 # The order of the card's prose sections; a new section is a function `f(CardFacts) -> str` added here.
 SECTIONS = (text.summary, text.source, text.source_pixels, text.how_built, text.structure, text.splits,
             photos.section, directions.section, artefacts.section, text.delivery, review, text.figures,
-            text.lineage, text.usage, text.terms, text.bias, text.citations)
+            text.lineage, usage.usage, text.terms, text.bias, text.citations)
 
 # The Hub's `size_categories` (huggingface_hub.DatasetCardData): upper bound -> name; above the last, n>1T.
 SIZE_CATEGORIES = ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),

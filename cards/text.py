@@ -467,8 +467,10 @@ the models saw). The rule ({_rule_name(f)}): {_rule_summary(f)}, and near duplic
 count as leakage too. Re-check it from the data alone:
 
 ```bash
-python -m builder audit {f.repo} --revision v{f.cfg.version} [--test-ids your_test_ids.txt]
+python -m builder audit {f.repo} --revision v{f.cfg.version}
 ```
+
+(`--test-ids FILE` names your own test photos, one source id a line, instead of the test split the data implies.)
 
 {result}{_rules_line(f)}"""
 
@@ -512,46 +514,6 @@ def _rules_line(f: CardFacts) -> str:
             f"The {other} rule is not applied; its counts are shown for comparison.")
 
 
-def usage(f: CardFacts) -> str:
-    repo, version = f.repo, f.cfg.version
-    return f"""## Usage
-
-```python
-from datasets import load_dataset
-
-ds = load_dataset("{repo}", revision="v{version}")              # all kinds
-healthy = load_dataset("{repo}", "healthy", revision="v{version}")
-stream = load_dataset("{repo}", revision="v{version}", split="train", streaming=True)
-```
-
-Always pin `revision="v{version}"`: tags are immutable, `main` moves with new versions.
-
-Fixed-size tensors for training (images come in several sizes): resize in a transform, then a
-plain PyTorch `DataLoader` batches them; `has_lesion` filters the healthy rows out of a classifier's data.
-
-```python
-{TRAIN_SNIPPET}
-```
-
-`ds["train"].train_test_split(test_size=0.1, stratify_by_column="disease")` works (`disease` is a
-ClassLabel). For PatchAlign24 or FairDisCo, export CSVs in their own encodings:
-`python -m builder export patchalign --version {version} --out DIR [--real DDI_DIR]` (or `fairdisco`)."""
-
-
-# Runs as written in tests/test_downstream.py (with `ds` loaded from a local build).
-TRAIN_SNIPPET = """import numpy as np
-import torch
-
-def to_tensors(batch, size=224):
-    pixels = [np.asarray(im.convert("RGB").resize((size, size))) for im in batch["image"]]
-    return {"pixel_values": torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 255,
-            "malignant": torch.tensor(batch["malignant"]), "skin_tone": torch.tensor(batch["skin_tone"])}
-
-lesions = ds["train"].filter(lambda has: has, input_columns="has_lesion")
-loader = torch.utils.data.DataLoader(lesions.with_transform(to_tensors), batch_size=16, shuffle=True)
-batch = next(iter(loader))   # pixel_values: (16, 3, 224, 224) float, malignant: (16,)"""
-
-
 def terms(f: CardFacts) -> str:
     lic = card_license(f.sources)
     gated = any(s.gated_prompt for s in f.sources)
@@ -571,14 +533,20 @@ def bias(f: CardFacts) -> str:
 def citations(f: CardFacts) -> str:
     keys = ["cgddi"] + [k for s in f.sources for k in s.citations if k != "cgddi"]
     entries = "\n".join(CITATIONS[k] for k in dict.fromkeys(keys))
-    return f"## Citations\n\n```bibtex\n{entries}\n```"
+    return (f"## Citations\n\n```bibtex\n{entries}\n```\n\ncgDDI's DOI is not known to the toolkit (the entry gives "
+            "its arXiv id).")
 
 
 CITATIONS = {
-    "cgddi": """@inproceedings{cgddi2026,
-  title     = {Controllable Generation of Diverse Dermatological Imagery},
-  booktitle = {Medical Image Computing and Computer Assisted Intervention (MICCAI)},
-  year      = {2026}
+    "cgddi": """@inproceedings{carrion2026cgddi,
+  title         = {Controllable Generation of Diverse Dermatological Imagery for Fair and Efficient Malignancy Classification},
+  author        = {Carri{\\'o}n, H{\\'e}ctor and Norouzi, Narges},
+  booktitle     = {Medical Image Computing and Computer Assisted Intervention (MICCAI)},
+  series        = {Lecture Notes in Computer Science},
+  publisher     = {Springer},
+  year          = {2026},
+  eprint        = {2607.12987},
+  archivePrefix = {arXiv}
 }""",
     "ddi": """@article{daneshjou2022ddi,
   title   = {Disparities in dermatology AI performance on a diverse, curated clinical image set},

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from cards.text import TRAIN_SNIPPET
+from cards.usage import TRAIN_SNIPPET
 
 torch = pytest.importorskip("torch")
 
