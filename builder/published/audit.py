@@ -27,9 +27,10 @@ from builder.core.errors import IntegrityProblem, PublishError
 from builder.core.layout import is_file_name, is_relative_file_path
 from builder.core.progress import progress
 from builder.published.balance import balance_tables, format_balance  # noqa: F401 (the CLI imports it from here)
+from builder.published.mask_check import mask_problem
 from builder.published.files import (open_shard, read_card_yaml, read_manifest_or_report, read_shard_rows,
                                      served_files, walk_files)
-from builder.core.schema import KINDS, MASK_LABELS, MASK_LESION, MASKED_KINDS, SKIN_TONES
+from builder.core.schema import KINDS, SKIN_TONES
 from builder.core.splits_file import check_test_ids
 
 log = logging.getLogger(__name__)
@@ -209,34 +210,6 @@ def fingerprint(sample_id: str, row: dict, image: bytes) -> RowInfo:
                    base_id=row["base_id"], donor_id=row["donor_id"],
                    sha256=hashlib.sha256(image).hexdigest(), phash=int(str(ph), 16),
                    facts=row_facts(kind, row) if kind in ("lesion_mapped", "semantic") else {})
-
-
-def mask_problem(row: dict, image: bytes) -> str | None:
-    """What is wrong with a row's `mask` (None: nothing): only healthy and lesion-mapped rows carry one; a
-    single-channel PNG of the image's size with values in MASK_LABELS; a lesion-mapped row's marks a lesion,
-    a healthy row's none."""
-    import numpy as np
-    from PIL import Image
-
-    cell, kind = row.get("mask"), KINDS[row["kind"]]
-    if cell is None:
-        return None
-    if kind not in MASKED_KINDS:
-        return f"a {kind} row carries a mask (only {' and '.join(MASKED_KINDS)} rows have one)"
-    try:
-        with Image.open(io.BytesIO(image)) as im:
-            size = im.size
-        with Image.open(io.BytesIO(cell["bytes"])) as m:
-            mode, msize, values = m.mode, m.size, np.unique(np.asarray(m))
-    except Exception as e:  # noqa: BLE001 (PIL raises many types for bytes that are not an image)
-        return f"mask is not a decodable PNG ({str(e)[:120]})"
-    if mode != "L" or msize != size:
-        return f"mask is {mode} {msize[0]}x{msize[1]}, expected single-channel (L) {size[0]}x{size[1]} (the image's)"
-    if values.size and values.max() >= len(MASK_LABELS):
-        return f"mask values {values.tolist()} outside 0-{len(MASK_LABELS) - 1} {MASK_LABELS}"
-    if (MASK_LESION in values) != (kind == "lesion_mapped"):
-        return f"a {kind} row's mask {'has no' if kind == 'lesion_mapped' else 'has'} lesion pixels ({MASK_LESION})"
-    return None
 
 
 def _fingerprint_shard(folder: Path, path: str, served: dict[str, str] | None = None
