@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SHARD_RE = re.compile(r"^data/(?P<config>[^/]+)/(?P<split>[a-z]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet$")
 LINEAGE_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "malignant", "disease",
-                   "source_ids", "base_id", "donor_id", "parent_id", "params", "mask"]
+                   "source_ids", "base_id", "donor_id", "parent_id", "params"]
 MAX_ITEMS = 1000  # leak items listed in the JSON report (counts are always complete)
 
 
@@ -191,7 +191,7 @@ def iter_rows(folder: Path, paths: list[str], served: dict[str, str] | None = No
     for path in paths:
         m = SHARD_RE.match(path)
         split = (served or {}).get(path) or (m.group("split") if m else "unknown")
-        for row, img in read_shard_rows(folder, path, LINEAGE_COLUMNS):
+        for row, img in read_shard_rows(folder, path, LINEAGE_COLUMNS + ["mask"]):  # the mask: checked, not kept
             yield split, row, img
 
 
