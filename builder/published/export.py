@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from builder.core.errors import ExportError
-from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, SKIN_TONES, TONE_NAME_TO_DDI
+from builder.core.schema import DISEASE_MAP_FILE, HEALTHY_DISEASE, KINDS, PUBLISHED_COLUMNS, SKIN_TONES, TONE_NAME_TO_DDI
 from builder.published import holdouts
 from builder.published.export_real import FITZPATRICK_OF_DDI_TONE, real_rows, table_tones
 from builder.published.holdouts import Holdout, id_file, seeded_fold
@@ -35,8 +35,7 @@ from builder.published.trainers import METADATA_FILE, TARGETS, encode_tones, tra
 
 CSV_COLUMNS = ("DDI_ID", "DDI_file", "skin_tone", "malignant", "disease", "high", "fitzpatrick", "hasher", "low",
                "REWT_weights", "RESM_weights", "kind", "sample_id", "source_ids")
-READ_COLUMNS = ["sample_id", "kind", "split", "skin_tone", "fitzpatrick", "malignant", "disease", "disease_raw",
-                "source_ids", "params", "parent_id", "donor_id"]
+READ_COLUMNS = [c.name for c in PUBLISHED_COLUMNS if c.dtype != "image"]  # every column but the pixels
 LAYOUTS = ("ddi", "fitzpatrick17k")  # the trainers' DDI scripts, or their Fitzpatrick17k scripts (fitz_layout)
 EXPORT_MARKER = ".cgddi-export.json"  # names an export's folder: the only kind --overwrite empties
 EXPORT_FILES = ("train.csv", "test.csv", "low_codes.csv", "TRAINING.md", "export_report.json", "images",
