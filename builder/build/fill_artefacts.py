@@ -9,13 +9,11 @@ every flagged id. Deterministic: the same rows give the same figures.
 """
 from __future__ import annotations
 
-import os
 
-import numpy as np
 
-from builder.core.progress import progress
 from builder.core.schema import LABEL_SKIN, Record
 from builder.core.store import StageStore
+from builder.core.workers import map_jobs
 
 
 def measure_fill_artefacts(records: list[Record], stores: dict[str, StageStore],
@@ -38,7 +36,7 @@ def measure_fill_artefacts(records: list[Record], stores: dict[str, StageStore],
         if parent is not None and real.mask_path(parent.sample_id).is_file():
             jobs.append((_path(stores["healthy"], r), _path(real, parent), str(real.mask_path(parent.sample_id)),
                          r.sample_id, dict(r.params or {})))
-    results = _run(jobs, workers)
+    results = map_jobs(_measure, jobs, workers, "fill artefacts", per_worker=50, chunksize=8)
     flagged = {k: [] for k in artefacts.DETECTORS}
     for (_, _, _, sid, _), values in zip(jobs, results):
         for name in artefacts.fired(values):
@@ -50,16 +48,6 @@ def measure_fill_artefacts(records: list[Record], stores: dict[str, StageStore],
 
 def _path(store: StageStore, rec: Record) -> str:
     return str(store.root / (rec.image_path or f"images/{rec.sample_id}.png"))
-
-
-def _run(jobs: list[tuple], workers: int | None) -> list[dict]:
-    workers = max(1, workers or os.cpu_count() or 1)
-    if workers == 1 or len(jobs) < 50 * workers:  # a pool costs ~2 s to start: not worth it for a few rows
-        return list(progress(map(_measure, jobs), desc="fill artefacts", total=len(jobs)))
-    from builder.core.workers import worker_pool  # Ctrl-C and a dead parent end the workers
-
-    with worker_pool(workers) as pool:
-        return list(progress(pool.map(_measure, jobs, chunksize=8), desc="fill artefacts", total=len(jobs)))
 
 
 def _measure(job: tuple) -> dict:

@@ -17,16 +17,15 @@ sharing a photo are neighbours. Deterministic: the same content gives the same f
 from __future__ import annotations
 
 import functools
-import os
 import statistics
 import struct
 from pathlib import Path
 
 import numpy as np
 
-from builder.core.progress import progress
 from builder.core.schema import KINDS, Record
 from builder.core.store import StageStore, decode_rgb
+from builder.core.workers import map_jobs
 
 CACHE = 8  # decoded photos per worker (a large clinical photo is ~36 MB decoded)
 
@@ -37,7 +36,7 @@ def measure_source_pixels(records: list[Record], stores: dict[str, StageStore],
     `identical` (lesion-mapped: also `donor`) shares as {median, min, max}. Source photos come from
     `stores["real"]`; a row whose photos are not there is counted as `no_source_photo`."""
     jobs, skipped = _jobs(records, stores)
-    results = _run(jobs, workers)
+    results = map_jobs(_measure, jobs, workers, "source pixels", per_worker=100, chunksize=16)
     out = {}
     for kind in KINDS:
         mine = [res for (k, *_), res in zip(jobs, results) if k == kind]
@@ -85,16 +84,6 @@ def _jobs(records: list[Record], stores: dict[str, StageStore]) -> tuple[list[tu
         jobs.append((r.kind, image, tuple(photos), base))
     jobs.sort(key=lambda j: (j[2], j[1]))  # rows sharing photos are neighbours: the cache hits
     return jobs, skipped
-
-
-def _run(jobs: list[tuple], workers: int | None) -> list[dict]:
-    workers = max(1, workers or os.cpu_count() or 1)
-    if workers == 1 or len(jobs) < 100 * workers:  # a pool costs ~2 s to start: not worth it for a few rows
-        return list(progress(map(_measure, jobs), desc="source pixels", total=len(jobs)))
-    from builder.core.workers import worker_pool  # Ctrl-C and a dead parent end the workers
-
-    with worker_pool(workers) as pool:
-        return list(progress(pool.map(_measure, jobs, chunksize=16), desc="source pixels", total=len(jobs)))
 
 
 def _measure(job: tuple) -> dict:

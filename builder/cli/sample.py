@@ -91,7 +91,7 @@ def _released(args) -> dict:
     from builder.core.errors import ConfigError
     from builder.published.release.index import read_photos
     from builder.published.release.names import SOURCE
-    from generation.semantic.released import load_released
+    from generation.semantic.released import load_released_models
 
     if args.metadata is None:
         raise ConfigError("--released needs --metadata (DDI's ddi_metadata.csv): a released model's lineage is "
@@ -99,13 +99,4 @@ def _released(args) -> dict:
     photos_of: dict[str, list[tuple[str, bool]]] = {}
     for p in read_photos(args.metadata).values():
         photos_of.setdefault(p.disease, []).append((f"{SOURCE}:{p.stem}", p.malignant))
-    models = {}
-    for spec in args.released:
-        m = load_released(spec, photos_of)
-        if m.disease in models:
-            raise ConfigError(f"--released {spec} is a second model of {m.disease!r}; give one per disease")
-        models[m.disease] = m
-    if args.disease and set(args.disease) != set(models):
-        raise ConfigError(f"--disease {sorted(args.disease)} differs from the released models' diseases "
-                          f"{sorted(models)}; drop --disease with --released")
-    return models
+    return load_released_models(args.released, photos_of, args.disease, "--released", "--disease")

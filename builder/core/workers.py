@@ -42,6 +42,18 @@ def pool_context():
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
+def map_jobs(fn, jobs: list, workers: int | None, desc: str, per_worker: int, chunksize: int) -> list:
+    """`fn` over `jobs` in order with a progress bar: in this process when one worker is asked for or there
+    are fewer than `per_worker` jobs per worker (a pool costs ~2 s to start), else in a `worker_pool`."""
+    from builder.core.progress import progress
+
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(jobs) < per_worker * workers:
+        return list(progress(map(fn, jobs), desc=desc, total=len(jobs)))
+    with worker_pool(workers) as pool:
+        return list(progress(pool.map(fn, jobs, chunksize=chunksize), desc=desc, total=len(jobs)))
+
+
 @contextlib.contextmanager
 def worker_pool(workers: int) -> Iterator["concurrent.futures.ProcessPoolExecutor"]:  # noqa: F821
     """A ProcessPoolExecutor of `workers` processes; on any exception (Ctrl-C included) its workers

@@ -106,18 +106,9 @@ def run_semantic(real: StageStore, splits: dict[str, str], out: StageStore, cfg:
 def released_models(cfg: SemanticConfig, photos_of: dict[str, list[tuple[str, bool]]]) -> dict:
     """disease -> DiseaseModel of every `semantic.released` model (one per disease; `semantic.diseases`, when
     set, must name the same diseases)."""
-    from generation.semantic.released import load_released
+    from generation.semantic.released import load_released_models
 
-    models = {}
-    for spec in cfg.released:
-        m = load_released(spec, photos_of)
-        if m.disease in models:
-            raise ConfigError(f"semantic.released names two models of {m.disease!r} ({spec}); give one per disease")
-        models[m.disease] = m
-    if cfg.diseases and set(cfg.diseases) != set(models):
-        raise ConfigError(f"semantic.diseases {sorted(cfg.diseases)} differs from the released models' diseases "
-                          f"{sorted(models)}; set semantic.diseases to [] with semantic.released")
-    return models
+    return load_released_models(cfg.released, photos_of, cfg.diseases)
 
 
 def photo_diseases(real: StageStore) -> dict[str, str]:

@@ -58,6 +58,22 @@ def fetch_released(spec: str) -> tuple[Path, dict]:
     return Path(folder), {"repo": repo, "revision": revision, "commit": commit}
 
 
+def load_released_models(specs, photos_of: dict[str, list[tuple[str, bool]]], diseases=(),
+                         what: str = "semantic.released", diseases_setting: str = "semantic.diseases") -> dict:
+    """disease -> DiseaseModel of every released spec, one per disease; `diseases`, when given, must name the
+    same diseases. `what` / `diseases_setting` name the config keys or flags in the errors."""
+    models = {}
+    for spec in specs:
+        m = load_released(spec, photos_of)
+        if m.disease in models:
+            raise ConfigError(f"{what} {spec!r} is a second model of {m.disease!r}; give one model per disease")
+        models[m.disease] = m
+    if diseases and set(diseases) != set(models):
+        raise ConfigError(f"{diseases_setting} {sorted(diseases)} differs from the released models' diseases "
+                          f"{sorted(models)}; leave {diseases_setting} out with {what}")
+    return models
+
+
 def load_released(spec: str, photos_of: dict[str, list[tuple[str, bool]]]) -> DiseaseModel:
     """A released repo as a DiseaseModel. `photos_of`: joined disease -> [(source id, malignant)] of
     every DDI photo (the model's lineage and its label's majority)."""
