@@ -109,7 +109,7 @@ def test_tags_tasks_and_prompts_only_for_generators_that_ran(fitz):
     from cards.card import prose
 
     text = prose(facts)
-    assert "Healthy: OpenCV Telea inpainting" in text and "no diffusion model and no prompt" in text
+    assert "Healthy: CPU `quilt` fill" in text and "no diffusion model and no prompt" in text  # 1.1's stand-in
     assert cfg.healthy.prompt not in text and "Semantic:" not in text
     assert "| healthy | opencv |" in text and "| semantic |" not in text
     sd = [dataclasses.replace(r, generator=Generator("diffusers", "stabilityai/stable-diffusion-2-1-base", "5ede",

@@ -93,9 +93,9 @@ def test_two_builds_into_one_out_at_once(tmp_path):
 def _kill_after_first_lesion_shard(out: Path) -> None:
     proc = subprocess.Popen(_build_cmd(out, "--workers", "1"), env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    records = out / ".work" / "1.1" / "lesion_mapped" / "records"
+    markers = out / ".work" / "1.1" / "lesion_mapped" / "markers"  # a shard is done once its marker is written
     deadline = time.monotonic() + 600
-    while not (records.is_dir() and any(records.glob("*.jsonl"))):
+    while not (markers.is_dir() and any(markers.glob("*.json"))):
         assert proc.poll() is None and time.monotonic() < deadline, "build ended before it could be killed"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
