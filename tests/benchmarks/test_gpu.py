@@ -40,6 +40,7 @@ def test_default_settings_are_the_papers():
     assert (cfg.ti_batch, cfg.ti_grad_accum, cfg.prior_weight) == (4, 4, 1.0)
 
 
+@pytest.mark.slow  # every model family built and run (about a minute and a half on 2 cores)
 def test_every_path_runs_through_the_toolkit_on_tiny_models(tmp_path, capsys):
     base = ["--size", "tiny", "--resolution", "64", "--steps", "2", "--batch-sizes", "1", "2"]
     args = gpu.parse(base)

@@ -20,7 +20,8 @@ from curation.leakage import apply_splits
 from tests.downstream_fixtures import stand_in_photo
 from tests.generation.semantic.test_semantic import TINY
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),  # tests/conftest.py
+              pytest.mark.slow]  # trains textual inversion and LoRA per source (over a minute)
 
 DISEASE_SOURCE = {"melanoma": "fitz17k", "melanocytic-nevi": "ddi"}
 
