@@ -49,3 +49,24 @@ def non_skin(lab: np.ndarray) -> np.ndarray:
     chroma = np.hypot(a, b)
     bright = ((light > 85) & (b < 3) & (chroma < 25)) | ((light > 93) & (chroma < 10))
     return bright | ((light < 12) & (chroma < 10)) | drape(lab)
+
+
+def lab8(rgb: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* through OpenCV's 8-bit conversion, as float32 (L 0-100, a and b about -128..127)."""
+    import cv2
+
+    x = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+    return np.stack([x[..., 0] * 100 / 255, x[..., 1] - 128, x[..., 2] - 128], axis=-1)
+
+
+def grey_strokes(rgb: np.ndarray, contrast: float, max_chroma: float, bright: float, dark: float) -> np.ndarray:
+    """Thin strokes (white or black top-hat over a 9x9 square, above `contrast`) that are grey (a*b* chroma
+    below `max_chroma`) and near white (L* above `bright`) or near black (below `dark`): text and marks."""
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
+    thin = np.maximum(cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, k), cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, k))
+    L = lab8(rgb)
+    grey = np.hypot(L[..., 1], L[..., 2]) < max_chroma
+    return (thin > contrast) & grey & ((L[..., 0] > bright) | (L[..., 0] < dark))

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from builder.core import colour
+
 RING_PX = 15            # the skin band around the region that the fill is compared with
 STROKE_CONTRAST = 60    # a thin stroke is this much brighter / darker than its 9x9 surroundings
 COPY_NCC = 0.7          # copied_mark: a mark of the photo that matches a place in the fill this well is copied
@@ -48,12 +50,7 @@ DETECTORS = tuple(THRESHOLDS)
 BELOW = ("flat_texture",)
 
 
-def lab(rgb: np.ndarray) -> np.ndarray:
-    """CIE L*a*b* as float (L 0-100, a and b about -128..127)."""
-    import cv2
-
-    x = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
-    return np.stack([x[..., 0] * 100 / 255, x[..., 1] - 128, x[..., 2] - 128], axis=-1)
+lab = colour.lab8  # CIE L*a*b* through OpenCV (L 0-100)
 
 
 def dilate(mask: np.ndarray, px: int) -> np.ndarray:
@@ -76,14 +73,7 @@ def text_strokes(rgb: np.ndarray) -> np.ndarray:
     """Text-like pixels (watermarks, captions): thin strokes (white or black top-hat over a 9x9 square,
     contrast > STROKE_CONTRAST) that are grey and near-white or near-black; lesion scales and crusts,
     thin and bright too, keep some colour."""
-    import cv2
-
-    gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
-    k = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
-    thin = np.maximum(cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, k), cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, k))
-    L = lab(rgb)
-    grey = np.hypot(L[..., 1], L[..., 2]) < 12
-    return (thin > STROKE_CONTRAST) & grey & ((L[..., 0] > 80) | (L[..., 0] < 20))
+    return colour.grey_strokes(rgb, STROKE_CONTRAST, max_chroma=12, bright=80, dark=20)
 
 
 def mark_parts(rgb: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple]]:

@@ -57,12 +57,7 @@ class Vetted:
         return ", ".join(f"{k} {v}" for k, v in self.factors.items())
 
 
-def lab(rgb: np.ndarray) -> np.ndarray:
-    """CIE L*a*b* as float32 (L 0-100, a and b about -128..127)."""
-    import cv2
-
-    x = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
-    return np.stack([x[..., 0] * 100 / 255, x[..., 1] - 128, x[..., 2] - 128], axis=-1)
+lab = colour.lab8  # CIE L*a*b* through OpenCV (L 0-100)
 
 
 def non_skin(rgb: np.ndarray) -> np.ndarray:
@@ -86,14 +81,7 @@ def background(rgb: np.ndarray) -> np.ndarray:
 
 def strokes(rgb: np.ndarray) -> np.ndarray:
     """Thin high-contrast strokes (white or black top-hat over 9x9) that are grey and near white or black."""
-    import cv2
-
-    gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
-    k = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
-    thin = np.maximum(cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, k), cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, k))
-    L = lab(rgb)
-    grey = np.hypot(L[..., 1], L[..., 2]) < 14
-    return (thin > STROKE_CONTRAST) & grey & ((L[..., 0] > 78) | (L[..., 0] < 22))
+    return colour.grey_strokes(rgb, STROKE_CONTRAST, max_chroma=14, bright=78, dark=22)
 
 
 def text(rgb: np.ndarray) -> np.ndarray:
