@@ -13,6 +13,9 @@ augmentation sets, the card), not a real network's. Peak RSS is sampled every 0.
 column is the RSS a row adds between consecutive sizes. `--in-memory-mib 0` keeps every feature set in its
 cache file (builder.published.evaluate.featurefile), as a large version with a real network's 768- or
 2048-wide features would be: the tiny networks' 16-32-wide features alone stay in memory by default.
+
+Each size is evaluated twice, side by side: as `builder evaluate` runs (`builder.core.heap` returns freed
+memory to the system) and, as the baseline, with the allocators' defaults (`heap.ENABLED = False`).
 """
 from __future__ import annotations
 
@@ -56,12 +59,14 @@ def scaled_copy(built: Path, rows: int, dest: Path) -> int:
     return sum(f["rows"] for f in shards)
 
 
-def evaluate_once(folder: Path, model: Path, in_memory_mib: float | None) -> None:
+def evaluate_once(folder: Path, model: Path, in_memory_mib: float | None, heap_on: bool) -> None:
     """The evaluation itself (run in a subprocess so its RSS is measured alone)."""
     import torch
 
+    from builder.core import heap
     from builder.published.evaluate import featurefile
 
+    heap.ENABLED = heap_on
     if in_memory_mib is not None:
         featurefile.IN_MEMORY_BYTES = int(in_memory_mib * 2 ** 20)
 
@@ -91,10 +96,14 @@ def main() -> None:
                    help="feature sets up to this size are kept in memory (default: the package's setting)")
     p.add_argument("--build-out", type=Path, default=None,
                    help="reuse a demo build (the --out folder of `build --version <V>`) instead of building one")
-    p.add_argument("--evaluate", nargs=2, metavar=("FOLDER", "MODEL"), help=argparse.SUPPRESS)
+    p.add_argument("--modes", nargs="+", choices=["returned", "defaults"], default=["returned", "defaults"],
+                   help="returned: freed memory handed back (builder.core.heap, as builder evaluate runs); "
+                        "defaults: the allocators' defaults (the baseline)")
+    p.add_argument("--evaluate", nargs=3, metavar=("FOLDER", "MODEL", "MODE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.evaluate:
-        return evaluate_once(Path(args.evaluate[0]), Path(args.evaluate[1]), args.in_memory_mib)
+        return evaluate_once(Path(args.evaluate[0]), Path(args.evaluate[1]), args.in_memory_mib,
+                             args.evaluate[2] == "returned")
     import shutil
 
     from generation.tiny import save_tiny_vision_backbone
@@ -110,27 +119,33 @@ def main() -> None:
         for rows in args.rows:
             out = Path(tmp) / f"rows-{rows}"
             n = scaled_copy(demo / args.version, rows, out / args.version)
-            shutil.copytree(demo / ".work" / args.version, out / ".work" / args.version,  # real photos, splits
-                            ignore=shutil.ignore_patterns("evaluation"))
             folder = out / args.version
-            extra = [] if args.in_memory_mib is None else ["--in-memory-mib", str(args.in_memory_mib)]
-            proc = subprocess.Popen([sys.executable, __file__, "--evaluate", str(folder), str(model), *extra], env=env,
-                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            seconds, rss = peak_rss(proc)
-            log = proc.stdout.read()
-            if proc.returncode:
-                raise SystemExit(f"evaluation of {n} rows failed:\n{log[-3000:]}")
-            runs.append({"rows": n, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)})
-            print(json.dumps(runs[-1]), flush=True)
+            for mode in args.modes:
+                shutil.rmtree(out / ".work", ignore_errors=True)  # a fresh evaluation cache per run
+                shutil.copytree(demo / ".work" / args.version, out / ".work" / args.version,  # real photos, splits
+                                ignore=shutil.ignore_patterns("evaluation"))
+                extra = [] if args.in_memory_mib is None else ["--in-memory-mib", str(args.in_memory_mib)]
+                proc = subprocess.Popen([sys.executable, __file__, "--evaluate", str(folder), str(model), mode, *extra],
+                                        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                seconds, rss = peak_rss(proc)
+                log = proc.stdout.read()
+                if proc.returncode:
+                    raise SystemExit(f"evaluation of {n} rows failed:\n{log[-3000:]}")
+                runs.append({"mode": mode, "rows": n, "seconds": round(seconds, 1), "peak_rss_mib": round(rss)})
+                print(json.dumps(runs[-1]), flush=True)
             shutil.rmtree(out)  # one size on disk at a time
     print(f"evaluate, tiny networks, {os.cpu_count()} cores (shared machine: wall times include other load)")
-    slopes = [None] + [round(1024 * (b["peak_rss_mib"] - a["peak_rss_mib"]) / (b["rows"] - a["rows"]), 2)
-                       for a, b in zip(runs, runs[1:])]
-    for r, k in zip(runs, slopes):
-        print(f"{r['rows']:>7} rows  {r['seconds']:>8.1f} s  {1000 * r['seconds'] / r['rows']:>6.1f} s per 1k rows  "
-              f"peak RSS {r['peak_rss_mib']} MiB" + ("" if k is None else f"  slope {k} KiB per row"))
-    print(json.dumps({"runs": runs, "rss_kib_per_row": slopes[1:], "in_memory_mib": args.in_memory_mib}))
-
+    print(f"{'mode':>9} {'rows':>7} {'seconds':>8} {'s per 1k rows':>13} {'peak RSS MiB':>12} {'KiB per row':>11}")
+    slopes = {}
+    for mode in args.modes:
+        mine = [r for r in runs if r["mode"] == mode]
+        slopes[mode] = [round(1024 * (b["peak_rss_mib"] - a["peak_rss_mib"]) / (b["rows"] - a["rows"]), 2)
+                        for a, b in zip(mine, mine[1:])]
+        for r, k in zip(mine, [None] + slopes[mode]):
+            print(f"{mode:>9} {r['rows']:>7} {r['seconds']:>8.1f} {1000 * r['seconds'] / r['rows']:>13.1f} "
+                  f"{r['peak_rss_mib']:>12} {'' if k is None else k:>11}")
+    print("KiB per row: the peak RSS each added row costs between consecutive sizes")
+    print(json.dumps({"runs": runs, "rss_kib_per_row": slopes, "in_memory_mib": args.in_memory_mib}))
 
 if __name__ == "__main__":
     main()

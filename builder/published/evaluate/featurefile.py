@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.core.heap import release
+
 IN_MEMORY_BYTES = 64 * 2 ** 20  # a feature set up to this size is computed on in memory, as before
 CHUNK_BYTES = 8 * 2 ** 20       # rows read per step when a set is scanned
 
@@ -38,6 +40,7 @@ def write(path: Path, batches, n: int) -> None:
         tmp.unlink()
         raise ValueError(f"{path.name}: {rows} feature rows written, {n} expected")
     os.replace(tmp, path)
+    release()  # the batches' decoded images are freed: hand their pages back (core.heap)
 
 
 def load(path: Path) -> "np.ndarray | OnDisk":

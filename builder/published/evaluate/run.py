@@ -20,6 +20,7 @@ from builder.published.evaluate import stats as st
 from builder.published.evaluate.balance import imbalance
 from builder.published.evaluate.images import decode_images
 from builder.core.errors import ConfigError
+from builder.core.heap import release
 from builder.core.layout import VersionLayout
 from builder.core.schema import KINDS, SKIN_TONES, canonical_json, digest
 from builder.core.store import StageStore, atomic_write
@@ -349,6 +350,7 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
     the results name as what it is); by default the standard networks are loaded, or their reason not to run
     is recorded. `protocol`: ProtocolSettings to also run the paper's classifier protocol (GPU-sized)."""
     from builder.build.manifest import recover_version
+    from builder.core.heap import bounded_heap
     from builder.core.lock import hold
 
     settings.check()
@@ -364,7 +366,8 @@ def run_evaluation(folder: Path, settings: EvalSettings, *, real: Path | None = 
         if not (folder / "manifest.json").is_file():
             raise ConfigError(f"{folder} holds no built version (no manifest.json); build it first with "
                               "`python -m builder build --version <V>` or pass --folder")
-        return _evaluate(folder, settings, real, splits, work, device, inception, lpips, protocol)
+        with bounded_heap():  # resident memory stays at the working set however many rows (core.heap)
+            return _evaluate(folder, settings, real, splits, work, device, inception, lpips, protocol)
 
 
 def _evaluate(folder: Path, settings: EvalSettings, real: Path | None, splits: Path | None, work: Path,
@@ -373,7 +376,13 @@ def _evaluate(folder: Path, settings: EvalSettings, real: Path | None, splits: P
     cache = work / "evaluation"
     (cache / "images").mkdir(parents=True, exist_ok=True)
     synth = version_items(folder, spill=cache / "images")  # bounded memory: images read a batch at a time
+    release()
     model_fidelity = fidelity(real_items_, synth, settings, cache, device)
+    release()
+    tables = paper_tables(real_items_, synth, settings, cache, device, inception, lpips, model_fidelity)
+    release()
+    useful = utility(real_items_, synth, settings, cache, device)
+    release()
     result = {
         "version": folder.name,
         "imbalance": imbalance(real_items_ + synth),
@@ -387,8 +396,8 @@ def _evaluate(folder: Path, settings: EvalSettings, real: Path | None, splits: P
         "counts": {"real": len(real_items_), "real_without_split": missing,
                    "synthetic": {k: sum(i.kind == k for i in synth) for k in SYNTHETIC_KINDS}},
         "fidelity": model_fidelity,
-        **paper_tables(real_items_, synth, settings, cache, device, inception, lpips, model_fidelity),
-        "utility": utility(real_items_, synth, settings, cache, device),
+        **tables,
+        "utility": useful,
         "clip_agreement": clip_agreement([i for i in synth if i.kind == "semantic"], settings, cache, device),
     }
     if protocol is not None:

@@ -1,0 +1,78 @@
+"""Keeping a long streaming run's resident memory at its working set.
+
+A command that decodes images a batch at a time (`builder evaluate` over a large version) frees as much
+as it allocates, yet its resident memory can still grow with the row count: the memory is freed but
+not returned to the system. Two allocators keep it:
+
+- glibc's malloc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
+  image-sized buffers come from the heap, and heap pages freed between live ones stay resident. A fixed
+  threshold (`MMAP_THRESHOLD`) keeps every buffer above it in a mapping of its own, unmapped when freed;
+  `release` asks malloc to return free heap pages (`malloc_trim`).
+- pyarrow's default pool (mimalloc or jemalloc) keeps freed pages for reuse; while `bounded_heap` is
+  active, pyarrow allocates from the system allocator instead (the one above), and the previous pool is
+  restored after.
+
+Measured with `python benchmarks/evaluate_scale.py` (README, "Scale"). Both are process settings: the
+glibc threshold stays fixed after the run (glibc offers no way back to its dynamic threshold), which
+only changes where large buffers come from. Elsewhere than glibc these are no-ops.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import functools
+
+ENABLED = True               # False: allocator defaults (the evaluate benchmark's baseline)
+MMAP_THRESHOLD = 128 * 1024  # glibc's own default before it starts adjusting it
+_M_MMAP_THRESHOLD = -3       # mallopt parameter number (malloc.h)
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc():
+    """glibc's libc with mallopt and malloc_trim, or None (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+def release() -> None:
+    """Return freed memory to the system: malloc's free heap pages and pyarrow's pool's unused pages."""
+    if not ENABLED:
+        return
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return
+    pa.default_memory_pool().release_unused()
+
+
+@contextlib.contextmanager
+def bounded_heap():
+    """For the duration: pyarrow on the system allocator; from the start: glibc's fixed mmap threshold.
+    Freed memory is returned when the block ends."""
+    if not ENABLED:
+        yield
+        return
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    try:
+        import pyarrow as pa
+    except ImportError:
+        pa = None
+    before = pa.default_memory_pool() if pa is not None else None
+    if pa is not None:
+        pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        if pa is not None:
+            pa.set_memory_pool(before)
+        release()
