@@ -92,13 +92,17 @@ def poisson_clone(context, donor: np.ndarray, support: np.ndarray, screen: bool 
 
 
 def donor_exclude(rgb: np.ndarray, label_map: np.ndarray, method: str) -> np.ndarray | None:
-    """`lesion_lab`: the donor's lesion-labelled pixels with a colour no skin or lesion has (strongly green:
-    a drape or gown, a* < DRAPE_A; or a near-black grey void) that the mask took in; they never enter a base.
-    Blues are kept (a blue naevus, a melanoma's blue-white veil). None for the other blends (the method
-    pastes every lesion-labelled pixel)."""
+    """`lesion_lab`: the donor's lesion-labelled pixels with a colour no skin or lesion has that the mask
+    took in; they never enter a base: strongly green (a drape or gown, a* < DRAPE_A), a near-black grey
+    void, and a backdrop's blues and greens (`builder.core.colour.drape` colours whose connected region
+    continues outside the lesion at least as far as inside it: a blue sheet the outline ran into). A blue
+    inside the lesion, surrounded by skin, is kept (a blue naevus, a melanoma's blue-white veil). None for
+    the other blends (the method pastes every lesion-labelled pixel)."""
     if method != "lesion_lab":
         return None
-    from builder.core.colour import rgb_to_lab
+    import cv2
+
+    from builder.core.colour import drape, rgb_to_lab
     from builder.core.schema import LABEL_LESION
 
     lesion = label_map == LABEL_LESION
@@ -106,6 +110,13 @@ def donor_exclude(rgb: np.ndarray, label_map: np.ndarray, method: str) -> np.nda
     bad = (lab[:, 1] < DRAPE_A) | ((lab[:, 0] < 12) & (np.hypot(lab[:, 1], lab[:, 2]) < 10))
     out = np.zeros(label_map.shape, bool)
     out[lesion] = bad
+    blue = drape(rgb_to_lab(rgb))
+    if (blue & lesion).any():
+        n, parts = cv2.connectedComponents(blue.astype(np.uint8), connectivity=8)
+        inside = np.bincount(parts[blue & lesion], minlength=n)
+        outside = np.bincount(parts[blue & ~lesion], minlength=n)
+        backdrop = np.flatnonzero((outside >= inside) & (inside > 0))
+        out |= lesion & np.isin(parts, backdrop[backdrop > 0])
     return out
 
 

@@ -80,3 +80,28 @@ def test_a_dark_skin_lesions_grey_rim_keeps_its_colour_offset_instead_of_turning
     assert ab_err < 3 and green < donor_green + 5  # the rim stays the grey it was next to its skin
     old_err, old_green = result["poisson_screen"]
     assert old_err > 8 and old_green > donor_green + 20  # per-channel rules: a teal rim (G 38 over R)
+
+
+def test_a_blue_backdrop_the_outline_ran_into_is_left_out_and_a_blue_naevus_is_kept():
+    """A donor photographed against a blue sheet, its lesion outline running into the sheet: the sheet's
+    pixels inside the mask (their blue region continues outside the lesion) never reach the base; a blue
+    blot inside the lesion, surrounded by lesion and skin, is the lesion's own colour and is pasted."""
+    from generation.lesion_map.blend import donor_exclude
+
+    donor, dmap, _ = _scc_donor()
+    sheet = np.zeros(dmap.shape, bool)
+    sheet[:, 75:] = True  # a blue sheet over the right of the frame, through the lesion's right part
+    donor[sheet] = (40, 110, 170)
+    naevus = np.zeros(dmap.shape, bool)
+    naevus[52:62, 40:50] = True  # blue-grey blot well inside the lesion
+    donor[naevus] = (70, 80, 120)
+    lesion = dmap == LABEL_LESION
+    out = donor_exclude(donor, dmap, "lesion_lab")
+    assert out[sheet & lesion].all() and not out[naevus].any()
+    assert not out[lesion & ~sheet].any()
+    assert donor_exclude(donor, dmap, "poisson_screen") is None
+    base, mapped = _map(donor, dmap, "lesion_lab")
+    landed, blot = _placed(sheet & lesion, donor, dmap, mapped), _placed(naevus, donor, dmap, mapped)
+    assert np.array_equal(mapped.rgb[landed], base[landed])
+    blue = rgb_to_lab(mapped.rgb.astype(np.float64))[..., 2] < -10
+    assert blue[blot].mean() > 0.5  # the naevus keeps its blue on the light base
