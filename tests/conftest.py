@@ -36,7 +36,9 @@ import pytest
 # Offline and quiet before anything imports huggingface_hub (offline, each failed Hub call retries for 23 s or more).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="cgddi-hf-home-"))
+if "HF_HOME" not in os.environ:  # a Hub cache of this test session's own, removed when the session ends
+    _HF_HOME = tempfile.TemporaryDirectory(prefix="cgddi-hf-home-")
+    os.environ["HF_HOME"] = _HF_HOME.name
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["CGDDI_PROGRESS"] = "0"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -71,5 +71,5 @@ def test_the_card_lists_ids_up_to_a_limit_and_points_to_the_manifest(tmp_path):
     text = section(CardFacts(cfg=load_config("1.2"), records=[], generators=[], sources=[], artefacts=measured))
     assert f"| {SHOWN_IDS + 5} of 40 |" in text and "and 5 more (manifest.json)" in text
     assert f"`{ids[SHOWN_IDS - 1]}`" in text and f"`{ids[SHOWN_IDS]}`" not in text
-    assert "| `flat_texture` |" in text and "< 0.5" in text
+    assert "| `flat_texture` |" in text and "< 0.65" in text
     assert section(CardFacts(cfg=load_config("1.2"), records=[], generators=[], sources=[])) == ""
