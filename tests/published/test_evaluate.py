@@ -170,6 +170,7 @@ def test_card_carries_the_three_paper_tables_with_reasons(evaluated):
     assert "| gaussian_noise | GaussNoise(std_range=(0.1, 0.1))" in card and "| 32.1 |" in card
 
 
+@pytest.mark.slow  # a second whole evaluation (the default suite keeps under 10 min; CI runs it)
 def test_a_test_network_in_place_of_inception_is_named_as_what_it_is(evaluated, tmp_path):
     import shutil
 
