@@ -147,5 +147,6 @@ def main() -> None:
     print("KiB per row: the peak RSS each added row costs between consecutive sizes")
     print(json.dumps({"runs": runs, "rss_kib_per_row": slopes, "in_memory_mib": args.in_memory_mib}))
 
+
 if __name__ == "__main__":
     main()

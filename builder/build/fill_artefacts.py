@@ -9,8 +9,6 @@ every flagged id. Deterministic: the same rows give the same figures.
 """
 from __future__ import annotations
 
-
-
 from builder.core.schema import LABEL_SKIN, Record
 from builder.core.store import StageStore
 from builder.core.workers import map_jobs

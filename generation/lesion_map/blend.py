@@ -106,11 +106,9 @@ def donor_exclude(rgb: np.ndarray, label_map: np.ndarray, method: str) -> np.nda
     from builder.core.schema import LABEL_LESION
 
     lesion = label_map == LABEL_LESION
-    lab = rgb_to_lab(rgb[lesion])
-    bad = (lab[:, 1] < DRAPE_A) | ((lab[:, 0] < 12) & (np.hypot(lab[:, 1], lab[:, 2]) < 10))
-    out = np.zeros(label_map.shape, bool)
-    out[lesion] = bad
-    blue = drape(rgb_to_lab(rgb))
+    lab = rgb_to_lab(rgb)  # once for the whole donor: the rules below read its lesion and its backdrop
+    out = lesion & ((lab[..., 1] < DRAPE_A) | ((lab[..., 0] < 12) & (np.hypot(lab[..., 1], lab[..., 2]) < 10)))
+    blue = drape(lab)
     if (blue & lesion).any():
         n, parts = cv2.connectedComponents(blue.astype(np.uint8), connectivity=8)
         inside = np.bincount(parts[blue & lesion], minlength=n)
