@@ -62,6 +62,13 @@ class OpenCVBackend(Backend):
         check_opencv_method(cfg.opencv_method)
 
     @classmethod
+    def fingerprint(cls, cfg: HealthyConfig, **run) -> dict:
+        """The quilt fill's revision: a work folder healed by an earlier revision is not reused."""
+        from generation.healthy.quilt import REVISION
+
+        return {"quilt_revision": REVISION} if cfg.opencv_method == "quilt" else {}
+
+    @classmethod
     def uses_seed(cls, cfg: HealthyConfig) -> bool:
         """A smooth Telea fill (no grain) does not depend on the per-sample seed."""
         return cfg.opencv_grain > 0 or cfg.opencv_method != "telea"

@@ -10,14 +10,20 @@ same source. Here:
   a tolerance of the skin ring around the hole (tolerance: the ring's own spread, at least MIN_TOL_DE);
 - the colour is the harmonic membrane (`generation.membrane`) of the local mean of the skin around
   the hole (marks left out), its boundary values taken from the nearest such skin wherever the hole
-  borders something else (a drape, a mark), so no dark smudge flows in;
+  borders something else (a drape, a mark), so no dark smudge flows in. Near the edge it is the ring's
+  own shade; deeper in, its tint (CIE a*, b*; not its lightness, which carries shading) turns over
+  HALO_FADE of the hole's width to the tint of the skin's mean over HALO_FRAC of the hole's width
+  (skin only), so a red halo that rings the lesion fades into the healed skin instead of tinting all of it;
 - the texture is each source's ratio to its local mean (multiplicative: it scales with the target's
   colour), at a scale that grows with the hole (SIGMA px for small holes, up to MAX_SIGMA for large
-  ones: mid-sized skin texture, not a smooth oval), laid in square tiles on a half-overlapping grid
-  with sine windows whose squares sum to one (independent textures keep their contrast across the
-  overlap: no seam). Each tile takes a source chosen, seeded, among the NEAR_CANDIDATES nearest
-  clean squares of matching colour that overlap no source already used, so nothing repeats while
-  clean skin remains.
+  ones), laid in square tiles on a half-overlapping grid with sine windows whose squares sum to one
+  (independent textures keep their contrast across the overlap: no seam). Each tile takes a source
+  chosen, seeded, among the NEAR_CANDIDATES nearest clean squares of matching colour that overlap no
+  source already used, so nothing repeats while clean skin remains. Holes wider than COARSE_HOLE tiles
+  get a second, coarser band quilted the same way (the local mean at COARSE x the texture's scale over
+  that at COARSE^2, tiles COARSE x as large): the mottling, shading and creases a membrane alone
+  smooths into a flat oval. It is left out where clean skin holds too few coarse tiles (they would
+  repeat).
 Where no clean square fits (even at MIN_TILE px), the texture is seeded grain with the ring's detail
 spread, as the Telea fill does. Deterministic: fixed operations and one seeded generator.
 """
@@ -33,35 +39,103 @@ MIN_TILE = 8                  # px: smallest tile tried before grain
 MIN_SOURCES = 12              # a tile size needs this many tiles' worth of clean skin
 NEAR_CANDIDATES = 12          # each tile picks among this many best sources (seeded)
 RED_IQR, MIN_RED = 1.5, 4.0   # a* above the ring's upper quartile by this many IQRs (at least MIN_RED): a red spot
+COARSE = 4                    # the coarse band's scale and tile size, x the fine band's
+COARSE_HOLE = 2.0             # a hole this many fine tiles across (square root of its area) gets the coarse band
+MAX_COARSE_TILE = 192         # px
+COARSE_SOURCES = 4            # clean skin must hold this many coarse tiles' worth
+HALO_FRAC, MIN_HALO, MAX_HALO = 0.25, 6, 96  # the scale (px) of the skin's mean that sets the deep colour
+HALO_FADE = 0.15              # the ring's shade gives way to the deeper colour over this share of the hole's width
+REVISION = 2                  # of this fill's output (a stage's fingerprint): 2 = coarse band and halo fade
 
 
 def quilt_fill(crop: np.ndarray, hole: np.ndarray, skin: np.ndarray, seed: int) -> np.ndarray:
     """uint8 crop with `hole` filled from clean skin; pixels outside `hole` untouched."""
     from generation.healthy.exemplar import local_mean
     from generation.healthy.texture import add_grain
-    from generation.membrane import membrane
 
-    from generation.healthy.artefacts import marks
+    from generation.healthy.artefacts import dilate, marks
 
     img = crop.astype(np.float64)
     clean = clean_skin(crop, hole, skin)
-    size, fits = tile_size(clean, float(np.clip(np.sqrt(hole.sum()) / 24.0, SIGMA, MAX_SIGMA)))
+    width = float(np.sqrt(hole.sum()))
+    size, fits = tile_size(clean, float(np.clip(width / 24.0, SIGMA, MAX_SIGMA)))
     sigma = max(SIGMA, size / 8.0)  # the texture's scale: what a tile can hold without a visible dome
     base = clean if clean.any() else (skin & ~hole if (skin & ~hole).any() else ~hole)
     # the colour comes from all the skin around the hole but marks (the ring's own shade, not the
     # clean sources' average); the texture from clean skin only
     tinted = skin & ~hole & ~marks(crop)
     tinted = tinted if tinted.any() else base
-    colour = membrane(hole, nearest_fill(local_mean(img, tinted, sigma), tinted))
+    coarse = None
+    if fits is not None and width >= COARSE_HOLE * size:
+        # shading: skin darkens towards a limb's outline over more than the fine band's scale
+        far_in = clean & ~dilate(~skin & ~hole, int(2 * COARSE * sigma)) & ~_frame(hole.shape, int(COARSE * sigma))
+        c_size, c_fits = tile_size(far_in, COARSE * sigma, largest=MAX_COARSE_TILE, smallest=size, need=True,
+                                   sources=COARSE_SOURCES)
+        if c_fits is not None:
+            coarse = (c_size, c_fits, max(COARSE * sigma, c_size / 8.0))
+    colour = halo_faded_colour(img, hole, tinted, sigma, width)
     mean = nearest_fill(local_mean(img, base, sigma), base)
     out = crop.copy()
     if fits is None:
         out[hole] = np.clip(np.rint(colour[hole]), 0, 255).astype(np.uint8)
         return add_grain(out, crop, hole, 1.0, seed)
+    rng = np.random.default_rng(seed)
     ratio = np.where(base[..., None], img / np.maximum(mean, 1.0) - 1.0, 0.0)
-    texture = lay_tiles(hole, fits, ratio, mean, colour, size, np.random.default_rng(seed))
-    out[hole] = np.clip(np.rint(colour[hole] * (1.0 + texture[hole])), 0, 255).astype(np.uint8)
+    texture = lay_tiles(hole, fits, ratio, mean, colour, size, rng)
+    gain = 1.0 + texture
+    if coarse:
+        c_size, c_fits, c_sigma = coarse
+        c_mean = nearest_fill(broad_mean(img, base, c_sigma), base)
+        luma = np.array([0.299, 0.587, 0.114])  # lightness only: a coarse tint would read as a stain
+        c_ratio = np.where(base, (mean @ luma) / np.maximum(c_mean @ luma, 1.0) - 1.0, 0.0)
+        c_ratio = np.repeat(c_ratio[..., None], 3, axis=2)
+        gain *= 1.0 + lay_tiles(hole, c_fits, c_ratio, c_mean, colour, c_size, rng)
+    out[hole] = np.clip(np.rint(colour[hole] * gain[hole]), 0, 255).astype(np.uint8)
     return out
+
+
+def halo_faded_colour(img: np.ndarray, hole: np.ndarray, tinted: np.ndarray, sigma: float,
+                      width: float) -> np.ndarray:
+    """The fill's colour: the membrane of the ring's local mean at the hole's edge, turning deeper in to
+    the membrane of a wider mean of the skin around it (a halo ringing a lesion does not fill it)."""
+    import cv2
+    from scipy.ndimage import distance_transform_edt
+
+    from generation.healthy.exemplar import local_mean
+    from generation.membrane import membrane
+
+    near = membrane(hole, nearest_fill(local_mean(img, tinted, sigma), tinted))
+    wide = float(np.clip(HALO_FRAC * width, MIN_HALO, MAX_HALO))
+    if wide <= sigma:
+        return near
+    far = membrane(hole, nearest_fill(broad_mean(img, tinted, wide), tinted))
+    w = np.exp(-distance_transform_edt(hole) / max(1.0, HALO_FADE * width))[..., None]
+    # only the tint fades (a* and b*): the ring's lightness carries shading the fill must continue
+    near_lab, far_lab = (cv2.cvtColor(np.clip(c, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+                         for c in (near, far))
+    mixed = near_lab.copy()
+    mixed[..., 1:] = w * near_lab[..., 1:] + (1.0 - w) * far_lab[..., 1:]
+    out = cv2.cvtColor(mixed, cv2.COLOR_LAB2RGB).astype(np.float64) * 255.0
+    return np.where(hole[..., None], out, near)
+
+
+def broad_mean(img: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
+    """`local_mean` at a broad scale, computed on a grid coarsened to a quarter of sigma and upsampled
+    linearly (a Gaussian of sigma 100 px over a full-size photo costs seconds; its result is smooth)."""
+    import cv2
+
+    from generation.healthy.exemplar import local_mean
+
+    f = int(sigma // 4)
+    if f < 2:
+        return local_mean(img, known, sigma)
+    h, w = known.shape
+    size = (max(1, -(-w // f)), max(1, -(-h // f)))
+    weight = cv2.resize(known.astype(np.float64), size, interpolation=cv2.INTER_AREA)
+    num = cv2.resize(img * known[..., None], size, interpolation=cv2.INTER_AREA)
+    mean = cv2.GaussianBlur(num, (0, 0), sigma / f) / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma / f),
+                                                                  1e-9)[..., None]
+    return cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def clean_skin(crop: np.ndarray, hole: np.ndarray, skin: np.ndarray) -> np.ndarray:
@@ -110,23 +184,26 @@ def nearest_fill(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     return values[iy, ix]
 
 
-def tile_size(clean: np.ndarray, sigma: float) -> tuple[int, np.ndarray | None]:
-    """The largest tile (8 sigma, 16 to 64 px, halved down to MIN_TILE) for which clean skin holds
+def tile_size(clean: np.ndarray, sigma: float, largest: int = 64, smallest: int = MIN_TILE,
+              need: bool = False, sources: int = MIN_SOURCES) -> tuple[int, np.ndarray | None]:
+    """The largest tile (8 sigma, 16 to `largest` px, halved down to `smallest`) for which clean skin holds
     MIN_SOURCES tiles' worth of squares (few sources would repeat in a visible lattice), and where its
-    squares fit; the smallest tile that fits at all otherwise; (MIN_TILE, None) when none does."""
+    squares fit; the smallest tile that fits at all otherwise (None with `need`, which asks for the
+    MIN_SOURCES); (`smallest`, None) when none does."""
     import cv2
 
-    size = int(min(64, max(16, 2 * round(4 * sigma))))
-    found = (MIN_TILE, None)
-    while size >= MIN_TILE:
+    size = int(min(largest, max(16, 2 * round(4 * sigma))))
+    found = (smallest, None)
+    while size >= smallest:
         fits = _fits(clean, size)
         if fits.any():
-            found = (size, fits)
             padded = np.zeros(clean.shape, np.uint8)
             padded[:fits.shape[0], :fits.shape[1]] = fits
             union = cv2.dilate(padded, np.ones((size, size), np.uint8), anchor=(size - 1, size - 1))
-            if union.sum() >= MIN_SOURCES * size * size:
-                return found
+            if union.sum() >= sources * size * size:
+                return size, fits
+            if not need:
+                found = (size, fits)
         size //= 2
     return found
 
@@ -151,8 +228,9 @@ def lay_tiles(hole, fits, ratio, mean, colour, size, rng):
     h, w = hole.shape
     ys, xs = np.nonzero(hole)
     cy, cx = np.nonzero(fits)
-    if cy.size > 20_000:  # a thinned grid of candidates: same choice quality, bounded cost
-        keep = np.flatnonzero((cy % 2 == 0) & (cx % 2 == 0))
+    if cy.size > 20_000:  # a thinned grid of candidates (a 16th of a tile apart): same choice quality, bounded cost
+        k = max(2, size // 16)
+        keep = np.flatnonzero((cy % k == 0) & (cx % k == 0))
         cy, cx = cy[keep], cx[keep]
     src_mean = mean[cy + size // 2, cx + size // 2]
     uses = np.zeros(fits.shape, np.int32)  # how many chosen sources each candidate square overlaps

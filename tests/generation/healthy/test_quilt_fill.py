@@ -49,3 +49,66 @@ def test_a_hole_at_the_frame_edge_beside_a_drape_gets_no_dark_smudge():
     values = A.measure(filled, photo, hole, skin_mask & ~hole)
     assert "foreign_colour" not in A.fired(values), values
     assert not A.non_skin_colour(filled)[hole].any()
+
+
+def _mottled(seed: int, shape) -> np.ndarray:
+    """Skin whose variation is mostly mid-scale (blotches of sigma 12 px) over a fine grain."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    fine = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), 1.0)
+    mid = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), 12.0)
+    grey = 5 * fine / fine.std() + 12 * mid / mid.std()
+    return np.clip(np.array([200.0, 155.0, 130.0]) + grey[..., None] * np.array([1.0, 0.9, 0.85]), 0, 255
+                   ).astype(np.uint8)
+
+
+def _mid_band(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return cv2.GaussianBlur(grey, (0, 0), 4) - cv2.GaussianBlur(grey, (0, 0), 24)
+
+
+def test_a_large_hole_keeps_the_mid_scale_variation_of_the_skin_around_it(monkeypatch):
+    """A large heal is no smooth oval: the coarse band carries the blotches a membrane alone smooths away
+    (measured as the 4-24 px band's spread inside the hole, against the hidden truth's)."""
+    import generation.healthy.quilt as Q
+
+    shape = (480, 480)
+    photo, hole, inner = _mottled(3, shape), disc(240, 240, 120, shape), disc(240, 240, 95, shape)
+    hidden = photo.copy()
+    hidden[hole] = 0
+    truth = _mid_band(photo)[inner].std()
+    filled = quilt_fill(hidden, hole, ~hole, seed=4)
+    assert np.array_equal(filled[~hole], photo[~hole])
+    assert _mid_band(filled)[inner].std() > 0.5 * truth
+    monkeypatch.setattr(Q, "COARSE_HOLE", 1e9)  # the fill without its coarse band fails the same measure
+    assert _mid_band(quilt_fill(hidden, hole, ~hole, seed=4))[inner].std() < 0.5 * truth
+
+
+def test_a_red_halo_around_the_lesion_fades_instead_of_tinting_the_whole_heal(monkeypatch):
+    """An inflamed ring outside the lesion is the fill's colour at its edge only: deeper in, its a* turns
+    to the skin's around it (the membrane of the ring alone carries the halo's red across the heal)."""
+    import cv2
+
+    import generation.healthy.quilt as Q
+
+    shape = (400, 400)
+    hole, centre = disc(200, 200, 90, shape), disc(200, 200, 35, shape)
+    halo = disc(200, 200, 112, shape) & ~hole
+    photo = skin(2, shape).astype(np.float64)
+    photo[halo] += (22, -8, -6)
+    photo = np.clip(photo, 0, 255).astype(np.uint8)
+    hidden = photo.copy()
+    hidden[hole] = 0
+    a_star = cv2.cvtColor(photo, cv2.COLOR_RGB2LAB)[..., 1].astype(np.float64)
+    far, red = a_star[~disc(200, 200, 150, shape)].mean(), a_star[halo].mean()
+
+    def centre_red(filled):
+        return (cv2.cvtColor(filled, cv2.COLOR_RGB2LAB)[..., 1][centre].mean() - far) / (red - far)
+
+    assert centre_red(quilt_fill(hidden, hole, ~hole, seed=2)) < 0.6
+    monkeypatch.setattr(Q, "HALO_FRAC", 0.0)
+    monkeypatch.setattr(Q, "MIN_HALO", 0)  # the ring's membrane alone: the centre is as red as the halo
+    assert centre_red(quilt_fill(hidden, hole, ~hole, seed=2)) > 0.8
