@@ -20,10 +20,10 @@ same source. Here:
   (independent textures keep their contrast across the overlap: no seam). Each tile takes a source
   chosen, seeded, among the NEAR_CANDIDATES nearest clean squares of matching colour that overlap no
   source already used, so nothing repeats while clean skin remains. Holes wider than COARSE_HOLE tiles
-  get a second, coarser band quilted the same way (the local mean at COARSE x the texture's scale over
-  that at COARSE^2, tiles COARSE x as large): the mottling, shading and creases a membrane alone
-  smooths into a flat oval. It is left out where clean skin holds too few coarse tiles (they would
-  repeat).
+  get a second, coarser band quilted the same way, lightness only (the local mean at the texture's
+  scale over the local mean at COARSE x that scale; tiles up to COARSE x as large, from clean skin away
+  from the limb's outline, where shading is): the mottling and creases a membrane alone smooths into a
+  flat oval. It is left out where clean skin holds too few coarse tiles (they would repeat).
 Where no clean square fits (even at MIN_TILE px), the texture is seeded grain with the ring's detail
 spread, as the Telea fill does. Deterministic: fixed operations and one seeded generator.
 """
