@@ -130,16 +130,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cgddi-lmscale-") as tmp:
         for size in args.candidates:
             photos = math.isqrt(size - 1) + 1
-            # the every-pair build comes first (the budgeted plan takes its map count as its budget)
+            # the every-pair build comes first (the budgeted plan takes its map count as its budget); each
+            # run is printed as soon as it is measured
             every = build(photos, "all", None, args.workers, Path(tmp))
             clear(Path(tmp))  # measured: the disk holds one build at a time
-            made = [every] if "all" in args.plans else []
+            if "all" in args.plans:
+                runs.append(every)
+                print(json.dumps(every), flush=True)
             if "balanced" in args.plans:
-                made.append(build(photos, "balanced", every["lesion_maps"], args.workers, Path(tmp)))
+                runs.append(build(photos, "balanced", every["lesion_maps"], args.workers, Path(tmp)))
                 clear(Path(tmp))
-            runs.extend(made)
-            for run in made:
-                print(json.dumps(run), flush=True)
+                print(json.dumps(runs[-1]), flush=True)
     print(f"build --version 1.1 from the demo source, {args.workers} workers, {os.cpu_count()} cores "
           "(shared machine: wall times include other load)")
     print(f"{'plan':>10} {'photos':>6} {'candidates':>10} {'maps':>7} {'rows':>7} {'seconds':>8} {'CPU s':>8} "
