@@ -45,7 +45,7 @@ MAX_COARSE_TILE = 192         # px
 COARSE_SOURCES = 4            # clean skin must hold this many coarse tiles' worth
 HALO_FRAC, MIN_HALO, MAX_HALO = 0.25, 6, 96  # the scale (px) of the skin's mean that sets the deep colour
 HALO_FADE = 0.15              # the ring's shade gives way to the deeper colour over this share of the hole's width
-REVISION = 2                  # of this fill's output (a stage's fingerprint): 2 = coarse band and halo fade
+REVISION = 3                  # of this fill's output (a stage's fingerprint): 2 = coarse band and halo fade, 3 = its Lab the kernel's
 
 
 def quilt_fill(crop: np.ndarray, hole: np.ndarray, skin: np.ndarray, seed: int) -> np.ndarray:
@@ -98,8 +98,9 @@ def halo_faded_colour(img: np.ndarray, hole: np.ndarray, tinted: np.ndarray, sig
                       width: float) -> np.ndarray:
     """The fill's colour: the membrane of the ring's local mean at the hole's edge, turning deeper in to
     the membrane of a wider mean of the skin around it (a halo ringing a lesion does not fill it)."""
-    import cv2
     from scipy.ndimage import distance_transform_edt
+
+    from builder.core import colour
 
     from generation.healthy.exemplar import local_mean
     from generation.membrane import membrane
@@ -111,12 +112,11 @@ def halo_faded_colour(img: np.ndarray, hole: np.ndarray, tinted: np.ndarray, sig
     far = membrane(hole, nearest_fill(broad_mean(img, tinted, wide), tinted))
     w = np.exp(-distance_transform_edt(hole) / max(1.0, HALO_FADE * width))[..., None]
     # only the tint fades (a* and b*): the ring's lightness carries shading the fill must continue
-    near_lab, far_lab = (cv2.cvtColor(np.clip(c, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-                         for c in (near, far))
-    mixed = near_lab.copy()
-    mixed[..., 1:] = w * near_lab[..., 1:] + (1.0 - w) * far_lab[..., 1:]
-    out = cv2.cvtColor(mixed, cv2.COLOR_LAB2RGB).astype(np.float64) * 255.0
-    return np.where(hole[..., None], out, near)
+    near_lab, far_lab = (colour.rgb_to_lab(np.clip(c[hole], 0, 255)) for c in (near, far))
+    near_lab[:, 1:] = w[hole] * near_lab[:, 1:] + (1.0 - w[hole]) * far_lab[:, 1:]
+    out = near.copy()
+    out[hole] = colour.lab_to_rgb(near_lab)
+    return out
 
 
 def broad_mean(img: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
