@@ -1,11 +1,14 @@
 """v1.1's every-pair lesion-map plan at scale, beside the budgeted plan of the same size: a whole build each.
 
 Run: nice -n 10 python benchmarks/lesion_map_scale.py [--candidates 5000 20000] [--plans all balanced]
+     [--budget MAPS ...]
 
 For each size, the demo source is grown to n photos (`source.demo_count`, n = the square root of the size,
 rounded up) so that the every-pair plan (`lesion_map.pairing: all`, `budget: null`, v1.1 = the paper)
 holds about that many candidates (kept healthy bases x donors); the budgeted plan (`pairing: balanced`)
-is then built from the same source with `budget` = the every-pair plan's candidate count. Each build is a
+is then built from the same source with `budget` = the every-pair plan's lesion-map count (or, with
+`--plans balanced --budget`, the map count of an every-pair build measured in an earlier run, so the
+every-pair build is not repeated only to learn its size). Each build is a
 fresh `python -m builder build` (subprocess) through the toolkit's own steps (ingest, healthy with the
 CPU stand-in, lesion_map, curate, publish). Measured: wall time, CPU seconds of the build and its workers
 (sampled per process: less sensitive to a shared machine's load than wall time), the lesion_map
@@ -124,21 +127,31 @@ def main() -> None:
                    help="about how many every-pair candidates per size (the source grows to sqrt of it)")
     p.add_argument("--plans", nargs="+", choices=["all", "balanced"], default=["all", "balanced"],
                    help="all: every pair (v1.1); balanced: the budgeted plan of the same size")
+    p.add_argument("--budget", type=int, nargs="+",
+                   help="with --plans balanced: the budgeted plan's budget per size (an earlier every-pair "
+                        "build's lesion-map count), so the every-pair build is skipped")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
+    if args.budget is not None and (args.plans != ["balanced"] or len(args.budget) != len(args.candidates)):
+        p.error(f"--budget {args.budget} needs --plans balanced and one budget per --candidates size "
+                f"({len(args.candidates)}); leave --budget out to measure the every-pair build first")
     runs = []
     with tempfile.TemporaryDirectory(prefix="cgddi-lmscale-") as tmp:
-        for size in args.candidates:
+        for i, size in enumerate(args.candidates):
             photos = math.isqrt(size - 1) + 1
-            # the every-pair build comes first (the budgeted plan takes its map count as its budget); each
-            # run is printed as soon as it is measured
-            every = build(photos, "all", None, args.workers, Path(tmp))
-            clear(Path(tmp))  # measured: the disk holds one build at a time
-            if "all" in args.plans:
-                runs.append(every)
-                print(json.dumps(every), flush=True)
+            # the every-pair build comes first (the budgeted plan takes its map count as its budget) unless
+            # that count is given; each run is printed as soon as it is measured
+            if args.budget is not None:
+                budget = args.budget[i]
+            else:
+                every = build(photos, "all", None, args.workers, Path(tmp))
+                clear(Path(tmp))  # measured: the disk holds one build at a time
+                budget = every["lesion_maps"]
+                if "all" in args.plans:
+                    runs.append(every)
+                    print(json.dumps(every), flush=True)
             if "balanced" in args.plans:
-                runs.append(build(photos, "balanced", every["lesion_maps"], args.workers, Path(tmp)))
+                runs.append(build(photos, "balanced", budget, args.workers, Path(tmp)))
                 clear(Path(tmp))
                 print(json.dumps(runs[-1]), flush=True)
     print(f"build --version 1.1 from the demo source, {args.workers} workers, {os.cpu_count()} cores "
