@@ -112,3 +112,53 @@ def test_a_red_halo_around_the_lesion_fades_instead_of_tinting_the_whole_heal(mo
     monkeypatch.setattr(Q, "HALO_FRAC", 0.0)
     monkeypatch.setattr(Q, "MIN_HALO", 0)  # the ring's membrane alone: the centre is as red as the halo
     assert centre_red(quilt_fill(hidden, hole, ~hole, seed=2)) > 0.8
+
+
+def _dotted(seed: int, shape=(400, 400)) -> np.ndarray:
+    """Skin with coarse fine grain and red dots every 28 px on its left half, smooth and dotless on its right:
+    whole clean squares fit only on the right (the dots and their margins interrupt the left)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    fine = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), 1.0)
+    amp = np.where(np.arange(shape[1]) < shape[1] // 2, 10.0, 4.0)[None, :]
+    out = np.array([200.0, 155.0, 130.0]) + (amp * fine / fine.std())[..., None] * np.array([1.0, 0.9, 0.85])
+    for y in range(10, shape[0], 28):
+        for x in range(10, shape[1] // 2, 28):
+            out[disc(y, x, 2, shape)] = (215, 120, 115)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _fine_band(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return grey - cv2.GaussianBlur(grey, (0, 0), 2.0)
+
+
+def test_the_fill_keeps_the_fine_detail_of_clean_skin_where_whole_squares_fit_only_on_its_smoother_part(
+        monkeypatch):
+    """Tiles come from whole clean squares, which fit where skin is least interrupted (here: only on the
+    smooth half); the fill's finest band is raised towards the clean skin's own spread, and on evenly
+    textured skin it stays as fine as the hidden truth (no sharpening where nothing was lost)."""
+    import generation.healthy.quilt as Q
+    from generation.healthy.artefacts import dilate
+
+    shape = (400, 400)
+    photo, hole, inner = _dotted(1, shape), disc(200, 200, 70, shape), disc(200, 200, 60, shape)
+    hidden = photo.copy()
+    hidden[hole] = 0
+    clean = clean_skin(hidden, hole, ~hole)
+    target = _fine_band(photo)[clean & ~dilate(~clean, 4)].std()  # the clean skin's, dotted half included
+    restored = _fine_band(quilt_fill(hidden, hole, ~hole, seed=3))[inner].std()
+    monkeypatch.setattr(Q, "MAX_DETAIL_GAIN", 1.0)  # the squares' own detail: the smooth half's
+    as_laid = _fine_band(quilt_fill(hidden, hole, ~hole, seed=3))[inner].std()
+    assert as_laid < 0.65 * target, (as_laid, target)
+    assert restored > 0.75 * target and restored > 1.3 * as_laid, (restored, as_laid, target)
+
+    monkeypatch.setattr(Q, "MAX_DETAIL_GAIN", 1.5)
+    even = skin(5, shape)
+    hidden = even.copy()
+    hidden[hole] = 0
+    truth = _fine_band(even)[inner].std()
+    assert _fine_band(quilt_fill(hidden, hole, ~hole, seed=3))[inner].std() < 1.15 * truth
