@@ -2,7 +2,8 @@
 compare to the truth, and run the artefact detectors on the fill.
 
 Run: python benchmarks/fill_quality.py [--side 512] [--out out/benchmarks]
-     python benchmarks/fill_quality.py --heal   (the photos' own lesions healed at full size: detector flags)
+     python benchmarks/fill_quality.py --heal   (the photos' own lesions healed at full size: detector flags;
+                                                 `quilt+rim` = v1.2: the region grown over the perilesional rim)
 
 Per photo, the photo's own lesion shape (its hand mask, dilated 3 px as the healthy stage does)
 is moved onto healthy skin of the same photo (halved when it fits nowhere), those true skin pixels
@@ -242,13 +243,20 @@ def heal(data: Path) -> None:
     from builder.core.config import HealthyConfig as HC
     from generation.healthy.region import composite, inpaint_region
 
-    flagged = {m: {d: [] for d in artefacts.DETECTORS} for m in ("telea+grain", "exemplar", "quilt")}
+    from builder.core.config import load_config
+
+    rim_px = load_config("1.2").healthy.rim_px
+    flagged = {m: {d: [] for d in artefacts.DETECTORS} for m in ("telea+grain", "exemplar", "quilt", "quilt+rim")}
     photos = load(data, 100_000)
+    grown = []
     for name, rgb, lm in progress(photos, desc="heal"):
-        region = inpaint_region(lm, include_marker=True, dilate_px=3, feather_px=2)
-        skin = (lm == LABEL_SKIN) & ~region.mask
         for m in flagged:
-            backend = OpenCVBackend(METHODS[m] if m != "telea+grain" else HC())
+            region = inpaint_region(lm, include_marker=True, dilate_px=3, feather_px=2,
+                                    rim_px=rim_px if m == "quilt+rim" else 0, rgb=rgb)
+            skin = (lm == LABEL_SKIN) & ~region.mask
+            if m == "quilt+rim":
+                grown.append(region.pixels / inpaint_region(lm, include_marker=True, dilate_px=3, feather_px=2).pixels - 1)
+            backend = OpenCVBackend(METHODS[m.split("+")[0]] if m != "telea+grain" else HC())
             job = Job(rgb, region, None, 7, skin=lm == LABEL_SKIN)
             x0, y0, x1, y1 = backend.window(job)
             generated = rgb.copy()
@@ -256,7 +264,10 @@ def heal(data: Path) -> None:
             healed = composite(rgb, generated, region)
             for d in artefacts.fired(artefacts.measure(healed, rgb, region.mask, skin)):
                 flagged[m][d].append(name[:8])
-    print(f"the {len(photos)} photos' own lesions healed at full size: photos flagged per detector")
+    print(f"the {len(photos)} photos' own lesions healed at full size: photos flagged per detector "
+          f"(quilt+rim: v1.2's region, grown over the perilesional rim of up to {rim_px} px: "
+          f"{sum(g > 0 for g in grown)} of {len(grown)} regions grown, median +{100 * statistics.median(grown):.0f}%, "
+          f"most +{100 * max(grown):.0f}%)")
     for m, per in flagged.items():
         print(f"{m:<12} " + "; ".join(f"{d} {len(ids)}" + (f" ({', '.join(ids)})" if ids else "") for d, ids in per.items()))
 

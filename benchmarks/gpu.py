@@ -168,7 +168,8 @@ def run_healthy(args, folder: Path, path: str, dtype: str) -> list[dict]:
     photos = [skin(res + res // 2, k) for k in range(max(args.batch_sizes))]
     jobs = []
     for k, (rgb, lm) in enumerate(photos):
-        region = inpaint_region(lm, include_marker=True, dilate_px=base.dilate_px, feather_px=base.feather_px)
+        region = inpaint_region(lm, include_marker=True, dilate_px=base.dilate_px, feather_px=base.feather_px,
+                                rim_px=base.rim_px, rgb=rgb)
         jobs.append(Job(rgb, region, backend.prompt_for(("light", "medium", "dark")[k % 3]), k))
 
     def batch(n: int):

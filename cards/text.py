@@ -308,7 +308,10 @@ def _stage_params(f: CardFacts) -> dict:
 def _healthy_line(f: CardFacts) -> str:
     h = f.cfg.healthy
     marks = "with surgical-ink markers" if h.include_marker else "markers left in place"
-    region = (f"inpainted region = lesion mask ({marks}) dilated {h.dilate_px} px, composited back with a "
+    rim = (f", grown over the lesion's perilesional rim where the photo shows one (skin up to {h.rim_px} px out "
+           "whose colour differs from the skin beyond it and returns to it within that width: a shadow, a "
+           "collar, a halo)" if h.rim_px else "")
+    region = (f"inpainted region = lesion mask ({marks}) dilated {h.dilate_px} px{rim}, composited back with a "
               f"{h.feather_px} px feather; every pixel outside it is kept")
     parts = _generator_texts(f, "healthy")
     if not parts:

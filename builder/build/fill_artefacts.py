@@ -3,7 +3,7 @@
 seam, repeated tiles, a flat fill) run on every healthy row against the photo it was healed from.
 
 The region is the one the healthy stage inpainted, made again from the parent's label map and the
-row's own settings (`include_marker`, `dilate_px`, `feather_px`), so what is measured is exactly what
+row's own settings (`include_marker`, `dilate_px`, `feather_px`, `rim_px`), so what is measured is exactly what
 was filled. The card lists, per detector, how many images it flagged and which; the manifest keeps
 every flagged id. Deterministic: the same rows give the same figures.
 """
@@ -57,11 +57,12 @@ def _measure(job: tuple) -> dict:
 
     image_path, photo_path, mask_path, _, params = job
     labels = decode_label_map(Path(mask_path).read_bytes())
-    region = inpaint_region(labels, include_marker=bool(params.get("include_marker", True)),
-                            dilate_px=int(params.get("dilate_px", 0)), feather_px=int(params.get("feather_px", 0)))
-    if region is None:
-        return {}
     image, photo = decode_rgb(Path(image_path).read_bytes()), decode_rgb(Path(photo_path).read_bytes())
-    if image.shape != photo.shape:
+    if image.shape != photo.shape or labels.shape != photo.shape[:2]:
+        return {}
+    region = inpaint_region(labels, include_marker=bool(params.get("include_marker", True)),
+                            dilate_px=int(params.get("dilate_px", 0)), feather_px=int(params.get("feather_px", 0)),
+                            rim_px=int(params.get("rim_px", 0)), rgb=photo)
+    if region is None:
         return {}
     return artefacts.measure(image, photo, region.mask, (labels == LABEL_SKIN) & ~region.mask)

@@ -35,6 +35,7 @@ class HealthyConfig:
     include_marker: bool = True
     dilate_px: int = 3
     feather_px: int = 2
+    rim_px: int = 0              # 0: none | grow the region over a perilesional rim up to this many px (v1.2)
     steps: int = 30
     guidance: float = 7.5
     seed: int = 0

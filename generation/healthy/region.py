@@ -25,9 +25,17 @@ class Region:
         return int(self.mask.sum())
 
 
+RIM_Z = (2.5, 2.0)  # a rim is seeded where a colour is this many spreads (MAD) of the skin beyond it away from
+#                     that skin, and grows through pixels at least the second many away (hysteresis)
+RIM_REF = (2, 4)    # the skin beyond: from 2 to 4 rim widths from the region
+RIM_MIN_REF = 200   # px of skin beyond the rim needed to tell a rim at all
+RIM_RETURN = 0.5    # a rim's colour ends within a rim width: the skin just past it deviates under half as much
+
+
 def inpaint_region(label_map: np.ndarray, *, include_marker: bool, dilate_px: int,
-                   feather_px: int) -> Region | None:
-    """The region to inpaint: lesion (and marker ink), dilated into skin; None when it is empty.
+                   feather_px: int, rim_px: int = 0, rgb: np.ndarray | None = None) -> Region | None:
+    """The region to inpaint: lesion (and marker ink), dilated into skin, and with `rim_px` > 0 grown over
+    the lesion's perilesional rim (`perilesional_rim`, read from `rgb`); None when it is empty.
 
     The alpha is 1 on the lesion and ramps down over the dilated ring, so the seam with the
     untouched skin is soft.
@@ -47,6 +55,17 @@ def inpaint_region(label_map: np.ndarray, *, include_marker: bool, dilate_px: in
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1, 2 * dilate_px + 1))
         grown = cv2.dilate(target.astype(np.uint8), k).astype(bool)
         mask = target | (grown & (label_map == LABEL_SKIN))
+    if rim_px > 0:
+        if rgb is None or rgb.shape[:2] != label_map.shape:
+            raise ValueError(f"rim_px={rim_px} reads the photo: pass its RGB pixels (rgb=) of the label map's "
+                             f"size {label_map.shape}")
+        rim = perilesional_rim(rgb, mask, (label_map == LABEL_SKIN) & ~mask, rim_px)
+        if rim.any() and feather_px > 0:  # the feather's ramp then lies on skin beyond the rim, not on it
+            import cv2
+
+            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * feather_px + 3, 2 * feather_px + 3))
+            rim = cv2.dilate(rim.astype(np.uint8), k).astype(bool) & (label_map == LABEL_SKIN)
+        mask = mask | rim
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     alpha = feather_alpha(mask, feather_px)
@@ -54,6 +73,104 @@ def inpaint_region(label_map: np.ndarray, *, include_marker: bool, dilate_px: in
     # feather over) a ramp would leave a ghost of the lesion.
     alpha[target] = 1.0
     return Region(mask=mask, alpha=alpha, box=box)
+
+
+def perilesional_rim(rgb: np.ndarray, mask: np.ndarray, skin: np.ndarray, px: int) -> np.ndarray:
+    """Skin within `px` of the region whose colour is not that of the skin beyond it, connected to the
+    region: a raised lesion's shadow, a pale collar, an erythematous halo the hand mask left outside.
+    Healed without it, it stays as a ring round the healed patch (the "ghost" a classifier can learn).
+
+    The skin beyond is the skin RIM_REF[0] to RIM_REF[1] rim widths out, walking over skin (the other leg
+    across a gap is not the skin beyond this one's lesion); its local mean (a Gaussian of
+    two rim widths over that band only, carried inwards to the nearest) keeps a limb's shading out of
+    the comparison. A pixel (CIE L*a*b*, lightly blurred) is off when some channel is more than RIM_Z[0]
+    times that band's own spread (MAD, at least one level) from the mean; a 3x3 opening drops hair-thin
+    strands; those touching the region seed the rim, which grows through pixels off by RIM_Z[1] (a rim
+    crossing a paler mottle stays one rim). None within a rim width of non-skin (a limb's outline, a
+    drape: shading there changes faster than the local mean, and a heal reaching it reads the dark edge),
+    and only the parts past which the skin returns to its colour within a rim width (`_returns`). Empty
+    when the band holds under RIM_MIN_REF pixels."""
+    import cv2
+    from scipy.ndimage import distance_transform_edt, label
+
+    from generation.healthy.artefacts import lab
+
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    m = int(RIM_REF[1] * px + 6 * px)  # the band and its blur
+    y0, y1, x0, x1 = max(0, ys.min() - m), min(h, ys.max() + m + 1), max(0, xs.min() - m), min(w, xs.max() + m + 1)
+    hole, known = mask[y0:y1, x0:x1], skin[y0:y1, x0:x1]
+    d = _skin_distance(hole, known, RIM_REF[1] * px)
+    ref = known & (d > RIM_REF[0] * px) & (d <= RIM_REF[1] * px)
+    out = np.zeros_like(mask)
+    if ref.sum() < RIM_MIN_REF:
+        return out
+    # lightly blurred over skin only: the lesion's own colour must not bleed into the pixels beside it
+    known_w = cv2.GaussianBlur(known.astype(np.float64), (0, 0), 1.5)
+    blurred = cv2.GaussianBlur(rgb[y0:y1, x0:x1].astype(np.float64) * known[..., None], (0, 0), 1.5)
+    colour = lab(np.clip(np.rint(blurred / np.maximum(known_w, 1e-12)[..., None]), 0, 255).astype(np.uint8))
+    colour = colour.astype(np.float64)
+    weight = cv2.GaussianBlur(ref.astype(np.float64), (0, 0), 2.0 * px)
+    mean = cv2.GaussianBlur(colour * ref[..., None], (0, 0), 2.0 * px) / np.maximum(weight, 1e-12)[..., None]
+    covered = weight > 1e-3
+    _, (iy, ix) = distance_transform_edt(~covered, return_indices=True)
+    mean = mean[iy, ix]
+    resid = colour[ref] - mean[ref]
+    spread = np.maximum(1.4826 * np.median(np.abs(resid - np.median(resid, axis=0)), axis=0), 1.0)
+    # a limb's outline darkens faster than the local mean follows: no rim within a rim width of non-skin
+    inside = distance_transform_edt(known | hole) > px
+    z = np.where(known & inside & (d <= px), (np.abs(colour - mean) / spread).max(axis=-1), 0.0)
+    seed = cv2.morphologyEx((z > RIM_Z[0]).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    parts, _ = label(seed | hole)  # seeds touching the region ...
+    touching = np.unique(parts[hole])
+    seed &= np.isin(parts, touching[touching > 0])
+    weak = cv2.morphologyEx((z > RIM_Z[1]).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    parts, _ = label(weak | seed | hole)  # ... and what joins them through weaker deviation
+    keep = np.unique(parts[seed])
+    rim = (weak | seed) & np.isin(parts, keep[keep > 0]) & ~hole
+    out[y0:y1, x0:x1] = _returns(rim, (colour - mean) / spread, known & (d > px) & (d <= 2 * px), px)
+    return out
+
+
+def _returns(rim: np.ndarray, z: np.ndarray, beyond: np.ndarray, px: int) -> np.ndarray:
+    """The parts of `rim` beyond which the skin returns to the skin's colour: the skin within `px` outside a
+    part (`beyond`) deviates, along the part's own mean deviation `z`, by under RIM_RETURN of it. Shading or
+    a colour field that goes on past the rim width is no rim; a part with no skin beyond it is not judged
+    one."""
+    import cv2
+    from scipy.ndimage import find_objects, label
+
+    parts, n = label(rim)
+    keep = np.zeros_like(rim)
+    for k, box in enumerate(find_objects(parts), start=1):
+        ys = slice(max(0, box[0].start - px), box[0].stop + px)
+        xs = slice(max(0, box[1].start - px), box[1].stop + px)
+        part = parts[ys, xs] == k
+        near = cv2.dilate(part.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)).astype(bool)
+        out_skin = near & beyond[ys, xs]
+        if out_skin.sum() < 10:
+            continue
+        own = z[ys, xs][part].mean(axis=0)
+        size = float(np.linalg.norm(own))
+        if size > 0 and float(z[ys, xs][out_skin].mean(axis=0) @ own) / size < RIM_RETURN * size:
+            keep[ys, xs] |= part
+    return keep
+
+
+def _skin_distance(hole: np.ndarray, known: np.ndarray, limit: int) -> np.ndarray:
+    """Distance (px) from `hole` walking over `known` only (steps alternating 4- and 8-neighbours: close to
+    Euclidean); inf beyond `limit` or where skin does not lead."""
+    import cv2
+
+    d = np.full(hole.shape, np.inf)
+    d[hole] = 0.0
+    cur, walk = hole.astype(np.uint8), (known | hole).astype(np.uint8)
+    cross, square = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)), np.ones((3, 3), np.uint8)
+    for i in range(1, limit + 1):
+        nxt = cv2.dilate(cur, cross if i % 2 else square) & walk
+        d[(nxt > 0) & (cur == 0)] = i
+        cur = nxt
+    return d
 
 
 def feather_alpha(mask: np.ndarray, feather_px: int) -> np.ndarray:

@@ -74,7 +74,7 @@ def check(cfg: HealthyConfig) -> None:
     backend_for("inpainting", cfg).check(cfg)  # an unknown name lists the registered backends
     if cfg.dtype not in DTYPES:
         raise ConfigError(f"healthy.dtype={cfg.dtype!r} is not one of {DTYPES}")
-    for name in ("dilate_px", "feather_px"):
+    for name in ("dilate_px", "feather_px", "rim_px"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"healthy.{name}={getattr(cfg, name)} must be >= 0")
     if cfg.crop_size < 64 or cfg.crop_size % 8:
@@ -168,7 +168,7 @@ def prepare(real: StageStore, rec: Record, cfg: HealthyConfig, backend) -> Prepa
     if bad.size:
         return reject("unknown_label_values", f"values {bad.tolist()} outside {LABEL_VALUES}", mask_rel)
     region = inpaint_region(label_map, include_marker=cfg.include_marker, dilate_px=cfg.dilate_px,
-                            feather_px=cfg.feather_px)
+                            feather_px=cfg.feather_px, rim_px=cfg.rim_px, rgb=image)
     if region is None:
         what = "lesion or marker" if cfg.include_marker else "lesion"
         return reject("empty_region", f"no {what} pixels to inpaint", mask_rel)
@@ -188,6 +188,8 @@ def lineage(rec: Record, cfg: HealthyConfig, backend, mask_digest: str) -> dict:
          "backend": backend.name, "model": backend.identity, "revision": backend.revision,
          "include_marker": cfg.include_marker, "dilate_px": cfg.dilate_px,
          "feather_px": cfg.feather_px, **backend.params()}
+    if cfg.rim_px:  # left out at 0 (no rim): ids of versions without one stay as they were
+        d["rim_px"] = cfg.rim_px
     if backend.prompted:
         d["prompt"] = backend.prompt_for(rec.skin_tone)
     if uses_seed(cfg):
@@ -216,6 +218,8 @@ def write_healthy(out: StageStore, cfg: HealthyConfig, backend, item: Prepared,
               "dilate_px": cfg.dilate_px, "feather_px": cfg.feather_px,
               "region_px": job.region.pixels, "region_box": list(job.region.box),
               "window": [x0, y0, x1, y1], **backend.params()}
+    if cfg.rim_px:
+        params["rim_px"] = cfg.rim_px
     return Record(
         sample_id=item.sample_id, kind="healthy", skin_tone=rec.skin_tone, malignant=False,
         disease=HEALTHY_DISEASE, source_ids=list(rec.source_ids), image_path=image_path,

@@ -43,7 +43,8 @@ def test_a_healthy_rows_mask_is_its_healed_region(demo_v11, real):
     for row in rows:
         p = json.loads(row["params"])
         region = inpaint_region(real.read_mask(row["parent_id"]), include_marker=p["include_marker"],
-                                dilate_px=p["dilate_px"], feather_px=p["feather_px"])
+                                dilate_px=p["dilate_px"], feather_px=p["feather_px"], rim_px=p.get("rim_px", 0),
+                                rgb=real.read_image(row["parent_id"]))
         mask = _mask(row["mask"])
         assert set(np.unique(mask)) <= {0, MASK_HEALED}
         assert np.array_equal(mask == MASK_HEALED, region.mask), row["sample_id"]
