@@ -72,24 +72,39 @@ def tree_usage(proc: subprocess.Popen) -> tuple[float, float, float]:
     return time.perf_counter() - t0, peak / 2 ** 20, sum(cpu.values())
 
 
+def snapshot(work: Path) -> Path:
+    """A copy of the toolkit's code as it is now, which every build of this run imports: a build lasts hours
+    and imports some modules late (the card's at publish), so code edited meanwhile in the checkout must not
+    mix into it (a 103k build once failed at its card after 2 hours that way)."""
+    import shutil
+
+    code = work / "code"
+    shutil.copytree(ROOT, code, ignore=shutil.ignore_patterns(".git", "out", "__pycache__", "*.pyc", ".pytest_cache"))
+    return code
+
+
 def build(photos: int, pairing: str, budget: int | None, workers: int, work: Path) -> dict:
-    """One build of v1.1 from a demo source of `photos` photos with the given plan; its measurements."""
+    """One build of v1.1 from a demo source of `photos` photos with the given plan (the code of `work`'s
+    snapshot); its measurements. A failed build still prints what it had measured before it stops."""
     import yaml
 
-    raw = yaml.safe_load((ROOT / "builder" / "configs" / "1.1.yaml").read_text())
+    code = work / "code"
+    raw = yaml.safe_load((code / "builder" / "configs" / "1.1.yaml").read_text())
     raw["source"]["demo_count"] = photos
     raw["lesion_map"].update(pairing=pairing, budget=budget)
     name = f"{pairing}-{photos}"
     cfg = work / f"{name}.yaml"
     cfg.write_text(yaml.safe_dump(raw))
     out = work / f"out-{name}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CGDDI_PROGRESS": "0"}
+    env = {**os.environ, "PYTHONPATH": str(code), "CGDDI_PROGRESS": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "builder", "-q", "build", "--version", str(cfg), "--out", str(out),
-                             "--workers", str(workers)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             "--workers", str(workers)], env=env, cwd=code, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     seconds, rss, cpu = tree_usage(proc)
     log = proc.stdout.read()
     if proc.returncode:
+        print(json.dumps({"plan": pairing, "photos": photos, "failed": True, "seconds": round(seconds, 1),
+                          "cpu_seconds": round(cpu, 1), "peak_rss_mib": round(rss)}), flush=True)
         raise SystemExit(f"build {name} failed:\n{log[-3000:]}")
     work_dir = out / ".work" / "1.1"
     run = [json.loads(line) for line in (work_dir / "runs.jsonl").read_text().splitlines()][-1]
@@ -137,6 +152,7 @@ def main() -> None:
                 f"({len(args.candidates)}); leave --budget out to measure the every-pair build first")
     runs = []
     with tempfile.TemporaryDirectory(prefix="cgddi-lmscale-") as tmp:
+        snapshot(Path(tmp))
         for i, size in enumerate(args.candidates):
             photos = math.isqrt(size - 1) + 1
             # the every-pair build comes first (the budgeted plan takes its map count as its budget) unless
