@@ -241,21 +241,20 @@ def heal(data: Path) -> None:
     """Each photo's own lesion region (as the healthy stage makes it) healed at full size by each texture
     fill and v1.1's stand-in; which photos each detector flags (no truth here: these are the build's fills)."""
     from builder.core.config import HealthyConfig as HC
-    from generation.healthy.region import composite, inpaint_region
-
     from builder.core.config import load_config
+    from generation.healthy.region import composite, inpaint_region
 
     rim_px = load_config("1.2").healthy.rim_px
     flagged = {m: {d: [] for d in artefacts.DETECTORS} for m in ("telea+grain", "exemplar", "quilt", "quilt+rim")}
     photos = load(data, 100_000)
     grown = []
     for name, rgb, lm in progress(photos, desc="heal"):
+        plain = inpaint_region(lm, include_marker=True, dilate_px=3, feather_px=2)
+        rimmed = inpaint_region(lm, include_marker=True, dilate_px=3, feather_px=2, rim_px=rim_px, rgb=rgb)
+        grown.append(rimmed.pixels / plain.pixels - 1)
         for m in flagged:
-            region = inpaint_region(lm, include_marker=True, dilate_px=3, feather_px=2,
-                                    rim_px=rim_px if m == "quilt+rim" else 0, rgb=rgb)
+            region = rimmed if m == "quilt+rim" else plain
             skin = (lm == LABEL_SKIN) & ~region.mask
-            if m == "quilt+rim":
-                grown.append(region.pixels / inpaint_region(lm, include_marker=True, dilate_px=3, feather_px=2).pixels - 1)
             backend = OpenCVBackend(METHODS[m.split("+")[0]] if m != "telea+grain" else HC())
             job = Job(rgb, region, None, 7, skin=lm == LABEL_SKIN)
             x0, y0, x1, y1 = backend.window(job)

@@ -49,6 +49,7 @@ HALO_FRAC, MIN_HALO, MAX_HALO = 0.25, 6, 96  # the scale (px) of the skin's mean
 HALO_FADE = 0.15              # the ring's shade gives way to the deeper colour over this share of the hole's width
 DETAIL_SIGMA = 2.0            # px: the finest band (pores, skin lines) whose contrast the fill restores ...
 MAX_DETAIL_GAIN = 1.5         # ... raising it at most this many times
+LUMA = np.array([0.299, 0.587, 0.114])  # grey (ITU-R 601) weights: the bands measured or quilted as lightness only
 REVISION = 4                  # of this fill's output (a stage's fingerprint): 2 = coarse band and halo fade,
 #                               3 = its Lab the kernel's, 4 = the finest band's contrast restored
 
@@ -91,8 +92,8 @@ def quilt_fill(crop: np.ndarray, hole: np.ndarray, skin: np.ndarray, seed: int) 
     if coarse:
         c_size, c_fits, c_sigma = coarse
         c_mean = nearest_fill(broad_mean(img, base, c_sigma), base)
-        luma = np.array([0.299, 0.587, 0.114])  # lightness only: a coarse tint would read as a stain
-        c_ratio = np.where(base, (mean @ luma) / np.maximum(c_mean @ luma, 1.0) - 1.0, 0.0)
+        # lightness only: a coarse tint would read as a stain
+        c_ratio = np.where(base, (mean @ LUMA) / np.maximum(c_mean @ LUMA, 1.0) - 1.0, 0.0)
         c_ratio = np.repeat(c_ratio[..., None], 3, axis=2)
         gain *= 1.0 + lay_tiles(hole, c_fits, c_ratio, c_mean, colour, c_size, rng)
     out[hole] = np.clip(np.rint(colour[hole] * gain[hole]), 0, 255).astype(np.uint8)
@@ -117,9 +118,8 @@ def restore_detail(texture: np.ndarray, ratio: np.ndarray, hole: np.ndarray, cle
     inside, deep = clean & ~dilate(~clean, margin), hole & ~dilate(~hole, margin)
     if inside.sum() < 64 or deep.sum() < 64:
         return texture
-    luma = np.array([0.299, 0.587, 0.114])
     fine = band(texture)
-    want, have = float(band(ratio @ luma)[inside].std()), float((fine @ luma)[deep].std())
+    want, have = float(band(ratio @ LUMA)[inside].std()), float((fine @ LUMA)[deep].std())
     if have <= 0.0:
         return texture
     return texture + (float(np.clip(want / have, 1.0, MAX_DETAIL_GAIN)) - 1.0) * fine

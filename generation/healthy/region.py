@@ -140,7 +140,7 @@ def _returns(rim: np.ndarray, z: np.ndarray, beyond: np.ndarray, px: int) -> np.
     import cv2
     from scipy.ndimage import find_objects, label
 
-    parts, n = label(rim)
+    parts, _ = label(rim)
     keep = np.zeros_like(rim)
     for k, box in enumerate(find_objects(parts), start=1):
         ys = slice(max(0, box[0].start - px), box[0].stop + px)
