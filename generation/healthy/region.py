@@ -94,6 +94,8 @@ def perilesional_rim(rgb: np.ndarray, mask: np.ndarray, skin: np.ndarray, px: in
     from scipy.ndimage import distance_transform_edt, label
 
     from generation.healthy.artefacts import lab
+    from generation.healthy.exemplar import local_mean
+    from generation.healthy.quilt import nearest_fill
 
     h, w = mask.shape
     ys, xs = np.nonzero(mask)
@@ -106,15 +108,10 @@ def perilesional_rim(rgb: np.ndarray, mask: np.ndarray, skin: np.ndarray, px: in
     if ref.sum() < RIM_MIN_REF:
         return out
     # lightly blurred over skin only: the lesion's own colour must not bleed into the pixels beside it
-    known_w = cv2.GaussianBlur(known.astype(np.float64), (0, 0), 1.5)
-    blurred = cv2.GaussianBlur(rgb[y0:y1, x0:x1].astype(np.float64) * known[..., None], (0, 0), 1.5)
-    colour = lab(np.clip(np.rint(blurred / np.maximum(known_w, 1e-12)[..., None]), 0, 255).astype(np.uint8))
-    colour = colour.astype(np.float64)
-    weight = cv2.GaussianBlur(ref.astype(np.float64), (0, 0), 2.0 * px)
-    mean = cv2.GaussianBlur(colour * ref[..., None], (0, 0), 2.0 * px) / np.maximum(weight, 1e-12)[..., None]
-    covered = weight > 1e-3
-    _, (iy, ix) = distance_transform_edt(~covered, return_indices=True)
-    mean = mean[iy, ix]
+    blurred = local_mean(rgb[y0:y1, x0:x1].astype(np.float64), known, 1.5)
+    colour = lab(np.clip(np.rint(blurred), 0, 255).astype(np.uint8)).astype(np.float64)
+    covered = cv2.GaussianBlur(ref.astype(np.float64), (0, 0), 2.0 * px) > 1e-3
+    mean = nearest_fill(local_mean(colour, ref, 2.0 * px), covered)
     resid = colour[ref] - mean[ref]
     spread = np.maximum(1.4826 * np.median(np.abs(resid - np.median(resid, axis=0)), axis=0), 1.0)
     # a limb's outline darkens faster than the local mean follows: no rim within a rim width of non-skin
